@@ -1,0 +1,87 @@
+"""Settings shared by the services, read from the environment once at start-up.
+
+Nothing below a service's wiring reads ``os.environ``: the ``__main__`` module
+calls :func:`read_settings` and passes the frozen result down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEV_JWT_SECRET = "brightrun-dev-secret-change-me"
+
+
+class ConfigError(Exception):
+    """Raised with every configuration problem at once."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    nats_url: str
+    s3_endpoint: str
+    s3_public_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str
+    datasets_bucket: str
+    models_bucket: str
+    default_base_model: str
+    jwt_secret: str
+    http_host: str
+    http_port: int
+    dataset_addr: str
+    job_addr: str
+    artifact_addr: str
+    billing_addr: str
+    grpc_port: int
+
+
+def read_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``env`` (default ``os.environ``); raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    home = Path(env.get("BRIGHTRUN_HOME", ".brightrun")).resolve()
+
+    def need(name: str) -> str:
+        value = env.get(name, "")
+        if not value:
+            problems.append(f"{name} is not set")
+        return value
+
+    def port(name: str, default: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+            problems.append(f"{name}={raw!r} is not a port number (0-65535)")
+            return default
+        return int(raw)
+
+    s3_endpoint = need("BRIGHTRUN_S3_ENDPOINT")
+    settings = Settings(
+        home=home,
+        database_url=need("BRIGHTRUN_DATABASE_URL"),
+        nats_url=env.get("BRIGHTRUN_NATS_URL", "nats://127.0.0.1:4222"),
+        s3_endpoint=s3_endpoint,
+        s3_public_endpoint=env.get("BRIGHTRUN_S3_PUBLIC_ENDPOINT", s3_endpoint),
+        s3_access_key=need("BRIGHTRUN_S3_ACCESS_KEY"),
+        s3_secret_key=need("BRIGHTRUN_S3_SECRET_KEY"),
+        s3_region=env.get("BRIGHTRUN_S3_REGION", "us-east-1"),
+        datasets_bucket=env.get("BRIGHTRUN_DATASETS_BUCKET", "lora-datasets"),
+        models_bucket=env.get("BRIGHTRUN_MODELS_BUCKET", "lora-models"),
+        default_base_model=env.get("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home / "models" / "tiny-llama")),
+        jwt_secret=env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET),
+        http_host=env.get("BRIGHTRUN_HTTP_HOST", "127.0.0.1"),
+        http_port=port("BRIGHTRUN_HTTP_PORT", 8080),
+        dataset_addr=env.get("BRIGHTRUN_DATASET_ADDR", "127.0.0.1:50051"),
+        job_addr=env.get("BRIGHTRUN_JOB_ADDR", "127.0.0.1:50052"),
+        artifact_addr=env.get("BRIGHTRUN_ARTIFACT_ADDR", "127.0.0.1:50053"),
+        billing_addr=env.get("BRIGHTRUN_BILLING_ADDR", "127.0.0.1:50054"),
+        grpc_port=port("BRIGHTRUN_GRPC_PORT", 0),
+    )
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return settings

@@ -1,0 +1,114 @@
+"""PostgreSQL access for one service: its own schema, versioned migrations,
+transactions, and the outbox and processed-event tables every service has.
+
+Each service connects with ``search_path`` set to its own schema, so its SQL
+names bare tables and can never reach another service's by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Applied to every service schema before its own migrations.
+_BASE_TABLES = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version TEXT PRIMARY KEY,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS outbox (
+  id BIGSERIAL PRIMARY KEY,
+  event_id UUID NOT NULL UNIQUE,
+  subject TEXT NOT NULL,
+  payload BYTEA NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  published_at TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS processed_events (
+  consumer TEXT NOT NULL,
+  event_id UUID NOT NULL,
+  processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer, event_id)
+);
+"""
+
+
+class Database:
+    """One service's connection pool, bound to its schema."""
+
+    def __init__(self, url: str, schema: str, *, pool_size: int = 5):
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema {schema!r} must be a lower-case SQL identifier")
+        self.schema = schema
+        self.engine: AsyncEngine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"search_path": schema}},
+        )
+        # Set after every commit so the outbox relay publishes without waiting.
+        self.committed = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: committed on exit, rolled back on error."""
+        async with self.engine.begin() as conn:
+            yield conn
+        self.committed.set()
+
+    async def migrate(self, migrations_dir: Path) -> list[str]:
+        """Create the schema and apply ``NNNN_name.sql`` files not yet applied, in order.
+
+        Serialised across processes by an advisory lock, so replicas starting
+        together apply each migration once. Returns the versions applied now.
+        """
+        applied: list[str] = []
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": self.schema})
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            await _execute_script(conn, _BASE_TABLES)
+            done = set((await conn.execute(text("SELECT version FROM schema_migrations"))).scalars())
+            for path in sorted(migrations_dir.glob("*.sql")):
+                version = path.stem
+                if version in done:
+                    continue
+                await _execute_script(conn, path.read_text())
+                await conn.execute(text("INSERT INTO schema_migrations (version) VALUES (:v)"), {"v": version})
+                applied.append(version)
+        return applied
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def _execute_script(conn: AsyncConnection, sql: str) -> None:
+    # A migration holds several statements; asyncpg runs those only through
+    # its simple-query path, not through a prepared statement.
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.execute(sql)
+
+
+async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bool:
+    """Record that ``consumer`` handles ``event_id`` in this transaction.
+
+    Returns False when it was handled before: the caller skips the work, and
+    since the claim commits with the state change, a crash between the two
+    leaves neither.
+    """
+    row = await conn.execute(
+        text(
+            "INSERT INTO processed_events (consumer, event_id) VALUES (:c, :e) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        ),
+        {"c": consumer, "e": event_id},
+    )
+    return row.first() is not None

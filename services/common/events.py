@@ -1,0 +1,210 @@
+"""Events on NATS JetStream: the envelope, the streams, the transactional
+outbox and its relay, and durable consumers.
+
+A producer writes its state change and its event in one transaction
+(:func:`add_to_outbox`); :class:`OutboxRelay` publishes committed rows with
+``Nats-Msg-Id`` = event id, so a crash between commit and publish loses
+nothing and a re-publish is dropped by JetStream. :func:`consume` runs a
+durable pull consumer whose handler acks only after its own commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, AckPolicy, DeliverPolicy, StreamConfig, RetentionPolicy
+from nats.js.errors import NotFoundError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from brightrun.events.v1 import events_pb2
+from services.common.db import Database
+
+log = logging.getLogger(__name__)
+
+# Stream name -> subjects. ASSIGN is a work queue: a message is removed once
+# an agent acks it, and each assignment goes to one agent.
+STREAMS: dict[str, tuple[list[str], RetentionPolicy]] = {
+    "DATASETS": (["dataset.>"], RetentionPolicy.LIMITS),
+    "JOBS": (["job.>"], RetentionPolicy.LIMITS),
+    "ARTIFACTS": (["artifact.>"], RetentionPolicy.LIMITS),
+    "TRAINER": (["trainer.>"], RetentionPolicy.LIMITS),
+    "BILLING": (["billing.>"], RetentionPolicy.LIMITS),
+    "ASSIGN": (["assign.>"], RetentionPolicy.WORK_QUEUE),
+}
+
+Handler = Callable[[events_pb2.Event], Awaitable[None]]
+
+
+def new_event(type_: str, *, producer: str, user_id: str, subject_id: str, **payload) -> events_pb2.Event:
+    """An envelope with a fresh id; ``payload`` is one keyword naming the oneof field."""
+    event = events_pb2.Event(
+        event_id=str(uuid.uuid4()), type=type_, producer=producer, user_id=user_id, subject_id=subject_id, **payload
+    )
+    event.occurred_at.FromDatetime(datetime.now(timezone.utc))
+    return event
+
+
+async def add_to_outbox(conn: AsyncConnection, event: events_pb2.Event) -> None:
+    """Write ``event`` in the caller's transaction; the relay publishes it after commit."""
+    await add_message_to_outbox(conn, event.type, event.SerializeToString(), event.event_id)
+
+
+async def add_message_to_outbox(conn: AsyncConnection, subject: str, data: bytes, message_id: str) -> None:
+    """Write a message that is not an Event (a training assignment) in the caller's transaction.
+
+    ``message_id`` is a UUID string; it becomes the ``Nats-Msg-Id``, so derive
+    it from the resource (uuid5) when a retry must not publish twice.
+    """
+    await conn.execute(
+        text("INSERT INTO outbox (event_id, subject, payload) VALUES (:id, :subject, :payload)"),
+        {"id": message_id, "subject": subject, "payload": data},
+    )
+
+
+async def connect(url: str, name: str) -> tuple[nats.NATS, JetStreamContext]:
+    """Connect to NATS and make sure every stream exists."""
+    nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    return nc, js
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    for name, (subjects, retention) in STREAMS.items():
+        config = StreamConfig(name=name, subjects=subjects, retention=retention, duplicate_window=120.0)
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(config)
+
+
+async def publish(js: JetStreamContext, subject: str, data: bytes, msg_id: str) -> None:
+    """Publish once: a repeat with the same ``msg_id`` inside the duplicate window is dropped."""
+    await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+
+
+class OutboxRelay:
+    """Publishes a service's committed outbox rows, oldest first.
+
+    Woken by every commit of the service's Database; a slow sweep also catches
+    rows another replica (or a crashed process) committed.
+    """
+
+    def __init__(self, db: Database, js: JetStreamContext, *, sweep_seconds: float = 2.0):
+        self._db = db
+        self._js = js
+        self._sweep = sweep_seconds
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._db.schema}")
+
+    async def stop(self) -> None:
+        """Publish what is left, then stop."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Publish every unpublished row now; returns how many were published."""
+        total = 0
+        while True:
+            # SKIP LOCKED lets several replicas relay the same outbox without
+            # publishing a row twice at the same time.
+            async with self._db.engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        text(
+                            "SELECT id, event_id, subject, payload FROM outbox WHERE published_at IS NULL "
+                            "ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED"
+                        )
+                    )
+                ).all()
+                for row in rows:
+                    await publish(self._js, row.subject, bytes(row.payload), str(row.event_id))
+                if rows:
+                    await conn.execute(
+                        text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)"),
+                        {"ids": [row.id for row in rows]},
+                    )
+            total += len(rows)
+            if len(rows) < 100:
+                return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._db.committed.wait(), timeout=self._sweep)
+            except TimeoutError:
+                pass
+            self._db.committed.clear()
+            try:
+                await self.flush()
+            except Exception:  # NATS or PostgreSQL away: rows stay, the next round retries.
+                log.exception("outbox relay round failed for schema %s", self._db.schema)
+                await asyncio.sleep(self._sweep)
+
+
+async def consume(
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    subjects: list[str],
+    handler: Handler,
+    stop: asyncio.Event,
+    ack_wait: float = 60.0,
+    max_deliver: int = 10,
+) -> None:
+    """Run a durable pull consumer until ``stop`` is set.
+
+    ``handler`` commits its own transaction (claiming the event id with
+    :func:`services.common.db.claim_event`); the message is acked only after
+    it returns, and a handler error leaves it for redelivery after a delay.
+    """
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+        filter_subjects=subjects,
+    )
+    sub = await js.pull_subscribe_bind(durable, stream=stream) if await _exists(js, stream, durable) else None
+    if sub is None:
+        await js.add_consumer(stream, config)
+        sub = await js.pull_subscribe_bind(durable, stream=stream)
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch=10, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                event = events_pb2.Event.FromString(msg.data)
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception("%s failed on %s %s; will be redelivered", durable, event.type, event.event_id)
+                    await msg.nak(delay=1.0)
+                    continue
+                await msg.ack_sync()
+    finally:
+        # A live pull subscription makes nc.drain() hang: unsubscribe first.
+        await sub.unsubscribe()
+
+
+async def _exists(js: JetStreamContext, stream: str, durable: str) -> bool:
+    try:
+        await js.consumer_info(stream, durable)
+        return True
+    except NotFoundError:
+        return False

@@ -1,0 +1,143 @@
+"""gRPC plumbing shared by the services: server factory with health checking,
+the domain-error-to-status mapping, the caller's user id, and client channels.
+
+Errors travel as a status code, a human message, and a JSON ``x-error-details``
+trailer that the gateway puts into the spec's ``{error, details}`` body.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from services.common.errors import (
+    Conflict,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+)
+
+USER_ID_KEY = "x-user-id"
+ERROR_DETAILS_KEY = "x-error-details"
+
+_STATUS = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Conflict: grpc.StatusCode.ABORTED,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+}
+
+# Retries UNAVAILABLE (a service restarting) on every method, from the client side.
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+def user_id(context: grpc.aio.ServicerContext) -> str:
+    """The caller's user id from metadata; raises Unauthenticated when absent."""
+    for key, value in context.invocation_metadata() or ():
+        if key == USER_ID_KEY and value:
+            return value
+    raise Unauthenticated("no user id in the call's metadata")
+
+
+def as_user(uid: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata that acts on behalf of ``uid``."""
+    return ((USER_ID_KEY, uid),)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
+    code = _STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+    for cls, mapped in _STATUS.items():
+        if isinstance(exc, cls):
+            code = mapped
+    details = json.dumps({"reason": exc.reason, "details": exc.details})
+    await context.abort(code, exc.message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
+
+
+def rpc(method: Callable) -> Callable:
+    """Wrap a unary handler so that a DomainError becomes its status code."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except DomainError as exc:
+            await _abort(context, exc)
+
+    return wrapper
+
+
+def stream_rpc(method: Callable) -> Callable:
+    """Like :func:`rpc`, for a server-streaming handler (an async generator)."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except DomainError as exc:
+            await _abort(context, exc)
+
+    return wrapper
+
+
+def create_server(
+    address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A grpc.aio server with the servicers and grpc.health.v1; returns (server, bound port, health).
+
+    Bind port 0 in tests. Every service name starts SERVING.
+    """
+    server = grpc.aio.server()
+    for add in register:
+        add(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind gRPC server to {address}")
+    return server, port, health_servicer
+
+
+async def set_serving(health_servicer, service_names: Iterable[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *service_names]:
+        await health_servicer.set(name, status)
+
+
+def channel(address: str) -> grpc.aio.Channel:
+    """A client channel that retries UNAVAILABLE."""
+    return grpc.aio.insecure_channel(
+        address, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+    )
+
+
+def error_details(exc: grpc.aio.AioRpcError) -> dict:
+    """The ``{reason, details}`` a service attached to an error, or {}."""
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_DETAILS_KEY:
+            return json.loads(value)
+    return {}

@@ -1,0 +1,105 @@
+"""The wiring every service shares: open its database (migrated), connect to
+NATS, run the outbox relay and its consumers, serve gRPC with health, and shut
+down in the order STYLE.md gives: health NOT_SERVING, stop gRPC with a grace
+period, stop consumers, flush the outbox, close NATS and the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+import grpc
+
+from services.common import events
+from services.common.config import Settings, read_settings
+from services.common.db import Database
+from services.common.grpc import create_server, set_serving
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    """One running service. Build with :meth:`open`, end with :meth:`stop`."""
+
+    def __init__(self, name: str, settings: Settings, db: Database, nc, js):
+        self.name = name
+        self.settings = settings
+        self.db = db
+        self.nc = nc
+        self.js = js
+        self.port = 0
+        self.stopping = asyncio.Event()
+        self._relay = events.OutboxRelay(db, js)
+        self._consumers: list[asyncio.Task] = []
+        self._server: grpc.aio.Server | None = None
+        self._health = None
+        self._service_names: list[str] = []
+
+    @classmethod
+    async def open(cls, name: str, settings: Settings, *, schema: str, migrations: Path) -> "ServiceRuntime":
+        """Migrate the service's schema, connect to NATS, start the outbox relay."""
+        db = Database(settings.database_url, schema)
+        applied = await db.migrate(migrations)
+        if applied:
+            log.info("%s: applied migrations %s", name, ", ".join(applied))
+        nc, js = await events.connect(settings.nats_url, name)
+        runtime = cls(name, settings, db, nc, js)
+        runtime._relay.start()
+        return runtime
+
+    def consume(self, *, stream: str, durable: str, subjects: list[str], handler: events.Handler) -> None:
+        """Run a durable consumer until the service stops."""
+        task = asyncio.create_task(
+            events.consume(
+                self.js, stream=stream, durable=durable, subjects=subjects, handler=handler, stop=self.stopping
+            ),
+            name=f"{self.name}-{durable}",
+        )
+        self._consumers.append(task)
+
+    async def serve(
+        self, address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
+    ) -> int:
+        """Start the gRPC server on ``address`` (port 0: any free port); returns the port."""
+        self._service_names = list(service_names)
+        self._server, self.port, self._health = create_server(address, register, self._service_names)
+        await self._server.start()
+        await set_serving(self._health, self._service_names, True)
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._health is not None:
+            await set_serving(self._health, self._service_names, False)
+        if self._server is not None:
+            await self._server.stop(grace)
+        self.stopping.set()
+        await asyncio.gather(*self._consumers, return_exceptions=True)
+        await self._relay.stop()
+        await self.nc.close()
+        await self.db.close()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_main(start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
+    """Entry point of a service's ``__main__``: read settings, start, serve until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = read_settings()
+
+    async def main() -> None:
+        runtime = await start(settings)
+        log.info("%s serving gRPC on port %d", runtime.name, runtime.port)
+        await _until_signalled()
+        await runtime.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,105 @@
+"""The object store (S3 API through boto3): presigned URLs, streaming reads,
+uploads. boto3 is synchronous: async callers wrap calls in ``asyncio.to_thread``.
+
+Presigned URLs are signed against the public endpoint, the address the
+*client* reaches (in Kubernetes it differs from the in-cluster one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from services.common.config import Settings
+
+_CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5})
+
+
+class ObjectMissing(Exception):
+    """The key does not exist in the bucket."""
+
+
+class ObjectStorage:
+    def __init__(self, endpoint: str, public_endpoint: str, access_key: str, secret_key: str, region: str):
+        def client(url: str):
+            return boto3.client(
+                "s3",
+                endpoint_url=url,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                region_name=region,
+                config=_CONFIG,
+            )
+
+        self._s3 = client(endpoint)
+        self._public = client(public_endpoint)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ObjectStorage":
+        return cls(
+            settings.s3_endpoint,
+            settings.s3_public_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_region,
+        )
+
+    def ensure_buckets(self, *buckets: str) -> None:
+        for bucket in buckets:
+            try:
+                self._s3.head_bucket(Bucket=bucket)
+            except ClientError:
+                self._s3.create_bucket(Bucket=bucket)
+
+    def presign_put(self, bucket: str, key: str, expires: int = 3600) -> str:
+        return self._public.generate_presigned_url(
+            "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+        )
+
+    def presign_get(self, bucket: str, key: str, expires: int = 3600, filename: str | None = None) -> str:
+        params = {"Bucket": bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self._public.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+
+    def size(self, bucket: str, key: str) -> int:
+        """Size in bytes; raises ObjectMissing when there is no such object."""
+        try:
+            return int(self._s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectMissing(f"s3://{bucket}/{key}") from exc
+            raise
+
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        """A streaming body with ``read(n)``; raises ObjectMissing."""
+        try:
+            return self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+        except self._s3.exceptions.NoSuchKey as exc:
+            raise ObjectMissing(f"s3://{bucket}/{key}") from exc
+
+    def upload_file(self, path: Path, bucket: str, key: str) -> None:
+        self._s3.upload_file(str(path), bucket, key)
+
+    def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        return self.open(bucket, key).read()
+
+    def download_file(self, bucket: str, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._s3.download_file(bucket, key, str(path))
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._s3.delete_object(Bucket=bucket, Key=key)

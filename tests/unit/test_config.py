@@ -1,0 +1,26 @@
+import pytest
+
+from services.common.config import DEV_JWT_SECRET, ConfigError, read_settings
+
+BASE = {
+    "BRIGHTRUN_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:5432/db",
+    "BRIGHTRUN_S3_ENDPOINT": "http://127.0.0.1:8333",
+    "BRIGHTRUN_S3_ACCESS_KEY": "k",
+    "BRIGHTRUN_S3_SECRET_KEY": "s",
+}
+
+
+def test_defaults_fill_what_is_optional():
+    settings = read_settings(BASE)
+    assert settings.jwt_secret == DEV_JWT_SECRET
+    assert settings.s3_public_endpoint == BASE["BRIGHTRUN_S3_ENDPOINT"]
+    assert settings.http_port == 8080
+    assert settings.datasets_bucket == "lora-datasets"
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        read_settings({"BRIGHTRUN_HTTP_PORT": "eighty"})
+    message = str(info.value)
+    for name in ("BRIGHTRUN_DATABASE_URL", "BRIGHTRUN_S3_ENDPOINT", "BRIGHTRUN_S3_ACCESS_KEY", "BRIGHTRUN_HTTP_PORT"):
+        assert name in message
