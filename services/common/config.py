@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DEV_JWT_SECRET = "brightrun-dev-secret-change-me"
+DEV_JWT_SECRET = "brightrun-development-secret-change-me"
 
 
 class ConfigError(Exception):

@@ -1,0 +1,200 @@
+"""Protos to the spec's JSON and JSON request bodies to protos. Pure: no I/O.
+
+Responses keep the proto field names (snake_case, as the spec's columns),
+enums become the spec's lower-case strings, unset timestamps, messages and
+``optional`` scalars become null, int64 stays a JSON number, and NaN or
+infinite floats become null.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from gateway.errors import HttpError, validation_error
+
+_WELL_KNOWN_JSON = {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
+_INT_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+_FLOATS = (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT)
+
+
+def _enum_prefix(enum: EnumDescriptor) -> str:
+    # JobStatus -> "JOB_STATUS_", the buf-style prefix every value carries.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+
+
+def enum_to_json(enum: EnumDescriptor, number: int) -> str | None:
+    """``JOB_STATUS_RUNNING`` -> ``"running"``; the zero (UNSPECIFIED) value and unknown numbers -> None."""
+    value = enum.values_by_number.get(number)
+    if value is None or number == 0:
+        return None
+    return value.name.removeprefix(_enum_prefix(enum)).lower()
+
+
+def enum_from_json(enum: EnumDescriptor, text: str, field: str) -> int:
+    """``"running"`` -> the JOB_STATUS_RUNNING number; raises HttpError 400 naming the allowed values."""
+    allowed = [enum_to_json(enum, v.number) for v in enum.values if v.number != 0]
+    value = enum.values_by_name.get(_enum_prefix(enum) + text.upper())
+    if value is None or value.number == 0:
+        raise validation_error({field: [f"Must be one of: {', '.join(allowed)}"]})
+    return value.number
+
+
+def message_to_json(message: Message) -> dict:
+    """Every field of ``message`` as JSON-ready Python values (see the module docstring)."""
+    return {field.name: _field_to_json(message, field) for field in message.DESCRIPTOR.fields}
+
+
+def _field_to_json(message: Message, field: FieldDescriptor) -> object:
+    value = getattr(message, field.name)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        return {key: _single_to_json(value_field, item) for key, item in value.items()}
+    if field.is_repeated:
+        return [_single_to_json(field, item) for item in value]
+    if field.has_presence and not message.HasField(field.name):
+        return None
+    return _single_to_json(field, value)
+
+
+def _single_to_json(field: FieldDescriptor, value: object) -> object:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        name = field.message_type.full_name
+        if name == "google.protobuf.Timestamp":
+            return value.ToJsonString()
+        if name in _WELL_KNOWN_JSON:
+            return json_format.MessageToDict(value)
+        return message_to_json(value)
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return enum_to_json(field.enum_type, value)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    if field.cpp_type in _FLOATS and not math.isfinite(value):
+        # A diverged loss is NaN or inf, which JSON cannot carry; null keeps the answer valid.
+        return None
+    return value
+
+
+def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
+    """A request body as a dict; raises HttpError 400 for invalid JSON or a non-object.
+
+    An empty body is ``{}`` when ``optional``, else an error.
+    """
+    if not raw.strip():
+        if optional:
+            return {}
+        raise HttpError(400, "Invalid JSON", "Request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, "Invalid JSON", f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "Invalid JSON", f"Request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def json_to_message(
+    data: Mapping, message_cls: type[Message], *, required: Iterable[str] = (), uuids: Iterable[str] = ()
+) -> Message:
+    """Build ``message_cls`` from a JSON object whose keys are its field names (unknown keys are ignored).
+
+    ``required`` and ``uuids`` are dotted field paths (``gpu_config.type``).
+    Raises HttpError 400 "Validation error" whose details name every bad field.
+    """
+    problems: dict[str, list[str]] = {}
+    message = message_cls()
+    _fill(message, data, "", problems)
+    for path in required:
+        parent, _, leaf = path.rpartition(".")
+        container = _lookup(data, parent) if parent else data
+        if isinstance(container, Mapping) and container.get(leaf) is None:
+            problems.setdefault(path, []).append("Required")
+    for path in uuids:
+        value = _lookup(data, path)
+        if isinstance(value, str) and not _is_uuid(value):
+            problems.setdefault(path, []).append("Must be a UUID")
+    if problems:
+        raise validation_error(problems)
+    return message
+
+
+def _lookup(data: Mapping, path: str) -> object:
+    value: object = data
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _fill(message: Message, data: Mapping, prefix: str, problems: dict[str, list[str]]) -> None:
+    descriptor: Descriptor = message.DESCRIPTOR
+    for key, value in data.items():
+        field = descriptor.fields_by_name.get(key)
+        if field is None or value is None:
+            continue
+        path = prefix + key
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if not isinstance(value, Mapping):
+                problems.setdefault(path, []).append("Expected an object")
+                continue
+            nested = getattr(message, key)
+            nested.SetInParent()
+            _fill(nested, value, path + ".", problems)
+        elif field.is_repeated:
+            if not isinstance(value, list):
+                problems.setdefault(path, []).append("Expected an array")
+                continue
+            items = [_scalar(field, item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+            getattr(message, key).extend(item for item in items if item is not None)
+        else:
+            converted = _scalar(field, value, path, problems)
+            if converted is not None:
+                setattr(message, key, converted)
+
+
+def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str, list[str]]) -> object:
+    """The value converted for ``field``, or None after recording why it is wrong."""
+    if field.type == FieldDescriptor.TYPE_STRING:
+        if isinstance(value, str):
+            return value
+        problem = "Expected a string"
+    elif field.type == FieldDescriptor.TYPE_BOOL:
+        if isinstance(value, bool):
+            return value
+        problem = "Expected a boolean"
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        problem = "Expected a number"
+    elif field.cpp_type in _FLOATS:
+        return float(value)
+    elif field.cpp_type in _INT_RANGES:
+        low, high = _INT_RANGES[field.cpp_type]
+        if isinstance(value, float) and not value.is_integer():
+            problem = "Expected an integer"
+        elif not low <= value <= high:
+            problem = f"Must be between {low} and {high}"
+        else:
+            return int(value)
+    else:
+        problem = "This field cannot be set through the API"
+    problems.setdefault(path, []).append(problem)
+    return None

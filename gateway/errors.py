@@ -1,0 +1,96 @@
+"""Errors as the spec's ``{error, details}`` bodies: gRPC status codes mapped to
+HTTP in one place, plus the gateway's own 400/401/404 answers."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from services.common.grpc import error_details
+
+log = logging.getLogger(__name__)
+
+# FAILED_PRECONDITION is 400, not 409: the spec answers "dataset not ready" with 400.
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+}
+_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# What a 500 says: the cause is in the log, never in the answer.
+_LOGGED = "The request failed unexpectedly; it has been logged."
+
+
+class HttpError(Exception):
+    """An answer other than success; raise it anywhere below a route (``EXCEPTION_HANDLERS`` renders it)."""
+
+    def __init__(self, status: int, error: str, details: object = None):
+        super().__init__(f"{status} {error}")
+        self.status = status
+        self.error = error
+        self.details = details
+
+    def body(self) -> dict:
+        return {"error": self.error, "details": self.details}
+
+
+def validation_error(problems: dict[str, list[str]]) -> HttpError:
+    """The spec's 400 for bad input: ``details`` maps each field to its messages."""
+    return HttpError(400, "Validation error", problems)
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError) -> HttpError:
+    """The HTTP answer for a failed gRPC call; unknown codes become a generic 500 (and are logged)."""
+    code = exc.code()
+    status = _HTTP_STATUS.get(code)
+    if status is None:
+        log.error("service call failed with %s: %s", code, exc.details())
+        return HttpError(500, "Internal server error", _LOGGED)
+    if code in _UNAVAILABLE:
+        log.warning("service unavailable: %s %s", code, exc.details())
+        return HttpError(503, "Service unavailable", "A backend service did not answer; retry shortly.")
+    return HttpError(status, exc.details() or code.name, error_details(exc).get("details"))
+
+
+def error_response(exc: HttpError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: HttpError) -> JSONResponse:
+    return error_response(exc)
+
+
+async def _rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+    return error_response(from_rpc_error(exc))
+
+
+async def _starlette_error(request: Request, exc: HTTPException) -> JSONResponse:
+    # Unknown paths, malformed ids (the routes only match UUIDs) and wrong methods.
+    error = "Not found" if exc.status_code == 404 else exc.detail
+    body = {"error": error, "details": f"{request.method} {request.url.path}"}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(HttpError(500, "Internal server error", _LOGGED))
+
+
+EXCEPTION_HANDLERS = {
+    HttpError: _http_error,
+    grpc.aio.AioRpcError: _rpc_error,
+    HTTPException: _starlette_error,
+    Exception: _unexpected,
+}

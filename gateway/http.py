@@ -1,0 +1,102 @@
+"""What every route shares: the authenticated caller with the service stubs,
+``{success, data}`` answers, and query-parameter parsing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
+from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
+from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
+from brightrun.job.v1.job_pb2_grpc import JobServiceStub
+from gateway.auth import authenticate
+from gateway.errors import validation_error
+from services.common.grpc import as_user
+
+# The services' largest page; a bigger limit would make page/totalPages lie.
+MAX_LIMIT = 100
+# Every unary call gets a deadline so that a stuck service becomes a 503, not a hung request.
+RPC_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Stubs:
+    datasets: DatasetServiceStub
+    jobs: JobServiceStub
+    artifacts: ArtifactServiceStub
+    billing: BillingServiceStub
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user and the stubs to call on their behalf."""
+
+    user_id: str
+    stubs: Stubs
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return as_user(self.user_id)
+
+    async def __call__(self, method, request: Message) -> Message:
+        """One unary call as this user; a failure raises grpc.aio.AioRpcError (rendered by the app)."""
+        return await method(request, metadata=self.metadata, timeout=RPC_TIMEOUT_S)
+
+
+def caller(request: Request) -> Caller:
+    """The request's caller; raises HttpError 401 without a valid bearer token."""
+    user_id = authenticate(request.headers.get("authorization"), request.app.state.settings.jwt_secret)
+    return Caller(user_id, request.app.state.stubs)
+
+
+def ok(data: object, status: int = 200) -> JSONResponse:
+    return JSONResponse({"success": True, "data": data}, status_code=status)
+
+
+def path_id(request: Request, name: str = "id") -> str:
+    # The routes match ``{id:uuid}``, so this is always a canonical UUID string.
+    return str(request.path_params[name])
+
+
+def int_param(request: Request, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole-number query parameter; raises HttpError 400 when it is not one or is out of range."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise validation_error({name: [f"Expected an integer, got {raw!r}"]}) from None
+    if value < minimum:
+        raise validation_error({name: [f"Must be at least {minimum}"]})
+    if maximum is not None and value > maximum:
+        raise validation_error({name: [f"Must be at most {maximum}"]})
+    return value
+
+
+@dataclass(frozen=True)
+class Page:
+    """The spec's ``page``/``limit`` pagination, mapped onto the services' page_size/page_token."""
+
+    page: int
+    limit: int
+
+    @classmethod
+    def from_query(cls, request: Request, default_limit: int) -> "Page":
+        return cls(int_param(request, "page", 1), int_param(request, "limit", default_limit, maximum=MAX_LIMIT))
+
+    def request_fields(self) -> dict:
+        # The services' page tokens are decimal offsets; the first page is the empty token.
+        offset = (self.page - 1) * self.limit
+        return {"page_size": self.limit, "page_token": str(offset) if offset else ""}
+
+    def total_pages(self, total: int) -> int:
+        return math.ceil(total / self.limit)
+
+    def pagination(self, total: int) -> dict:
+        return {"page": self.page, "limit": self.limit, "total": total, "totalPages": self.total_pages(total)}

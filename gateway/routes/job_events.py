@@ -1,0 +1,83 @@
+"""``GET /api/jobs/{id}/events``: JobService.WatchJob as Server-Sent Events.
+
+``event: status`` carries the job, ``event: metric`` a metric point whose
+``id:`` is its step, so a reconnecting browser's ``Last-Event-ID`` resumes
+after the last point it saw. The stream ends when the watch ends; the gRPC
+call is cancelled when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from brightrun.job.v1 import job_pb2
+from gateway.convert import message_to_json
+from gateway.errors import from_rpc_error
+from gateway.http import caller, int_param, path_id
+
+# A comment line this often keeps proxies and client read timeouts from closing a quiet stream.
+KEEPALIVE_S = 15.0
+# How long to wait for the watch's first answer so that an unknown job is a plain 404, not a stream.
+_FIRST_ANSWER_S = 2.0
+
+
+def _resume_after(request: Request) -> int:
+    last_id = request.headers.get("last-event-id", "")
+    if last_id.isdigit():
+        return int(last_id)
+    return int_param(request, "after_step", 0, minimum=0)
+
+
+def format_event(update: job_pb2.WatchJobResponse) -> str:
+    """One WatchJobResponse as an SSE frame."""
+    if update.WhichOneof("update") == "metric_point":
+        point = update.metric_point
+        return f"event: metric\nid: {point.step}\ndata: {json.dumps(message_to_json(point))}\n\n"
+    return f"event: status\ndata: {json.dumps(message_to_json(update.job))}\n\n"
+
+
+async def job_events(request: Request):
+    api = caller(request)
+    message = job_pb2.WatchJobRequest(job_id=path_id(request), after_step=_resume_after(request))
+    call = api.stubs.jobs.WatchJob(message, metadata=api.metadata)
+    pending = asyncio.ensure_future(call.read())
+    await asyncio.wait({pending}, timeout=_FIRST_ANSWER_S)
+    if pending.done() and pending.exception() is not None:
+        call.cancel()
+        raise pending.exception()
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(_frames(call, pending), media_type="text/event-stream", headers=headers)
+
+
+async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
+    # Reads run as tasks so that waiting for one can time out into a keepalive
+    # without cancelling the read (which would cancel the whole call).
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
+            if not done:
+                yield ": keepalive\n\n"
+                continue
+            try:
+                update = pending.result()
+            except grpc.aio.AioRpcError as exc:
+                yield f"event: error\ndata: {json.dumps(from_rpc_error(exc).body())}\n\n"
+                return
+            if update is grpc.aio.EOF:
+                return
+            yield format_event(update)
+            pending = asyncio.ensure_future(call.read())
+    finally:
+        # Runs when the client disconnects too (the response task is cancelled).
+        pending.cancel()
+        call.cancel()
+
+
+ROUTES = (Route("/api/jobs/{id:uuid}/events", job_events, methods=["GET"]),)

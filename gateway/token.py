@@ -1,0 +1,28 @@
+"""Print a development bearer token: ``python -m gateway.token [--user UUID] [--ttl 3600]``.
+
+Signed with ``BRIGHTRUN_JWT_SECRET``, or the development default when unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+
+from gateway.auth import mint_token
+from services.common.config import DEV_JWT_SECRET
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.token", description=__doc__.splitlines()[0])
+    parser.add_argument("--user", type=uuid.UUID, default=None, help="user id (default: a new random UUID)")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires (default 3600)")
+    args = parser.parse_args(argv)
+    if args.ttl <= 0:
+        parser.error("--ttl must be a positive number of seconds")
+    user = str(args.user or uuid.uuid4())
+    print(mint_token(user, os.environ.get("BRIGHTRUN_JWT_SECRET") or DEV_JWT_SECRET, args.ttl))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""artifact_svc: trained model artifacts, their quality metrics and downloads."""

@@ -1,0 +1,84 @@
+"""gRPC ArtifactService: translates requests to store calls, scoped by the caller."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
+
+from services.artifact_svc import store
+from services.artifact_svc.listing import artifact_uuid, next_page_token, parse_page, select_files
+from services.artifact_svc.messages import artifact_message
+from services.common.db import Database
+from services.common.errors import NotFound
+from services.common.grpc import rpc, user_id
+from services.common.storage import ObjectStorage
+
+DOWNLOAD_URL_SECONDS = 3600
+
+
+class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
+    def __init__(self, db: Database, storage: ObjectStorage):
+        self._db = db
+        self._storage = storage
+
+    @rpc
+    async def GetArtifact(self, request, context):
+        """Raises NotFound for a missing, deleted or another user's artifact."""
+        row = await self._artifact(user_id(context), request.artifact_id)
+        return artifact_pb2.GetArtifactResponse(artifact=artifact_message(row))
+
+    @rpc
+    async def ListArtifacts(self, request, context):
+        """Raises InvalidArgument for an unknown order, a negative page size or a foreign token."""
+        page = parse_page(request.order_by, request.page_size, request.page_token)
+        async with self._db.transaction() as conn:
+            rows, total = await store.list_artifacts(conn, user_id(context), page)
+        return artifact_pb2.ListArtifactsResponse(
+            artifacts=[artifact_message(row) for row in rows],
+            next_page_token=next_page_token(page, len(rows), total),
+            total_size=total,
+        )
+
+    @rpc
+    async def GetDownloadUrls(self, request, context):
+        """Presigned GET URLs valid one hour; raises NotFound, or InvalidArgument for unknown file names."""
+        row = await self._artifact(user_id(context), request.artifact_id)
+        files = artifact_message(row).artifacts
+        names = select_files(files.keys(), request.files)
+        expires_at = datetime.now(timezone.utc) + timedelta(seconds=DOWNLOAD_URL_SECONDS)
+        urls = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    self._storage.presign_get, row.storage_bucket, files[name]["key"], DOWNLOAD_URL_SECONDS, name
+                )
+                for name in names
+            )
+        )
+        response = artifact_pb2.GetDownloadUrlsResponse(
+            download_urls=[
+                artifact_pb2.DownloadUrl(file=name, url=url, size_bytes=int(files[name]["size_bytes"]))
+                for name, url in zip(names, urls, strict=True)
+            ]
+        )
+        response.expires_at.FromDatetime(expires_at)
+        return response
+
+    @rpc
+    async def DeleteArtifact(self, request, context):
+        """Soft delete: the artifact disappears from every call. Raises NotFound."""
+        artifact_id = artifact_uuid(request.artifact_id)
+        async with self._db.transaction() as conn:
+            row = await store.delete_artifact(conn, user_id(context), artifact_id)
+        if row is None:
+            raise NotFound(f"model {request.artifact_id!r} not found")
+        return artifact_pb2.DeleteArtifactResponse(artifact=artifact_message(row))
+
+    async def _artifact(self, uid: str, artifact_id: str):
+        artifact_id = artifact_uuid(artifact_id)
+        async with self._db.transaction() as conn:
+            row = await store.get_artifact(conn, uid, artifact_id)
+        if row is None:
+            raise NotFound(f"model {artifact_id!r} not found")
+        return row

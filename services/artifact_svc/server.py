@@ -1,0 +1,29 @@
+"""Wiring of artifact_svc: database, the job.completed consumer, gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
+
+from services.artifact_svc.consumers import DURABLE, ArtifactBuilder
+from services.artifact_svc.handlers import ArtifactHandlers
+from services.common.config import Settings
+from services.common.runtime import ServiceRuntime
+from services.common.storage import ObjectStorage
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def start(settings: Settings, *, address: str | None = None, schema: str = "artifact") -> ServiceRuntime:
+    """Start the service; ``address`` defaults to ``settings.artifact_addr`` (tests pass port 0)."""
+    runtime = await ServiceRuntime.open("artifact_svc", settings, schema=schema, migrations=MIGRATIONS)
+    builder = ArtifactBuilder(runtime.db)
+    runtime.consume(stream="JOBS", durable=DURABLE, subjects=["job.completed"], handler=builder.handle)
+    handlers = ArtifactHandlers(runtime.db, ObjectStorage.from_settings(settings))
+    await runtime.serve(
+        address or settings.artifact_addr,
+        [lambda server: artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(handlers, server)],
+        [artifact_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name],
+    )
+    return runtime

@@ -1,0 +1,1 @@
+"""billing_svc: cost records, the cost dashboard, and notifications."""

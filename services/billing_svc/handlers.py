@@ -1,0 +1,80 @@
+"""gRPC BillingService: translates requests to store calls, scoped by the caller."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
+
+from services.billing_svc import store
+from services.billing_svc.costs import period_start, summarize
+from services.billing_svc.listing import next_page_token, parse_page, parse_uuid
+from services.billing_svc.messages import cost_record_message, notification_message
+from services.common.db import Database
+from services.common.errors import NotFound, field_errors
+from services.common.grpc import rpc, user_id
+
+
+class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
+    def __init__(self, db: Database):
+        self._db = db
+
+    @rpc
+    async def GetCostSummary(self, request, context):
+        """Costs of the period ending now; raises InvalidArgument for an unknown period."""
+        period, start = period_start(request.period, datetime.now(timezone.utc))
+        async with self._db.transaction() as conn:
+            summary = summarize(await store.costs_since(conn, user_id(context), start))
+        return billing_pb2.GetCostSummaryResponse(
+            total=summary.total,
+            by_type=summary.by_type,
+            by_day=[billing_pb2.CostByDay(date=day, amount=amount) for day, amount in summary.by_day],
+            period=period,
+            record_count=summary.record_count,
+        )
+
+    @rpc
+    async def ListCostRecords(self, request, context):
+        """Newest first; raises InvalidArgument for a malformed job id, page size or token."""
+        job_id = parse_uuid(request.job_id) if request.job_id else None
+        if request.job_id and job_id is None:
+            field_errors({"job_id": [f"{request.job_id!r} is not a job id (a UUID)"]})
+        page = parse_page(request.page_size, request.page_token)
+        async with self._db.transaction() as conn:
+            rows = await store.list_cost_records(conn, user_id(context), job_id, page)
+        return billing_pb2.ListCostRecordsResponse(
+            cost_records=[cost_record_message(row) for row in rows[: page.limit]],
+            next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+        )
+
+    @rpc
+    async def ListNotifications(self, request, context):
+        """Newest first, with the unread count; raises InvalidArgument for a bad page size or token."""
+        page = parse_page(request.page_size, request.page_token)
+        uid = user_id(context)
+        async with self._db.transaction() as conn:
+            rows = await store.list_notifications(conn, uid, request.unread_only, page)
+            unread = await store.unread_count(conn, uid)
+        return billing_pb2.ListNotificationsResponse(
+            notifications=[notification_message(row) for row in rows[: page.limit]],
+            unread_count=unread,
+            next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+        )
+
+    @rpc
+    async def MarkNotificationRead(self, request, context):
+        """Raises NotFound for a missing or another user's notification."""
+        notification_id = parse_uuid(request.notification_id)
+        row = None
+        if notification_id is not None:
+            async with self._db.transaction() as conn:
+                row = await store.mark_read(conn, user_id(context), notification_id)
+        if row is None:
+            raise NotFound(f"notification {request.notification_id!r} not found")
+        return billing_pb2.MarkNotificationReadResponse(notification=notification_message(row))
+
+    @rpc
+    async def MarkAllNotificationsRead(self, request, context):
+        async with self._db.transaction() as conn:
+            updated = await store.mark_all_read(conn, user_id(context))
+        return billing_pb2.MarkAllNotificationsReadResponse(updated_count=updated)

@@ -1,0 +1,44 @@
+"""Validation of list requests: page size and token, ids. Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from services.common.errors import field_errors
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def parse_page(page_size: int, page_token: str) -> Page:
+    """The page asked for; raises InvalidArgument naming every bad field.
+
+    A page size above 100 is lowered to it (AIP-158); the token is the offset
+    of the page's first row.
+    """
+    problems: dict[str, list[str]] = {}
+    if page_size < 0:
+        problems["page_size"] = [f"must be between 1 and {MAX_PAGE_SIZE}; 0 or absent means {DEFAULT_PAGE_SIZE}"]
+    if page_token and not page_token.isdigit():
+        problems["page_token"] = ["is not a token this service returned; pass next_page_token unchanged"]
+    field_errors(problems)
+    return Page(min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), int(page_token or 0))
+
+
+def next_page_token(page: Page, returned: int, has_more: bool) -> str:
+    return str(page.offset + returned) if has_more else ""
+
+
+def parse_uuid(value: str) -> str | None:
+    """The canonical UUID, or None when ``value`` is not one."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

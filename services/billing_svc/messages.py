@@ -1,0 +1,47 @@
+"""Database rows to ``brightrun.billing.v1`` messages."""
+
+from __future__ import annotations
+
+import json
+
+from brightrun.billing.v1 import billing_pb2
+from sqlalchemy.engine import Row
+
+
+def cost_record_message(row: Row) -> billing_pb2.CostRecord:
+    record = billing_pb2.CostRecord(
+        id=str(row.id),
+        user_id=str(row.user_id),
+        cost_type=row.cost_type,
+        amount=round(float(row.amount), 2),
+        billing_period=row.billing_period.isoformat(),
+    )
+    if row.job_id is not None:
+        record.job_id = str(row.job_id)
+    if row.details is not None:
+        record.details.update(_json(row.details))
+    record.recorded_at.FromDatetime(row.recorded_at)
+    return record
+
+
+def notification_message(row: Row) -> billing_pb2.Notification:
+    notification = billing_pb2.Notification(
+        id=str(row.id),
+        user_id=str(row.user_id),
+        type=row.type,
+        title=row.title,
+        message=row.message,
+        priority=row.priority,
+        read=row.read,
+    )
+    if row.action_url is not None:
+        notification.action_url = row.action_url
+    if row.metadata is not None:
+        notification.metadata.update(_json(row.metadata))
+    notification.created_at.FromDatetime(row.created_at)
+    return notification
+
+
+def _json(value) -> dict:
+    # asyncpg hands JSONB back as text unless a codec is registered.
+    return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,30 @@
+"""Wiring of billing_svc: database, one event consumer per stream, gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
+
+from services.billing_svc.consumers import SUBSCRIPTIONS, BillingEvents
+from services.billing_svc.handlers import BillingHandlers
+from services.common.config import Settings
+from services.common.runtime import ServiceRuntime
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def start(settings: Settings, *, address: str | None = None, schema: str = "billing") -> ServiceRuntime:
+    """Start the service; ``address`` defaults to ``settings.billing_addr`` (tests pass port 0)."""
+    runtime = await ServiceRuntime.open("billing_svc", settings, schema=schema, migrations=MIGRATIONS)
+    for durable, (stream, subjects) in SUBSCRIPTIONS.items():
+        runtime.consume(
+            stream=stream, durable=durable, subjects=subjects, handler=BillingEvents(runtime.db, durable).handle
+        )
+    handlers = BillingHandlers(runtime.db)
+    await runtime.serve(
+        address or settings.billing_addr,
+        [lambda server: billing_pb2_grpc.add_BillingServiceServicer_to_server(handlers, server)],
+        [billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name],
+    )
+    return runtime

@@ -1,0 +1,115 @@
+"""The billing service's SQL: cost records and notifications, scoped by user id."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.billing_svc.costs import CostDraft
+from services.billing_svc.listing import Page
+from services.billing_svc.notices import NotificationDraft
+
+
+async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | None:
+    """The new record; None when the job already has a record of this type."""
+    result = await conn.execute(
+        text(
+            "INSERT INTO cost_records (user_id, job_id, cost_type, amount, details, billing_period, recorded_at) "
+            "VALUES (:user_id, :job_id, :cost_type, :amount, CAST(:details AS JSONB), :period, :recorded_at) "
+            "ON CONFLICT (job_id, cost_type) WHERE job_id IS NOT NULL DO NOTHING RETURNING *"
+        ),
+        {
+            "user_id": draft.user_id,
+            "job_id": draft.job_id,
+            "cost_type": draft.cost_type,
+            "amount": draft.amount,
+            "details": json.dumps(draft.details),
+            "period": draft.billing_period,
+            "recorded_at": draft.recorded_at,
+        },
+    )
+    return result.first()
+
+
+async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -> Row:
+    result = await conn.execute(
+        text(
+            "INSERT INTO notifications (user_id, type, title, message, priority, action_url, metadata) "
+            "VALUES (:user_id, :type, :title, :message, :priority, :action_url, CAST(:metadata AS JSONB)) RETURNING *"
+        ),
+        {
+            "user_id": draft.user_id,
+            "type": draft.type,
+            "title": draft.title,
+            "message": draft.message,
+            "priority": draft.priority,
+            "action_url": draft.action_url,
+            "metadata": json.dumps(draft.metadata),
+        },
+    )
+    return result.one()
+
+
+async def costs_since(conn: AsyncConnection, user_id: str, start: datetime) -> list[tuple[str, float, datetime]]:
+    """(cost_type, amount, recorded_at) of the user's records from ``start`` on."""
+    rows = await conn.execute(
+        text(
+            "SELECT cost_type, amount, recorded_at FROM cost_records "
+            "WHERE user_id = :user_id AND recorded_at >= :start ORDER BY recorded_at"
+        ),
+        {"user_id": user_id, "start": start},
+    )
+    return [(row.cost_type, float(row.amount), row.recorded_at) for row in rows]
+
+
+async def list_cost_records(conn: AsyncConnection, user_id: str, job_id: str | None, page: Page) -> list[Row]:
+    """Newest first; one row more than the page to tell whether another page follows."""
+    job_filter = " AND job_id = :job_id" if job_id else ""
+    rows = await conn.execute(
+        text(
+            f"SELECT * FROM cost_records WHERE user_id = :user_id{job_filter} "
+            "ORDER BY recorded_at DESC, id LIMIT :limit OFFSET :offset"
+        ),
+        {"user_id": user_id, "job_id": job_id, "limit": page.limit + 1, "offset": page.offset},
+    )
+    return list(rows)
+
+
+async def list_notifications(conn: AsyncConnection, user_id: str, unread_only: bool, page: Page) -> list[Row]:
+    """Newest first; one row more than the page to tell whether another page follows."""
+    unread = " AND NOT read" if unread_only else ""
+    rows = await conn.execute(
+        text(
+            f"SELECT * FROM notifications WHERE user_id = :user_id{unread} "
+            "ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
+        ),
+        {"user_id": user_id, "limit": page.limit + 1, "offset": page.offset},
+    )
+    return list(rows)
+
+
+async def unread_count(conn: AsyncConnection, user_id: str) -> int:
+    result = await conn.execute(
+        text("SELECT count(*) FROM notifications WHERE user_id = :user_id AND NOT read"), {"user_id": user_id}
+    )
+    return result.scalar_one()
+
+
+async def mark_read(conn: AsyncConnection, user_id: str, notification_id: str) -> Row | None:
+    """The notification marked read; None when the user has no such notification."""
+    result = await conn.execute(
+        text("UPDATE notifications SET read = TRUE WHERE id = :id AND user_id = :user_id RETURNING *"),
+        {"id": notification_id, "user_id": user_id},
+    )
+    return result.first()
+
+
+async def mark_all_read(conn: AsyncConnection, user_id: str) -> int:
+    result = await conn.execute(
+        text("UPDATE notifications SET read = TRUE WHERE user_id = :user_id AND NOT read"), {"user_id": user_id}
+    )
+    return result.rowcount

@@ -1,0 +1,198 @@
+"""Token statistics of a dataset, counted with the base model's own tokenizer and chat template.
+
+Conversations are rendered with the chat template and tokenized in batches:
+one call of a fast tokenizer on a list of texts encodes them on Rust threads,
+which is what makes validating a large upload take seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from array import array
+from dataclasses import dataclass, field
+
+from jinja2 import TemplateError
+from transformers.utils.chat_template_utils import render_jinja_template
+
+from services.dataset_svc.formats import Conversation
+
+HISTOGRAM_BOUNDS = tuple(2**k for k in range(5, 16))  # 32 .. 32768 tokens; one more bucket above
+SAMPLE_COUNT = 3
+SAMPLE_PREVIEW_CHARS = 4096  # a preview is for a person to read; whole conversations can be megabytes
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One conversation after the chat template and the tokenizer."""
+
+    line: int
+    conversation: Conversation
+    text: str
+    trained_spans: list[tuple[int, int]]  # character spans of the rendered text that carry loss
+    tokens: int
+    trained_tokens: int
+
+
+@dataclass
+class Totals:
+    """Running sums over the valid conversations; token counts kept as 4-byte ints for percentiles."""
+
+    max_seq_length: int
+    conversations: int = 0
+    turns: int = 0
+    training_pairs: int = 0
+    total_tokens: int = 0
+    trained_tokens: int = 0
+    lengths: array = field(default_factory=lambda: array("I"))
+    samples: list[dict] = field(default_factory=list)
+
+    def add(self, item: Encoded) -> None:
+        self.conversations += 1
+        self.turns += len(item.conversation.messages)
+        self.training_pairs += training_pairs(item.conversation)
+        self.total_tokens += item.tokens
+        self.trained_tokens += item.trained_tokens
+        self.lengths.append(item.tokens)
+        if len(self.samples) < SAMPLE_COUNT:
+            self.samples.append(sample(item))
+
+    def as_dict(self, validation_pairs: int, validation_conversations: int) -> dict:
+        lengths = sorted(self.lengths)
+        return {
+            "conversations": self.conversations,
+            "total_training_pairs": self.training_pairs,
+            "total_validation_pairs": validation_pairs,
+            "validation_conversations": validation_conversations,
+            "total_tokens": self.total_tokens,
+            "trained_tokens": self.trained_tokens,
+            "avg_turns_per_conversation": round(self.turns / self.conversations, 3) if self.conversations else 0.0,
+            "avg_tokens_per_turn": round(self.total_tokens / self.turns, 3) if self.turns else 0.0,
+            "p50_tokens": percentile(lengths, 50),
+            "p90_tokens": percentile(lengths, 90),
+            "p99_tokens": percentile(lengths, 99),
+            "max_tokens": lengths[-1] if lengths else 0,
+            "max_seq_length": self.max_seq_length,
+            "over_max_seq_length": sum(1 for n in lengths if n > self.max_seq_length),
+            "token_histogram": histogram(lengths),
+        }
+
+
+def training_pairs(conversation: Conversation) -> int:
+    return sum(1 for m in conversation.messages if m.role == "assistant" and m.weight)
+
+
+def percentile(sorted_values: list[int], p: int) -> int:
+    """Nearest-rank percentile: always a length some conversation really has."""
+    if not sorted_values:
+        return 0
+    rank = -(-p * len(sorted_values) // 100)  # ceil without floats
+    return sorted_values[max(rank, 1) - 1]
+
+
+def histogram(sorted_values: list[int]) -> list[dict]:
+    """Conversations per token-length bucket; ``upper_bound`` None is the bucket above the last bound."""
+    counts = [0] * (len(HISTOGRAM_BOUNDS) + 1)
+    bucket = 0
+    for n in sorted_values:
+        while bucket < len(HISTOGRAM_BOUNDS) and n > HISTOGRAM_BOUNDS[bucket]:
+            bucket += 1
+        counts[bucket] += 1
+    return [{"upper_bound": b, "count": c} for b, c in zip((*HISTOGRAM_BOUNDS, None), counts)]
+
+
+def encode_batch(batch: list[tuple[int, Conversation]], tokenizer) -> tuple[list[Encoded], list[tuple[int, str]]]:
+    """Render and tokenize a batch; returns the encoded conversations and (line, template error) pairs."""
+    template = tokenizer.get_chat_template()
+    rendered, failed = [], []
+    for line, conversation in batch:
+        try:
+            text, spans = _render(conversation, template, tokenizer)
+        except TemplateError as exc:
+            # Templates may refuse a conversation (e.g. roles that do not
+            # alternate); that is the data's problem, not ours.
+            failed.append((line, str(exc)))
+            continue
+        rendered.append((line, conversation, text, spans))
+    if not rendered:
+        return [], failed
+    encoding = tokenizer([text for _, _, text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
+    encoded = []
+    for (line, conversation, text, spans), offsets in zip(rendered, encoding["offset_mapping"]):
+        trained = _trained_token_count(offsets, spans)
+        encoded.append(Encoded(line, conversation, text, spans, len(offsets), trained))
+    return encoded, failed
+
+
+def _render(conversation: Conversation, template: str, tokenizer) -> tuple[str, list[tuple[int, int]]]:
+    messages = [{"role": m.role, "content": m.content} for m in conversation.messages]
+    marked = bool(_GENERATION_TAG.search(template))
+    texts, generation = render_jinja_template(
+        conversations=[messages],
+        chat_template=template,
+        return_assistant_tokens_mask=marked,
+        **tokenizer.special_tokens_map,
+    )
+    text = texts[0]
+    assistants = [m for m in conversation.messages if m.role == "assistant"]
+    if marked and len(generation[0]) == len(assistants):
+        return text, [tuple(span) for span, m in zip(generation[0], assistants) if m.weight]
+    return text, _spans_by_search(text, conversation)
+
+
+def _spans_by_search(text: str, conversation: Conversation) -> list[tuple[int, int]]:
+    """Trained spans of a template without one ``{% generation %}`` block per assistant turn.
+
+    Templates render messages in order and keep their text (some trim it), so
+    searching forward from the previous message finds each assistant reply.
+    """
+    spans, position = [], 0
+    for message in conversation.messages:
+        content = message.content.strip()
+        found = text.find(content, position)
+        if found < 0:
+            continue
+        position = found + len(content)
+        if message.role == "assistant" and message.weight:
+            spans.append((found, position))
+    return spans
+
+
+def _trained_token_count(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> int:
+    # A token counts as trained when it overlaps a span, as transformers'
+    # assistant mask does. Offsets and spans are both in order, so binary
+    # search finds each span's tokens; a loop over every token in Python cost
+    # as much as the Rust tokenizer itself.
+    starts = [start for start, _ in offsets]
+    ends = [end for _, end in offsets]
+    count, covered = 0, 0
+    for span_start, span_end in spans:
+        first = max(bisect_right(ends, span_start), covered)
+        last = bisect_left(starts, span_end)
+        if last > first:
+            count, covered = count + last - first, last
+    return count
+
+
+def sample(item: Encoded) -> dict:
+    """A preview of one conversation as rendered, cut into trained and untrained segments."""
+    limit = min(len(item.text), SAMPLE_PREVIEW_CHARS)
+    segments, cursor = [], 0
+    for start, end in item.trained_spans:
+        if start >= limit:
+            break
+        if start > cursor:
+            segments.append({"text": item.text[cursor:start], "trained": False})
+        segments.append({"text": item.text[start : min(end, limit)], "trained": True})
+        cursor = min(end, limit)
+    if cursor < limit:
+        segments.append({"text": item.text[cursor:limit], "trained": False})
+    return {
+        "line": item.line,
+        "conversation_id": item.conversation.key if item.conversation.has_id else None,
+        "tokens": item.tokens,
+        "trained_tokens": item.trained_tokens,
+        "segments": segments,
+        "truncated": limit < len(item.text),
+    }

@@ -1,0 +1,80 @@
+"""``make demo``: the whole product journey on the embedded default."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from gateway.auth import mint_token
+from services.common.config import DEV_JWT_SECRET
+from services.platform.journey import call, job_events, upload_dataset, wait_dataset, write_demo_dataset
+from services.platform.launcher import Platform
+
+DEMO_JOB = {
+    "preset_id": "custom",
+    "gpu_config": {"type": "CPU", "count": 1},
+    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 4, "rank": 8, "alpha": 16, "dropout": 0.0},
+}
+
+
+def _bar(label: str, fraction: float, extra: str = "") -> None:
+    filled = int(30 * max(0.0, min(1.0, fraction)))
+    sys.stdout.write(f"\r{label:<22}[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {extra:<40}")
+    sys.stdout.flush()
+
+
+def _download(urls: list[dict], into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    for item in urls:
+        reply = httpx.get(item["url"], timeout=60)
+        reply.raise_for_status()
+        (into / item["file"]).write_bytes(reply.content)
+
+
+def run_demo(home: Path) -> int:
+    started = time.monotonic()
+    print("starting BrightRun (PostgreSQL, NATS, S3, 4 services, trainer agent, gateway)...", flush=True)
+    with Platform(home, http_port=0) as platform:
+        print(f"platform up in {time.monotonic() - started:.1f}s at {platform.gateway_url}")
+        token = mint_token(str(uuid.uuid4()), platform.env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET))
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=platform.gateway_url, headers=headers, timeout=60) as client:
+            path = write_demo_dataset(platform.home / "demo" / "reverse-words.jsonl")
+            upload_dataset(client, path, "Reverse the words (demo)")
+            dataset = wait_dataset(client, call(client, "GET", "/api/datasets")["datasets"][0]["id"])
+            if dataset["status"] != "ready":
+                print(f"dataset validation failed: {dataset['validation_errors']}")
+                return 1
+            print(
+                f"dataset ready: {dataset['total_training_pairs']} training pairs, "
+                f"{dataset['total_tokens']} tokens (counted with the base model's tokenizer)"
+            )
+            estimate = call(client, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **DEMO_JOB})
+            print(f"estimate: ${estimate['estimated_cost']:.2f}, {estimate['training_details']['total_steps']} steps")
+            job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **DEMO_JOB})
+            last_loss = None
+            for name, data in job_events(client, job["id"]):
+                if name == "metric":
+                    last_loss = data["training_loss"]
+                    _bar("training", data["step"] / max(1, job["total_steps"]), f"step {data['step']} loss {last_loss:.4f}")
+                elif name == "status":
+                    job = data
+            print()
+            detail = call(client, "GET", f"/api/jobs/{job['id']}")
+            job = detail["job"]
+            if job["status"] != "completed":
+                print(f"job ended {job['status']}: {job.get('error_message')}")
+                return 1
+            model_id = call(client, "GET", "/api/models")["models"][0]["id"] if not job["artifact_id"] else job["artifact_id"]
+            urls = call(client, "POST", f"/api/models/{model_id}/download", json={})["download_urls"]
+            adapter = platform.home / "demo" / "adapter"
+            _download(urls, adapter)
+    final = detail["metrics"][-1]["training_loss"] if detail["metrics"] else last_loss
+    print(f"adapter downloaded to {adapter} ({', '.join(sorted(u['file'] for u in urls))})")
+    print(f"final training loss: {final:.4f} (first step: {detail['metrics'][0]['training_loss']:.4f})")
+    print(f"demo finished in {time.monotonic() - started:.1f}s")
+    return 0

@@ -1,0 +1,95 @@
+"""The product journey over the gateway's HTTP API: upload a dataset, estimate,
+train, watch, download. ``make demo`` walks it; the end-to-end test walks it
+too and checks every answer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
+
+
+def write_demo_dataset(path: Path, conversations: int = 96, seed: int = 0) -> Path:
+    """A learnable task in the brightrun_lora_v4 format: the assistant repeats the words in reverse order."""
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for i in range(conversations):
+            words = [rng.choice(WORDS) for _ in range(rng.randint(2, 5))]
+            record = {
+                "conversation_id": f"demo-{i:04d}",
+                "turns": [
+                    {"role": "system", "content": "Reverse the words."},
+                    {"role": "user", "content": " ".join(words)},
+                    {"role": "assistant", "content": " ".join(reversed(words))},
+                ],
+            }
+            out.write(json.dumps(record) + "\n")
+    return path
+
+
+class ApiError(Exception):
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"{response.request.method} {response.request.url.path} -> {response.status_code}: {response.text}")
+        self.response = response
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs) -> dict:
+    """One API call; returns ``data``; raises ApiError on a non-2xx answer."""
+    response = client.request(method, path, **kwargs)
+    if response.status_code >= 300:
+        raise ApiError(response)
+    return response.json()["data"]
+
+
+def upload_dataset(client: httpx.Client, path: Path, name: str) -> dict:
+    """Create, PUT to the presigned URL, confirm; returns the dataset as confirm left it."""
+    body = path.read_bytes()
+    created = call(client, "POST", "/api/datasets", json={"name": name, "file_name": path.name, "file_size": len(body)})
+    put = httpx.put(created["uploadUrl"], content=body, timeout=60)
+    put.raise_for_status()
+    return call(client, "POST", f"/api/datasets/{created['dataset']['id']}/confirm")["dataset"]
+
+
+def wait_for(fetch: Callable[[], dict], done: Callable[[dict], bool], timeout: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout:.0f}s; last: {value}")
+        time.sleep(0.25)
+
+
+def wait_dataset(client: httpx.Client, dataset_id: str, timeout: float = 120) -> dict:
+    return wait_for(
+        lambda: call(client, "GET", f"/api/datasets/{dataset_id}")["dataset"],
+        lambda d: d["status"] in ("ready", "error"),
+        timeout,
+        "dataset validation",
+    )
+
+
+def job_events(client: httpx.Client, job_id: str, timeout: float = 600) -> Iterator[tuple[str, dict]]:
+    """Server-Sent Events of a job: (event name, data) until the stream ends."""
+    with client.stream("GET", f"/api/jobs/{job_id}/events", timeout=timeout) as response:
+        if response.status_code != 200:
+            response.read()
+            raise ApiError(response)
+        name, data = "message", []
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif not line and data:
+                yield name, json.loads("\n".join(data))
+                name, data = "message", []

@@ -1,0 +1,57 @@
+"""``python -m services.trainer_agent``: run one trainer agent until SIGTERM.
+
+Hardware is advertised from the environment: BRIGHTRUN_AGENT_GPU_TYPE (a
+catalogue type such as H100; default CPU when no CUDA device is visible) and
+BRIGHTRUN_AGENT_GPU_COUNT (default: the visible CUDA devices, or 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from services.common.config import read_settings
+from services.trainer_agent.agent import AgentSettings, TrainerAgent
+
+
+def _hardware() -> tuple[str, int]:
+    import torch
+
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpu_type = os.environ.get("BRIGHTRUN_AGENT_GPU_TYPE") or ("CPU" if cuda == 0 else "")
+    if not gpu_type:
+        raise SystemExit(
+            f"{cuda} CUDA device(s) found ({torch.cuda.get_device_name(0)}): set BRIGHTRUN_AGENT_GPU_TYPE "
+            "to their catalogue type (A100-80GB, A100-40GB, H100, V100-32GB)"
+        )
+    return gpu_type, int(os.environ.get("BRIGHTRUN_AGENT_GPU_COUNT") or max(cuda, 1))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = read_settings()
+    gpu_type, gpu_count = _hardware()
+    agent = AgentSettings(
+        agent_id=os.environ.get("BRIGHTRUN_AGENT_ID") or f"{socket.gethostname()}-{os.getpid()}",
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        work_dir=Path(os.environ.get("BRIGHTRUN_AGENT_WORK_DIR") or settings.home / "agent"),
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        logging.getLogger(__name__).info("agent %s takes %s x%d work", agent.agent_id, gpu_type, gpu_count)
+        await TrainerAgent(settings, agent).run(stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Session fixtures: the real PostgreSQL, NATS JetStream and S3 store that
+integration and end-to-end tests run against, started once per test session,
+and the tiny base model built offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.common.components import Nats, ObjectStore, Postgres
+from services.common.config import Settings, read_settings
+from services.common.tiny_model import build_tiny_model
+
+S3_ACCESS_KEY = "brightrun-test"
+S3_SECRET_KEY = "brightrun-test-secret"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The offline tiny Llama base model with its tokenizer and chat template."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory):
+    """PostgreSQL, NATS and SeaweedFS, really started; stopped at the end of the session."""
+    base = tmp_path_factory.mktemp("infra")
+    pg = Postgres(base / "postgres", fast=True)
+    nats = Nats(base / "nats")
+    store = ObjectStore(
+        base / "s3", access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY, buckets=("lora-datasets", "lora-models")
+    )
+    started = []
+    try:
+        for component in (pg, nats, store):
+            component.start()
+            started.append(component)
+        yield pg, nats, store
+    finally:
+        for component in reversed(started):
+            component.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(infra, tiny_model, tmp_path_factory) -> Settings:
+    """Settings of a platform wired to the session's real components."""
+    pg, nats, store = infra
+    return read_settings(
+        {
+            "BRIGHTRUN_HOME": str(tmp_path_factory.mktemp("home")),
+            "BRIGHTRUN_DATABASE_URL": pg.dsn,
+            "BRIGHTRUN_NATS_URL": nats.url,
+            "BRIGHTRUN_S3_ENDPOINT": store.endpoint_url,
+            "BRIGHTRUN_S3_ACCESS_KEY": S3_ACCESS_KEY,
+            "BRIGHTRUN_S3_SECRET_KEY": S3_SECRET_KEY,
+            "BRIGHTRUN_DEFAULT_BASE_MODEL": str(tiny_model),
+            "BRIGHTRUN_GRPC_PORT": "0",
+        }
+    )

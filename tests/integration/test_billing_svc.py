@@ -1,0 +1,248 @@
+"""billing_svc against real PostgreSQL and NATS JetStream: notifications and
+cost records from platform events, once each; the cost dashboard; reading
+and marking notifications, scoped by user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import grpc
+import pytest
+import pytest_asyncio
+from brightrun.artifact.v1 import artifact_pb2
+from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
+from brightrun.dataset.v1 import dataset_pb2
+from brightrun.events.v1 import events_pb2
+from brightrun.job.v1 import job_pb2
+
+from services.billing_svc.server import start
+from services.common import events
+from services.common.grpc import as_user, channel
+
+JOURNEY = {"dataset_ready", "job_queued", "job_started", "job_completed", "model_ready"}
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def service(settings):
+    runtime = await start(settings, address="127.0.0.1:0")
+    async with channel(f"127.0.0.1:{runtime.port}") as ch:
+        yield billing_pb2_grpc.BillingServiceStub(ch)
+    await runtime.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def nats(settings):
+    nc, js = await events.connect(settings.nats_url, "test-billing")
+    yield nc, js
+    await nc.close()
+
+
+def _job(user: str, **fields) -> job_pb2.Job:
+    job = job_pb2.Job(
+        id=str(uuid.uuid4()),
+        user_id=user,
+        dataset_id=str(uuid.uuid4()),
+        dataset_name="Support chats",
+        gpu_config=job_pb2.GpuConfig(type="H100", count=2, cost_per_gpu_hour=3.0),
+        total_steps=12,
+        **fields,
+    )
+    job.started_at.FromDatetime(datetime.now(timezone.utc) - timedelta(hours=1))
+    return job
+
+
+def _journey(user: str) -> tuple[job_pb2.Job, list[events_pb2.Event]]:
+    """The events of one dataset trained into one model."""
+    dataset = dataset_pb2.Dataset(id=str(uuid.uuid4()), user_id=user, name="Support chats")
+    job = _job(user, current_cost=5.9, final_cost=6.0)
+    job.completed_at.FromDatetime(datetime.now(timezone.utc))
+    manifest = artifact_pb2.AdapterManifest(files=[artifact_pb2.ArtifactFile(name="a", size_bytes=2048)])
+    artifact = artifact_pb2.ModelArtifact(id=str(uuid.uuid4()), user_id=user, job_id=job.id)
+    artifact.quality_metrics.update({"overall_score": 4})
+
+    def event(type_, subject, **payload):
+        return events.new_event(type_, producer="test", user_id=user, subject_id=subject, **payload)
+
+    return job, [
+        event("dataset.validated", dataset.id, dataset_validated=events_pb2.DatasetValidated(dataset=dataset)),
+        event("job.queued", job.id, job_queued=events_pb2.JobQueued(job=job)),
+        event("job.started", job.id, job_started=events_pb2.JobStarted(job=job)),
+        event("job.completed", job.id, job_completed=events_pb2.JobCompleted(job=job, manifest=manifest)),
+        event("artifact.created", artifact.id, artifact_created=events_pb2.ArtifactCreated(artifact=artifact)),
+    ]
+
+
+def _fresh(event: events_pb2.Event) -> events_pb2.Event:
+    """The same payload under a new event id."""
+    again = events_pb2.Event()
+    again.CopyFrom(event)
+    again.event_id = str(uuid.uuid4())
+    return again
+
+
+async def _publish(js, event: events_pb2.Event, msg_id: str | None = None) -> None:
+    await events.publish(js, event.type, event.SerializeToString(), msg_id or event.event_id)
+
+
+async def _notifications(service, user: str, *, count: int, **request) -> billing_pb2.ListNotificationsResponse:
+    """The user's notifications once there are ``count`` of them (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while True:
+        response = await service.ListNotifications(
+            billing_pb2.ListNotificationsRequest(**request), metadata=as_user(user)
+        )
+        if len(response.notifications) >= count or time.monotonic() > deadline:
+            assert len(response.notifications) == count
+            return response
+        await asyncio.sleep(0.1)
+
+
+async def test_journey_notifies_and_records_costs_once(service, nats):
+    nc, js = nats
+    user = str(uuid.uuid4())
+    job, journey = _journey(user)
+    recorded: list[events_pb2.Event] = []
+
+    async def collect(msg):
+        event = events_pb2.Event.FromString(msg.data)
+        if event.user_id == user:
+            recorded.append(event)
+
+    sub = await nc.subscribe("billing.cost_recorded", cb=collect)
+    for event in journey:
+        await _publish(js, event)
+    journey_notes = await _notifications(service, user, count=5)
+    assert {n.type for n in journey_notes.notifications} == JOURNEY
+    assert journey_notes.unread_count == 5
+    model_ready = next(n for n in journey_notes.notifications if n.type == "model_ready")
+    assert model_ready.message == "Your trained model is ready. Quality score: 4/5 stars"
+    assert model_ready.action_url == f"/models/{journey[-1].subject_id}"
+
+    # Redelivered envelopes under new message ids write nothing new. Each
+    # stream has its own consumer, so a later event on every stream shows
+    # that the repeats before it were handled.
+    for event in journey:
+        await _publish(js, event, msg_id=str(uuid.uuid4()))
+    cancelled = _job(user, current_cost=0.0)
+    later = [
+        _fresh(journey[0]),
+        _fresh(journey[4]),
+        # A job's final event again under a new event id notifies again.
+        _fresh(journey[3]),
+        events.new_event(
+            "job.cancelled",
+            producer="test",
+            user_id=user,
+            subject_id=cancelled.id,
+            job_cancelled=events_pb2.JobCancelled(job=cancelled),
+        ),
+    ]
+    for event in later:
+        await _publish(js, event)
+    notes = await _notifications(service, user, count=9)
+    again = ["dataset_ready", "model_ready", "job_completed", "job_cancelled"]
+    assert sorted(n.type for n in notes.notifications) == sorted([*JOURNEY, *again])
+
+    # ...but the job is billed once, and the cancelled job cost nothing.
+    records = (await service.ListCostRecords(billing_pb2.ListCostRecordsRequest(), metadata=as_user(user))).cost_records
+    assert sorted((r.cost_type, r.amount, r.job_id) for r in records) == [
+        ("compute", 6.0, job.id),
+        ("storage", 0.5, job.id),
+    ]
+    for job_id, count in ((job.id, 2), (cancelled.id, 0)):
+        only = await service.ListCostRecords(billing_pb2.ListCostRecordsRequest(job_id=job_id), metadata=as_user(user))
+        assert len(only.cost_records) == count
+    compute = next(r for r in records if r.cost_type == "compute")
+    assert compute.details["gpu_type"] == "H100" and compute.details["hourly_rate"] == 6.0
+    assert compute.billing_period == datetime.now(timezone.utc).date().replace(day=1).isoformat()
+
+    summary = await service.GetCostSummary(billing_pb2.GetCostSummaryRequest(period="week"), metadata=as_user(user))
+    assert (summary.total, summary.record_count, summary.period) == (6.5, 2, "week")
+    assert dict(summary.by_type) == {"compute": 6.0, "storage": 0.5}
+    assert [(d.date, d.amount) for d in summary.by_day] == [(datetime.now(timezone.utc).date().isoformat(), 6.5)]
+
+    for _ in range(100):
+        if len(recorded) == 2:
+            break
+        await asyncio.sleep(0.1)
+    await sub.unsubscribe()
+    assert sorted(e.cost_recorded.cost_record.id for e in recorded) == sorted(r.id for r in records)
+
+
+async def test_stopped_jobs_record_the_cost_so_far(service, nats):
+    _, js = nats
+    user = str(uuid.uuid4())
+    failed = _job(user, current_cost=1.25, error_message="CUDA out of memory")
+    await _publish(
+        js,
+        events.new_event(
+            "job.failed",
+            producer="test",
+            user_id=user,
+            subject_id=failed.id,
+            job_failed=events_pb2.JobFailed(job=failed),
+        ),
+    )
+    [note] = (await _notifications(service, user, count=1)).notifications
+    assert (note.type, note.priority) == ("job_failed", "high")
+    assert "CUDA out of memory" in note.message
+    [record] = (
+        await service.ListCostRecords(billing_pb2.ListCostRecordsRequest(), metadata=as_user(user))
+    ).cost_records
+    assert (record.cost_type, record.amount, record.job_id) == ("compute", 1.25, failed.id)
+
+
+async def test_reading_notifications_is_scoped_to_their_owner(service, nats):
+    _, js = nats
+    owner, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+    for event in _journey(owner)[1][:3]:
+        await _publish(js, event)
+    notes = await _notifications(service, owner, count=3)
+    first = notes.notifications[0]
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await service.MarkNotificationRead(
+            billing_pb2.MarkNotificationReadRequest(notification_id=first.id), metadata=as_user(stranger)
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await _notifications(service, stranger, count=0)).unread_count == 0
+
+    marked = await service.MarkNotificationRead(
+        billing_pb2.MarkNotificationReadRequest(notification_id=first.id), metadata=as_user(owner)
+    )
+    assert marked.notification.read
+    unread = await _notifications(service, owner, count=2, unread_only=True)
+    assert first.id not in {n.id for n in unread.notifications} and unread.unread_count == 2
+
+    page = await _notifications(service, owner, count=2, page_size=2)
+    assert page.next_page_token
+    rest = await _notifications(service, owner, count=1, page_size=2, page_token=page.next_page_token)
+    assert {n.id for n in [*page.notifications, *rest.notifications]} == {n.id for n in notes.notifications}
+
+    done = await service.MarkAllNotificationsRead(
+        billing_pb2.MarkAllNotificationsReadRequest(), metadata=as_user(owner)
+    )
+    assert done.updated_count == 2
+    assert (await _notifications(service, owner, count=0, unread_only=True)).unread_count == 0
+
+
+async def test_bad_requests_name_the_field(service):
+    user = str(uuid.uuid4())
+    requests = [
+        service.GetCostSummary(billing_pb2.GetCostSummaryRequest(period="decade"), metadata=as_user(user)),
+        service.ListCostRecords(billing_pb2.ListCostRecordsRequest(job_id="nope"), metadata=as_user(user)),
+        service.ListNotifications(billing_pb2.ListNotificationsRequest(page_size=-1), metadata=as_user(user)),
+    ]
+    for call in requests:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await service.MarkNotificationRead(
+            billing_pb2.MarkNotificationReadRequest(notification_id="x"), metadata=as_user(user)
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

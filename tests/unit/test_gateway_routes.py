@@ -1,0 +1,253 @@
+"""Routes against a tiny in-test gRPC server: status mapping, user id
+propagation, request building, SSE framing. No database, no other services."""
+
+import asyncio
+import itertools
+import json
+import uuid
+
+import grpc
+import httpx
+import pytest_asyncio
+import uvicorn
+
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from gateway.app import create_app
+from gateway.auth import mint_token
+from services.common.config import read_settings
+from services.common.errors import FailedPrecondition, NotFound
+from services.common.grpc import rpc, stream_rpc, user_id
+
+SECRET = "route-test-secret-that-is-long-enough"
+KNOWN_DATASET = str(uuid.uuid4())
+MISSING_JOB = str(uuid.uuid4())
+
+
+class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
+    def __init__(self):
+        self.seen: list[tuple[str, object]] = []
+
+    @rpc
+    async def GetDataset(self, request, context):
+        owner = user_id(context)
+        if request.dataset_id != KNOWN_DATASET:
+            raise NotFound("Dataset not found")
+        dataset = dataset_pb2.Dataset(id=request.dataset_id, user_id=owner, status=dataset_pb2.DATASET_STATUS_READY)
+        return dataset_pb2.GetDatasetResponse(dataset=dataset)
+
+    @rpc
+    async def ListDatasets(self, request, context):
+        self.seen.append((user_id(context), request))
+        return dataset_pb2.ListDatasetsResponse(datasets=[dataset_pb2.Dataset(name="a")], total_size=51)
+
+
+class FakeJobs(job_pb2_grpc.JobServiceServicer):
+    def __init__(self):
+        self.seen: list[tuple[str, object]] = []
+
+    @rpc
+    async def CreateJob(self, request, context):
+        self.seen.append((user_id(context), request))
+        raise FailedPrecondition("Dataset not ready for training", "status='uploading'")
+
+    @stream_rpc
+    async def WatchJob(self, request, context):
+        self.seen.append((user_id(context), request))
+        if request.job_id == MISSING_JOB:
+            raise NotFound("Job not found")
+        yield job_pb2.WatchJobResponse(job=job_pb2.Job(id=request.job_id, status=job_pb2.JOB_STATUS_RUNNING))
+        for step in (request.after_step + 1, request.after_step + 2):
+            yield job_pb2.WatchJobResponse(metric_point=job_pb2.MetricPoint(job_id=request.job_id, step=step))
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def services():
+    server = grpc.aio.server()
+    fakes = {"datasets": FakeDatasets(), "jobs": FakeJobs()}
+    dataset_pb2_grpc.add_DatasetServiceServicer_to_server(fakes["datasets"], server)
+    job_pb2_grpc.add_JobServiceServicer_to_server(fakes["jobs"], server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}", fakes
+    await server.stop(None)
+
+
+def _settings():
+    env = {
+        "BRIGHTRUN_DATABASE_URL": "postgresql://unused",
+        "BRIGHTRUN_S3_ENDPOINT": "http://unused",
+        "BRIGHTRUN_S3_ACCESS_KEY": "unused",
+        "BRIGHTRUN_S3_SECRET_KEY": "unused",
+        "BRIGHTRUN_JWT_SECRET": SECRET,
+    }
+    return read_settings(env)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(services):
+    address, _ = services
+    # Billing points at a closed port: calls to it must come back as 503.
+    app = create_app(
+        _settings(), dataset_addr=address, job_addr=address, artifact_addr=address, billing_addr="127.0.0.1:1"
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            yield http
+
+
+def _auth(user: str) -> dict:
+    return {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
+
+
+async def test_healthz_needs_no_token(client):
+    reply = await client.get("/healthz")
+    assert reply.status_code == 200
+
+
+async def test_api_routes_need_a_token(client):
+    reply = await client.get(f"/api/datasets/{KNOWN_DATASET}")
+    assert reply.status_code == 401
+    assert reply.json()["error"] == "Unauthorized"
+
+
+async def test_the_callers_user_id_reaches_the_service(client):
+    user = str(uuid.uuid4())
+    reply = await client.get(f"/api/datasets/{KNOWN_DATASET}", headers=_auth(user))
+    assert reply.status_code == 200
+    assert reply.json()["success"] is True
+    assert reply.json()["data"]["dataset"]["user_id"] == user
+    assert reply.json()["data"]["dataset"]["status"] == "ready"
+
+
+async def test_not_found_from_the_service_is_404_with_the_specs_body(client):
+    reply = await client.get(f"/api/datasets/{uuid.uuid4()}", headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 404
+    assert reply.json() == {"error": "Dataset not found", "details": None}
+
+
+async def test_a_malformed_id_is_404_without_a_service_call(client):
+    reply = await client.get("/api/datasets/not-a-uuid", headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 404 and "error" in reply.json()
+
+
+async def test_failed_precondition_is_400_with_the_details_trailer(client, services):
+    user = str(uuid.uuid4())
+    body = {
+        "dataset_id": KNOWN_DATASET,
+        "preset_id": "custom",
+        "gpu_config": {"type": "CPU", "count": 1},
+        "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8},
+    }
+    reply = await client.post("/api/jobs", json=body, headers={**_auth(user), "Idempotency-Key": "k-1"})
+    assert reply.status_code == 400
+    assert reply.json() == {"error": "Dataset not ready for training", "details": "status='uploading'"}
+    seen_user, request = services[1]["jobs"].seen[-1]
+    assert seen_user == user
+    assert request.request_id == "k-1" and request.hyperparameters.batch_size == 8
+
+
+async def test_bad_bodies_are_400_before_any_service_call(client, services):
+    calls = len(services[1]["jobs"].seen)
+    headers = _auth(str(uuid.uuid4()))
+    invalid = await client.post("/api/jobs", content=b"{oops", headers=headers)
+    assert invalid.status_code == 400 and invalid.json()["error"] == "Invalid JSON"
+    wrong = await client.post("/api/jobs", json={"dataset_id": KNOWN_DATASET, "gpu_config": "big"}, headers=headers)
+    assert wrong.status_code == 400
+    assert wrong.json()["details"]["gpu_config"] == ["Expected an object"]
+    assert wrong.json()["details"]["preset_id"] == ["Required"]
+    assert len(services[1]["jobs"].seen) == calls
+
+
+async def test_page_and_limit_map_onto_page_size_and_an_offset_token(client, services):
+    user = str(uuid.uuid4())
+    reply = await client.get("/api/datasets?page=3&limit=10&status=ready&search=rev", headers=_auth(user))
+    assert reply.status_code == 200
+    data = reply.json()["data"]
+    assert (data["total"], data["page"], data["limit"], data["totalPages"]) == (51, 3, 10, 6)
+    seen_user, request = services[1]["datasets"].seen[-1]
+    assert seen_user == user
+    assert (request.page_size, request.page_token, request.search) == (10, "20", "rev")
+    assert request.status == dataset_pb2.DATASET_STATUS_READY
+
+
+async def test_bad_query_parameters_are_400(client):
+    headers = _auth(str(uuid.uuid4()))
+    assert (await client.get("/api/datasets?page=zero", headers=headers)).json()["details"] == {
+        "page": ["Expected an integer, got 'zero'"]
+    }
+    assert (await client.get("/api/datasets?status=done", headers=headers)).status_code == 400
+    too_many = await client.get("/api/datasets?limit=101", headers=headers)
+    assert too_many.json()["details"] == {"limit": ["Must be at most 100"]}
+
+
+async def test_an_unreachable_service_is_503(client):
+    reply = await client.get("/api/notifications", headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "Service unavailable"
+
+
+async def test_job_events_stream_status_and_metrics_resuming_after_last_event_id(client, services):
+    user, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    headers = {**_auth(user), "Last-Event-ID": "7"}
+    reply = await client.get(f"/api/jobs/{job_id}/events", headers=headers)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    frames = [f for f in reply.text.split("\n\n") if f]
+    assert frames[0].startswith("event: status\ndata: ")
+    assert json.loads(frames[0].split("data: ", 1)[1])["status"] == "running"
+    assert frames[1].startswith("event: metric\nid: 8\ndata: ")
+    assert [json.loads(f.split("data: ", 1)[1])["step"] for f in frames[1:]] == [8, 9]
+    seen_user, request = services[1]["jobs"].seen[-1]
+    assert (seen_user, request.job_id, request.after_step) == (user, job_id, 7)
+
+
+async def test_events_of_an_unknown_job_are_a_plain_404(client):
+    reply = await client.get(f"/api/jobs/{MISSING_JOB}/events", headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 404
+    assert reply.json() == {"error": "Job not found", "details": None}
+
+
+class EndlessJobs(job_pb2_grpc.JobServiceServicer):
+    def __init__(self):
+        self.ended = asyncio.Event()
+
+    @stream_rpc
+    async def WatchJob(self, request, context):
+        try:
+            yield job_pb2.WatchJobResponse(job=job_pb2.Job(id=request.job_id))
+            for step in itertools.count(1):
+                await asyncio.sleep(0.02)
+                yield job_pb2.WatchJobResponse(metric_point=job_pb2.MetricPoint(step=step))
+        finally:
+            self.ended.set()
+
+
+async def test_a_client_leaving_the_event_stream_cancels_the_watch():
+    # Served by uvicorn for real: only a real connection can go away mid-stream.
+    jobs = EndlessJobs()
+    server = grpc.aio.server()
+    job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    app = create_app(_settings(), job_addr=f"127.0.0.1:{port}")
+    http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    serving = asyncio.create_task(http.serve())
+    try:
+        while not http.started:
+            await asyncio.sleep(0.01)
+        http_port = http.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{http_port}/api/jobs/{uuid.uuid4()}/events"
+        async with httpx.AsyncClient() as client:
+            async with client.stream("GET", url, headers=_auth(str(uuid.uuid4()))) as reply:
+                metrics = 0
+                async for line in reply.aiter_lines():
+                    metrics += line == "event: metric"
+                    if metrics == 3:
+                        break
+        await asyncio.wait_for(jobs.ended.wait(), 5)
+    finally:
+        http.should_exit = True
+        await serving
+        await server.stop(None)
