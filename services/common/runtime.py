@@ -51,11 +51,19 @@ class ServiceRuntime:
         runtime._relay.start()
         return runtime
 
-    def consume(self, *, stream: str, durable: str, subjects: list[str], handler: events.Handler) -> None:
-        """Run a durable consumer until the service stops."""
+    def consume(
+        self, *, stream: str, durable: str, subjects: list[str], handler: events.Handler, ack_wait: float = 60.0
+    ) -> None:
+        """Run a durable consumer until the service stops; ``ack_wait`` must outlast one handler call."""
         task = asyncio.create_task(
             events.consume(
-                self.js, stream=stream, durable=durable, subjects=subjects, handler=handler, stop=self.stopping
+                self.js,
+                stream=stream,
+                durable=durable,
+                subjects=subjects,
+                handler=handler,
+                stop=self.stopping,
+                ack_wait=ack_wait,
             ),
             name=f"{self.name}-{durable}",
         )

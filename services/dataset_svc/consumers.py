@@ -1,0 +1,118 @@
+"""The validator: consumes ``dataset.uploaded`` and validates the object in one
+streaming pass with the base model's tokenizer, then records ``ready`` or
+``error`` and its event in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from brightrun.events.v1 import events_pb2
+from services.common import events
+from services.common.db import Database, claim_event
+from services.common.storage import ObjectMissing, ObjectStorage
+from services.dataset_svc import store
+from services.dataset_svc.handlers import PRODUCER
+from services.dataset_svc.messages import dataset_message
+from services.dataset_svc.validation import validate_dataset
+
+log = logging.getLogger(__name__)
+DURABLE = "dataset-validator"
+
+
+class _HashingReader:
+    """Passes reads through while hashing them, so the sha256 check costs no second pass."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self.digest.update(data)
+        return data
+
+
+def _file_error(code: str, error: str, suggestion: str) -> dict:
+    return {"line": 0, "code": code, "error": error, "suggestion": suggestion}
+
+
+class DatasetValidator:
+    def __init__(self, db: Database, storage: ObjectStorage):
+        self._db = db
+        self._storage = storage
+        # One tokenizer per base model, loaded on first use; loading takes seconds.
+        self._tokenizers: dict[str, object] = {}
+
+    def _tokenizer(self, base_model: str):
+        if base_model not in self._tokenizers:
+            from transformers import AutoTokenizer
+
+            self._tokenizers[base_model] = AutoTokenizer.from_pretrained(base_model)
+        return self._tokenizers[base_model]
+
+    def _validate(self, dataset) -> dict:
+        try:
+            tokenizer = self._tokenizer(dataset.base_model)
+        except Exception as exc:  # a hub id that cannot be reached, a path without a tokenizer
+            return self._failed(
+                dataset, _file_error("base_model_unavailable", f"Cannot load the tokenizer of {dataset.base_model}: {exc}",
+                                     "Revalidate with a base model this platform can load")
+            )
+        try:
+            reader = _HashingReader(self._storage.open(dataset.storage_bucket, dataset.storage_path))
+        except ObjectMissing:
+            return self._failed(dataset, _file_error("missing_object", "The uploaded file is gone from storage",
+                                                     "Upload the file again"))
+        report = validate_dataset(reader, tokenizer, declared_format=dataset.format or None)
+        errors = list(report.errors)
+        if dataset.sha256 and reader.digest.hexdigest() != dataset.sha256:
+            errors.insert(0, _file_error("sha256_mismatch",
+                                         f"The file's sha256 is {reader.digest.hexdigest()}, not the declared {dataset.sha256}",
+                                         "Upload the file you declared, or create the dataset with its real sha256"))
+        stats = dict(report.statistics, error_counts=report.error_counts)
+        return {
+            "status": "error" if errors else "ready",
+            "format": report.format or dataset.format,
+            "errors": errors,
+            "statistics": stats,
+            "sample_data": report.sample_data,
+            **{key: stats.get(key) for key in ("total_training_pairs", "total_validation_pairs", "total_tokens",
+                                                "avg_turns_per_conversation", "avg_tokens_per_turn")},
+        }
+
+    @staticmethod
+    def _failed(dataset, error: dict) -> dict:
+        return {"status": "error", "format": dataset.format, "errors": [error], "statistics": {}, "sample_data": []}
+
+    async def handle(self, event: events_pb2.Event) -> None:
+        uploaded = event.dataset_uploaded.dataset
+        async with self._db.transaction() as conn:
+            dataset = await store.get_dataset(conn, uploaded.user_id, uploaded.id)
+        if dataset is None or dataset.status != "validating":
+            return
+        try:
+            outcome = await asyncio.to_thread(self._validate, dataset)
+        except Exception as exc:  # never leave a dataset stuck in validating
+            log.exception("validation of dataset %s crashed", dataset.id)
+            outcome = self._failed(dataset, _file_error("validation_crashed", f"Validation stopped: {exc}",
+                                                        "Revalidate the dataset; report it if this repeats"))
+        async with self._db.transaction() as conn:
+            if not await claim_event(conn, DURABLE, event.event_id):
+                return
+            current = await store.get_dataset(conn, uploaded.user_id, uploaded.id, lock=True)
+            if current is None or current.status != "validating":
+                return
+            row = await store.record_validation(conn, str(dataset.id), outcome)
+            message = dataset_message(row)
+            if outcome["status"] == "ready":
+                follow = events.new_event("dataset.validated", producer=PRODUCER, user_id=str(row.user_id),
+                                          subject_id=str(row.id),
+                                          dataset_validated=events_pb2.DatasetValidated(dataset=message))
+            else:
+                follow = events.new_event("dataset.validation_failed", producer=PRODUCER, user_id=str(row.user_id),
+                                          subject_id=str(row.id),
+                                          dataset_validation_failed=events_pb2.DatasetValidationFailed(dataset=message))
+            await events.add_to_outbox(conn, follow)

@@ -1,0 +1,172 @@
+"""gRPC DatasetService: translates requests to store calls, scoped by the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from brightrun.events.v1 import events_pb2
+from services.common import events
+from services.common.config import Settings
+from services.common.db import Database
+from services.common.errors import FailedPrecondition, NotFound, field_errors
+from services.common.grpc import rpc, user_id
+from services.common.storage import ObjectMissing, ObjectStorage
+from services.dataset_svc import store
+from services.dataset_svc.messages import STATUS_NAMES, dataset_message
+from services.dataset_svc.naming import check_create, storage_key
+
+PRODUCER = "dataset_svc"
+UPLOAD_URL_SECONDS = 3600
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+def _uuid_or_404(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise NotFound("Dataset not found") from None
+
+
+def uploaded_event(row) -> events_pb2.Event:
+    """``dataset.uploaded``: what triggers validation."""
+    return events.new_event(
+        "dataset.uploaded",
+        producer=PRODUCER,
+        user_id=str(row.user_id),
+        subject_id=str(row.id),
+        dataset_uploaded=events_pb2.DatasetUploaded(dataset=dataset_message(row)),
+    )
+
+
+class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
+    def __init__(self, db: Database, storage: ObjectStorage, settings: Settings):
+        self._db = db
+        self._storage = storage
+        self._settings = settings
+
+    async def _get(self, uid: str, dataset_id: str):
+        async with self._db.transaction() as conn:
+            row = await store.get_dataset(conn, uid, _uuid_or_404(dataset_id))
+        if row is None:
+            raise NotFound("Dataset not found")
+        return row
+
+    @rpc
+    async def CreateDataset(self, request, context):
+        """Raises InvalidArgument naming every bad field (size above 500 MB among them)."""
+        uid = user_id(context)
+        safe_name = check_create(request.name, request.file_name, request.file_size, request.format, request.sha256)
+        dataset_id = str(uuid.uuid4())
+        key = storage_key(uid, dataset_id, safe_name)
+        url = await asyncio.to_thread(
+            self._storage.presign_put, self._settings.datasets_bucket, key, UPLOAD_URL_SECONDS
+        )
+        async with self._db.transaction() as conn:
+            row = await store.insert_dataset(
+                conn,
+                {
+                    "id": dataset_id,
+                    "user_id": uid,
+                    "name": request.name.strip(),
+                    "description": request.description if request.HasField("description") else None,
+                    "format": request.format,
+                    "storage_bucket": self._settings.datasets_bucket,
+                    "storage_path": key,
+                    "file_name": safe_name,
+                    "file_size": request.file_size,
+                    "sha256": request.sha256.lower() or None,
+                    "base_model": request.base_model or self._settings.default_base_model,
+                },
+            )
+        return dataset_pb2.CreateDatasetResponse(dataset=dataset_message(row), upload_url=url, storage_path=key)
+
+    @rpc
+    async def ConfirmUpload(self, request, context):
+        """Raises NotFound, or FailedPrecondition when the object is missing or its size differs."""
+        row = await self._get(user_id(context), request.dataset_id)
+        if row.status not in ("uploading", "error"):
+            raise FailedPrecondition(f"Dataset is already {row.status}; confirm applies to an uploaded file")
+        try:
+            size = await asyncio.to_thread(self._storage.size, row.storage_bucket, row.storage_path)
+        except ObjectMissing:
+            raise FailedPrecondition("No file was uploaded: PUT the file to uploadUrl first, then confirm") from None
+        if size != row.file_size:
+            raise FailedPrecondition(
+                f"The uploaded file has {size} bytes but file_size declared {row.file_size}: "
+                "upload the whole file again or create the dataset with its real size"
+            )
+        async with self._db.transaction() as conn:
+            locked = await store.get_dataset(conn, str(row.user_id), str(row.id), lock=True)
+            if locked is None or locked.status not in ("uploading", "error"):
+                raise FailedPrecondition("Dataset changed while confirming; fetch it again")
+            row = await store.set_status(conn, str(row.id), "validating")
+            await events.add_to_outbox(conn, uploaded_event(row))
+        return dataset_pb2.ConfirmUploadResponse(dataset=dataset_message(row))
+
+    @rpc
+    async def GetDataset(self, request, context):
+        row = await self._get(user_id(context), request.dataset_id)
+        return dataset_pb2.GetDatasetResponse(dataset=dataset_message(row))
+
+    @rpc
+    async def ListDatasets(self, request, context):
+        """Raises InvalidArgument for a bad page size or token."""
+        field_errors(
+            {
+                "page_size": ["must be 0 to 100"] if not 0 <= request.page_size <= MAX_PAGE_SIZE else [],
+                "page_token": ["pass next_page_token unchanged"]
+                if request.page_token and not request.page_token.isdigit()
+                else [],
+            }
+        )
+        limit = request.page_size or DEFAULT_PAGE_SIZE
+        offset = int(request.page_token or 0)
+        status = STATUS_NAMES.get(request.status)
+        async with self._db.transaction() as conn:
+            rows, total = await store.list_datasets(conn, user_id(context), status, request.search, limit, offset)
+        end = offset + len(rows)
+        return dataset_pb2.ListDatasetsResponse(
+            datasets=[dataset_message(r) for r in rows], total_size=total, next_page_token=str(end) if end < total else ""
+        )
+
+    @rpc
+    async def DeleteDataset(self, request, context):
+        row = await self._get(user_id(context), request.dataset_id)
+        async with self._db.transaction() as conn:
+            row = await store.soft_delete(conn, str(row.id))
+            await events.add_to_outbox(
+                conn,
+                events.new_event(
+                    "dataset.deleted",
+                    producer=PRODUCER,
+                    user_id=str(row.user_id),
+                    subject_id=str(row.id),
+                    dataset_deleted=events_pb2.DatasetDeleted(dataset=dataset_message(row)),
+                ),
+            )
+        await asyncio.to_thread(self._storage.delete, row.storage_bucket, row.storage_path)
+        return dataset_pb2.DeleteDatasetResponse(dataset=dataset_message(row))
+
+    @rpc
+    async def RevalidateDataset(self, request, context):
+        """Raises FailedPrecondition unless the dataset is ready or in error."""
+        row = await self._get(user_id(context), request.dataset_id)
+        if row.status not in ("ready", "error"):
+            raise FailedPrecondition(f"Dataset is {row.status}; only a ready or failed dataset can be revalidated")
+        async with self._db.transaction() as conn:
+            fields = {"base_model": request.base_model} if request.base_model else {}
+            row = await store.set_status(conn, str(row.id), "validating", **fields)
+            await events.add_to_outbox(conn, uploaded_event(row))
+        return dataset_pb2.RevalidateDatasetResponse(dataset=dataset_message(row))
+
+    @rpc
+    async def GetDatasetReadUrl(self, request, context):
+        row = await self._get(user_id(context), request.dataset_id)
+        url = await asyncio.to_thread(self._storage.presign_get, row.storage_bucket, row.storage_path)
+        return dataset_pb2.GetDatasetReadUrlResponse(
+            url=url, storage_bucket=row.storage_bucket, storage_path=row.storage_path
+        )
+

@@ -1,0 +1,36 @@
+"""Wiring of dataset_svc: database, the validator consumer, gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from services.common.config import Settings
+from services.common.runtime import ServiceRuntime
+from services.common.storage import ObjectStorage
+from services.dataset_svc.consumers import DURABLE, DatasetValidator
+from services.dataset_svc.handlers import DatasetHandlers
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def start(settings: Settings, *, address: str | None = None, schema: str = "dataset") -> ServiceRuntime:
+    """Start the service; ``address`` defaults to ``settings.dataset_addr`` (tests pass port 0)."""
+    runtime = await ServiceRuntime.open("dataset_svc", settings, schema=schema, migrations=MIGRATIONS)
+    storage = ObjectStorage.from_settings(settings)
+    validator = DatasetValidator(runtime.db, storage)
+    runtime.consume(
+        stream="DATASETS",
+        durable=DURABLE,
+        subjects=["dataset.uploaded"],
+        handler=validator.handle,
+        # Validating 500 MB takes about two minutes; a shorter deadline would redeliver it mid-way.
+        ack_wait=900.0,
+    )
+    handlers = DatasetHandlers(runtime.db, storage, settings)
+    await runtime.serve(
+        address or settings.dataset_addr,
+        [lambda server: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(handlers, server)],
+        [dataset_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name],
+    )
+    return runtime

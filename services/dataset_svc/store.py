@@ -1,0 +1,92 @@
+"""The dataset service's SQL. Every read and write is scoped by user id; a
+deleted dataset is invisible, like one that never existed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_LIVE = "user_id = :user_id AND deleted_at IS NULL"
+
+
+async def insert_dataset(conn: AsyncConnection, values: dict) -> Row:
+    result = await conn.execute(
+        text(
+            "INSERT INTO datasets (id, user_id, name, description, format, storage_bucket, storage_path, file_name, "
+            "file_size, sha256, base_model) VALUES (:id, :user_id, :name, :description, :format, :storage_bucket, "
+            ":storage_path, :file_name, :file_size, :sha256, :base_model) RETURNING *"
+        ),
+        values,
+    )
+    return result.one()
+
+
+async def get_dataset(conn: AsyncConnection, user_id: str, dataset_id: str, *, lock: bool = False) -> Row | None:
+    sql = f"SELECT * FROM datasets WHERE id = :id AND {_LIVE}" + (" FOR UPDATE" if lock else "")
+    return (await conn.execute(text(sql), {"id": dataset_id, "user_id": user_id})).first()
+
+
+async def list_datasets(
+    conn: AsyncConnection, user_id: str, status: str | None, search: str, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    where = _LIVE
+    params: dict = {"user_id": user_id, "limit": limit, "offset": offset}
+    if status:
+        where += " AND status = :status"
+        params["status"] = status
+    if search:
+        where += " AND name ILIKE :search"
+        params["search"] = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    total = (await conn.execute(text(f"SELECT count(*) FROM datasets WHERE {where}"), params)).scalar_one()
+    rows = await conn.execute(
+        text(f"SELECT * FROM datasets WHERE {where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"), params
+    )
+    return list(rows), total
+
+
+async def set_status(conn: AsyncConnection, dataset_id: str, status: str, **fields) -> Row:
+    """Move a dataset to ``status``, resetting the previous validation outcome."""
+    assignments = ", ".join(f"{name} = :{name}" for name in fields)
+    sql = (
+        "UPDATE datasets SET status = :status, training_ready = FALSE, validation_errors = NULL, "
+        f"updated_at = now(){', ' + assignments if assignments else ''} WHERE id = :id RETURNING *"
+    )
+    return (await conn.execute(text(sql), {"id": dataset_id, "status": status, **fields})).one()
+
+
+async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dict) -> Row:
+    """Store a finished validation: ``ready`` with statistics or ``error`` with the bad lines."""
+    result = await conn.execute(
+        text(
+            "UPDATE datasets SET status = :status, training_ready = :ready, format = :format, "
+            "total_training_pairs = :pairs, total_validation_pairs = :validation_pairs, total_tokens = :tokens, "
+            "avg_turns_per_conversation = :avg_turns, avg_tokens_per_turn = :avg_tokens, "
+            "validation_errors = CAST(:errors AS JSONB), statistics = CAST(:statistics AS JSONB), "
+            "sample_data = CAST(:samples AS JSONB), validated_at = now(), updated_at = now() "
+            "WHERE id = :id RETURNING *"
+        ),
+        {
+            "id": dataset_id,
+            "status": outcome["status"],
+            "ready": outcome["status"] == "ready",
+            "format": outcome["format"],
+            "pairs": outcome.get("total_training_pairs"),
+            "validation_pairs": outcome.get("total_validation_pairs"),
+            "tokens": outcome.get("total_tokens"),
+            "avg_turns": outcome.get("avg_turns_per_conversation"),
+            "avg_tokens": outcome.get("avg_tokens_per_turn"),
+            "errors": json.dumps(outcome["errors"]) if outcome["errors"] else None,
+            "statistics": json.dumps(outcome["statistics"]),
+            "samples": json.dumps(outcome["sample_data"]) if outcome["sample_data"] else None,
+        },
+    )
+    return result.one()
+
+
+async def soft_delete(conn: AsyncConnection, dataset_id: str) -> Row:
+    sql = "UPDATE datasets SET deleted_at = now(), updated_at = now() WHERE id = :id RETURNING *"
+    return (await conn.execute(text(sql), {"id": dataset_id})).one()

@@ -1,0 +1,138 @@
+"""dataset_svc on real PostgreSQL, NATS and SeaweedFS: upload, confirm,
+event-driven validation, scoping, listing, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from services.common.grpc import as_user, channel
+from services.common.storage import ObjectMissing, ObjectStorage
+from services.dataset_svc.server import start
+
+GOOD = [
+    {"conversation_id": f"c{i}", "turns": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello"}]}
+    for i in range(5)
+]
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def stub(settings):
+    runtime = await start(settings, address="127.0.0.1:0")
+    async with channel(f"127.0.0.1:{runtime.port}") as ch:
+        yield dataset_pb2_grpc.DatasetServiceStub(ch)
+    await runtime.stop()
+
+
+def _put(url: str, body: bytes) -> None:
+    request = urllib.request.Request(url, data=body, method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
+
+
+async def _upload(stub, uid: str, body: bytes, name: str = "data", **extra) -> dataset_pb2.Dataset:
+    created = await stub.CreateDataset(
+        dataset_pb2.CreateDatasetRequest(name=name, file_name="../../etc/my data.jsonl", file_size=len(body), **extra),
+        metadata=as_user(uid),
+    )
+    assert created.storage_path == f"{uid}/{created.dataset.id}/my_data.jsonl"
+    await asyncio.to_thread(_put, created.upload_url, body)
+    confirmed = await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    assert confirmed.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
+    return confirmed.dataset
+
+
+async def _settled(stub, uid: str, dataset_id: str) -> dataset_pb2.Dataset:
+    for _ in range(150):
+        reply = await stub.GetDataset(dataset_pb2.GetDatasetRequest(dataset_id=dataset_id), metadata=as_user(uid))
+        if reply.dataset.status in (dataset_pb2.DATASET_STATUS_READY, dataset_pb2.DATASET_STATUS_ERROR):
+            return reply.dataset
+        await asyncio.sleep(0.2)
+    raise AssertionError("dataset never left validating")
+
+
+def _jsonl(records) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+async def test_a_valid_upload_becomes_ready_with_token_statistics(stub):
+    uid = str(uuid.uuid4())
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD))).id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_READY, dataset.validation_errors
+    assert dataset.training_ready
+    assert dataset.total_training_pairs == 5
+    assert dataset.total_tokens > 5 * 6
+    assert dataset.format == "brightrun_lora_v4"
+    assert len(dataset.sample_data.values) == 3
+    assert dataset.statistics["trained_tokens"] > 0
+
+
+async def test_every_bad_line_is_reported(stub):
+    uid = str(uuid.uuid4())
+    body = _jsonl(GOOD[:1]) + b"{oops\n" + _jsonl([{"conversation_id": "x", "turns": [{"role": "user", "content": "q"}]}])
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, body)).id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR
+    assert not dataset.training_ready
+    assert [(e.line, e.code) for e in dataset.validation_errors] == [(2, "invalid_json"), (3, "no_assistant_turn")]
+
+
+async def test_a_declared_sha256_that_does_not_match_fails_validation(stub):
+    uid = str(uuid.uuid4())
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD), sha256="0" * 64)).id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR
+    assert dataset.validation_errors[0].code == "sha256_mismatch"
+
+
+async def test_confirm_checks_the_uploaded_size(stub):
+    uid = str(uuid.uuid4())
+    created = await stub.CreateDataset(
+        dataset_pb2.CreateDatasetRequest(name="n", file_name="d.jsonl", file_size=999), metadata=as_user(uid)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    assert missing.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await asyncio.to_thread(_put, created.upload_url, b"{}\n")
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:
+        await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    assert wrong.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "3 bytes" in wrong.value.details() and "999" in wrong.value.details()
+
+
+async def test_bad_create_requests_name_every_field(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CreateDataset(
+            dataset_pb2.CreateDatasetRequest(name="", file_name="///", file_size=600 * 1024 * 1024, format="csv"),
+            metadata=as_user(str(uuid.uuid4())),
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for field in ("name", "file_name", "file_size", "format"):
+        assert field in info.value.details()
+
+
+async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, settings):
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    dataset = await _upload(stub, alice, _jsonl(GOOD), name="Alpha set")
+    await _upload(stub, alice, _jsonl(GOOD), name="beta set")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.GetDataset(dataset_pb2.GetDatasetRequest(dataset_id=dataset.id), metadata=as_user(bob))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(search="alpha"), metadata=as_user(alice))
+    assert [d.name for d in listed.datasets] == ["Alpha set"]
+    page = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_size=1), metadata=as_user(alice))
+    assert page.total_size == 2 and len(page.datasets) == 1 and page.next_page_token == "1"
+    assert (await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), metadata=as_user(bob))).total_size == 0
+
+    await _settled(stub, alice, dataset.id)
+    await stub.DeleteDataset(dataset_pb2.DeleteDatasetRequest(dataset_id=dataset.id), metadata=as_user(alice))
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await stub.GetDataset(dataset_pb2.GetDatasetRequest(dataset_id=dataset.id), metadata=as_user(alice))
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(ObjectMissing):
+        ObjectStorage.from_settings(settings).size(dataset.storage_bucket, dataset.storage_path)

@@ -1,0 +1,35 @@
+import pytest
+
+from services.common.errors import InvalidArgument
+from services.dataset_svc.naming import check_create, safe_file_name, storage_key
+
+
+@pytest.mark.parametrize(
+    ("given", "safe"),
+    [
+        ("data.jsonl", "data.jsonl"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\chat log.jsonl", "chat_log.jsonl"),
+        ("..", ""),
+        ("résumé\x00.jsonl", "resume_.jsonl"),
+    ],
+)
+def test_file_names_are_reduced_to_a_safe_basename(given, safe):
+    assert safe_file_name(given) == safe
+
+
+def test_the_storage_key_is_built_by_the_service():
+    assert storage_key("u", "d", "f.jsonl") == "u/d/f.jsonl"
+
+
+def test_the_size_limit_is_500mb():
+    assert check_create("n", "f.jsonl", 500 * 1024 * 1024, "", "") == "f.jsonl"
+    with pytest.raises(InvalidArgument) as info:
+        check_create("n", "f.jsonl", 500 * 1024 * 1024 + 1, "", "")
+    assert info.value.details == {"file_size": ["Maximum file size is 500MB; split the file or remove unused records"]}
+
+
+def test_every_bad_field_is_reported_together():
+    with pytest.raises(InvalidArgument) as info:
+        check_create("", "/", 0, "csv", "xyz")
+    assert set(info.value.details) == {"name", "file_name", "file_size", "format", "sha256"}
