@@ -1,0 +1,56 @@
+"""Presets and the GPU catalogue. Prices and planning throughputs are the spec's (FR-3.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GpuType:
+    type: str
+    memory_gb: float
+    price_per_gpu_hour: float
+    # Planning figure for estimates, tokens per second per GPU.
+    throughput_tokens_per_second: float
+    max_count: int
+
+
+GPU_TYPES: dict[str, GpuType] = {
+    gpu.type: gpu
+    for gpu in (
+        GpuType("A100-80GB", 80, 3.50, 1800, 8),
+        GpuType("A100-40GB", 40, 2.80, 1500, 8),
+        GpuType("H100", 80, 4.20, 2200, 8),
+        GpuType("V100-32GB", 32, 2.10, 1200, 8),
+        # Local agents on machines without a GPU: free, one process.
+        GpuType("CPU", 0, 0.0, 2000, 1),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    id: str
+    name: str
+    description: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    rank: int
+    alpha: float
+    dropout: float
+
+
+PRESETS: dict[str, Preset] = {
+    preset.id: preset
+    for preset in (
+        Preset("conservative", "Conservative", "Small rank, low learning rate: stable, least overfitting.",
+               0.0001, 4, 3, 8, 16, 0.05),
+        Preset("balanced", "Balanced", "The default: a good trade-off of quality, speed and cost.",
+               0.0002, 8, 5, 16, 32, 0.1),
+        Preset("aggressive", "Aggressive", "Large rank, more epochs: most capacity, watch for overfitting.",
+               0.0003, 16, 10, 32, 64, 0.1),
+        Preset("custom", "Custom", "Start from the balanced values and set your own.",
+               0.0002, 8, 5, 16, 32, 0.1),
+    )
+}

@@ -1,0 +1,116 @@
+"""job_svc's event handlers: trainer lifecycle and metrics move the job through
+its states; ``artifact.created`` links the job to its artifact.
+
+Each handler claims the event id in the transaction that applies it, so a
+redelivery changes nothing; metric points are also unique per (job, step), so
+a replay by a resumed attempt never double-counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from brightrun.events.v1 import events_pb2
+from services.common import events
+from services.common.db import Database, claim_event
+from services.job_svc import lifecycle, store
+from services.job_svc.events import job_event
+from services.job_svc.messages import current_metrics
+
+TRAINER_DURABLE = "job-trainer"
+ARTIFACTS_DURABLE = "job-artifacts"
+MAX_RETRIES = 3
+
+
+class TrainerEvents:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def handle(self, event: events_pb2.Event) -> None:
+        kind = event.WhichOneof("payload")
+        apply = {
+            "trainer_attempt_started": self._started,
+            "trainer_metrics": self._metrics,
+            "trainer_attempt_completed": self._completed,
+            "trainer_attempt_failed": self._failed,
+        }.get(kind)
+        if apply is None:
+            return
+        async with self._db.transaction() as conn:
+            if not await claim_event(conn, TRAINER_DURABLE, event.event_id):
+                return
+            row = await store.get_job(conn, event.subject_id, lock=True)
+            if row is None or row.status in lifecycle.TERMINAL:
+                return
+            await apply(conn, row, getattr(event, kind), datetime.now(timezone.utc))
+
+    async def _started(self, conn, row, started: events_pb2.TrainerAttemptStarted, now) -> None:
+        if row.status == "queued":
+            await store.update_job(conn, str(row.id), status="initializing", current_stage="initializing",
+                                   attempt=started.attempt, total_steps=started.total_steps or row.total_steps)
+
+    async def _metrics(self, conn, row, metrics: events_pb2.TrainerMetrics, now) -> None:
+        point = metrics.metric_point
+        if not await store.insert_metric_point(conn, point):
+            return
+        if row.status in ("queued", "initializing"):
+            row = await store.update_job(conn, str(row.id), status="running", current_stage="training",
+                                         started_at=row.started_at or now)
+            await events.add_to_outbox(conn, job_event("job.started", row))
+        if point.step <= row.current_step:
+            return  # a late point of an earlier step: stored, but the job is already past it
+        total = metrics.total_steps or row.total_steps
+        rate = row.gpu_config.get("cost_per_gpu_hour", 0) * row.gpu_config.get("count", 1)
+        row = await store.update_job(
+            conn,
+            str(row.id),
+            current_step=point.step,
+            current_epoch=point.epoch,
+            total_steps=total,
+            progress=lifecycle.progress(point.step, total),
+            current_metrics=current_metrics(point),
+            current_cost=lifecycle.cost_so_far(row.started_at, now, rate),
+            estimated_completion_at=lifecycle.estimated_completion(row.started_at, now, point.step, total),
+        )
+        await events.add_to_outbox(conn, job_event("job.progressed", row, metric_point=point))
+
+    async def _completed(self, conn, row, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
+        rate = row.gpu_config.get("cost_per_gpu_hour", 0) * row.gpu_config.get("count", 1)
+        cost = lifecycle.cost_so_far(row.started_at or now, now, rate)
+        row = await store.update_job(
+            conn, str(row.id), status="completed", current_stage="completed", progress=100.0,
+            current_step=row.total_steps, completed_at=now, started_at=row.started_at or now,
+            current_cost=cost, final_cost=cost, estimated_completion_at=now,
+        )
+        await events.add_to_outbox(
+            conn, job_event("job.completed", row, manifest=completed.manifest, summary=completed.summary)
+        )
+
+    async def _failed(self, conn, row, failed: events_pb2.TrainerAttemptFailed, now) -> None:
+        if failed.cancelled:
+            return
+        if failed.retryable and row.retry_count < MAX_RETRIES:
+            await store.update_job(conn, str(row.id), status="queued", current_stage="retrying",
+                                   retry_count=row.retry_count + 1, error_message=failed.reason)
+            return
+        rate = row.gpu_config.get("cost_per_gpu_hour", 0) * row.gpu_config.get("count", 1)
+        cost = lifecycle.cost_so_far(row.started_at, now, rate)
+        row = await store.update_job(conn, str(row.id), status="failed", current_stage="failed", completed_at=now,
+                                     error_message=failed.reason, current_cost=cost, final_cost=cost)
+        await events.add_to_outbox(conn, job_event("job.failed", row))
+
+
+class ArtifactEvents:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def handle(self, event: events_pb2.Event) -> None:
+        if not event.HasField("artifact_created"):
+            return
+        artifact = event.artifact_created.artifact
+        async with self._db.transaction() as conn:
+            if not await claim_event(conn, ARTIFACTS_DURABLE, event.event_id):
+                return
+            row = await store.get_job(conn, artifact.job_id, artifact.user_id, lock=True)
+            if row is not None:
+                await store.update_job(conn, str(row.id), artifact_id=artifact.id)

@@ -1,0 +1,29 @@
+"""The job's events, built from its row."""
+
+from __future__ import annotations
+
+from brightrun.events.v1 import events_pb2
+from services.common import events
+from services.job_svc.messages import job_message
+
+PRODUCER = "job_svc"
+_PAYLOADS = {
+    "job.queued": ("job_queued", events_pb2.JobQueued),
+    "job.started": ("job_started", events_pb2.JobStarted),
+    "job.progressed": ("job_progressed", events_pb2.JobProgressed),
+    "job.completed": ("job_completed", events_pb2.JobCompleted),
+    "job.failed": ("job_failed", events_pb2.JobFailed),
+    "job.cancelled": ("job_cancelled", events_pb2.JobCancelled),
+}
+
+
+def job_event(type_: str, row, **extra) -> events_pb2.Event:
+    """An event of ``type_`` carrying the job as it is in ``row``, plus payload fields in ``extra``."""
+    field, payload = _PAYLOADS[type_]
+    return events.new_event(
+        type_,
+        producer=PRODUCER,
+        user_id=str(row.user_id),
+        subject_id=str(row.id),
+        **{field: payload(job=job_message(row), **extra)},
+    )

@@ -1,0 +1,241 @@
+"""gRPC JobService: translates requests to domain and store calls, scoped by the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+
+import grpc
+
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from brightrun.events.v1 import events_pb2
+from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from google.protobuf import json_format
+from services.common import events
+from services.common.config import Settings
+from services.common.db import Database
+from services.common.errors import FailedPrecondition, NotFound, field_errors
+from services.common.grpc import as_user, rpc, stream_rpc, user_id
+from services.job_svc import lifecycle, store
+from services.job_svc.catalogue import GPU_TYPES, PRESETS
+from services.job_svc.estimate import estimate, total_steps
+from services.job_svc.events import job_event
+from services.job_svc.hyperparameters import JobConfig, resolve
+from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
+
+
+def _uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+class JobHandlers(job_pb2_grpc.JobServiceServicer):
+    def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc):
+        self._db = db
+        self._settings = settings
+        self._datasets = datasets
+        self._nc = nc
+
+    async def _dataset(self, uid: str, dataset_id: str) -> dataset_pb2.Dataset:
+        """The caller's dataset from dataset_svc; NotFound passes through as NotFound."""
+        try:
+            reply = await self._datasets.GetDataset(
+                dataset_pb2.GetDatasetRequest(dataset_id=dataset_id), metadata=as_user(uid), timeout=10
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound("Dataset not found or access denied") from None
+            raise
+        return reply.dataset
+
+    def _config(self, preset_id: str, hp: job_pb2.Hyperparameters, gpu: job_pb2.GpuConfig) -> JobConfig:
+        given = json_format.MessageToDict(hp, preserving_proto_field_name=True)
+        return resolve(preset_id, given, gpu.type, gpu.count, self._settings.default_base_model)
+
+    @rpc
+    async def ListPresets(self, request, context):
+        return job_pb2.ListPresetsResponse(
+            presets=[
+                job_pb2.Preset(
+                    id=p.id, name=p.name, description=p.description,
+                    hyperparameters=job_pb2.Hyperparameters(
+                        base_model=self._settings.default_base_model, learning_rate=p.learning_rate,
+                        batch_size=p.batch_size, epochs=p.epochs, rank=p.rank, alpha=p.alpha, dropout=p.dropout,
+                    ),
+                )
+                for p in PRESETS.values()
+            ]
+        )
+
+    @rpc
+    async def ListGpuTypes(self, request, context):
+        return job_pb2.ListGpuTypesResponse(
+            gpu_types=[
+                job_pb2.GpuType(type=g.type, memory_gb=g.memory_gb, price_per_gpu_hour=g.price_per_gpu_hour,
+                                throughput_tokens_per_second=g.throughput_tokens_per_second, max_count=g.max_count)
+                for g in GPU_TYPES.values()
+            ]
+        )
+
+    @rpc
+    async def EstimateJob(self, request, context):
+        """Raises InvalidArgument for bad fields, NotFound for another user's dataset."""
+        uid = user_id(context)
+        config = self._config("custom", request.hyperparameters, request.gpu_config)
+        dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
+        result = estimate(config.gpu, config.gpu_count, dataset.total_training_pairs, dataset.total_tokens,
+                          config.batch_size, config.epochs)
+        return job_pb2.EstimateJobResponse(
+            estimate=job_pb2.Estimate(
+                estimated_cost=result.estimated_cost,
+                cost_breakdown=job_pb2.CostBreakdown(compute=result.compute, storage=result.storage),
+                estimated_duration_hours=result.estimated_duration_hours,
+                hourly_rate=result.hourly_rate,
+                training_details=job_pb2.TrainingDetails(
+                    total_steps=result.total_steps, steps_per_epoch=result.steps_per_epoch,
+                    estimated_throughput_tokens_per_sec=result.throughput_tokens_per_sec, dataset_name=dataset.name,
+                ),
+            )
+        )
+
+    @rpc
+    async def CreateJob(self, request, context):
+        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready."""
+        uid = user_id(context)
+        config = self._config(request.preset_id, request.hyperparameters, request.gpu_config)
+        dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
+        if dataset.status != dataset_pb2.DATASET_STATUS_READY or not dataset.training_ready:
+            status = dataset_pb2.DatasetStatus.Name(dataset.status).removeprefix("DATASET_STATUS_").lower()
+            raise FailedPrecondition(
+                "Dataset not ready for training",
+                f"Dataset must have status='ready' and training_ready=true. Current: status='{status}', "
+                f"training_ready={str(dataset.training_ready).lower()}",
+            )
+        if request.request_id:
+            async with self._db.transaction() as conn:
+                existing = await store.job_by_request(conn, uid, request.request_id)
+            if existing is not None:
+                return job_pb2.CreateJobResponse(job=job_message(existing))
+        pairs = dataset.total_training_pairs - dataset.total_validation_pairs
+        _, steps = total_steps(pairs, config.batch_size, config.epochs)
+        cost = request.estimated_cost or estimate(
+            config.gpu, config.gpu_count, dataset.total_training_pairs, dataset.total_tokens,
+            config.batch_size, config.epochs,
+        ).estimated_cost
+        job_id = str(uuid.uuid4())
+        gpu_config = {"type": config.gpu.type, "count": config.gpu_count, "gpu_memory_gb": config.gpu.memory_gb,
+                      "cost_per_gpu_hour": config.gpu.price_per_gpu_hour}
+        async with self._db.transaction() as conn:
+            row = await store.insert_job(conn, {
+                "id": job_id, "user_id": uid, "dataset_id": dataset.id, "dataset_name": dataset.name,
+                "preset_id": config.preset_id, "hyperparameters": config.hyperparameters(), "gpu_config": gpu_config,
+                "total_epochs": config.epochs, "total_steps": steps, "estimated_total_cost": cost,
+                "request_id": request.request_id or None,
+            })
+            if row is None:  # a concurrent retry with the same request id won
+                row = await store.job_by_request(conn, uid, request.request_id)
+                return job_pb2.CreateJobResponse(job=job_message(row))
+            await events.add_to_outbox(conn, job_event("job.queued", row))
+            assignment = job_pb2.TrainingAssignment(
+                job_id=job_id, user_id=uid, hyperparameters=job_message(row).hyperparameters,
+                gpu_config=job_message(row).gpu_config, dataset_id=dataset.id,
+                dataset_bucket=dataset.storage_bucket, dataset_path=dataset.storage_path,
+                dataset_format=dataset.format, output_bucket=self._settings.models_bucket,
+                output_prefix=f"{uid}/{job_id}/", total_steps=steps,
+            )
+            await events.add_message_to_outbox(
+                conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_id}:assign")),
+            )
+        return job_pb2.CreateJobResponse(job=job_message(row))
+
+    async def _job(self, uid: str, job_id: str):
+        async with self._db.transaction() as conn:
+            row = await store.get_job(conn, _uuid(job_id, "Job"), uid)
+        if row is None:
+            raise NotFound("Job not found")
+        return row
+
+    @rpc
+    async def GetJob(self, request, context):
+        return job_pb2.GetJobResponse(job=job_message(await self._job(user_id(context), request.job_id)))
+
+    @rpc
+    async def ListJobs(self, request, context):
+        field_errors({
+            "page_size": ["must be 0 to 100"] if not 0 <= request.page_size <= 100 else [],
+            "page_token": ["pass next_page_token unchanged"]
+            if request.page_token and not request.page_token.isdigit() else [],
+        })
+        limit, offset = request.page_size or 10, int(request.page_token or 0)
+        async with self._db.transaction() as conn:
+            rows, total = await store.list_jobs(conn, user_id(context), STATUS_NAMES.get(request.status), limit, offset)
+        end = offset + len(rows)
+        return job_pb2.ListJobsResponse(
+            jobs=[job_message(r) for r in rows], total_size=total, next_page_token=str(end) if end < total else ""
+        )
+
+    @rpc
+    async def CancelJob(self, request, context):
+        """Raises NotFound, or FailedPrecondition when the job already ended."""
+        uid = user_id(context)
+        async with self._db.transaction() as conn:
+            row = await store.get_job(conn, _uuid(request.job_id, "Job"), uid, lock=True)
+            if row is None:
+                raise NotFound("Job not found")
+            lifecycle.check_move(row.status, "cancelled")
+            row = await store.update_job(conn, str(row.id), status="cancelled", current_stage="cancelled",
+                                         completed_at=datetime.now(timezone.utc),
+                                         final_cost=row.current_cost)
+            await events.add_to_outbox(conn, job_event("job.cancelled", row))
+        return job_pb2.CancelJobResponse(job=job_message(row))
+
+    @rpc
+    async def ListMetricPoints(self, request, context):
+        row = await self._job(user_id(context), request.job_id)
+        limit = min(request.page_size or 1000, 10000)
+        async with self._db.transaction() as conn:
+            points = await store.metric_points(conn, str(row.id), request.after_step, limit)
+        return job_pb2.ListMetricPointsResponse(metric_points=[metric_point_message(p) for p in points])
+
+    @stream_rpc
+    async def WatchJob(self, request, context):
+        """The job now, its metric points after ``after_step``, then each change live until it ends."""
+        row = await self._job(user_id(context), request.job_id)
+        job_id = str(row.id)
+        updates: asyncio.Queue = asyncio.Queue()
+
+        async def on_event(msg) -> None:
+            event = events_pb2.Event.FromString(msg.data)
+            if event.subject_id == job_id:
+                updates.put_nowait(event)
+
+        # Subscribe before reading the snapshot so that nothing falls between the two.
+        subscription = await self._nc.subscribe("job.>", cb=on_event)
+        try:
+            yield job_pb2.WatchJobResponse(job=job_message(row))
+            last_step = request.after_step
+            async with self._db.transaction() as conn:
+                points = await store.metric_points(conn, job_id, last_step, 100_000)
+            for point in points:
+                yield job_pb2.WatchJobResponse(metric_point=metric_point_message(point))
+                last_step = point.step
+            if row.status in lifecycle.TERMINAL:
+                return
+            while True:
+                event = await updates.get()
+                payload = getattr(event, event.WhichOneof("payload"))
+                if event.HasField("job_progressed"):
+                    point = event.job_progressed.metric_point
+                    if point.step > last_step:
+                        last_step = point.step
+                        yield job_pb2.WatchJobResponse(metric_point=point)
+                    continue
+                yield job_pb2.WatchJobResponse(job=payload.job)
+                if STATUS_NAMES[payload.job.status] in lifecycle.TERMINAL:
+                    return
+        finally:
+            await subscription.unsubscribe()

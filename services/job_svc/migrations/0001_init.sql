@@ -1,0 +1,50 @@
+CREATE TABLE jobs (
+  id UUID PRIMARY KEY,
+  user_id UUID NOT NULL,
+  dataset_id UUID NOT NULL,
+  dataset_name TEXT NOT NULL DEFAULT '',
+  preset_id VARCHAR(50) NOT NULL,
+  hyperparameters JSONB NOT NULL,
+  gpu_config JSONB NOT NULL,
+  status VARCHAR(50) NOT NULL DEFAULT 'queued',
+  current_stage VARCHAR(50) NOT NULL DEFAULT 'queued',
+  progress DOUBLE PRECISION NOT NULL DEFAULT 0,
+  current_epoch INTEGER NOT NULL DEFAULT 0,
+  total_epochs INTEGER NOT NULL,
+  current_step BIGINT NOT NULL DEFAULT 0,
+  total_steps BIGINT NOT NULL,
+  current_metrics JSONB,
+  queued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  started_at TIMESTAMPTZ,
+  completed_at TIMESTAMPTZ,
+  estimated_completion_at TIMESTAMPTZ,
+  current_cost DOUBLE PRECISION NOT NULL DEFAULT 0,
+  estimated_total_cost DOUBLE PRECISION NOT NULL,
+  final_cost DOUBLE PRECISION,
+  error_message TEXT,
+  retry_count INTEGER NOT NULL DEFAULT 0,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  artifact_id UUID,
+  request_id TEXT,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  UNIQUE (user_id, request_id)
+);
+CREATE INDEX jobs_user_created ON jobs (user_id, created_at DESC);
+CREATE INDEX jobs_status ON jobs (status);
+
+CREATE TABLE metric_points (
+  job_id UUID NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  step BIGINT NOT NULL,
+  epoch INTEGER NOT NULL,
+  timestamp TIMESTAMPTZ NOT NULL,
+  training_loss DOUBLE PRECISION NOT NULL,
+  validation_loss DOUBLE PRECISION,
+  learning_rate DOUBLE PRECISION NOT NULL,
+  gradient_norm DOUBLE PRECISION,
+  throughput DOUBLE PRECISION,
+  gpu_utilization DOUBLE PRECISION,
+  samples_per_second DOUBLE PRECISION,
+  perplexity DOUBLE PRECISION,
+  PRIMARY KEY (job_id, step)
+);

@@ -1,0 +1,32 @@
+"""Wiring of job_svc: database, trainer and artifact consumers, the dataset_svc client, gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brightrun.dataset.v1 import dataset_pb2_grpc
+from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from services.common.config import Settings
+from services.common.grpc import channel
+from services.common.runtime import ServiceRuntime
+from services.job_svc.consumers import ARTIFACTS_DURABLE, TRAINER_DURABLE, ArtifactEvents, TrainerEvents
+from services.job_svc.handlers import JobHandlers
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def start(settings: Settings, *, address: str | None = None, schema: str = "job") -> ServiceRuntime:
+    """Start the service; ``address`` defaults to ``settings.job_addr`` (tests pass port 0)."""
+    runtime = await ServiceRuntime.open("job_svc", settings, schema=schema, migrations=MIGRATIONS)
+    runtime.consume(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
+                    handler=TrainerEvents(runtime.db).handle)
+    runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
+                    handler=ArtifactEvents(runtime.db).handle)
+    datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
+    handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc)
+    await runtime.serve(
+        address or settings.job_addr,
+        [lambda server: job_pb2_grpc.add_JobServiceServicer_to_server(handlers, server)],
+        [job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name],
+    )
+    return runtime

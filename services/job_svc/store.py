@@ -1,0 +1,88 @@
+"""The job service's SQL. Every user-facing read is scoped by user id."""
+
+from __future__ import annotations
+
+import json
+from datetime import timezone
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from brightrun.job.v1 import job_pb2
+
+
+async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
+    """Insert a queued job; None when the user already made one with this request id."""
+    result = await conn.execute(
+        text(
+            "INSERT INTO jobs (id, user_id, dataset_id, dataset_name, preset_id, hyperparameters, gpu_config, "
+            "total_epochs, total_steps, estimated_total_cost, request_id) VALUES (:id, :user_id, :dataset_id, "
+            ":dataset_name, :preset_id, CAST(:hyperparameters AS JSONB), CAST(:gpu_config AS JSONB), :total_epochs, "
+            ":total_steps, :estimated_total_cost, :request_id) ON CONFLICT (user_id, request_id) DO NOTHING RETURNING *"
+        ),
+        {**values, "hyperparameters": json.dumps(values["hyperparameters"]), "gpu_config": json.dumps(values["gpu_config"])},
+    )
+    return result.first()
+
+
+async def job_by_request(conn: AsyncConnection, user_id: str, request_id: str) -> Row | None:
+    sql = "SELECT * FROM jobs WHERE user_id = :user_id AND request_id = :request_id"
+    return (await conn.execute(text(sql), {"user_id": user_id, "request_id": request_id})).first()
+
+
+async def get_job(conn: AsyncConnection, job_id: str, user_id: str | None = None, *, lock: bool = False) -> Row | None:
+    """The job; scoped to ``user_id`` when given (consumers act for the platform and pass None)."""
+    sql = "SELECT * FROM jobs WHERE id = :id" + (" AND user_id = :user_id" if user_id else "")
+    sql += " FOR UPDATE" if lock else ""
+    return (await conn.execute(text(sql), {"id": job_id, "user_id": user_id})).first()
+
+
+async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, limit: int, offset: int):
+    where = "user_id = :user_id" + (" AND status = :status" if status else "")
+    params = {"user_id": user_id, "status": status, "limit": limit, "offset": offset}
+    total = (await conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params)).scalar_one()
+    rows = await conn.execute(
+        text(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"), params
+    )
+    return list(rows), total
+
+
+async def update_job(conn: AsyncConnection, job_id: str, **fields) -> Row:
+    assignments = ", ".join(
+        f"{name} = CAST(:{name} AS JSONB)" if name == "current_metrics" else f"{name} = :{name}" for name in fields
+    )
+    values = {name: json.dumps(v) if name == "current_metrics" else v for name, v in fields.items()}
+    sql = f"UPDATE jobs SET {assignments}, updated_at = now() WHERE id = :id RETURNING *"
+    return (await conn.execute(text(sql), {"id": job_id, **values})).one()
+
+
+async def insert_metric_point(conn: AsyncConnection, point: job_pb2.MetricPoint) -> bool:
+    """Store a point; False when the job already has one for this step (a replay)."""
+    optional = ("validation_loss", "gradient_norm", "throughput", "gpu_utilization", "samples_per_second", "perplexity")
+    values = {name: getattr(point, name) if point.HasField(name) else None for name in optional}
+    result = await conn.execute(
+        text(
+            "INSERT INTO metric_points (job_id, step, epoch, timestamp, training_loss, learning_rate, "
+            f"{', '.join(optional)}) VALUES (:job_id, :step, :epoch, :timestamp, :training_loss, :learning_rate, "
+            f"{', '.join(':' + n for n in optional)}) ON CONFLICT (job_id, step) DO NOTHING RETURNING step"
+        ),
+        {
+            "job_id": point.job_id,
+            "step": point.step,
+            "epoch": point.epoch,
+            "timestamp": point.timestamp.ToDatetime(tzinfo=timezone.utc),
+            "training_loss": point.training_loss,
+            "learning_rate": point.learning_rate,
+            **values,
+        },
+    )
+    return result.first() is not None
+
+
+async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, limit: int) -> list[Row]:
+    rows = await conn.execute(
+        text("SELECT * FROM metric_points WHERE job_id = :job_id AND step > :after ORDER BY step LIMIT :limit"),
+        {"job_id": job_id, "after": after_step, "limit": limit},
+    )
+    return list(rows)

@@ -1,0 +1,195 @@
+"""job_svc on real PostgreSQL and NATS: create, the assignment on JetStream,
+trainer events driving the state machine, WatchJob, cancel and scoping.
+
+dataset_svc is replaced by a small DatasetService over real gRPC that answers
+with fixed datasets, so this test exercises job_svc alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from brightrun.artifact.v1 import artifact_pb2
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from brightrun.events.v1 import events_pb2
+from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from services.common import events
+from services.common.errors import NotFound
+from services.common.grpc import as_user, channel, create_server, rpc, user_id
+from services.job_svc.server import start
+
+OWNER = str(uuid.uuid4())
+READY = str(uuid.uuid4())
+UPLOADING = str(uuid.uuid4())
+
+
+class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
+    @rpc
+    async def GetDataset(self, request, context):
+        if user_id(context) != OWNER or request.dataset_id not in (READY, UPLOADING):
+            raise NotFound("Dataset not found")
+        ready = request.dataset_id == READY
+        return dataset_pb2.GetDatasetResponse(
+            dataset=dataset_pb2.Dataset(
+                id=request.dataset_id, user_id=OWNER, name="chats", format="brightrun_lora_v4",
+                status=dataset_pb2.DATASET_STATUS_READY if ready else dataset_pb2.DATASET_STATUS_UPLOADING,
+                training_ready=ready, total_training_pairs=40, total_validation_pairs=2, total_tokens=4000,
+                storage_bucket="lora-datasets", storage_path=f"{OWNER}/{request.dataset_id}/d.jsonl",
+            )
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def stub(settings):
+    server, port, _ = create_server(
+        "127.0.0.1:0", [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s)], []
+    )
+    await server.start()
+    runtime = await start(dataclasses.replace(settings, dataset_addr=f"127.0.0.1:{port}"), address="127.0.0.1:0")
+    async with channel(f"127.0.0.1:{runtime.port}") as ch:
+        yield job_pb2_grpc.JobServiceStub(ch)
+    await runtime.stop()
+    await server.stop(0)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def js(settings):
+    nc, jetstream = await events.connect(settings.nats_url, "job-test")
+    yield jetstream
+    await nc.close()
+
+
+REQUEST = dict(
+    dataset_id=READY,
+    preset_id="custom",
+    gpu_config=job_pb2.GpuConfig(type="CPU", count=1),
+    hyperparameters=job_pb2.Hyperparameters(learning_rate=0.001, batch_size=8, epochs=2, rank=8),
+)
+
+
+async def _trainer_event(js, job: job_pb2.Job, type_: str, event_id: str | None = None, **payload) -> None:
+    event = events.new_event(type_, producer="test", user_id=job.user_id, subject_id=job.id, **payload)
+    if event_id:
+        event.event_id = event_id
+    await events.publish(js, type_, event.SerializeToString(), str(uuid.uuid4()))
+
+
+async def _wait(stub, job_id: str, done, timeout: float = 20.0) -> job_pb2.Job:
+    for _ in range(int(timeout / 0.1)):
+        job = (await stub.GetJob(job_pb2.GetJobRequest(job_id=job_id), metadata=as_user(OWNER))).job
+        if done(job):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job never reached the expected state: {job}")
+
+
+def _point(job_id: str, step: int, loss: float) -> job_pb2.MetricPoint:
+    point = job_pb2.MetricPoint(job_id=job_id, step=step, epoch=1, training_loss=loss, learning_rate=1e-3)
+    point.timestamp.GetCurrentTime()
+    return point
+
+
+async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    assert job.status == job_pb2.JOB_STATUS_QUEUED
+    assert job.total_steps == 10  # ceil((40 - 2) / 8) * 2
+    assert job.hyperparameters.alpha == 16
+
+    sub = await js.pull_subscribe("assign.CPU.1", durable=None, stream="ASSIGN")
+    msgs = await sub.fetch(1, timeout=10)
+    assignment = job_pb2.TrainingAssignment.FromString(msgs[0].data)
+    await msgs[0].ack()
+    await sub.unsubscribe()
+    assert assignment.job_id == job.id and assignment.dataset_path.endswith("/d.jsonl")
+    assert assignment.output_prefix == f"{OWNER}/{job.id}/"
+
+    watched: list = []
+
+    async def watch():
+        async for update in stub.WatchJob(job_pb2.WatchJobRequest(job_id=job.id), metadata=as_user(OWNER)):
+            watched.append(update)
+
+    watcher = asyncio.create_task(watch())
+    await _trainer_event(js, job, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10))
+    await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
+    replayed = str(uuid.uuid4())
+    for step in (1, 2):
+        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, step, 3.0 - step), total_steps=10)
+        await _trainer_event(js, job, "trainer.metrics", event_id=replayed if step == 1 else None, trainer_metrics=metrics)
+    # A resumed attempt replays step 2 under a new event id: still one point per step.
+    await _trainer_event(js, job, "trainer.metrics",
+                         trainer_metrics=events_pb2.TrainerMetrics(job_id=job.id, attempt=2, metric_point=_point(job.id, 2, 9.9)))
+    running = await _wait(stub, job.id, lambda j: j.current_step == 2)
+    assert running.status == job_pb2.JOB_STATUS_RUNNING and running.progress == 20.0
+    assert running.current_metrics.training_loss == 1.0
+    manifest = artifact_pb2.AdapterManifest(bucket="lora-models", prefix="p/")
+    await _trainer_event(js, job, "trainer.attempt.completed",
+                         trainer_attempt_completed=events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1, manifest=manifest))
+    done = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_COMPLETED)
+    assert done.progress == 100 and done.HasField("completed_at") and done.final_cost == 0
+
+    points = (await stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id), metadata=as_user(OWNER))).metric_points
+    assert [(p.step, p.training_loss) for p in points] == [(1, 2.0), (2, 1.0)]
+    await asyncio.wait_for(watcher, 10)
+    statuses = [u.job.status for u in watched if u.HasField("job")]
+    assert statuses[0] == job_pb2.JOB_STATUS_QUEUED and statuses[-1] == job_pb2.JOB_STATUS_COMPLETED
+    assert job_pb2.JOB_STATUS_RUNNING in statuses
+    assert [u.metric_point.step for u in watched if u.HasField("metric_point")] == [1, 2]
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_user_error_fails_at_once_and_a_retryable_one_requeues(stub, js):
+    retried = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    await _trainer_event(js, retried, "trainer.attempt.failed",
+                         trainer_attempt_failed=events_pb2.TrainerAttemptFailed(job_id=retried.id, attempt=1, reason="node lost", retryable=True))
+    requeued = await _wait(stub, retried.id, lambda j: j.retry_count == 1)
+    assert requeued.status == job_pb2.JOB_STATUS_QUEUED
+    await _trainer_event(js, retried, "trainer.attempt.failed",
+                         trainer_attempt_failed=events_pb2.TrainerAttemptFailed(job_id=retried.id, attempt=2, reason="rank too large for memory", retryable=False))
+    failed = await _wait(stub, retried.id, lambda j: j.status == job_pb2.JOB_STATUS_FAILED)
+    assert failed.error_message == "rank too large for memory" and failed.retry_count == 1
+
+
+async def test_cancel_ends_a_queued_job(stub):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    cancelled = (await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+    assert cancelled.status == job_pb2.JOB_STATUS_CANCELLED
+
+
+async def test_a_dataset_that_is_not_ready_is_a_failed_precondition(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "dataset_id": UPLOADING}), metadata=as_user(OWNER))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.details() == "Dataset not ready for training"
+
+
+async def test_another_users_job_and_dataset_are_not_found(stub):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    stranger = as_user(str(uuid.uuid4()))
+    for call in (
+        stub.GetJob(job_pb2.GetJobRequest(job_id=job.id), metadata=stranger),
+        stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=stranger),
+        stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=stranger),
+        stub.EstimateJob(job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=REQUEST["gpu_config"]), metadata=stranger),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_retried_create_with_the_same_request_id_returns_the_first_job(stub):
+    request = job_pb2.CreateJobRequest(**REQUEST, request_id=str(uuid.uuid4()))
+    first, second = await asyncio.gather(
+        stub.CreateJob(request, metadata=as_user(OWNER)), stub.CreateJob(request, metadata=as_user(OWNER))
+    )
+    assert first.job.id == second.job.id

@@ -1,0 +1,93 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.common.errors import FailedPrecondition, InvalidArgument
+from services.job_svc import lifecycle
+from services.job_svc.catalogue import GPU_TYPES
+from services.job_svc.estimate import estimate
+from services.job_svc.hyperparameters import resolve
+
+
+def test_the_estimate_follows_the_spec_formula():
+    # H100 x2: $8.40/h, 4400 tokens/s. 1000 pairs, 200k tokens, batch 8, 3 epochs.
+    result = estimate(GPU_TYPES["H100"], 2, 1000, 200_000, 8, 3)
+    assert result.steps_per_epoch == 125 and result.total_steps == 375
+    training_seconds = 375 * (200 * 8 / 4400)  # 136.36 s
+    hours = (training_seconds + 600 + 3 * 300 + 300) / 3600
+    assert result.hourly_rate == 8.40
+    assert result.estimated_duration_hours == round(hours, 2)
+    assert result.compute == round(8.40 * hours, 2)
+    assert result.storage == 0.50
+    assert result.estimated_cost == round(8.40 * hours + 0.50, 2)
+    assert result.throughput_tokens_per_sec == 4400
+
+
+def test_the_estimate_falls_back_like_the_spec_when_the_dataset_has_no_statistics():
+    result = estimate(GPU_TYPES["A100-80GB"], 1, 0, 0, 4, 1)
+    assert result.total_steps == 250  # 1000 pairs assumed
+
+
+def test_a_cpu_job_costs_nothing_but_storage():
+    assert estimate(GPU_TYPES["CPU"], 1, 48, 4000, 8, 2).estimated_cost == 0.50
+
+
+def test_the_preset_fills_what_the_user_left_out():
+    config = resolve("conservative", {"learning_rate": 0.0005}, "H100", 1, "base")
+    assert config.learning_rate == 0.0005
+    assert (config.batch_size, config.epochs, config.rank, config.alpha) == (4, 3, 8, 16)
+    assert config.base_model == "base" and config.max_seq_length == 2048
+
+
+def test_alpha_defaults_to_twice_a_given_rank():
+    assert resolve("balanced", {"rank": 64}, "H100", 1, "b").alpha == 128
+
+
+def test_every_bad_field_is_reported_together():
+    with pytest.raises(InvalidArgument) as info:
+        resolve("turbo", {"learning_rate": 0.5, "batch_size": 100, "epochs": 50, "rank": 2, "dropout": 0.9}, "TPU", 1, "b")
+    assert set(info.value.details) == {
+        "preset_id",
+        "hyperparameters.learning_rate",
+        "hyperparameters.batch_size",
+        "hyperparameters.epochs",
+        "hyperparameters.rank",
+        "hyperparameters.dropout",
+        "gpu_config.type",
+    }
+
+
+def test_gpu_count_is_bounded_by_the_catalogue():
+    with pytest.raises(InvalidArgument) as info:
+        resolve("balanced", {}, "CPU", 2, "b")
+    assert set(info.value.details) == {"gpu_config.count"}
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "legal"),
+    [
+        ("queued", "initializing", True),
+        ("initializing", "running", True),
+        ("running", "completed", True),
+        ("running", "cancelled", True),
+        ("queued", "completed", False),
+        ("completed", "cancelled", False),
+        ("failed", "running", False),
+        ("cancelled", "queued", False),
+    ],
+)
+def test_the_state_machine(current, target, legal):
+    assert lifecycle.can_move(current, target) is legal
+    if not legal:
+        with pytest.raises(FailedPrecondition):
+            lifecycle.check_move(current, target)
+
+
+def test_progress_cost_and_eta():
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = start + timedelta(minutes=30)
+    assert lifecycle.progress(25, 100) == 25.0
+    assert lifecycle.progress(150, 100) == 100.0
+    assert lifecycle.cost_so_far(start, now, 8.4) == 4.2
+    assert lifecycle.estimated_completion(start, now, 25, 100) == now + timedelta(minutes=90)
+    assert lifecycle.estimated_completion(None, now, 0, 100) is None
