@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from jinja2 import TemplateError
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from services.dataset_svc.formats import Conversation
+from services.common.formats import Conversation
 
 HISTOGRAM_BOUNDS = tuple(2**k for k in range(5, 16))  # 32 .. 32768 tokens; one more bucket above
 SAMPLE_COUNT = 3

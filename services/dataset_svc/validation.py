@@ -8,7 +8,6 @@ dataset once per upload and a one-error-at-a-time loop wastes their day.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -16,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from services.common.errors import InvalidArgument
-from services.dataset_svc.formats import FORMATS, Conversation, Problem, detect_format, read_conversation
+from services.common.splits import MIN_CONVERSATIONS_FOR_VALIDATION, split_score
+from services.common.formats import FORMATS, Conversation, Problem, detect_format, read_conversation
 from services.dataset_svc.statistics import Totals, encode_batch, training_pairs
 
 MAX_STORED_ERRORS = 100
-MIN_CONVERSATIONS_FOR_VALIDATION = 20
 # A tokenizer batch is flushed at whichever comes first; both bound memory.
 BATCH_CONVERSATIONS = 256
 BATCH_CHARACTERS = 4 << 20
@@ -35,23 +34,6 @@ class ValidationReport:
     error_counts: dict[str, int]  # every error found, by code
     statistics: dict
     sample_data: list[dict]
-
-
-def split_score(conversation_key: str) -> float:
-    """Where a conversation falls in [0, 1): the first 8 bytes of sha256 of its key."""
-    digest = hashlib.sha256(conversation_key.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def is_validation(conversation_key: str, fraction: float) -> bool:
-    """Whether a conversation without an explicit ``split`` is held out for validation.
-
-    The key is ``Conversation.key``. Deterministic, so the trainer holds out
-    exactly the conversations the validator counted. When a dataset of at least
-    MIN_CONVERSATIONS_FOR_VALIDATION conversations has none below ``fraction``,
-    the one with the lowest ``split_score`` is held out instead.
-    """
-    return split_score(conversation_key) < fraction
 
 
 def validate_dataset(

@@ -16,7 +16,8 @@ from transformers import AutoTokenizer
 
 from services.common.errors import InvalidArgument
 from services.common.tiny_model import CHAT_TEMPLATE
-from services.dataset_svc.validation import is_validation, validate_dataset
+from services.common.splits import is_validation, validation_indices
+from services.dataset_svc.validation import validate_dataset
 
 BOM = b"\xef\xbb\xbf"
 CONVERSATIONS = [
@@ -279,3 +280,11 @@ def test_templates_without_generation_markers_and_refusing_templates(tiny_model)
 def test_an_unknown_declared_format_is_a_caller_error(tokenizer):
     with pytest.raises(InvalidArgument):
         check(jsonl(good()), tokenizer, declared_format="alpaca")
+
+
+@pytest.mark.parametrize("count", [19, 20, 200])
+def test_the_trainers_split_holds_out_what_the_validator_counted(tokenizer, count):
+    data = jsonl(*(good(i) for i in range(count)))
+    report = check(data, tokenizer, validation_fraction=0.01)
+    held = validation_indices(((f"conv-{i}", None) for i in range(count)), 0.01)
+    assert report.statistics["validation_conversations"] == len(held)
