@@ -186,7 +186,11 @@ async def consume(
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch=10, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass or plain asyncio.TimeoutError
+                continue
+            except Exception:  # NATS reconnecting: the messages wait in the stream
+                log.exception("%s could not fetch; retrying", durable)
+                await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
                 event = events_pb2.Event.FromString(msg.data)

@@ -67,6 +67,7 @@ class ServiceRuntime:
             ),
             name=f"{self.name}-{durable}",
         )
+        task.add_done_callback(_log_failure)
         self._consumers.append(task)
 
     async def serve(
@@ -89,6 +90,11 @@ class ServiceRuntime:
         await self._relay.stop()
         await self.nc.close()
         await self.db.close()
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())
 
 
 async def _until_signalled() -> None:

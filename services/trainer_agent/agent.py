@@ -21,7 +21,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import nats
 from google.protobuf import json_format
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
@@ -77,7 +76,7 @@ class TrainerAgent:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(batch=1, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own subclass or plain asyncio.TimeoutError
                     continue
                 for msg in msgs:
                     await self._handle(js, msg, stop)
