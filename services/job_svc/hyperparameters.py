@@ -55,7 +55,7 @@ def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_
         epochs=int(pick("epochs", preset.epochs)),
         rank=rank,
         alpha=float(pick("alpha", 2 * rank if given.get("rank") else preset.alpha)),
-        dropout=float(given.get("dropout", preset.dropout) if "dropout" in given else preset.dropout),
+        dropout=float(given.get("dropout", preset.dropout)),
         warmup_steps=int(given.get("warmup_steps") or 0),
         weight_decay=float(given.get("weight_decay") or 0.0),
         max_seq_length=int(pick("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)),

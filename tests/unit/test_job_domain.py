@@ -91,3 +91,12 @@ def test_progress_cost_and_eta():
     assert lifecycle.cost_so_far(start, now, 8.4) == 4.2
     assert lifecycle.estimated_completion(start, now, 25, 100) == now + timedelta(minutes=90)
     assert lifecycle.estimated_completion(None, now, 0, 100) is None
+
+
+def test_a_dropout_of_zero_is_kept_not_replaced_by_the_preset():
+    from brightrun.job.v1 import job_pb2
+    from google.protobuf import json_format
+
+    given = json_format.MessageToDict(job_pb2.Hyperparameters(dropout=0.0), preserving_proto_field_name=True)
+    assert resolve("balanced", given, "CPU", 1, "b").dropout == 0.0
+    assert resolve("balanced", {}, "CPU", 1, "b").dropout == 0.1
