@@ -56,6 +56,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.command == "up":
         return up()
+    # SIGTERM unwinds like Ctrl-C, so the platform's children are stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     return run_demo(_home())
 
 

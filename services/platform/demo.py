@@ -11,7 +11,7 @@ import httpx
 
 from gateway.auth import mint_token
 from services.common.config import DEV_JWT_SECRET
-from services.platform.journey import call, job_events, upload_dataset, wait_dataset, write_demo_dataset
+from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
 
 DEMO_JOB = {
@@ -44,8 +44,7 @@ def run_demo(home: Path) -> int:
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=platform.gateway_url, headers=headers, timeout=60) as client:
             path = write_demo_dataset(platform.home / "demo" / "reverse-words.jsonl")
-            upload_dataset(client, path, "Reverse the words (demo)")
-            dataset = wait_dataset(client, call(client, "GET", "/api/datasets")["datasets"][0]["id"])
+            dataset = wait_dataset(client, upload_dataset(client, path, "Reverse the words (demo)")["id"])
             if dataset["status"] != "ready":
                 print(f"dataset validation failed: {dataset['validation_errors']}")
                 return 1
@@ -69,8 +68,10 @@ def run_demo(home: Path) -> int:
             if job["status"] != "completed":
                 print(f"job ended {job['status']}: {job.get('error_message')}")
                 return 1
-            model_id = call(client, "GET", "/api/models")["models"][0]["id"] if not job["artifact_id"] else job["artifact_id"]
-            urls = call(client, "POST", f"/api/models/{model_id}/download", json={})["download_urls"]
+            job = wait_for(
+                lambda: call(client, "GET", f"/api/jobs/{job['id']}")["job"], lambda j: j["artifact_id"], 60, "artifact"
+            )
+            urls = call(client, "POST", f"/api/models/{job['artifact_id']}/download", json={})["download_urls"]
             adapter = platform.home / "demo" / "adapter"
             _download(urls, adapter)
     final = detail["metrics"][-1]["training_loss"] if detail["metrics"] else last_loss
