@@ -1,0 +1,401 @@
+"""The LoRA training recipe: ``setup``, ``train``, ``save_adapter``,
+``cleanup``, with an explicit loop in the manner of torchtune's recipes.
+
+``batch_size`` is the effective batch: micro-batches of ``micro_batch_size``
+accumulate gradients until it is reached, and the loss of a step is the mean
+over every trained token of the effective batch, so a step's result does not
+depend on how its batch was split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from services.common.formats import FORMATS
+from services.common.splits import DEFAULT_VALIDATION_FRACTION
+from services.trainer_agent.conversations import (
+    IGNORE_INDEX,
+    TokenizedConversation,
+    TrainingData,
+    chat_template_of,
+    read_training_data,
+)
+
+
+class ConfigError(ValueError):
+    """The run cannot start as configured: the user's to fix, never retried. ``problems`` names each cause."""
+
+    def __init__(self, problems: list[str], heading: str = "invalid training configuration"):
+        super().__init__(f"{heading}: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything one training run needs, checked when built.
+
+    Raises ConfigError listing every bad field at once.
+    """
+
+    base_model: str  # a local directory or a Hugging Face hub id
+    learning_rate: float = 2e-4
+    batch_size: int = 8  # effective: examples per optimizer step
+    epochs: int = 1
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    # Empty: every attention and MLP projection of the architecture
+    # (q, k, v, o, gate, up and down for Llama), whatever they are called.
+    target_modules: tuple[str, ...] = ()
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_seq_length: int = 2048
+    seed: int = 0
+    micro_batch_size: int | None = None  # examples per forward pass; None: the whole batch at once
+    log_every: int = 1  # steps between metric points
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION  # held out when no record names its split
+    dataset_format: str = ""  # empty: detected per record
+
+    def __post_init__(self):
+        problems = [f"{name}: {why}" for name, ok, why in self._rules() if not ok]
+        if problems:
+            raise ConfigError(problems)
+
+    def _rules(self):
+        def number(value, low, high=math.inf, low_open=False) -> bool:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return False
+            return (value > low if low_open else value >= low) and value <= high
+
+        def whole(value, low, high=math.inf) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+        micro = self.micro_batch_size
+        batch = self.batch_size if whole(self.batch_size, 1) else math.inf
+        return [
+            ("base_model", isinstance(self.base_model, str) and self.base_model.strip() != "", "must name a model"),
+            ("learning_rate", number(self.learning_rate, 0, 1, low_open=True), "must be in (0, 1]"),
+            ("batch_size", whole(self.batch_size, 1), "must be a whole number of at least 1"),
+            ("epochs", whole(self.epochs, 1), "must be a whole number of at least 1"),
+            ("rank", whole(self.rank, 1), "must be a whole number of at least 1"),
+            ("alpha", number(self.alpha, 0, low_open=True), "must be above 0"),
+            ("dropout", number(self.dropout, 0, 1) and self.dropout < 1, "must be in [0, 1)"),
+            (
+                "target_modules",
+                isinstance(self.target_modules, tuple) and all(isinstance(m, str) and m for m in self.target_modules),
+                "must be a tuple of module names",
+            ),
+            ("warmup_steps", whole(self.warmup_steps, 0), "must be a whole number of at least 0"),
+            ("weight_decay", number(self.weight_decay, 0), "must be at least 0"),
+            ("max_grad_norm", number(self.max_grad_norm, 0, low_open=True), "must be above 0"),
+            ("max_seq_length", whole(self.max_seq_length, 2), "must be a whole number of at least 2"),
+            ("seed", whole(self.seed, 0, 2**32 - 1), "must be a whole number in [0, 2**32)"),
+            ("micro_batch_size", micro is None or whole(micro, 1, batch), "must be None or in [1, batch_size]"),
+            ("log_every", whole(self.log_every, 1), "must be a whole number of at least 1"),
+            (
+                "validation_fraction",
+                number(self.validation_fraction, 0, 1) and self.validation_fraction < 1,
+                "must be in [0, 1)",
+            ),
+            ("dataset_format", self.dataset_format in ("", *FORMATS), f"must be empty or one of {', '.join(FORMATS)}"),
+        ]
+
+
+class DatasetError(ConfigError):
+    """The dataset has no conversation to train on: the user's to fix, like a bad configuration."""
+
+
+class LoRATrainingRecipe:
+    """Trains one LoRA adapter on a local JSONL dataset.
+
+    ``on_metrics(dict)`` receives a metric point every ``log_every`` steps and
+    the validation loss at the end of each epoch; ``should_stop()`` is asked
+    before every step; ``on_epoch_end(epoch)`` runs after each epoch (the
+    place for a checkpoint).
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        data_path: Path,
+        *,
+        on_metrics: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_epoch_end: Callable[[int], None] | None = None,
+    ):
+        self.config = config
+        self.data_path = Path(data_path)
+        self._on_metrics = on_metrics or (lambda metrics: None)
+        self._should_stop = should_stop or (lambda: False)
+        self._on_epoch_end = on_epoch_end or (lambda epoch: None)
+        self.model = None
+
+    def setup(self) -> None:
+        """Seed every generator, load tokenizer and base model, add LoRA, read
+        the data and build the optimizer and learning-rate schedule.
+
+        Raises DatasetError when no conversation is left to train on, OSError
+        when the base model or the dataset cannot be read, and TemplateError
+        (a ValueError) when the model's chat template cannot be trained with.
+        """
+        # Imported here: they take seconds to load, and whoever only builds and
+        # checks a TrainingConfig should not pay for them.
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+        cfg = self.config
+        set_seed(cfg.seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
+        # Stored with the adapter, so that inference renders prompts as training did.
+        self.tokenizer.chat_template = chat_template_of(self.tokenizer)
+        self.pad_id = _pad_id(self.tokenizer)
+        self.data: TrainingData = read_training_data(
+            self.data_path, self.tokenizer, cfg.max_seq_length, cfg.dataset_format, cfg.validation_fraction
+        )
+        if not self.data.train:
+            found = (
+                f"{self.data.dropped} had no trained token, {self.data.invalid} could not be read, "
+                f"{len(self.data.validation)} are held out for validation"
+            )
+            raise DatasetError([found], heading=f"no conversation to train on in {self.data_path.name}")
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # bf16 halves memory where the GPU computes in it; the CPU trains in fp32.
+        bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        base = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
+        lora = LoraConfig(
+            r=cfg.rank,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            # "all-linear": every attention and MLP projection of the architecture, never the output head.
+            target_modules=list(cfg.target_modules) or "all-linear",
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(base, lora).to(self.device)
+        self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self._trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.global_step = 0
+
+    def _lr_factor(self, step: int) -> float:
+        """Linear warmup to the full rate, then cosine decay towards zero at the last step."""
+        warmup = self.config.warmup_steps
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, self.total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def train(self) -> dict:
+        """Run every epoch, or until ``should_stop()`` says to stop before a step.
+
+        Returns the run's summary: final_loss (of the last step, None without
+        one), best_validation_loss (None without a validation split),
+        total_steps, steps_completed, trained_tokens, epochs (completed),
+        duration_seconds, stopped, the train and validation example counts,
+        dropped_examples, truncated_examples and invalid_records.
+        Raises RuntimeError when called before ``setup()``.
+        """
+        self._require_setup()
+        cfg = self.config
+        started = time.monotonic()
+        losses: list[float] = []
+        best_validation = None
+        trained_tokens = epochs_done = 0
+        window = _Window()
+        stopped = False
+        for epoch in range(1, cfg.epochs + 1):
+            # A generator per epoch: the order of an epoch never depends on what ran before it.
+            order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            permutation = torch.randperm(len(self.data.train), generator=order).tolist()
+            for first in range(0, len(permutation), cfg.batch_size):
+                if self._should_stop():
+                    stopped = True
+                    break
+                batch = [self.data.train[i] for i in permutation[first : first + cfg.batch_size]]
+                learning_rate = self.scheduler.get_last_lr()[0]
+                loss, grad_norm = self._step(batch)
+                self.global_step += 1
+                losses.append(loss)
+                trained_tokens += sum(e.trained_tokens for e in batch)
+                window.add(loss, sum(len(e.input_ids) for e in batch), len(batch))
+                if self.global_step % cfg.log_every == 0:
+                    self._on_metrics(
+                        {
+                            "epoch": epoch,
+                            "step": self.global_step,
+                            "total_steps": self.total_steps,
+                            "learning_rate": learning_rate,
+                            "grad_norm": grad_norm,
+                            **window.flush(),
+                        }
+                    )
+            if stopped:
+                break
+            epochs_done = epoch
+            if self.data.validation:
+                validation_loss = self.evaluate()
+                best_validation = validation_loss if best_validation is None else min(best_validation, validation_loss)
+                self._on_metrics(
+                    {
+                        "epoch": epoch,
+                        "step": self.global_step,
+                        "total_steps": self.total_steps,
+                        "validation_loss": validation_loss,
+                        "perplexity": math.exp(min(validation_loss, 50.0)),
+                    }
+                )
+            self._on_epoch_end(epoch)
+        return {
+            "final_loss": losses[-1] if losses else None,
+            "best_validation_loss": best_validation,
+            "total_steps": self.total_steps,
+            "steps_completed": self.global_step,
+            "trained_tokens": trained_tokens,
+            "epochs": epochs_done,
+            "duration_seconds": time.monotonic() - started,
+            "stopped": stopped,
+            "train_examples": len(self.data.train),
+            "validation_examples": len(self.data.validation),
+            "dropped_examples": self.data.dropped,
+            "truncated_examples": self.data.truncated,
+            "invalid_records": self.data.invalid,
+        }
+
+    def _step(self, batch: list[TokenizedConversation]) -> tuple[float, float]:
+        """One optimizer step over an effective batch; its loss per trained token and gradient norm."""
+        self.model.train()
+        batch_trained = sum(e.trained_tokens for e in batch)
+        loss_sum = 0.0
+        micro = self.config.micro_batch_size or self.config.batch_size
+        for first in range(0, len(batch), micro):
+            summed, _ = self._loss_sum(batch[first : first + micro])
+            # Dividing by the whole batch's tokens, not the micro-batch's, keeps
+            # the accumulated gradient that of one batch-wide mean.
+            (summed / batch_trained).backward()
+            loss_sum += summed.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.config.max_grad_norm).item()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum / batch_trained, grad_norm
+
+    def _loss_sum(self, examples: list[TokenizedConversation]) -> tuple[torch.Tensor, int]:
+        """Summed cross-entropy over the trained tokens of ``examples``, and how many there were."""
+        batch = _pad(examples, self.pad_id, self.device)
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        targets = batch["labels"][:, 1:]
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)).float(),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+        return loss, int((targets != IGNORE_INDEX).sum())
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean loss per trained token over the validation split.
+
+        Raises RuntimeError when called before ``setup()``.
+        """
+        self._require_setup()
+        self.model.eval()
+        total, tokens = 0.0, 0
+        micro = self.config.micro_batch_size or self.config.batch_size
+        for first in range(0, len(self.data.validation), micro):
+            summed, count = self._loss_sum(self.data.validation[first : first + micro])
+            total, tokens = total + summed.item(), tokens + count
+        return total / max(tokens, 1)
+
+    def save_adapter(self, out_dir: Path) -> Path:
+        """Write a standard PEFT adapter (adapter_config.json, adapter_model.safetensors),
+        the tokenizer files and training_config.json into ``out_dir``; returns it.
+
+        Raises RuntimeError when called before ``setup()``, OSError when the directory cannot be written.
+        """
+        self._require_setup()
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out, safe_serialization=True)
+        self.tokenizer.save_pretrained(out)
+        (out / "training_config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        self._write_probe(out / "evaluation_probe.json")
+        return out
+
+    @torch.no_grad()
+    def _write_probe(self, path: Path) -> None:
+        # The trained model's logits on one training input, so that whoever
+        # downloads the adapter can check it reproduces the model that trained.
+        ids = self.data.train[0].input_ids[:32]
+        self.model.eval()
+        logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -1, :16]
+        path.write_text(json.dumps({"input_ids": ids, "last_logits_head": logits.float().tolist()}) + "\n")
+
+    def cleanup(self) -> None:
+        """Release the model and optimizer (and the GPU memory they held). Safe to call twice."""
+        self.model = self.optimizer = self.scheduler = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _require_setup(self) -> None:
+        if self.model is None:
+            raise RuntimeError("the recipe is not set up: call setup() first")
+
+
+class _Window:
+    """What happened since the last metric point: mean loss and throughput."""
+
+    def __init__(self):
+        self._reset()
+
+    def _reset(self) -> None:
+        self.started, self.losses, self.tokens, self.samples = time.monotonic(), [], 0, 0
+
+    def add(self, loss: float, tokens: int, samples: int) -> None:
+        self.losses.append(loss)
+        self.tokens += tokens
+        self.samples += samples
+
+    def flush(self) -> dict:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        point = {
+            "training_loss": sum(self.losses) / len(self.losses),
+            # Every real (unpadded) token the model read, trained or not: the cost that matters.
+            "tokens_per_second": self.tokens / elapsed,
+            "samples_per_second": self.samples / elapsed,
+        }
+        self._reset()
+        return point
+
+
+def _pad(examples: list[TokenizedConversation], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example: pad id, label IGNORE_INDEX, attention 0."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        attention[row, :n] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": attention.to(device)}
+
+
+def _pad_id(tokenizer) -> int:
+    # Padded positions are masked out of attention and loss, so any id will do
+    # where the tokenizer names no pad token.
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return candidate
+    return 0

@@ -1,0 +1,83 @@
+"""``python -m services.trainer_agent.worker``: one training attempt, in its own
+process so that the agent can stop it (SIGTERM: finish the step, then stop)
+and outlive it.
+
+It speaks to the agent on stdout, one JSON object a line: ``metrics`` lines
+while training, then one ``completed`` or ``failed`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from services.trainer_agent.conversations import TemplateError
+from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
+
+
+def config_from_assignment(assignment: dict) -> TrainingConfig:
+    """The recipe's configuration from a TrainingAssignment in proto JSON form."""
+    hp = assignment.get("hyperparameters", {})
+    rank = int(hp.get("rank", 16))
+    return TrainingConfig(
+        base_model=hp["base_model"],
+        learning_rate=float(hp.get("learning_rate", 2e-4)),
+        batch_size=int(hp.get("batch_size", 8)),
+        epochs=int(hp.get("epochs", 1)),
+        rank=rank,
+        alpha=float(hp.get("alpha") or 2 * rank),
+        dropout=float(hp.get("dropout", 0.0)),
+        warmup_steps=int(hp.get("warmup_steps", 0)),
+        weight_decay=float(hp.get("weight_decay", 0.0)),
+        max_seq_length=int(hp.get("max_seq_length") or 2048),
+        seed=int(hp.get("seed", 0)),
+        dataset_format=assignment.get("dataset_format", ""),
+    )
+
+
+def _emit(line: dict) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assignment", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    recipe = None
+    try:
+        config = config_from_assignment(json.loads(args.assignment.read_text()))
+        recipe = LoRATrainingRecipe(
+            config, args.dataset, on_metrics=lambda m: _emit({"type": "metrics", **m}), should_stop=lambda: stop["requested"]
+        )
+        recipe.setup()
+        summary = recipe.train()
+        if summary["stopped"]:
+            _emit({"type": "failed", "reason": "training was stopped", "retryable": False})
+            return 0
+        recipe.save_adapter(args.output)
+        _emit({"type": "completed", "summary": {**summary, "chat_template": recipe.tokenizer.chat_template}})
+        return 0
+    except (ConfigError, TemplateError, KeyError, OSError) as exc:
+        # A bad configuration, a model that cannot be loaded: the user's to fix, no retry.
+        _emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": False})
+        return 1
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        _emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": True})
+        return 1
+    finally:
+        if recipe is not None:
+            recipe.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

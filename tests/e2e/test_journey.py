@@ -1,0 +1,198 @@
+"""The whole product journey through the gateway's HTTP API, on the embedded
+default: real PostgreSQL, NATS JetStream, SeaweedFS, the four services, one
+CPU trainer agent and the gateway, each in its own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+import torch
+
+from gateway.auth import mint_token
+from services.common.config import DEV_JWT_SECRET
+from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
+from services.platform.launcher import Platform
+
+pytestmark = pytest.mark.slow
+
+JOB = {
+    "preset_id": "custom",
+    "gpu_config": {"type": "CPU", "count": 1},
+    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
+}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTRUN_")}
+    with Platform(tmp_path_factory.mktemp("brightrun-home"), env, http_port=0) as running:
+        yield running
+
+
+def _client(platform: Platform, user: str) -> httpx.Client:
+    token = mint_token(user, DEV_JWT_SECRET)
+    return httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def alice(platform):
+    with _client(platform, str(uuid.uuid4())) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bob(platform):
+    with _client(platform, str(uuid.uuid4())) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ready_dataset(platform, alice, tmp_path_factory):
+    path = write_demo_dataset(tmp_path_factory.mktemp("data") / "reverse.jsonl", conversations=48)
+    confirmed = upload_dataset(alice, path, "reverse words")
+    assert confirmed["status"] == "validating"
+    dataset = wait_dataset(alice, confirmed["id"])
+    assert dataset["status"] == "ready", dataset["validation_errors"]
+    return dataset, path
+
+
+def test_requests_without_a_valid_token_are_401(platform):
+    url = platform.gateway_url + "/api/datasets"
+    assert httpx.get(url).status_code == 401
+    forged = jwt.encode({"sub": str(uuid.uuid4()), "exp": int(time.time()) + 60}, "not-the-secret", algorithm="HS256")
+    assert httpx.get(url, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    expired = jwt.encode({"sub": str(uuid.uuid4()), "exp": int(time.time()) - 5}, DEV_JWT_SECRET, algorithm="HS256")
+    reply = httpx.get(url, headers={"Authorization": f"Bearer {expired}"})
+    assert reply.status_code == 401 and "error" in reply.json()
+
+
+def test_dataset_statistics_come_from_the_base_models_tokenizer(platform, ready_dataset):
+    from transformers import AutoTokenizer
+
+    dataset, path = ready_dataset
+    tokenizer = AutoTokenizer.from_pretrained(platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"])
+    expected = 0
+    for line in path.read_text().splitlines():
+        turns = json.loads(line)["turns"]
+        expected += len(tokenizer.apply_chat_template(turns, tokenize=True, return_dict=False))
+    assert dataset["total_training_pairs"] == 48
+    assert dataset["total_tokens"] == expected
+    assert dataset["training_ready"] is True
+    assert dataset["avg_turns_per_conversation"] == pytest.approx(3.0)
+    assert len(dataset["sample_data"]) == 3
+
+
+def test_a_broken_file_reports_every_bad_line(alice, tmp_path):
+    good = {"conversation_id": "a", "turns": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    lines = [json.dumps(good), "{not json", json.dumps({"conversation_id": "b", "turns": "nope"}), "[1, 2]"]
+    path = tmp_path / "broken.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    dataset = wait_dataset(alice, upload_dataset(alice, path, "broken")["id"])
+    assert dataset["status"] == "error"
+    assert dataset["training_ready"] is False
+    assert sorted(e["line"] for e in dataset["validation_errors"]) == [2, 3, 4]
+    assert all(e["error"] and e["suggestion"] for e in dataset["validation_errors"])
+
+
+def test_a_job_on_a_dataset_that_is_not_ready_is_400(alice):
+    created = call(alice, "POST", "/api/datasets", json={"name": "never uploaded", "file_name": "x.jsonl", "file_size": 10})
+    reply = alice.post("/api/jobs", json={"dataset_id": created["dataset"]["id"], **JOB})
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "Dataset not ready for training"
+    assert "status='uploading'" in reply.json()["details"]
+
+
+def test_another_users_resources_are_404(alice, bob, ready_dataset):
+    dataset, _ = ready_dataset
+    assert bob.get(f"/api/datasets/{dataset['id']}").status_code == 404
+    assert bob.post("/api/jobs/estimate", json={"dataset_id": dataset["id"], **JOB}).status_code == 404
+    assert bob.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB}).status_code == 404
+
+
+def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
+    dataset, _ = ready_dataset
+    estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **JOB})
+    assert estimate["hourly_rate"] == 0
+    assert estimate["training_details"]["total_steps"] == 12  # ceil(48 / 8) * 2 epochs
+    assert set(estimate["cost_breakdown"]) == {"compute", "storage"}
+
+    reply = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB})
+    assert reply.status_code == 201, reply.text
+    job = reply.json()["data"]
+    assert job["status"] == "queued"
+
+    statuses, steps = [], []
+    for name, data in job_events(alice, job["id"], timeout=300):
+        if name == "status":
+            statuses.append(data["status"])
+        elif name == "metric":
+            steps.append(data["step"])
+    assert statuses[-1] == "completed"
+    assert "running" in statuses
+    assert sorted(set(steps)) == list(range(1, 13))
+
+    detail = call(alice, "GET", f"/api/jobs/{job['id']}")
+    job = detail["job"]
+    assert job["progress"] == 100 and job["current_step"] == 12 and job["total_steps"] == 12
+    assert job["started_at"] and job["completed_at"]
+    assert [m["step"] for m in detail["metrics"]] == list(range(1, 13))
+    assert detail["metrics"][-1]["training_loss"] < detail["metrics"][0]["training_loss"]
+    assert bob.get(f"/api/jobs/{job['id']}").status_code == 404
+
+    job = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"], lambda j: j["artifact_id"], 30, "artifact")
+    models = call(alice, "GET", "/api/models")["models"]
+    assert [m["id"] for m in models] == [job["artifact_id"]]
+    model = call(alice, "GET", f"/api/models/{job['artifact_id']}")["model"]
+    assert model["quality_metrics"]["final_training_loss"] is not None
+    assert bob.get(f"/api/models/{model['id']}").status_code == 404
+
+    urls = call(alice, "POST", f"/api/models/{model['id']}/download", json={})["download_urls"]
+    names = {u["file"] for u in urls}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= names
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    for item in urls:
+        (adapter / item["file"]).write_bytes(httpx.get(item["url"], timeout=60).content)
+    _assert_adapter_reproduces_training_logits(platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"], adapter)
+
+    _assert_notifications_and_costs(alice, bob, job)
+
+
+def _assert_adapter_reproduces_training_logits(base_model: str, adapter: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    probe = json.loads((adapter / "evaluation_probe.json").read_text())
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model), adapter).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([probe["input_ids"]])).logits[0]
+    torch.testing.assert_close(logits[-1, :16], torch.tensor(probe["last_logits_head"]), rtol=1e-4, atol=1e-4)
+
+
+def _assert_notifications_and_costs(alice, bob, job) -> None:
+    wanted = {"dataset_ready", "job_queued", "job_started", "job_completed", "model_ready"}
+    notes = wait_for(
+        lambda: call(alice, "GET", "/api/notifications?limit=50"),
+        lambda n: wanted <= {x["type"] for x in n["notifications"]},
+        30,
+        "notifications",
+    )
+    first = notes["notifications"][0]
+    assert bob.patch(f"/api/notifications/{first['id']}/read").status_code == 404
+    assert alice.patch(f"/api/notifications/{first['id']}/read").status_code == 200
+    unread = call(alice, "GET", "/api/notifications?unread=true&limit=50")
+    assert first["id"] not in {x["id"] for x in unread["notifications"]}
+    assert unread["unread_count"] == notes["unread_count"] - 1
+
+    records = call(alice, "GET", f"/api/jobs/{job['id']}")["cost_records"]
+    assert {r["cost_type"] for r in records} >= {"compute", "storage"}
+    costs = call(alice, "GET", "/api/costs")
+    assert costs["total"] == pytest.approx(sum(r["amount"] for r in records))
