@@ -153,6 +153,12 @@ class Postgres(_Component):
                 if result.returncode != 0:
                     raise RuntimeError(f"{sql} failed: {result.stderr}")
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while the server runs."""
+        pidfile = self.dir / "data" / "postmaster.pid"
+        return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
+
     def stop(self) -> None:
         data = self.dir / "data"
         if (data / "postmaster.pid").exists():
@@ -175,6 +181,10 @@ class Nats(_Component):
         self.monitor_port = free_port()
         self.log = self.dir / "nats.log"
         self._proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
 
     @property
     def url(self) -> str:
@@ -224,6 +234,10 @@ class ObjectStore(_Component):
         self.log = self.dir / "weed.log"
         self._proc: subprocess.Popen | None = None
         self._ports: set[int] = set()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
 
     @property
     def endpoint_url(self) -> str:

@@ -82,6 +82,12 @@ class Platform:
             self.stop()
             raise
 
+    def processes(self) -> dict[str, int]:
+        """Name to pid of every process the platform started and still holds."""
+        pids = {type(c).__name__.lower(): c.pid for c in self._components if c.pid}
+        pids.update({name: proc.pid for name, proc in self._children})
+        return pids
+
     def _start_components(self, env: dict[str, str]) -> None:
         if "BRIGHTRUN_DATABASE_URL" not in env:
             pg = Postgres(self.home / "postgres")
