@@ -13,20 +13,10 @@ import json
 import random
 from pathlib import Path
 
-# ChatML with {% generation %} markers so that
-# ``apply_chat_template(return_assistant_tokens_mask=True)`` yields the exact
-# assistant-only loss mask.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['role'] == 'assistant' %}"
-    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
-    "{{ '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+from services.common.chat_template import DEFAULT_CHAT_TEMPLATE
+
+# The platform's default template, after the model's begin-of-text token.
+CHAT_TEMPLATE = "{{ bos_token }}" + DEFAULT_CHAT_TEMPLATE
 
 SPECIAL_TOKENS = ["<|pad|>", "<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"]
 TINY_MODEL_NAME = "brightrun/tiny-llama"

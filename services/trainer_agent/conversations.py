@@ -20,23 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from services.common.chat_template import DEFAULT_CHAT_TEMPLATE
 from services.common.formats import Conversation, Problem, detect_format, read_conversation
 from services.common.splits import validation_indices
 
 IGNORE_INDEX = -100
-
-# ChatML, as most instruction-tuned models use it, with the assistant's text
-# and end-of-turn marked so that exactly those tokens are trained.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['role'] == 'assistant' %}"
-    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
-    "{{ '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 _GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 # Problems that mean a record is well formed but has nothing to learn from.
