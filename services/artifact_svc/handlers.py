@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 
 from services.artifact_svc import store
-from services.artifact_svc.listing import artifact_uuid, next_page_token, parse_page, select_files
+from services.artifact_svc.listing import DEFAULT_PAGE_SIZE, artifact_uuid, parse_order, select_files
+from services.common.paging import next_page_token, parse_page
 from services.artifact_svc.messages import artifact_message
 from services.common.db import Database
 from services.common.errors import NotFound
@@ -32,12 +33,13 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
     @rpc
     async def ListArtifacts(self, request, context):
         """Raises InvalidArgument for an unknown order, a negative page size or a foreign token."""
-        page = parse_page(request.order_by, request.page_size, request.page_token)
+        order_by = parse_order(request.order_by)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
         async with self._db.transaction() as conn:
-            rows, total = await store.list_artifacts(conn, user_id(context), page)
+            rows, total = await store.list_artifacts(conn, user_id(context), order_by, page)
         return artifact_pb2.ListArtifactsResponse(
             artifacts=[artifact_message(row) for row in rows],
-            next_page_token=next_page_token(page, len(rows), total),
+            next_page_token=next_page_token(page, len(rows), page.offset + len(rows) < total),
             total_size=total,
         )
 

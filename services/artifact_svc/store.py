@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.artifact_svc.listing import Page
+from services.common.paging import Page
 from services.artifact_svc.quality import ArtifactDraft
 
 _ORDER = {
@@ -53,7 +53,7 @@ async def get_artifact(conn: AsyncConnection, user_id: str, artifact_id: str) ->
     return result.first()
 
 
-async def list_artifacts(conn: AsyncConnection, user_id: str, page: Page) -> tuple[list[Row], int]:
+async def list_artifacts(conn: AsyncConnection, user_id: str, order_by: str, page: Page) -> tuple[list[Row], int]:
     """One page of the user's artifacts and the total count."""
     where = "user_id = :user_id AND deleted_at IS NULL"
     total = (
@@ -61,7 +61,7 @@ async def list_artifacts(conn: AsyncConnection, user_id: str, page: Page) -> tup
     ).scalar_one()
     rows = await conn.execute(
         text(
-            f"SELECT * FROM model_artifacts WHERE {where} ORDER BY {_ORDER[page.order_by]} LIMIT :limit OFFSET :offset"
+            f"SELECT * FROM model_artifacts WHERE {where} ORDER BY {_ORDER[order_by]} LIMIT :limit OFFSET :offset"
         ),
         {"user_id": user_id, "limit": page.limit, "offset": page.offset},
     )

@@ -8,11 +8,14 @@ from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing_svc import store
 from services.billing_svc.costs import period_start, summarize
-from services.billing_svc.listing import next_page_token, parse_page, parse_uuid
+from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.billing_svc.messages import cost_record_message, notification_message
 from services.common.db import Database
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
+
+
+DEFAULT_PAGE_SIZE = 50
 
 
 class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
@@ -36,10 +39,10 @@ class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
     @rpc
     async def ListCostRecords(self, request, context):
         """Newest first; raises InvalidArgument for a malformed job id, page size or token."""
-        job_id = parse_uuid(request.job_id) if request.job_id else None
+        job_id = canonical_uuid(request.job_id) if request.job_id else None
         if request.job_id and job_id is None:
             field_errors({"job_id": [f"{request.job_id!r} is not a job id (a UUID)"]})
-        page = parse_page(request.page_size, request.page_token)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
         async with self._db.transaction() as conn:
             rows = await store.list_cost_records(conn, user_id(context), job_id, page)
         return billing_pb2.ListCostRecordsResponse(
@@ -50,7 +53,7 @@ class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
     @rpc
     async def ListNotifications(self, request, context):
         """Newest first, with the unread count; raises InvalidArgument for a bad page size or token."""
-        page = parse_page(request.page_size, request.page_token)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
         uid = user_id(context)
         async with self._db.transaction() as conn:
             rows = await store.list_notifications(conn, uid, request.unread_only, page)
@@ -64,7 +67,7 @@ class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
     @rpc
     async def MarkNotificationRead(self, request, context):
         """Raises NotFound for a missing or another user's notification."""
-        notification_id = parse_uuid(request.notification_id)
+        notification_id = canonical_uuid(request.notification_id)
         row = None
         if notification_id is not None:
             async with self._db.transaction() as conn:

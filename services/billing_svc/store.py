@@ -10,7 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing_svc.costs import CostDraft
-from services.billing_svc.listing import Page
+from services.common.paging import Page
 from services.billing_svc.notices import NotificationDraft
 
 

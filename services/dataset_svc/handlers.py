@@ -10,7 +10,8 @@ from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.errors import FailedPrecondition, NotFound, field_errors
+from services.common.errors import FailedPrecondition, NotFound
+from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import rpc, user_id
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
@@ -20,14 +21,13 @@ from services.dataset_svc.naming import check_create, storage_key
 PRODUCER = "dataset_svc"
 UPLOAD_URL_SECONDS = 3600
 DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
 
 
 def _uuid_or_404(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise NotFound("Dataset not found") from None
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise NotFound("Dataset not found")
+    return canonical
 
 
 def uploaded_event(row) -> events_pb2.Event:
@@ -114,22 +114,14 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
     @rpc
     async def ListDatasets(self, request, context):
         """Raises InvalidArgument for a bad page size or token."""
-        field_errors(
-            {
-                "page_size": ["must be 0 to 100"] if not 0 <= request.page_size <= MAX_PAGE_SIZE else [],
-                "page_token": ["pass next_page_token unchanged"]
-                if request.page_token and not request.page_token.isdigit()
-                else [],
-            }
-        )
-        limit = request.page_size or DEFAULT_PAGE_SIZE
-        offset = int(request.page_token or 0)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
         status = STATUS_NAMES.get(request.status)
         async with self._db.transaction() as conn:
-            rows, total = await store.list_datasets(conn, user_id(context), status, request.search, limit, offset)
-        end = offset + len(rows)
+            rows, total = await store.list_datasets(conn, user_id(context), status, request.search, page)
         return dataset_pb2.ListDatasetsResponse(
-            datasets=[dataset_message(r) for r in rows], total_size=total, next_page_token=str(end) if end < total else ""
+            datasets=[dataset_message(r) for r in rows],
+            total_size=total,
+            next_page_token=next_page_token(page, len(rows), page.offset + len(rows) < total),
         )
 
     @rpc

@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.paging import Page
+
 _LIVE = "user_id = :user_id AND deleted_at IS NULL"
 
 
@@ -31,10 +33,10 @@ async def get_dataset(conn: AsyncConnection, user_id: str, dataset_id: str, *, l
 
 
 async def list_datasets(
-    conn: AsyncConnection, user_id: str, status: str | None, search: str, limit: int, offset: int
+    conn: AsyncConnection, user_id: str, status: str | None, search: str, page: Page
 ) -> tuple[list[Row], int]:
     where = _LIVE
-    params: dict = {"user_id": user_id, "limit": limit, "offset": offset}
+    params: dict = {"user_id": user_id, "limit": page.limit, "offset": page.offset}
     if status:
         where += " AND status = :status"
         params["status"] = status

@@ -15,7 +15,8 @@ from google.protobuf import json_format
 from services.common import events
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.errors import FailedPrecondition, NotFound, field_errors
+from services.common.errors import FailedPrecondition, NotFound
+from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import lifecycle, store
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
@@ -26,10 +27,10 @@ from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_me
 
 
 def _uuid(value: str, what: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise NotFound(f"{what} not found")
+    return canonical
 
 
 class JobHandlers(job_pb2_grpc.JobServiceServicer):
@@ -165,17 +166,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def ListJobs(self, request, context):
-        field_errors({
-            "page_size": ["must be 0 to 100"] if not 0 <= request.page_size <= 100 else [],
-            "page_token": ["pass next_page_token unchanged"]
-            if request.page_token and not request.page_token.isdigit() else [],
-        })
-        limit, offset = request.page_size or 10, int(request.page_token or 0)
+        page = parse_page(request.page_size, request.page_token, default=10)
         async with self._db.transaction() as conn:
-            rows, total = await store.list_jobs(conn, user_id(context), STATUS_NAMES.get(request.status), limit, offset)
-        end = offset + len(rows)
+            rows, total = await store.list_jobs(conn, user_id(context), STATUS_NAMES.get(request.status), page)
         return job_pb2.ListJobsResponse(
-            jobs=[job_message(r) for r in rows], total_size=total, next_page_token=str(end) if end < total else ""
+            jobs=[job_message(r) for r in rows],
+            total_size=total,
+            next_page_token=next_page_token(page, len(rows), page.offset + len(rows) < total),
         )
 
     @rpc

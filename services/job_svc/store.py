@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
+from services.common.paging import Page
 
 
 async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
@@ -38,9 +39,9 @@ async def get_job(conn: AsyncConnection, job_id: str, user_id: str | None = None
     return (await conn.execute(text(sql), {"id": job_id, "user_id": user_id})).first()
 
 
-async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, limit: int, offset: int):
+async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):
     where = "user_id = :user_id" + (" AND status = :status" if status else "")
-    params = {"user_id": user_id, "status": status, "limit": limit, "offset": offset}
+    params = {"user_id": user_id, "status": status, "limit": page.limit, "offset": page.offset}
     total = (await conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params)).scalar_one()
     rows = await conn.execute(
         text(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"), params

@@ -2,25 +2,16 @@
 
 import pytest
 
-from services.artifact_svc.listing import Page, artifact_uuid, next_page_token, parse_page, select_files
+from services.artifact_svc.listing import artifact_uuid, parse_order, select_files
 from services.common.errors import InvalidArgument, NotFound
 
 
-def test_defaults_and_clamping():
-    assert parse_page("", 0, "") == Page("created", 20, 0)
-    assert parse_page("quality", 500, "40") == Page("quality", 100, 40)
-
-
-def test_every_bad_field_is_named():
+def test_the_order_defaults_to_newest_first():
+    assert parse_order("") == "created"
+    assert parse_order("quality") == "quality"
     with pytest.raises(InvalidArgument) as caught:
-        parse_page("size", -1, "abc")
-    assert set(caught.value.details) == {"order_by", "page_size", "page_token"}
-
-
-def test_next_page_token_until_the_end():
-    page = Page("created", 2, 2)
-    assert next_page_token(page, 2, 5) == "4"
-    assert next_page_token(page, 2, 4) == ""
+        parse_order("size")
+    assert set(caught.value.details) == {"order_by"}
 
 
 def test_select_files():

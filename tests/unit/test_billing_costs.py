@@ -8,7 +8,7 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 
 from services.billing_svc.costs import billing_period, cost_records_for, period_start, summarize
-from services.billing_svc.listing import Page, next_page_token, parse_page, parse_uuid
+from services.common.paging import Page, canonical_uuid, next_page_token, parse_page
 from services.common.errors import InvalidArgument
 
 USER = "22222222-2222-2222-2222-222222222222"
@@ -79,11 +79,11 @@ def test_summarize_by_type_and_day():
 
 
 def test_paging():
-    assert parse_page(0, "") == Page(50, 0)
-    assert parse_page(1000, "100") == Page(100, 100)
+    assert parse_page(0, "", default=50) == Page(50, 0)
+    assert parse_page(1000, "100", default=50) == Page(100, 100)
     with pytest.raises(InvalidArgument) as caught:
-        parse_page(-5, "x")
+        parse_page(-5, "x", default=50)
     assert set(caught.value.details) == {"page_size", "page_token"}
     assert next_page_token(Page(50, 100), 50, True) == "150"
     assert next_page_token(Page(50, 100), 50, False) == ""
-    assert parse_uuid("nope") is None
+    assert canonical_uuid("nope") is None

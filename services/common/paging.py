@@ -1,4 +1,7 @@
-"""Validation of list requests: page size and token, ids. Pure: no I/O."""
+"""List paging shared by every service (AIP-158): ``page_size`` and an opaque
+``page_token`` (here the offset of the page's first row), and canonical ids.
+Pure: no I/O.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from dataclasses import dataclass
 
 from services.common.errors import field_errors
 
-DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
 
@@ -17,26 +19,25 @@ class Page:
     offset: int
 
 
-def parse_page(page_size: int, page_token: str) -> Page:
+def parse_page(page_size: int, page_token: str, *, default: int) -> Page:
     """The page asked for; raises InvalidArgument naming every bad field.
 
-    A page size above 100 is lowered to it (AIP-158); the token is the offset
-    of the page's first row.
+    0 means ``default``; a size above the maximum is lowered to it.
     """
     problems: dict[str, list[str]] = {}
     if page_size < 0:
-        problems["page_size"] = [f"must be between 1 and {MAX_PAGE_SIZE}; 0 or absent means {DEFAULT_PAGE_SIZE}"]
+        problems["page_size"] = [f"must be between 1 and {MAX_PAGE_SIZE}; 0 or absent means {default}"]
     if page_token and not page_token.isdigit():
         problems["page_token"] = ["is not a token this service returned; pass next_page_token unchanged"]
     field_errors(problems)
-    return Page(min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), int(page_token or 0))
+    return Page(min(page_size or default, MAX_PAGE_SIZE), int(page_token or 0))
 
 
 def next_page_token(page: Page, returned: int, has_more: bool) -> str:
     return str(page.offset + returned) if has_more else ""
 
 
-def parse_uuid(value: str) -> str | None:
+def canonical_uuid(value: str) -> str | None:
     """The canonical UUID, or None when ``value`` is not one."""
     try:
         return str(uuid.UUID(value))
