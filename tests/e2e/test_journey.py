@@ -117,6 +117,23 @@ def test_another_users_resources_are_404(alice, bob, ready_dataset):
     assert bob.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB}).status_code == 404
 
 
+def test_cancel_stops_a_running_job_and_frees_the_agent(alice, ready_dataset):
+    dataset, _ = ready_dataset
+    long_job = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "batch_size": 1, "epochs": 20}}
+    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})
+    for name, data in job_events(alice, job["id"], timeout=120):
+        if name == "metric":
+            break
+    cancelled = call(alice, "POST", f"/api/jobs/{job['id']}/cancel")["job"]
+    assert cancelled["status"] == "cancelled"
+    assert alice.post(f"/api/jobs/{job['id']}/cancel").status_code == 400
+    # The agent stops within a step or two; the next test's job needs it free.
+    time.sleep(5)
+    steps = [m["step"] for m in call(alice, "GET", f"/api/jobs/{job['id']}")["metrics"]]
+    assert steps and max(steps) < cancelled["total_steps"]
+    assert call(alice, "GET", f"/api/jobs/{job['id']}")["job"]["status"] == "cancelled"
+
+
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
     dataset, _ = ready_dataset
     estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **JOB})
