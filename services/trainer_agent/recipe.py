@@ -1,10 +1,15 @@
-"""The LoRA training recipe: ``setup``, ``train``, ``save_adapter``,
-``cleanup``, with an explicit loop in the manner of torchtune's recipes.
+"""The LoRA training recipe: ``setup``, ``train``, ``save_checkpoint``,
+``load_checkpoint``, ``save_adapter``, ``cleanup``, with an explicit loop in
+the manner of torchtune's recipes.
 
 ``batch_size`` is the effective batch: micro-batches of ``micro_batch_size``
 accumulate gradients until it is reached, and the loss of a step is the mean
 over every trained token of the effective batch, so a step's result does not
 depend on how its batch was split.
+
+A run resumed from a checkpoint continues exactly where the checkpoint was
+taken: the same next batch (an epoch's order derives from seed and epoch
+alone), the same optimizer and schedule, the same dropout masks.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ import torch
 
 from services.common.formats import FORMATS
 from services.common.splits import DEFAULT_VALIDATION_FRACTION
+from services.trainer_agent.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    load_optimizer_state,
+    load_rng_state,
+    optimizer_state,
+    read_checkpoint,
+    resolve_checkpoint,
+    rng_state,
+    write_checkpoint,
+)
 from services.trainer_agent.conversations import (
     IGNORE_INDEX,
     TokenizedConversation,
@@ -63,6 +79,7 @@ class TrainingConfig:
     log_every: int = 1  # steps between metric points
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION  # held out when no record names its split
     dataset_format: str = ""  # empty: detected per record
+    checkpoint_steps: int = 0  # steps between checkpoints; 0: none
 
     def __post_init__(self):
         problems = [f"{name}: {why}" for name, ok, why in self._rules() if not ok]
@@ -106,6 +123,7 @@ class TrainingConfig:
                 "must be in [0, 1)",
             ),
             ("dataset_format", self.dataset_format in ("", *FORMATS), f"must be empty or one of {', '.join(FORMATS)}"),
+            ("checkpoint_steps", whole(self.checkpoint_steps, 0), "must be a whole number of at least 0"),
         ]
 
 
@@ -113,13 +131,24 @@ class DatasetError(ConfigError):
     """The dataset has no conversation to train on: the user's to fix, like a bad configuration."""
 
 
+# Settings a resumed run may change: neither touches what is trained or in which order.
+_RESUMABLE_CHANGES = frozenset({"checkpoint_steps", "log_every"})
+
+
 class LoRATrainingRecipe:
     """Trains one LoRA adapter on a local JSONL dataset.
 
     ``on_metrics(dict)`` receives a metric point every ``log_every`` steps and
     the validation loss at the end of each epoch; ``should_stop()`` is asked
-    before every step; ``on_epoch_end(epoch)`` runs after each epoch (the
-    place for a checkpoint).
+    before every step; ``on_epoch_end(epoch)`` runs after each epoch.
+
+    With ``checkpoint_steps`` above 0 a checkpoint is written under
+    ``checkpoint_dir`` every that many steps, and ``on_checkpoint(path)`` runs
+    once it is complete (the place to copy it elsewhere). ``resume_from``, a
+    checkpoint or a directory of them (the latest complete one is taken), is
+    loaded by ``setup()``.
+
+    Raises ConfigError when checkpoints are asked for without a ``checkpoint_dir``.
     """
 
     def __init__(
@@ -130,9 +159,17 @@ class LoRATrainingRecipe:
         on_metrics: Callable[[dict], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_epoch_end: Callable[[int], None] | None = None,
+        on_checkpoint: Callable[[Path], None] | None = None,
+        checkpoint_dir: Path | None = None,
+        resume_from: Path | None = None,
     ):
+        if config.checkpoint_steps and checkpoint_dir is None:
+            raise ConfigError(["checkpoint_dir: must be given when checkpoint_steps is above 0"])
         self.config = config
         self.data_path = Path(data_path)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume_from = Path(resume_from) if resume_from is not None else None
+        self._on_checkpoint = on_checkpoint or (lambda path: None)
         self._on_metrics = on_metrics or (lambda metrics: None)
         self._should_stop = should_stop or (lambda: False)
         self._on_epoch_end = on_epoch_end or (lambda epoch: None)
@@ -142,9 +179,14 @@ class LoRATrainingRecipe:
         """Seed every generator, load tokenizer and base model, add LoRA, read
         the data and build the optimizer and learning-rate schedule.
 
+        With ``resume_from`` set, the training state of its checkpoint replaces
+        the fresh one, random generators included.
+
         Raises DatasetError when no conversation is left to train on, OSError
-        when the base model or the dataset cannot be read, and TemplateError
-        (a ValueError) when the model's chat template cannot be trained with.
+        when the base model or the dataset cannot be read, TemplateError
+        (a ValueError) when the model's chat template cannot be trained with,
+        and CheckpointError when ``resume_from`` holds no complete checkpoint
+        this run can continue.
         """
         # Imported here: they take seconds to load, and whoever only builds and
         # checks a TrainingConfig should not pay for them.
@@ -185,7 +227,17 @@ class LoRATrainingRecipe:
             self._trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        # Where training stands: the step done last, the epoch under way and
+        # how many of its batches are done, and what the summary adds up.
         self.global_step = 0
+        self.epoch = 1
+        self.epoch_batches_done = 0
+        self.trained_tokens = 0
+        self.last_loss: float | None = None
+        self.best_validation_loss: float | None = None
+        if self.resume_from is not None:
+            # Last: building the model drew from the generators this restores.
+            self.load_checkpoint(resolve_checkpoint(self.resume_from))
 
     def _lr_factor(self, step: int) -> float:
         """Linear warmup to the full rate, then cosine decay towards zero at the last step."""
@@ -196,28 +248,26 @@ class LoRATrainingRecipe:
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     def train(self) -> dict:
-        """Run every epoch, or until ``should_stop()`` says to stop before a step.
+        """Run every epoch, or until ``should_stop()`` says to stop before a step;
+        after ``resume_from``, from the step after its checkpoint's.
 
         Returns the run's summary: final_loss (of the last step, None without
         one), best_validation_loss (None without a validation split),
         total_steps, steps_completed, trained_tokens, epochs (completed),
-        duration_seconds, stopped, the train and validation example counts,
-        dropped_examples, truncated_examples and invalid_records.
-        Raises RuntimeError when called before ``setup()``.
+        duration_seconds (of this call alone), stopped, the train and
+        validation example counts, dropped_examples, truncated_examples and invalid_records.
+        Raises RuntimeError when called before ``setup()``, OSError when a
+        checkpoint cannot be written.
         """
         self._require_setup()
         cfg = self.config
         started = time.monotonic()
-        losses: list[float] = []
-        best_validation = None
-        trained_tokens = epochs_done = 0
         window = _Window()
         stopped = False
-        for epoch in range(1, cfg.epochs + 1):
-            # A generator per epoch: the order of an epoch never depends on what ran before it.
-            order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            permutation = torch.randperm(len(self.data.train), generator=order).tolist()
-            for first in range(0, len(permutation), cfg.batch_size):
+        for epoch in range(self.epoch, cfg.epochs + 1):
+            permutation = _epoch_order(cfg.seed, epoch, len(self.data.train))
+            # A resumed run starts after the batches its checkpoint had done.
+            for first in range(self.epoch_batches_done * cfg.batch_size, len(permutation), cfg.batch_size):
                 if self._should_stop():
                     stopped = True
                     break
@@ -225,8 +275,9 @@ class LoRATrainingRecipe:
                 learning_rate = self.scheduler.get_last_lr()[0]
                 loss, grad_norm = self._step(batch)
                 self.global_step += 1
-                losses.append(loss)
-                trained_tokens += sum(e.trained_tokens for e in batch)
+                self.epoch_batches_done += 1
+                self.last_loss = loss
+                self.trained_tokens += sum(e.trained_tokens for e in batch)
                 window.add(loss, sum(len(e.input_ids) for e in batch), len(batch))
                 if self.global_step % cfg.log_every == 0:
                     self._on_metrics(
@@ -239,12 +290,14 @@ class LoRATrainingRecipe:
                             **window.flush(),
                         }
                     )
+                if cfg.checkpoint_steps and self.global_step % cfg.checkpoint_steps == 0:
+                    self._on_checkpoint(self.save_checkpoint(checkpoint_path(self.checkpoint_dir, self.global_step)))
             if stopped:
                 break
-            epochs_done = epoch
             if self.data.validation:
                 validation_loss = self.evaluate()
-                best_validation = validation_loss if best_validation is None else min(best_validation, validation_loss)
+                best = self.best_validation_loss
+                self.best_validation_loss = validation_loss if best is None else min(best, validation_loss)
                 self._on_metrics(
                     {
                         "epoch": epoch,
@@ -254,14 +307,15 @@ class LoRATrainingRecipe:
                         "perplexity": math.exp(min(validation_loss, 50.0)),
                     }
                 )
+            self.epoch, self.epoch_batches_done = epoch + 1, 0
             self._on_epoch_end(epoch)
         return {
-            "final_loss": losses[-1] if losses else None,
-            "best_validation_loss": best_validation,
+            "final_loss": self.last_loss,
+            "best_validation_loss": self.best_validation_loss,
             "total_steps": self.total_steps,
             "steps_completed": self.global_step,
-            "trained_tokens": trained_tokens,
-            "epochs": epochs_done,
+            "trained_tokens": self.trained_tokens,
+            "epochs": self.epoch - 1,
             "duration_seconds": time.monotonic() - started,
             "stopped": stopped,
             "train_examples": len(self.data.train),
@@ -316,6 +370,71 @@ class LoRATrainingRecipe:
             summed, count = self._loss_sum(self.data.validation[first : first + micro])
             total, tokens = total + summed.item(), tokens + count
         return total / max(tokens, 1)
+
+    def save_checkpoint(self, path: Path) -> Path:
+        """Write everything needed to continue this run exactly into a new
+        checkpoint directory ``path`` (see ``checkpoint.write_checkpoint``); returns it.
+
+        Raises RuntimeError when called before ``setup()``, FileExistsError
+        when ``path`` exists, OSError when it cannot be written.
+        """
+        self._require_setup()
+        adapter = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        optimizer_tensors, param_groups = optimizer_state(self.optimizer)
+        rng_tensors, rng_json = rng_state()
+        state = {
+            "config": _comparable(self.config),
+            "train_examples": len(self.data.train),
+            "global_step": self.global_step,
+            "epoch": self.epoch,
+            "epoch_batches_done": self.epoch_batches_done,
+            "trained_tokens": self.trained_tokens,
+            "last_loss": self.last_loss,
+            "best_validation_loss": self.best_validation_loss,
+            "optimizer_param_groups": param_groups,
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_json,
+        }
+        tensors = {"adapter": adapter, "optimizer": optimizer_tensors, "rng": rng_tensors}
+        return write_checkpoint(path, tensors, state)
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path``: adapter weights, optimizer,
+        schedule, random generators and the position in the data.
+
+        Raises RuntimeError when called before ``setup()``, and CheckpointError
+        when the checkpoint is incomplete or damaged, or was written by a run
+        with other training settings, data or adapter.
+        """
+        self._require_setup()
+        tensors, state = read_checkpoint(path)
+        changed = sorted(
+            name
+            for name, value in _comparable(self.config).items()
+            if name not in _RESUMABLE_CHANGES and state["config"].get(name) != value
+        )
+        if changed:
+            raise CheckpointError(f"{path} was written with other values of {', '.join(changed)}")
+        if state["train_examples"] != len(self.data.train):
+            raise CheckpointError(
+                f"{path} was written for {state['train_examples']} training examples, "
+                f"this dataset has {len(self.data.train)}"
+            )
+        adapter = dict(self.model.named_parameters())
+        if set(tensors["adapter"]) != {name for name, p in adapter.items() if p.requires_grad}:
+            raise CheckpointError(f"{path} holds the weights of another adapter")
+        with torch.no_grad():
+            for name, value in tensors["adapter"].items():
+                adapter[name].copy_(value)
+        load_optimizer_state(self.optimizer, tensors["optimizer"], state["optimizer_param_groups"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        load_rng_state(tensors["rng"], state["rng"])
+        self.global_step = state["global_step"]
+        self.epoch = state["epoch"]
+        self.epoch_batches_done = state["epoch_batches_done"]
+        self.trained_tokens = state["trained_tokens"]
+        self.last_loss = state["last_loss"]
+        self.best_validation_loss = state["best_validation_loss"]
 
     def save_adapter(self, out_dir: Path) -> Path:
         """Write a standard PEFT adapter (adapter_config.json, adapter_model.safetensors),
@@ -376,6 +495,18 @@ class _Window:
         }
         self._reset()
         return point
+
+
+def _epoch_order(seed: int, epoch: int, examples: int) -> list[int]:
+    """The order of an epoch's examples: from seed and epoch alone, so that a
+    resumed run finds it without replaying the epochs before."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(examples, generator=generator).tolist()
+
+
+def _comparable(config: TrainingConfig) -> dict:
+    # As the config reads back from JSON (tuples become lists), so a saved one compares equal.
+    return json.loads(json.dumps(asdict(config)))
 
 
 def _pad(examples: list[TokenizedConversation], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:

@@ -9,12 +9,14 @@ while training, then one ``completed`` or ``failed`` line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 import traceback
 from pathlib import Path
 
+from services.trainer_agent.checkpoint import CheckpointError, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
@@ -49,14 +51,24 @@ def main() -> int:
     parser.add_argument("--assignment", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
+    # Checkpoints every --checkpoint-steps steps; a complete one already there is resumed from.
+    parser.add_argument("--checkpoint-dir", type=Path)
+    parser.add_argument("--checkpoint-steps", type=int, default=0)
     args = parser.parse_args()
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     recipe = None
     try:
         config = config_from_assignment(json.loads(args.assignment.read_text()))
+        config = dataclasses.replace(config, checkpoint_steps=args.checkpoint_steps)
+        resume = args.checkpoint_dir is not None and latest_checkpoint(args.checkpoint_dir) is not None
         recipe = LoRATrainingRecipe(
-            config, args.dataset, on_metrics=lambda m: _emit({"type": "metrics", **m}), should_stop=lambda: stop["requested"]
+            config,
+            args.dataset,
+            on_metrics=lambda m: _emit({"type": "metrics", **m}),
+            should_stop=lambda: stop["requested"],
+            checkpoint_dir=args.checkpoint_dir,
+            resume_from=args.checkpoint_dir if resume else None,
         )
         recipe.setup()
         summary = recipe.train()
@@ -66,8 +78,9 @@ def main() -> int:
         recipe.save_adapter(args.output)
         _emit({"type": "completed", "summary": {**summary, "chat_template": recipe.tokenizer.chat_template}})
         return 0
-    except (ConfigError, TemplateError, KeyError, OSError) as exc:
-        # A bad configuration, a model that cannot be loaded: the user's to fix, no retry.
+    except (ConfigError, TemplateError, CheckpointError, KeyError, OSError) as exc:
+        # A bad configuration, a model that cannot be loaded, a checkpoint that
+        # cannot be continued (a retry would find it again): no retry.
         _emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": False})
         return 1
     except Exception as exc:
