@@ -40,6 +40,7 @@ def main() -> None:
         gpu_type=gpu_type,
         gpu_count=gpu_count,
         work_dir=Path(os.environ.get("BRIGHTRUN_AGENT_WORK_DIR") or settings.home / "agent"),
+        checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
     )
 
     async def run() -> None:

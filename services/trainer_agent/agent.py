@@ -31,6 +31,7 @@ from brightrun.job.v1 import job_pb2
 from services.common import events
 from services.common.config import Settings
 from services.common.storage import ObjectStorage
+from services.trainer_agent.checkpoint_store import download_latest_checkpoint, upload_checkpoint
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -45,6 +46,8 @@ class AgentSettings:
     ack_wait_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     max_deliver: int = 4
+    # Steps between checkpoints uploaded to the object store; 0: none.
+    checkpoint_steps: int = 50
 
 
 def _event_id(*parts: object) -> str:
@@ -199,6 +202,18 @@ class TrainerAgent:
             return {"type": "failed", "reason": f"could not download the dataset: {exc}", "retryable": True}
         spec = workdir / "assignment.json"
         spec.write_text(json_format.MessageToJson(assignment, preserving_proto_field_name=True))
+        # A checkpoint left by an earlier attempt, on this node or another, is resumed from.
+        checkpoints = workdir.parent / "checkpoints"
+        try:
+            await asyncio.to_thread(
+                download_latest_checkpoint,
+                self._storage,
+                assignment.output_bucket,
+                _checkpoint_prefix(assignment),
+                checkpoints,
+            )
+        except Exception as exc:
+            return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -209,6 +224,10 @@ class TrainerAgent:
             str(dataset),
             "--output",
             str(workdir / "adapter"),
+            "--checkpoint-dir",
+            str(checkpoints),
+            "--checkpoint-steps",
+            str(self._agent.checkpoint_steps),
             stdout=asyncio.subprocess.PIPE,
         )
         self._current = (assignment.job_id, proc)
@@ -219,6 +238,8 @@ class TrainerAgent:
                 line = json.loads(raw)
                 if line["type"] == "metrics":
                     await self._publish_metrics(js, assignment, attempt, line)
+                elif line["type"] == "checkpoint":
+                    await self._save_checkpoint(js, assignment, attempt, Path(line["path"]), line["step"])
                 else:
                     outcome = line
             code = await proc.wait()
@@ -258,6 +279,27 @@ class TrainerAgent:
             ),
         )
 
+    async def _save_checkpoint(self, js, assignment, attempt: int, path: Path, step: int) -> None:
+        """Upload a checkpoint (manifest last) and say so; a failed upload only costs resumability."""
+        try:
+            prefix = await asyncio.to_thread(
+                upload_checkpoint, self._storage, path, assignment.output_bucket, _checkpoint_prefix(assignment)
+            )
+        except Exception:
+            log.exception("job %s: checkpoint of step %d not uploaded", assignment.job_id, step)
+            return
+        await self._publish(
+            js,
+            self._event(
+                "trainer.checkpoint.saved",
+                assignment,
+                _event_id(assignment.job_id, attempt, "checkpoint", step),
+                trainer_checkpoint_saved=events_pb2.TrainerCheckpointSaved(
+                    job_id=assignment.job_id, attempt=attempt, step=step, prefix=prefix
+                ),
+            ),
+        )
+
     def _upload(self, assignment: job_pb2.TrainingAssignment, adapter: Path) -> artifact_pb2.AdapterManifest:
         prefix = f"{assignment.output_prefix}adapter/"
         manifest = artifact_pb2.AdapterManifest(bucket=assignment.output_bucket, prefix=prefix)
@@ -266,6 +308,10 @@ class TrainerAgent:
             self._storage.upload_file(path, assignment.output_bucket, key)
             manifest.files.add(name=path.name, key=key, size_bytes=path.stat().st_size, sha256=_sha256(path))
         return manifest
+
+
+def _checkpoint_prefix(assignment: job_pb2.TrainingAssignment) -> str:
+    return f"{assignment.output_prefix}checkpoints/"
 
 
 def _sha256(path: Path) -> str:

@@ -69,6 +69,7 @@ def main() -> int:
             should_stop=lambda: stop["requested"],
             checkpoint_dir=args.checkpoint_dir,
             resume_from=args.checkpoint_dir if resume else None,
+            on_checkpoint=lambda path: _emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step}),
         )
         recipe.setup()
         summary = recipe.train()
