@@ -45,9 +45,15 @@ class TrainerEvents:
             await apply(conn, row, getattr(event, kind), datetime.now(timezone.utc))
 
     async def _started(self, conn, row, started: events_pb2.TrainerAttemptStarted, now) -> None:
+        # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
+        fields = {
+            "attempt": started.attempt,
+            "retry_count": max(row.retry_count, started.attempt - 1),
+            "total_steps": started.total_steps or row.total_steps,
+        }
         if row.status == "queued":
-            await store.update_job(conn, str(row.id), status="initializing", current_stage="initializing",
-                                   attempt=started.attempt, total_steps=started.total_steps or row.total_steps)
+            fields.update(status="initializing", current_stage="initializing")
+        await store.update_job(conn, str(row.id), **fields)
 
     async def _metrics(self, conn, row, metrics: events_pb2.TrainerMetrics, now) -> None:
         point = metrics.metric_point

@@ -75,7 +75,7 @@ class Platform:
                 self._spawn(name, f"services.{name}")
             for name in SERVICES:
                 _wait_serving(env[_ADDR_VARS[name]], name, self._children, timeout)
-            self._spawn("trainer_agent", "services.trainer_agent")
+            self.spawn_agent()
             self._spawn("gateway", "gateway")
             _wait_http(self.gateway_url + "/healthz", self._children, timeout)
         except BaseException:
@@ -109,6 +109,11 @@ class Platform:
             store.start()
             self._components.append(store)
             env["BRIGHTRUN_S3_ENDPOINT"] = store.endpoint_url
+
+    def spawn_agent(self) -> None:
+        """Start one more local trainer agent (the platform starts one)."""
+        agents = sum(1 for name, _ in self._children if name.startswith("trainer_agent"))
+        self._spawn("trainer_agent" if agents == 0 else f"trainer_agent-{agents + 1}", "services.trainer_agent")
 
     def _spawn(self, name: str, module: str) -> None:
         logs = self.home / "logs"

@@ -41,6 +41,8 @@ def main() -> None:
         gpu_count=gpu_count,
         work_dir=Path(os.environ.get("BRIGHTRUN_AGENT_WORK_DIR") or settings.home / "agent"),
         checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
+        ack_wait_seconds=float(os.environ.get("BRIGHTRUN_AGENT_ACK_WAIT_SECONDS") or 30),
+        heartbeat_seconds=float(os.environ.get("BRIGHTRUN_AGENT_HEARTBEAT_SECONDS") or 5),
     )
 
     async def run() -> None:

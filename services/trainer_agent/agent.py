@@ -202,8 +202,10 @@ class TrainerAgent:
             return {"type": "failed", "reason": f"could not download the dataset: {exc}", "retryable": True}
         spec = workdir / "assignment.json"
         spec.write_text(json_format.MessageToJson(assignment, preserving_proto_field_name=True))
-        # A checkpoint left by an earlier attempt, on this node or another, is resumed from.
-        checkpoints = workdir.parent / "checkpoints"
+        # Resume only from what an earlier attempt uploaded: its upload follows the
+        # metrics of every step before it, so no step goes unreported. A checkpoint
+        # a dead worker left on this disk may be ahead of what was reported.
+        checkpoints = workdir / "checkpoints"
         try:
             await asyncio.to_thread(
                 download_latest_checkpoint,
