@@ -8,9 +8,11 @@ a replay by a resumed attempt never double-counts.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from brightrun.events.v1 import events_pb2
+from brightrun.job.v1 import job_pb2
 from services.common import events
 from services.common.db import Database, claim_event
 from services.job_svc import lifecycle, store
@@ -120,3 +122,40 @@ class ArtifactEvents:
             row = await store.get_job(conn, artifact.job_id, artifact.user_id, lock=True)
             if row is not None:
                 await store.update_job(conn, str(row.id), artifact_id=artifact.id)
+
+
+MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ASSIGN.*"
+
+
+class AbandonedAssignments:
+    """Fails a job whose assignment JetStream gave up redelivering.
+
+    An agent that dies reports nothing; after ``max_deliver`` deliveries
+    JetStream stops handing the assignment out and says so in an advisory.
+    Without this the job would stay running forever.
+    """
+
+    def __init__(self, db: Database, js):
+        self._db = db
+        self._js = js
+
+    async def on_advisory(self, msg) -> None:
+        advisory = json.loads(msg.data)
+        seq, deliveries = advisory["stream_seq"], advisory.get("deliveries", 0)
+        try:
+            raw = await self._js.get_msg("ASSIGN", seq)
+        except Exception:  # already removed: handled before
+            return
+        assignment = job_pb2.TrainingAssignment.FromString(raw.data)
+        reason = (
+            f"Training was interrupted {deliveries} times without finishing (the agents running it stopped "
+            "responding); the last checkpoint is kept — start a new job to try again"
+        )
+        async with self._db.transaction() as conn:
+            row = await store.get_job(conn, assignment.job_id, lock=True)
+            if row is not None and row.status not in lifecycle.TERMINAL:
+                now = datetime.now(timezone.utc)
+                row = await store.update_job(conn, str(row.id), status="failed", current_stage="failed",
+                                             completed_at=now, error_message=reason, final_cost=row.current_cost)
+                await events.add_to_outbox(conn, job_event("job.failed", row))
+        await self._js.delete_msg("ASSIGN", seq)

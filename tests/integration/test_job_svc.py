@@ -193,3 +193,31 @@ async def test_a_retried_create_with_the_same_request_id_returns_the_first_job(s
         stub.CreateJob(request, metadata=as_user(OWNER)), stub.CreateJob(request, metadata=as_user(OWNER))
     )
     assert first.job.id == second.job.id
+
+
+async def test_a_job_whose_agents_keep_dying_fails_with_a_reason(stub, js):
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    job = (
+        await stub.CreateJob(
+            job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="H100", count=3)}),
+            metadata=as_user(OWNER),
+        )
+    ).job
+    durable = f"dying-agents-{uuid.uuid4().hex[:8]}"
+    await js.add_consumer(
+        "ASSIGN",
+        ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=1, max_deliver=2,
+                       filter_subject="assign.H100.3"),
+    )
+    sub = await js.pull_subscribe_bind(durable, stream="ASSIGN")
+    for _ in range(2):  # two agents take it and die without a word
+        msgs = await sub.fetch(1, timeout=10)
+        assert job_pb2.TrainingAssignment.FromString(msgs[0].data).job_id == job.id
+    # The next agent asking finds nothing: JetStream has given up on it.
+    with pytest.raises(TimeoutError):
+        await sub.fetch(1, timeout=3)
+    failed = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_FAILED, timeout=30)
+    assert "interrupted 2 times" in failed.error_message
+    await sub.unsubscribe()
+    await js.delete_consumer("ASSIGN", durable)
