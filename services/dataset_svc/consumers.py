@@ -116,3 +116,23 @@ class DatasetValidator:
                                           subject_id=str(row.id),
                                           dataset_validation_failed=events_pb2.DatasetValidationFailed(dataset=message))
             await events.add_to_outbox(conn, follow)
+
+
+USAGE_DURABLE = "dataset-usage"
+JOB_EVENTS = ["job.queued", "job.completed", "job.failed", "job.cancelled"]
+
+
+class DatasetUsage:
+    """Tracks which jobs use which dataset, so that a dataset in use is not deleted."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def handle(self, event: events_pb2.Event) -> None:
+        kind = event.WhichOneof("payload")
+        if kind not in ("job_queued", "job_completed", "job_failed", "job_cancelled"):
+            return
+        job = getattr(event, kind).job
+        async with self._db.transaction() as conn:
+            if await claim_event(conn, USAGE_DURABLE, event.event_id):
+                await store.record_usage(conn, job.id, job.dataset_id, active=kind == "job_queued")

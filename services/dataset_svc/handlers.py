@@ -10,7 +10,7 @@ from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.errors import FailedPrecondition, NotFound
+from services.common.errors import Conflict, FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import rpc, user_id
 from services.common.storage import ObjectMissing, ObjectStorage
@@ -126,8 +126,15 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
 
     @rpc
     async def DeleteDataset(self, request, context):
+        """Soft-deletes and removes the object; raises NotFound, or Conflict while a job uses the dataset."""
         row = await self._get(user_id(context), request.dataset_id)
         async with self._db.transaction() as conn:
+            jobs = await store.active_jobs(conn, str(row.id))
+            if jobs:
+                raise Conflict(
+                    f"Dataset is used by {len(jobs)} queued or running job(s); cancel them or wait until they end",
+                    {"jobs": jobs},
+                )
             row = await store.soft_delete(conn, str(row.id))
             await events.add_to_outbox(
                 conn,

@@ -8,7 +8,7 @@ from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from services.common.config import Settings
 from services.common.runtime import ServiceRuntime
 from services.common.storage import ObjectStorage
-from services.dataset_svc.consumers import DURABLE, DatasetValidator
+from services.dataset_svc.consumers import DURABLE, JOB_EVENTS, USAGE_DURABLE, DatasetUsage, DatasetValidator
 from services.dataset_svc.handlers import DatasetHandlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,6 +27,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
         # Validating 500 MB takes about two minutes; a shorter deadline would redeliver it mid-way.
         ack_wait=900.0,
     )
+    runtime.consume(stream="JOBS", durable=USAGE_DURABLE, subjects=JOB_EVENTS, handler=DatasetUsage(runtime.db).handle)
     handlers = DatasetHandlers(runtime.db, storage, settings)
     await runtime.serve(
         address or settings.dataset_addr,

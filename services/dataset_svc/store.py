@@ -92,3 +92,21 @@ async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dic
 async def soft_delete(conn: AsyncConnection, dataset_id: str) -> Row:
     sql = "UPDATE datasets SET deleted_at = now(), updated_at = now() WHERE id = :id RETURNING *"
     return (await conn.execute(text(sql), {"id": dataset_id})).one()
+
+
+async def record_usage(conn: AsyncConnection, job_id: str, dataset_id: str, active: bool) -> None:
+    """Remember whether a job still uses its dataset; an ended job never becomes active again."""
+    await conn.execute(
+        text(
+            "INSERT INTO dataset_usage (job_id, dataset_id, active) VALUES (:job, :dataset, :active) "
+            "ON CONFLICT (job_id) DO UPDATE SET active = dataset_usage.active AND EXCLUDED.active"
+        ),
+        {"job": job_id, "dataset": dataset_id, "active": active},
+    )
+
+
+async def active_jobs(conn: AsyncConnection, dataset_id: str) -> list[str]:
+    rows = await conn.execute(
+        text("SELECT job_id FROM dataset_usage WHERE dataset_id = :id AND active ORDER BY job_id"), {"id": dataset_id}
+    )
+    return [str(job_id) for job_id in rows.scalars()]

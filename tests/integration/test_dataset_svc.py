@@ -136,3 +136,37 @@ async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, set
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(ObjectMissing):
         ObjectStorage.from_settings(settings).size(dataset.storage_bucket, dataset.storage_path)
+
+
+async def test_a_dataset_used_by_a_queued_or_running_job_cannot_be_deleted(stub, settings):
+    from brightrun.events.v1 import events_pb2
+    from brightrun.job.v1 import job_pb2
+    from services.common import events
+
+    uid = str(uuid.uuid4())
+    dataset = await _upload(stub, uid, _jsonl(GOOD))
+    job = job_pb2.Job(id=str(uuid.uuid4()), user_id=uid, dataset_id=dataset.id)
+    nc, js = await events.connect(settings.nats_url, "usage-test")
+
+    async def send(type_: str, **payload) -> None:
+        event = events.new_event(type_, producer="test", user_id=uid, subject_id=job.id, **payload)
+        await events.publish(js, type_, event.SerializeToString(), event.event_id)
+
+    async def delete_code():
+        try:
+            await stub.DeleteDataset(dataset_pb2.DeleteDatasetRequest(dataset_id=dataset.id), metadata=as_user(uid))
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    # Sent while the dataset validates, which takes far longer than recording the use.
+    await send("job.queued", job_queued=events_pb2.JobQueued(job=job))
+    await _settled(stub, uid, dataset.id)
+    assert await delete_code() == grpc.StatusCode.ABORTED
+    await send("job.completed", job_completed=events_pb2.JobCompleted(job=job))
+    for _ in range(100):
+        if (code := await delete_code()) == grpc.StatusCode.OK:
+            break
+        await asyncio.sleep(0.1)
+    assert code == grpc.StatusCode.OK
+    await nc.close()
