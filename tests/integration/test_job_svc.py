@@ -116,6 +116,8 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
             watched.append(update)
 
     watcher = asyncio.create_task(watch())
+    while not watched:  # the snapshot first, so that it shows the job still queued
+        await asyncio.sleep(0.05)
     await _trainer_event(js, job, "trainer.attempt.started",
                          trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10))
     await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
