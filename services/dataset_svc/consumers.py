@@ -16,7 +16,7 @@ from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
 from services.dataset_svc.handlers import PRODUCER
 from services.dataset_svc.messages import dataset_message
-from services.dataset_svc.validation import validate_dataset
+from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
 DURABLE = "dataset-validator"
@@ -34,9 +34,26 @@ class _HashingReader:
         self.digest.update(data)
         return data
 
+    def hexdigest(self) -> str:
+        """The whole object's sha256: reads what the validator left (it stops at a binary file)."""
+        while self.read(1 << 20):
+            pass
+        return self.digest.hexdigest()
+
 
 def _file_error(code: str, error: str, suggestion: str) -> dict:
     return {"line": 0, "code": code, "error": error, "suggestion": suggestion}
+
+
+def _failed(dataset, error: dict) -> dict:
+    """The outcome of a validation that could not look at the records."""
+    return {
+        "status": "error",
+        "format": dataset.format,
+        "errors": [error],
+        "statistics": {"error_counts": {error["code"]: 1}},
+        "sample_data": [],
+    }
 
 
 class DatasetValidator:
@@ -54,25 +71,31 @@ class DatasetValidator:
         return self._tokenizers[base_model]
 
     def _validate(self, dataset) -> dict:
+        """Blocking: runs in a worker thread. Every data problem ends in the outcome, not an exception."""
         try:
             tokenizer = self._tokenizer(dataset.base_model)
         except Exception as exc:  # a hub id that cannot be reached, a path without a tokenizer
-            return self._failed(
-                dataset, _file_error("base_model_unavailable", f"Cannot load the tokenizer of {dataset.base_model}: {exc}",
-                                     "Revalidate with a base model this platform can load")
-            )
+            message = f"Cannot load the tokenizer of {dataset.base_model}: {exc}"
+            return _failed(dataset, _file_error("base_model_unavailable", message,
+                                                "Revalidate with a base model this platform can load"))
         try:
-            reader = _HashingReader(self._storage.open(dataset.storage_bucket, dataset.storage_path))
+            body = self._storage.open(dataset.storage_bucket, dataset.storage_path)
         except ObjectMissing:
-            return self._failed(dataset, _file_error("missing_object", "The uploaded file is gone from storage",
-                                                     "Upload the file again"))
-        report = validate_dataset(reader, tokenizer, declared_format=dataset.format or None)
-        errors = list(report.errors)
-        if dataset.sha256 and reader.digest.hexdigest() != dataset.sha256:
-            errors.insert(0, _file_error("sha256_mismatch",
-                                         f"The file's sha256 is {reader.digest.hexdigest()}, not the declared {dataset.sha256}",
-                                         "Upload the file you declared, or create the dataset with its real sha256"))
-        stats = dict(report.statistics, error_counts=report.error_counts)
+            return _failed(dataset, _file_error("missing_object", "The uploaded file is gone from storage",
+                                                "Upload the file again and confirm it"))
+        try:
+            reader = _HashingReader(body)
+            report = validate_dataset(reader, tokenizer, declared_format=dataset.format or None)
+            errors, counts = list(report.errors), dict(report.error_counts)
+            if dataset.sha256 and (actual := reader.hexdigest()) != dataset.sha256:
+                message = f"The file's sha256 is {actual}, not the declared {dataset.sha256}"
+                errors = [_file_error("sha256_mismatch", message,
+                                      "Upload the file you declared, or create the dataset with its real sha256")]
+                errors += report.errors[: MAX_STORED_ERRORS - 1]
+                counts["sha256_mismatch"] = 1
+        finally:
+            body.close()
+        stats = dict(report.statistics, error_counts=counts)
         return {
             "status": "error" if errors else "ready",
             "format": report.format or dataset.format,
@@ -83,11 +106,13 @@ class DatasetValidator:
                                                 "avg_turns_per_conversation", "avg_tokens_per_turn")},
         }
 
-    @staticmethod
-    def _failed(dataset, error: dict) -> dict:
-        return {"status": "error", "format": dataset.format, "errors": [error], "statistics": {}, "sample_data": []}
-
     async def handle(self, event: events_pb2.Event) -> None:
+        """Validate the dataset of a ``dataset.uploaded`` event and record ``ready`` or ``error``.
+
+        Skips a dataset that is no longer validating (deleted, or already
+        recorded by an earlier delivery). Raises only for database failures,
+        which leave the event for redelivery.
+        """
         uploaded = event.dataset_uploaded.dataset
         async with self._db.transaction() as conn:
             dataset = await store.get_dataset(conn, uploaded.user_id, uploaded.id)
@@ -97,8 +122,8 @@ class DatasetValidator:
             outcome = await asyncio.to_thread(self._validate, dataset)
         except Exception as exc:  # never leave a dataset stuck in validating
             log.exception("validation of dataset %s crashed", dataset.id)
-            outcome = self._failed(dataset, _file_error("validation_crashed", f"Validation stopped: {exc}",
-                                                        "Revalidate the dataset; report it if this repeats"))
+            outcome = _failed(dataset, _file_error("validation_crashed", f"Validation stopped: {exc}",
+                                                   "Revalidate the dataset; report it if this repeats"))
         async with self._db.transaction() as conn:
             if not await claim_event(conn, DURABLE, event.event_id):
                 return

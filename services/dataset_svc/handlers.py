@@ -92,7 +92,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         try:
             size = await asyncio.to_thread(self._storage.size, row.storage_bucket, row.storage_path)
         except ObjectMissing:
-            raise FailedPrecondition("No file was uploaded: PUT the file to uploadUrl first, then confirm") from None
+            raise FailedPrecondition("No file was uploaded: upload the file to uploadUrl first, then confirm") from None
         if size != row.file_size:
             raise FailedPrecondition(
                 f"The uploaded file has {size} bytes but file_size declared {row.file_size}: "

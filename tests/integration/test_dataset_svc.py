@@ -4,6 +4,7 @@ event-driven validation, scoping, listing, deletion."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import urllib.request
 import uuid
@@ -13,6 +14,8 @@ import pytest
 import pytest_asyncio
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
+from brightrun.events.v1 import events_pb2
+from services.common import events
 from services.common.grpc import as_user, channel
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc.server import start
@@ -58,13 +61,37 @@ async def _settled(stub, uid: str, dataset_id: str) -> dataset_pb2.Dataset:
     raise AssertionError("dataset never left validating")
 
 
+async def _published(settings, dataset_id: str, wanted: set[str]) -> dict[str, events_pb2.Event]:
+    """The DATASETS events about ``dataset_id`` once every ``wanted`` type is there (the relay is asynchronous)."""
+    nc, js = await events.connect(settings.nats_url, f"test-{uuid.uuid4().hex[:8]}")
+    found: dict[str, events_pb2.Event] = {}
+    try:
+        sub = await js.pull_subscribe("dataset.>", durable=None, stream="DATASETS")
+        for _ in range(20):
+            try:
+                msgs = await sub.fetch(100, timeout=0.5)
+            except TimeoutError:
+                continue
+            for msg in msgs:
+                event = events_pb2.Event.FromString(msg.data)
+                if event.subject_id == dataset_id:
+                    found[event.type] = event
+            if wanted <= found.keys():
+                break
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return found
+
+
 def _jsonl(records) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
-async def test_a_valid_upload_becomes_ready_with_token_statistics(stub):
+async def test_a_valid_upload_becomes_ready_with_token_statistics(stub, settings):
     uid = str(uuid.uuid4())
-    dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD))).id)
+    body = _jsonl(GOOD)
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, body, sha256=hashlib.sha256(body).hexdigest())).id)
     assert dataset.status == dataset_pb2.DATASET_STATUS_READY, dataset.validation_errors
     assert dataset.training_ready
     assert dataset.total_training_pairs == 5
@@ -72,6 +99,13 @@ async def test_a_valid_upload_becomes_ready_with_token_statistics(stub):
     assert dataset.format == "brightrun_lora_v4"
     assert len(dataset.sample_data.values) == 3
     assert dataset.statistics["trained_tokens"] > 0
+    assert dataset.HasField("validated_at") and not dataset.validation_errors
+
+    published = await _published(settings, dataset.id, {"dataset.uploaded", "dataset.validated"})
+    assert published["dataset.uploaded"].user_id == uid
+    assert published["dataset.uploaded"].dataset_uploaded.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
+    validated = published["dataset.validated"].dataset_validated.dataset
+    assert validated.status == dataset_pb2.DATASET_STATUS_READY and validated.total_training_pairs == 5
 
 
 async def test_every_bad_line_is_reported(stub):
@@ -81,6 +115,7 @@ async def test_every_bad_line_is_reported(stub):
     assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR
     assert not dataset.training_ready
     assert [(e.line, e.code) for e in dataset.validation_errors] == [(2, "invalid_json"), (3, "no_assistant_turn")]
+    assert dataset.statistics["error_counts"] == {"invalid_json": 1, "no_assistant_turn": 1}
 
 
 async def test_a_declared_sha256_that_does_not_match_fails_validation(stub):
@@ -88,6 +123,16 @@ async def test_a_declared_sha256_that_does_not_match_fails_validation(stub):
     dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD), sha256="0" * 64)).id)
     assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR
     assert dataset.validation_errors[0].code == "sha256_mismatch"
+    assert dataset.statistics["error_counts"]["sha256_mismatch"] == 1
+
+
+async def test_the_sha256_covers_the_whole_file_even_when_validation_stops_early(stub):
+    uid = str(uuid.uuid4())
+    # The validator stops at the first NUL byte, after one 1 MiB chunk; the hash must see the rest.
+    body = b"\0binary\n" + b" " * (2 << 20) + b"\n" + _jsonl(GOOD)
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, body, sha256=hashlib.sha256(body).hexdigest())).id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR
+    assert [e.code for e in dataset.validation_errors] == ["binary_data"]
 
 
 async def test_confirm_checks_the_uploaded_size(stub):
@@ -170,3 +215,63 @@ async def test_a_dataset_used_by_a_queued_or_running_job_cannot_be_deleted(stub,
         await asyncio.sleep(0.1)
     assert code == grpc.StatusCode.OK
     await nc.close()
+
+
+async def test_the_read_url_serves_the_file_and_a_vanished_file_revalidates_to_error(stub, settings):
+    uid = str(uuid.uuid4())
+    body = _jsonl(GOOD)
+    created = await stub.CreateDataset(
+        dataset_pb2.CreateDatasetRequest(name="r", file_name="r.jsonl", file_size=len(body)), metadata=as_user(uid)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await stub.RevalidateDataset(
+            dataset_pb2.RevalidateDatasetRequest(dataset_id=created.dataset.id), metadata=as_user(uid)
+        )
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await asyncio.to_thread(_put, created.upload_url, body)
+    await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    dataset = await _settled(stub, uid, created.dataset.id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_READY
+
+    read = await stub.GetDatasetReadUrl(dataset_pb2.GetDatasetReadUrlRequest(dataset_id=dataset.id), metadata=as_user(uid))
+    assert read.storage_path == created.storage_path
+    with urllib.request.urlopen(read.url, timeout=30) as reply:
+        assert reply.read() == body
+
+    await asyncio.to_thread(ObjectStorage.from_settings(settings).delete, dataset.storage_bucket, dataset.storage_path)
+    again = await stub.RevalidateDataset(
+        dataset_pb2.RevalidateDatasetRequest(dataset_id=dataset.id), metadata=as_user(uid)
+    )
+    assert again.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING and not again.dataset.training_ready
+    failed = await _settled(stub, uid, dataset.id)
+    assert failed.status == dataset_pb2.DATASET_STATUS_ERROR and not failed.training_ready
+    assert [(e.line, e.code) for e in failed.validation_errors] == [(0, "missing_object")]
+    assert "dataset.validation_failed" in await _published(settings, dataset.id, {"dataset.validation_failed"})
+
+
+async def test_lists_filter_by_status_and_page_newest_first(stub):
+    uid = str(uuid.uuid4())
+    ready = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD), name="ready one")).id)
+    waiting = []
+    for name in ("first waiting", "second waiting"):
+        created = await stub.CreateDataset(
+            dataset_pb2.CreateDatasetRequest(name=name, file_name="w.jsonl", file_size=10), metadata=as_user(uid)
+        )
+        waiting.append(created.dataset.id)
+
+    async def listed(**request) -> dataset_pb2.ListDatasetsResponse:
+        return await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(**request), metadata=as_user(uid))
+
+    uploading = await listed(status=dataset_pb2.DATASET_STATUS_UPLOADING)
+    assert [d.id for d in uploading.datasets] == waiting[::-1] and uploading.total_size == 2
+    assert [d.id for d in (await listed(status=dataset_pb2.DATASET_STATUS_READY)).datasets] == [ready.id]
+
+    seen, token = [], ""
+    while True:
+        page = await listed(page_size=2, page_token=token)
+        assert page.total_size == 3
+        seen += [d.id for d in page.datasets]
+        if not (token := page.next_page_token):
+            break
+    assert seen == [*waiting[::-1], ready.id]
+    assert len((await listed(page_size=1000)).datasets) == 3
