@@ -68,7 +68,7 @@ class TrainerEvents:
         if point.step <= row.current_step:
             return  # a late point of an earlier step: stored, but the job is already past it
         total = metrics.total_steps or row.total_steps
-        rate = row.gpu_config.get("cost_per_gpu_hour", 0) * row.gpu_config.get("count", 1)
+        rate = lifecycle.hourly_rate(row.gpu_config)
         row = await store.update_job(
             conn,
             str(row.id),
@@ -83,7 +83,7 @@ class TrainerEvents:
         await events.add_to_outbox(conn, job_event("job.progressed", row, metric_point=point))
 
     async def _completed(self, conn, row, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
-        rate = row.gpu_config.get("cost_per_gpu_hour", 0) * row.gpu_config.get("count", 1)
+        rate = lifecycle.hourly_rate(row.gpu_config)
         cost = lifecycle.cost_so_far(row.started_at or now, now, rate)
         row = await store.update_job(
             conn, str(row.id), status="completed", current_stage="completed", progress=100.0,
@@ -101,7 +101,7 @@ class TrainerEvents:
             await store.update_job(conn, str(row.id), status="queued", current_stage="retrying",
                                    retry_count=row.retry_count + 1, error_message=failed.reason)
             return
-        rate = row.gpu_config.get("cost_per_gpu_hour", 0) * row.gpu_config.get("count", 1)
+        rate = lifecycle.hourly_rate(row.gpu_config)
         cost = lifecycle.cost_so_far(row.started_at, now, rate)
         row = await store.update_job(conn, str(row.id), status="failed", current_stage="failed", completed_at=now,
                                      error_message=failed.reason, current_cost=cost, final_cost=cost)

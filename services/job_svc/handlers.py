@@ -184,9 +184,11 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             if row is None:
                 raise NotFound("Job not found")
             lifecycle.check_move(row.status, "cancelled")
+            now = datetime.now(timezone.utc)
+            rate = lifecycle.hourly_rate(row.gpu_config)
+            cost = lifecycle.cost_so_far(row.started_at, now, rate)
             row = await store.update_job(conn, str(row.id), status="cancelled", current_stage="cancelled",
-                                         completed_at=datetime.now(timezone.utc),
-                                         final_cost=row.current_cost)
+                                         completed_at=now, current_cost=cost, final_cost=cost)
             await events.add_to_outbox(conn, job_event("job.cancelled", row))
         return job_pb2.CancelJobResponse(job=job_message(row))
 
@@ -200,9 +202,11 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @stream_rpc
     async def WatchJob(self, request, context):
-        """The job now, its metric points after ``after_step``, then each change live until it ends."""
-        row = await self._job(user_id(context), request.job_id)
-        job_id = str(row.id)
+        """The job now, its metric points after ``after_step``, then each change live until it ends.
+
+        Raises NotFound for a missing or another user's job.
+        """
+        uid, job_id = user_id(context), _uuid(request.job_id, "Job")
         updates: asyncio.Queue = asyncio.Queue()
 
         async def on_event(msg) -> None:
@@ -210,11 +214,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             if event.subject_id == job_id:
                 updates.put_nowait(event)
 
-        # Subscribe before reading the snapshot so that nothing falls between the two.
+        # Subscribe before reading the snapshot: a change committed in between
+        # (the job ending, say) would otherwise never reach this watcher.
         subscription = await self._nc.subscribe("job.>", cb=on_event)
         try:
+            row = await self._job(uid, job_id)
             yield job_pb2.WatchJobResponse(job=job_message(row))
-            last_step = request.after_step
+            seen, last_step = row.updated_at, request.after_step
             async with self._db.transaction() as conn:
                 points = await store.metric_points(conn, job_id, last_step, 100_000)
             for point in points:
@@ -224,15 +230,16 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 return
             while True:
                 event = await updates.get()
-                payload = getattr(event, event.WhichOneof("payload"))
-                if event.HasField("job_progressed"):
-                    point = event.job_progressed.metric_point
-                    if point.step > last_step:
-                        last_step = point.step
-                        yield job_pb2.WatchJobResponse(metric_point=point)
-                    continue
-                yield job_pb2.WatchJobResponse(job=payload.job)
-                if STATUS_NAMES[payload.job.status] in lifecycle.TERMINAL:
+                job = getattr(event, event.WhichOneof("payload")).job
+                # Events queued before the snapshot describe states it already shows.
+                if job.updated_at.ToDatetime(tzinfo=timezone.utc) > seen:
+                    seen = job.updated_at.ToDatetime(tzinfo=timezone.utc)
+                    yield job_pb2.WatchJobResponse(job=job)
+                point = event.job_progressed.metric_point
+                if event.HasField("job_progressed") and point.step > last_step:
+                    last_step = point.step
+                    yield job_pb2.WatchJobResponse(metric_point=point)
+                if STATUS_NAMES[job.status] in lifecycle.TERMINAL:
                     return
         finally:
             await subscription.unsubscribe()

@@ -36,6 +36,11 @@ def progress(step: int, total_steps: int) -> float:
     return round(min(100.0, 100.0 * step / total_steps), 2)
 
 
+def hourly_rate(gpu_config: dict) -> float:
+    """Dollars per hour of a job's ``gpu_config`` (price per GPU times count)."""
+    return gpu_config.get("cost_per_gpu_hour", 0) * gpu_config.get("count", 1)
+
+
 def cost_so_far(started_at: datetime | None, now: datetime, hourly_rate: float) -> float:
     if started_at is None:
         return 0.0

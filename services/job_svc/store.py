@@ -54,7 +54,9 @@ async def update_job(conn: AsyncConnection, job_id: str, **fields) -> Row:
         f"{name} = CAST(:{name} AS JSONB)" if name == "current_metrics" else f"{name} = :{name}" for name in fields
     )
     values = {name: json.dumps(v) if name == "current_metrics" else v for name, v in fields.items()}
-    sql = f"UPDATE jobs SET {assignments}, updated_at = now() WHERE id = :id RETURNING *"
+    # clock_timestamp, not now(): two updates in one transaction get distinct, ordered times,
+    # which WatchJob relies on to tell a stale event from a new state.
+    sql = f"UPDATE jobs SET {assignments}, updated_at = clock_timestamp() WHERE id = :id RETURNING *"
     return (await conn.execute(text(sql), {"id": job_id, **values})).one()
 
 

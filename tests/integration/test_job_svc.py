@@ -144,6 +144,13 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     assert statuses[0] == job_pb2.JOB_STATUS_QUEUED and statuses[-1] == job_pb2.JOB_STATUS_COMPLETED
     assert job_pb2.JOB_STATUS_RUNNING in statuses
     assert [u.metric_point.step for u in watched if u.HasField("metric_point")] == [1, 2]
+    # Each point comes with the job's progress, so a monitor page needs nothing else.
+    assert 20.0 in [u.job.progress for u in watched if u.HasField("job")]
+
+    # Watching an ended job replays what is asked for and ends at once.
+    replay = [u async for u in stub.WatchJob(job_pb2.WatchJobRequest(job_id=job.id, after_step=1), metadata=as_user(OWNER))]
+    assert replay[0].job.status == job_pb2.JOB_STATUS_COMPLETED
+    assert [u.metric_point.step for u in replay[1:]] == [2]
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
@@ -223,3 +230,35 @@ async def test_a_job_whose_agents_keep_dying_fails_with_a_reason(stub, js):
     assert "interrupted 2 times" in failed.error_message
     await sub.unsubscribe()
     await js.delete_consumer("ASSIGN", durable)
+
+
+async def test_presets_gpu_types_and_the_estimate(stub, settings):
+    presets = (await stub.ListPresets(job_pb2.ListPresetsRequest(), metadata=as_user(OWNER))).presets
+    assert [p.id for p in presets] == ["conservative", "balanced", "aggressive", "custom"]
+    assert {p.hyperparameters.base_model for p in presets} == {settings.default_base_model}
+    gpus = {g.type: g for g in (await stub.ListGpuTypes(job_pb2.ListGpuTypesRequest(), metadata=as_user(OWNER))).gpu_types}
+    assert gpus["CPU"].price_per_gpu_hour == 0 and gpus["CPU"].max_count == 1 and gpus["H100"].max_count == 8
+
+    request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=job_pb2.GpuConfig(type="H100", count=2),
+                                         hyperparameters=job_pb2.Hyperparameters(batch_size=8, epochs=3))
+    estimate = (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
+    # 40 pairs, 4000 tokens: 15 steps of 800 tokens at 4400 tokens/s, plus 10 + 3x5 + 5 minutes.
+    hours = (15 * 800 / 4400 + 1800) / 3600
+    assert estimate.training_details.total_steps == 15 and estimate.training_details.dataset_name == "chats"
+    assert estimate.hourly_rate == 8.4 and estimate.estimated_duration_hours == round(hours, 2)
+    assert estimate.estimated_cost == round(8.4 * hours + 0.5, 2)
+
+
+async def test_list_jobs_filters_by_status_and_pages(stub):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+    seen, token = [], ""
+    while True:
+        page = await stub.ListJobs(job_pb2.ListJobsRequest(status=job_pb2.JOB_STATUS_CANCELLED, page_size=1,
+                                                           page_token=token), metadata=as_user(OWNER))
+        seen += page.jobs
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(seen) == page.total_size and job.id in [j.id for j in seen]
+    assert {j.status for j in seen} == {job_pb2.JOB_STATUS_CANCELLED}

@@ -91,6 +91,7 @@ def test_progress_cost_and_eta():
     assert lifecycle.cost_so_far(start, now, 8.4) == 4.2
     assert lifecycle.estimated_completion(start, now, 25, 100) == now + timedelta(minutes=90)
     assert lifecycle.estimated_completion(None, now, 0, 100) is None
+    assert lifecycle.hourly_rate({"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2}) == 8.4
 
 
 def test_a_dropout_of_zero_is_kept_not_replaced_by_the_preset():
