@@ -1,0 +1,14 @@
+# One image for every BrightRun component; the Kubernetes manifests
+# (deploy/k8s) choose the module each container runs. On x86_64 PyPI's
+# torch==2.13.0 is the CUDA build the trainer agents need.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DS_BUILD_OPS=0
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY protos protos
+COPY gen gen
+COPY services services
+COPY gateway gateway
+RUN pip install .
+RUN useradd --uid 10001 --create-home brightrun && mkdir -p /var/lib/brightrun && chown brightrun /var/lib/brightrun
+USER brightrun
