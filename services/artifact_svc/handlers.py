@@ -69,13 +69,23 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
 
     @rpc
     async def DeleteArtifact(self, request, context):
-        """Soft delete: the artifact disappears from every call. Raises NotFound."""
+        """Soft delete: the artifact disappears from every call and its files from
+        storage (the row stays, for the job's history). Raises NotFound."""
         artifact_id = artifact_uuid(request.artifact_id)
         async with self._db.transaction() as conn:
             row = await store.delete_artifact(conn, user_id(context), artifact_id)
         if row is None:
             raise NotFound(f"model {request.artifact_id!r} not found")
-        return artifact_pb2.DeleteArtifactResponse(artifact=artifact_message(row))
+        deleted = artifact_message(row)
+        # After the commit: a failed removal leaves unreachable files, never a
+        # listed artifact whose files are gone.
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(self._storage.delete, row.storage_bucket, f["key"])
+                for f in deleted.artifacts.values()
+            )
+        )
+        return artifact_pb2.DeleteArtifactResponse(artifact=deleted)
 
     async def _artifact(self, uid: str, artifact_id: str):
         artifact_id = artifact_uuid(artifact_id)

@@ -148,8 +148,12 @@ async def test_a_job_gets_one_artifact_however_often_it_completes(service, nats,
 async def test_quality_order_paging_and_soft_delete(service, nats, settings):
     _, js = nats
     user = str(uuid.uuid4())
+    storage = ObjectStorage.from_settings(settings)
     for loss in (1.5, 0.7, 1.1):
-        await _publish(js, _completed(user, final_loss=loss, files={"a.json": b"{}"}, bucket=settings.models_bucket))
+        event = _completed(user, final_loss=loss, files={"a.json": b"{}"}, bucket=settings.models_bucket)
+        [adapter_file] = event.job_completed.manifest.files
+        await asyncio.to_thread(storage.put_bytes, settings.models_bucket, adapter_file.key, b"{}")
+        await _publish(js, event)
     by_quality = await _artifacts(service, user, count=3, order_by="quality")
     assert [a.quality_metrics["final_training_loss"] for a in by_quality] == [0.7, 1.1, 1.5]
 
@@ -165,6 +169,10 @@ async def test_quality_order_paging_and_soft_delete(service, nats, settings):
     )
     assert deleted.artifact.status == "deleted"
     assert len(await _artifacts(service, user, count=2)) == 2
+    prefix = f"{user}/{by_quality[0].job_id}/"
+    assert await asyncio.to_thread(storage.list_keys, settings.models_bucket, prefix) == []
+    kept = f"{user}/{by_quality[1].job_id}/"
+    assert await asyncio.to_thread(storage.list_keys, settings.models_bucket, kept) == [f"{kept}a.json"]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await service.GetArtifact(artifact_pb2.GetArtifactRequest(artifact_id=by_quality[0].id), metadata=as_user(user))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
