@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
+from services.common import events
 from services.common.components import Nats, ObjectStore, Postgres
 from services.common.config import Settings, read_settings
 from services.common.tiny_model import build_tiny_model
@@ -59,3 +61,11 @@ def settings(infra, tiny_model, tmp_path_factory) -> Settings:
             "BRIGHTRUN_GRPC_PORT": "0",
         }
     )
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def nats(settings, request):
+    """A NATS connection and its JetStream context, named after the test module."""
+    nc, js = await events.connect(settings.nats_url, request.module.__name__)
+    yield nc, js
+    await nc.close()

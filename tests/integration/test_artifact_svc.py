@@ -30,13 +30,6 @@ async def service(settings):
     await runtime.stop()
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def nats(settings):
-    nc, js = await events.connect(settings.nats_url, "test-artifact")
-    yield nc, js
-    await nc.close()
-
-
 def _completed(user: str, *, final_loss: float, files: dict[str, bytes], bucket: str) -> events_pb2.Event:
     job_id = str(uuid.uuid4())
     job = job_pb2.Job(

@@ -34,13 +34,6 @@ async def service(settings):
     await runtime.stop()
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def nats(settings):
-    nc, js = await events.connect(settings.nats_url, "test-billing")
-    yield nc, js
-    await nc.close()
-
-
 def _job(user: str, **fields) -> job_pb2.Job:
     job = job_pb2.Job(
         id=str(uuid.uuid4()),
