@@ -43,6 +43,7 @@ from services.trainer_agent.conversations import (
     chat_template_of,
     read_training_data,
 )
+from services.trainer_agent.distributed import ZERO_STAGES, SingleProcess
 
 
 class ConfigError(ValueError):
@@ -80,6 +81,7 @@ class TrainingConfig:
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION  # held out when no record names its split
     dataset_format: str = ""  # empty: detected per record
     checkpoint_steps: int = 0  # steps between checkpoints; 0: none
+    zero_stage: int = 2  # DeepSpeed ZeRO stage when training on several GPUs: 2, or 3 to shard the weights too
 
     def __post_init__(self):
         problems = [f"{name}: {why}" for name, ok, why in self._rules() if not ok]
@@ -124,6 +126,7 @@ class TrainingConfig:
             ),
             ("dataset_format", self.dataset_format in ("", *FORMATS), f"must be empty or one of {', '.join(FORMATS)}"),
             ("checkpoint_steps", whole(self.checkpoint_steps, 0), "must be a whole number of at least 0"),
+            ("zero_stage", whole(self.zero_stage, 0) and self.zero_stage in ZERO_STAGES, "must be 2 or 3"),
         ]
 
 
@@ -148,6 +151,10 @@ class LoRATrainingRecipe:
     checkpoint or a directory of them (the latest complete one is taken), is
     loaded by ``setup()``.
 
+    ``parallel`` trains across processes (``distributed.DeepSpeedRanks``): it
+    owns backward and optimizer step; every rank runs the recipe, and only its
+    main rank reports metrics and writes files.
+
     Raises ConfigError when checkpoints are asked for without a ``checkpoint_dir``.
     """
 
@@ -162,6 +169,7 @@ class LoRATrainingRecipe:
         on_checkpoint: Callable[[Path], None] | None = None,
         checkpoint_dir: Path | None = None,
         resume_from: Path | None = None,
+        parallel: SingleProcess | None = None,
     ):
         if config.checkpoint_steps and checkpoint_dir is None:
             raise ConfigError(["checkpoint_dir: must be given when checkpoint_steps is above 0"])
@@ -173,6 +181,7 @@ class LoRATrainingRecipe:
         self._on_metrics = on_metrics or (lambda metrics: None)
         self._should_stop = should_stop or (lambda: False)
         self._on_epoch_end = on_epoch_end or (lambda epoch: None)
+        self.parallel = parallel or SingleProcess()
         self.model = None
 
     def setup(self) -> None:
@@ -227,6 +236,7 @@ class LoRATrainingRecipe:
             self._trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self._forward = self.parallel.prepare(self.model, self.optimizer, self.scheduler, cfg)
         # Where training stands: the step done last, the epoch under way and
         # how many of its batches are done, and what the summary adds up.
         self.global_step = 0
@@ -330,23 +340,19 @@ class LoRATrainingRecipe:
         self.model.train()
         batch_trained = sum(e.trained_tokens for e in batch)
         loss_sum = 0.0
-        micro = self.config.micro_batch_size or self.config.batch_size
-        for first in range(0, len(batch), micro):
-            summed, _ = self._loss_sum(batch[first : first + micro])
+        for examples, weight in self.parallel.micro_batches(batch, self.config.micro_batch_size):
+            summed, _ = self._loss_sum(examples)
             # Dividing by the whole batch's tokens, not the micro-batch's, keeps
             # the accumulated gradient that of one batch-wide mean.
-            (summed / batch_trained).backward()
-            loss_sum += summed.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.config.max_grad_norm).item()
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum / batch_trained, grad_norm
+            self.parallel.backward(summed * (weight / batch_trained))
+            loss_sum += weight * summed.item()
+        grad_norm = self.parallel.step()
+        return self.parallel.total(loss_sum) / batch_trained, grad_norm
 
     def _loss_sum(self, examples: list[TokenizedConversation]) -> tuple[torch.Tensor, int]:
         """Summed cross-entropy over the trained tokens of ``examples``, and how many there were."""
         batch = _pad(examples, self.pad_id, self.device)
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self._forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         targets = batch["labels"][:, 1:]
         loss = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.size(-1)).float(),
@@ -444,21 +450,26 @@ class LoRATrainingRecipe:
         """
         self._require_setup()
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(out, safe_serialization=True)
+        # Every rank takes part (under ZeRO-3 the weights are gathered from all); the main one writes.
+        probe = self._probe()
+        with self.parallel.full_parameters(self._trainable):
+            if not self.parallel.is_main:
+                return out
+            out.mkdir(parents=True, exist_ok=True)
+            self.model.save_pretrained(out, safe_serialization=True)
         self.tokenizer.save_pretrained(out)
         (out / "training_config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        self._write_probe(out / "evaluation_probe.json")
+        (out / "evaluation_probe.json").write_text(json.dumps(probe) + "\n")
         return out
 
     @torch.no_grad()
-    def _write_probe(self, path: Path) -> None:
+    def _probe(self) -> dict:
         # The trained model's logits on one training input, so that whoever
         # downloads the adapter can check it reproduces the model that trained.
         ids = self.data.train[0].input_ids[:32]
         self.model.eval()
-        logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -1, :16]
-        path.write_text(json.dumps({"input_ids": ids, "last_logits_head": logits.float().tolist()}) + "\n")
+        logits = self._forward(input_ids=torch.tensor([ids], device=self.device)).logits[0, -1, :16]
+        return {"input_ids": ids, "last_logits_head": logits.float().tolist()}
 
     def cleanup(self) -> None:
         """Release the model and optimizer (and the GPU memory they held). Safe to call twice."""

@@ -3,7 +3,11 @@ process so that the agent can stop it (SIGTERM: finish the step, then stop)
 and outlive it.
 
 It speaks to the agent on stdout, one JSON object a line: ``metrics`` lines
-while training, then one ``completed`` or ``failed`` line.
+while training, then one ``completed`` or ``failed`` line. Anything else a
+library prints goes to stderr.
+
+With ``--distributed`` it is one rank of a torchrun launch (see
+``distributed.launch_command``); rank 0 alone speaks and writes the adapter.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import traceback
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from services.trainer_agent.checkpoint import CheckpointError, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
+from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
 
@@ -41,9 +47,19 @@ def config_from_assignment(assignment: dict) -> TrainingConfig:
     )
 
 
-def _emit(line: dict) -> None:
-    sys.stdout.write(json.dumps(line) + "\n")
+def _protocol_channel():
+    """The agent's channel, a copy of stdout; stdout itself then points at stderr,
+    so that what libraries print (DeepSpeed logs to stdout) cannot break a line."""
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return channel
+
+
+def _parallelism(distributed: bool, config: TrainingConfig) -> SingleProcess:
+    if not distributed:
+        return SingleProcess()
+    return DeepSpeedRanks(config.zero_stage, local_rank=int(os.environ["LOCAL_RANK"]))
 
 
 def main() -> int:
@@ -54,43 +70,57 @@ def main() -> int:
     # Checkpoints every --checkpoint-steps steps; a complete one already there is resumed from.
     parser.add_argument("--checkpoint-dir", type=Path)
     parser.add_argument("--checkpoint-steps", type=int, default=0)
+    # One rank of a torchrun launch: torchrun's environment says which.
+    parser.add_argument("--distributed", action="store_true")
     args = parser.parse_args()
+    channel = _protocol_channel()
+    speaks = not args.distributed or os.environ.get("RANK") == "0"
+
+    def emit(line: dict) -> None:
+        if speaks:
+            channel.write(json.dumps(line) + "\n")
+
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-    recipe = None
+    recipe = parallel = None
     try:
         config = config_from_assignment(json.loads(args.assignment.read_text()))
         config = dataclasses.replace(config, checkpoint_steps=args.checkpoint_steps)
+        parallel = _parallelism(args.distributed, config)
         resume = args.checkpoint_dir is not None and latest_checkpoint(args.checkpoint_dir) is not None
         recipe = LoRATrainingRecipe(
             config,
             args.dataset,
-            on_metrics=lambda m: _emit({"type": "metrics", **m}),
-            should_stop=lambda: stop["requested"],
+            on_metrics=lambda m: emit({"type": "metrics", **m}),
+            # Every rank stops at the same step, or the others wait for it in a collective.
+            should_stop=lambda: parallel.any_rank(stop["requested"]),
             checkpoint_dir=args.checkpoint_dir,
             resume_from=args.checkpoint_dir if resume else None,
-            on_checkpoint=lambda path: _emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step}),
+            parallel=parallel,
+            on_checkpoint=lambda path: emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step}),
         )
         recipe.setup()
         summary = recipe.train()
         if summary["stopped"]:
-            _emit({"type": "failed", "reason": "training was stopped", "retryable": False})
+            emit({"type": "failed", "reason": "training was stopped", "retryable": False})
             return 0
         recipe.save_adapter(args.output)
-        _emit({"type": "completed", "summary": {**summary, "chat_template": recipe.tokenizer.chat_template}})
+        emit({"type": "completed", "summary": {**summary, "chat_template": recipe.tokenizer.chat_template}})
         return 0
     except (ConfigError, TemplateError, CheckpointError, KeyError, OSError) as exc:
         # A bad configuration, a model that cannot be loaded, a checkpoint that
         # cannot be continued (a retry would find it again): no retry.
-        _emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": False})
+        emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": False})
         return 1
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
-        _emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": True})
+        emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": True})
         return 1
     finally:
         if recipe is not None:
             recipe.cleanup()
+        if parallel is not None:
+            parallel.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+"""Training on several GPUs of one node: one worker process per GPU, started by
+torchrun, training with DeepSpeed ZeRO (stage 2 by default, 3 on request).
+
+The recipe does not know how many processes train. It hands its backward
+pass, optimizer step and the few values every rank must agree on to a
+*parallelism* object: ``SingleProcess`` does what one process does alone,
+``DeepSpeedRanks`` does the same through a DeepSpeed engine across ranks.
+
+Every rank reads the whole dataset and walks the same epoch order; each takes
+its own slice of a step's batch. The user's ``batch_size`` stays the effective
+batch: micro-batch × accumulation steps × world size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+from services.trainer_agent.conversations import TokenizedConversation
+
+ZERO_STAGES = (2, 3)
+# A rank that stops answering (dead peer, hung kernel) fails every collective
+# after this long instead of holding the node forever; the agent then retries.
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=10)
+
+
+def launch_command(world_size: int, worker_args: list[str]) -> list[str]:
+    """The command that runs the training worker as ``world_size`` ranks on this node.
+
+    ``--standalone`` picks a free rendezvous port, so that jobs on one node do
+    not collide; ``--max-restarts=0`` lets a failed rank end the attempt, and
+    the agent's retry resumes it from the last checkpoint.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={world_size}",
+        "--max-restarts=0",
+        "-m",
+        "services.trainer_agent.worker",
+        "--distributed",
+        *worker_args,
+    ]
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """How one step's effective batch is split: micro_batch_size × accumulation_steps × world_size."""
+
+    micro_batch_size: int
+    accumulation_steps: int
+    world_size: int
+
+
+def batch_layout(batch_size: int, micro_batch_size: int | None, world_size: int) -> BatchLayout:
+    """Split ``batch_size`` over ``world_size`` ranks; the micro-batch is the largest
+    that divides a rank's share and is not above ``micro_batch_size`` (None: no limit).
+
+    Raises ConfigError naming batch_size when it cannot be split evenly.
+    """
+    # Imported here: the recipe imports this module.
+    from services.trainer_agent.recipe import ConfigError
+
+    if batch_size % world_size:
+        raise ConfigError(
+            [f"batch_size: {batch_size} cannot be split evenly over {world_size} GPUs; make it a multiple of {world_size}"]
+        )
+    share = batch_size // world_size
+    limit = min(micro_batch_size or share, share)
+    micro = max(d for d in range(1, limit + 1) if share % d == 0)
+    return BatchLayout(micro, share // micro, world_size)
+
+
+def deepspeed_config(
+    layout: BatchLayout, *, zero_stage: int, max_grad_norm: float, bf16: bool
+) -> dict:
+    """The DeepSpeed configuration of one run."""
+    return {
+        "train_batch_size": layout.micro_batch_size * layout.accumulation_steps * layout.world_size,
+        "train_micro_batch_size_per_gpu": layout.micro_batch_size,
+        "gradient_accumulation_steps": layout.accumulation_steps,
+        "gradient_clipping": max_grad_norm,
+        "zero_optimization": {"stage": zero_stage},
+        "bf16": {"enabled": bf16},
+        # The recipe's own torch AdamW: DeepSpeed's FusedAdam and CPUAdam would
+        # compile C++/CUDA on first use, for no gain on a LoRA's few parameters.
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 2**62,
+    }
+
+
+class SingleProcess:
+    """One process trains alone: plain backward, clipping and optimizer step."""
+
+    rank = 0
+    world_size = 1
+    is_main = True
+
+    def prepare(self, model, optimizer, scheduler, config) -> torch.nn.Module:
+        """Take charge of the optimizer step; returns the module to run forward passes through."""
+        self._trainable = [p for p in model.parameters() if p.requires_grad]
+        self._optimizer, self._scheduler, self._max_grad_norm = optimizer, scheduler, config.max_grad_norm
+        return model
+
+    def micro_batches(self, batch: list[TokenizedConversation], micro_batch_size: int | None):
+        """This rank's micro-batches of a step's batch, each with its loss weight (1 or 0)."""
+        micro = micro_batch_size or len(batch)
+        return [(batch[i : i + micro], 1.0) for i in range(0, len(batch), micro)]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> float:
+        """Clip, step optimizer and schedule, clear gradients; returns the gradient norm before clipping."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self._max_grad_norm).item()
+        self._optimizer.step()
+        self._scheduler.step()
+        self._optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def total(self, value: float) -> float:
+        """``value`` summed over the ranks."""
+        return value
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank: every rank must stop at the same step."""
+        return flag
+
+    def full_parameters(self, parameters):
+        """A context in which ``parameters`` hold their whole values on this rank."""
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        """Release what ``__init__`` joined."""
+
+
+class DeepSpeedRanks(SingleProcess):
+    """One rank of a torchrun launch, training through a DeepSpeed ZeRO engine.
+
+    The constructor joins the process group (gloo on CPU, NCCL on CUDA) that
+    torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT describe; ``local_rank``
+    (torchrun's LOCAL_RANK) picks this rank's GPU.
+    """
+
+    def __init__(self, zero_stage: int, local_rank: int):
+        import deepspeed
+        import torch.distributed as dist
+
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
+        else:
+            _skip_shared_memory_comm_op()
+        deepspeed.init_distributed(timeout=PROCESS_GROUP_TIMEOUT)
+        self._dist = dist
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.is_main = self.rank == 0
+        self.zero_stage = zero_stage
+
+    def prepare(self, model, optimizer, scheduler, config) -> torch.nn.Module:
+        import deepspeed
+
+        self.layout = batch_layout(config.batch_size, config.micro_batch_size, self.world_size)
+        # The recipe loads the base model in bf16 where the GPU computes in it;
+        # DeepSpeed then keeps fp32 master weights of the adapter.
+        bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+        ds_config = deepspeed_config(
+            self.layout, zero_stage=self.zero_stage, max_grad_norm=config.max_grad_norm, bf16=bf16
+        )
+        self.engine, *_ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+        )
+        return self.engine
+
+    def micro_batches(self, batch: list[TokenizedConversation], micro_batch_size: int | None):
+        # Every rank runs the same number of micro-batches (under ZeRO-3 each
+        # forward gathers parameters with every peer). Where the epoch's last,
+        # short batch leaves a rank without examples, it runs the batch's first
+        # one with weight 0: it joins the collectives and adds no gradient.
+        layout = self.layout
+        share = batch[self.rank * layout.micro_batch_size * layout.accumulation_steps :][
+            : layout.micro_batch_size * layout.accumulation_steps
+        ]
+        micros = []
+        for k in range(layout.accumulation_steps):
+            examples = share[k * layout.micro_batch_size : (k + 1) * layout.micro_batch_size]
+            micros.append((examples, 1.0) if examples else (batch[:1], 0.0))
+        return micros
+
+    def backward(self, loss: torch.Tensor) -> None:
+        # The recipe's loss is already this rank's part of the batch-wide mean;
+        # DeepSpeed averages gradients over ranks, which the world size undoes.
+        self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
+        self.engine.step()
+
+    def step(self) -> float:
+        # engine.step() after each backward has stepped on the accumulation boundary.
+        grad_norm = self.engine.get_global_grad_norm()
+        return float(grad_norm) if grad_norm is not None else math.nan
+
+    def total(self, value: float) -> float:
+        summed = torch.tensor([value], dtype=torch.float64, device=_device())
+        self._dist.all_reduce(summed)
+        return summed.item()
+
+    def any_rank(self, flag: bool) -> bool:
+        return self.total(float(flag)) > 0
+
+    def full_parameters(self, parameters):
+        if self.zero_stage < 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(parameters))
+
+    def close(self) -> None:
+        if self._dist.is_initialized():
+            self._dist.destroy_process_group()
+
+
+def _device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _skip_shared_memory_comm_op() -> None:
+    # On CPU DeepSpeed JIT-compiles a shared-memory all-reduce on its first
+    # start (about a minute of g++). gloo carries a LoRA's gradients well enough
+    # without it; marking the op incompatible makes DeepSpeed fall back to gloo.
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
