@@ -32,6 +32,7 @@ from services.common import events
 from services.common.config import Settings
 from services.common.storage import ObjectStorage
 from services.trainer_agent.checkpoint_store import download_latest_checkpoint, upload_checkpoint
+from services.trainer_agent.distributed import launch_command
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -216,10 +217,7 @@ class TrainerAgent:
             )
         except Exception as exc:
             return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.trainer_agent.worker",
+        worker_args = [
             "--assignment",
             str(spec),
             "--dataset",
@@ -230,7 +228,9 @@ class TrainerAgent:
             str(checkpoints),
             "--checkpoint-steps",
             str(self._agent.checkpoint_steps),
-            stdout=asyncio.subprocess.PIPE,
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *_worker_command(assignment, worker_args), stdout=asyncio.subprocess.PIPE
         )
         self._current = (assignment.job_id, proc)
         outcome: dict = {"type": "failed", "reason": "the training worker exited without a result", "retryable": True}
@@ -310,6 +310,14 @@ class TrainerAgent:
             self._storage.upload_file(path, assignment.output_bucket, key)
             manifest.files.add(name=path.name, key=key, size_bytes=path.stat().st_size, sha256=_sha256(path))
         return manifest
+
+
+def _worker_command(assignment: job_pb2.TrainingAssignment, worker_args: list[str]) -> list[str]:
+    """One worker process, or one per GPU under torchrun: torchrun passes on a
+    SIGTERM to every rank and fails as a whole when any rank fails."""
+    if assignment.gpu_config.count > 1:
+        return launch_command(assignment.gpu_config.count, worker_args)
+    return [sys.executable, "-m", "services.trainer_agent.worker", *worker_args]
 
 
 def _checkpoint_prefix(assignment: job_pb2.TrainingAssignment) -> str:

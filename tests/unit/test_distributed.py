@@ -1,0 +1,192 @@
+"""Training on several processes: the batch split, the DeepSpeed configuration,
+and, launched by torchrun with 2 gloo ranks on CPU, that ZeRO-2 and ZeRO-3
+train the same adapter as one process and that a dead rank fails the attempt."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from services.trainer_agent.distributed import batch_layout, deepspeed_config, launch_command
+from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
+
+RANK_SCRIPT = Path(__file__).with_name("distributed_rank.py")
+WORDS = "the model data train learn loss token adapter rank hello world".split()
+
+
+def _conversations(path: Path, count: int) -> Path:
+    rng = random.Random(7)
+    with path.open("w") as out:
+        for _ in range(count):
+            text = " ".join(rng.sample(WORDS, 2))
+            messages = [{"role": "user", "content": text}, {"role": "assistant", "content": text.upper()}]
+            out.write(json.dumps({"messages": messages, "split": "train"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("batch", "micro", "world", "expected"),
+    [
+        (8, None, 2, (4, 1)),
+        (8, 1, 2, (1, 4)),
+        (8, 3, 2, (2, 2)),  # 3 does not divide a rank's 4: the largest micro-batch that does
+        (12, 5, 4, (3, 1)),
+        (7, None, 1, (7, 1)),
+    ],
+)
+def test_the_effective_batch_is_micro_batch_times_accumulation_times_ranks(batch, micro, world, expected):
+    layout = batch_layout(batch, micro, world)
+
+    assert (layout.micro_batch_size, layout.accumulation_steps) == expected
+    assert layout.micro_batch_size * layout.accumulation_steps * layout.world_size == batch
+
+
+def test_a_batch_that_does_not_split_over_the_gpus_is_refused_naming_the_field():
+    with pytest.raises(ConfigError, match="batch_size: 6 cannot be split evenly over 4 GPUs; make it a multiple of 4"):
+        batch_layout(6, None, 4)
+
+
+def test_the_deepspeed_config_carries_stage_batch_clipping_and_precision():
+    config = deepspeed_config(batch_layout(16, 2, 4), zero_stage=3, max_grad_norm=0.5, bf16=True)
+
+    assert config["train_batch_size"] == 16
+    assert (config["train_micro_batch_size_per_gpu"], config["gradient_accumulation_steps"]) == (2, 2)
+    assert config["zero_optimization"] == {"stage": 3}
+    assert config["gradient_clipping"] == 0.5
+    assert config["bf16"] == {"enabled": True}
+
+
+@pytest.mark.parametrize("stage", [0, 1, 4, 2.0, True, "2"])
+def test_zero_stage_is_2_or_3(stage):
+    with pytest.raises(ConfigError, match="zero_stage: must be 2 or 3"):
+        TrainingConfig(base_model="m", zero_stage=stage)
+    assert TrainingConfig(base_model="m").zero_stage == 2
+    assert TrainingConfig(base_model="m", zero_stage=3).zero_stage == 3
+
+
+def test_the_launch_runs_one_worker_rank_per_gpu_and_fails_with_any_rank():
+    command = launch_command(4, ["--dataset", "d.jsonl"])
+
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert {"--standalone", "--nproc-per-node=4", "--max-restarts=0"} <= set(command)
+    worker = command[command.index("-m", 3) :]
+    assert worker == ["-m", "services.trainer_agent.worker", "--distributed", "--dataset", "d.jsonl"]
+
+
+# 10 examples in batches of 4: the last batch (2) leaves rank 1 of 2 with no
+# example, the case where a rank must still join every collective.
+SETTINGS = {"batch_size": 4, "micro_batch_size": 1, "dropout": 0.0, "learning_rate": 1e-3}
+
+
+def _train_on_two_ranks(model: Path, data: Path, out: Path, **overrides) -> list[dict[str, torch.Tensor]]:
+    config = json.dumps({"base_model": str(model), **SETTINGS, **overrides})
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    subprocess.run([*command, str(RANK_SCRIPT), config, str(data), str(out)], check=True, timeout=300)
+    return [load_file(out / f"rank-{rank}.safetensors") for rank in (0, 1)]
+
+
+def _train_in_one_process(model: Path, data: Path) -> dict[str, torch.Tensor]:
+    recipe = LoRATrainingRecipe(TrainingConfig(base_model=str(model), **SETTINGS), data)
+    recipe.setup()
+    recipe.train()
+    return {name: p.detach() for name, p in recipe.model.named_parameters() if p.requires_grad}
+
+
+def _assert_same_adapter(distributed: dict, alone: dict) -> None:
+    # Not bitwise: the ranks add gradients up in another order than one process
+    # does, and float32 addition is not associative (relative differences near
+    # 1e-7). Adam divides each gradient by its running size, which magnifies
+    # that where a gradient is near zero, yet an Adam step moves a weight by at
+    # most about lr (1e-3): atol 1e-5 is 1% of one step (seen: 1.4e-6 after 3).
+    assert distributed.keys() == alone.keys()
+    for name in alone:
+        torch.testing.assert_close(distributed[name], alone[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_zero2_on_two_ranks_trains_the_adapter_one_process_trains(tiny_model, tmp_path):
+    data = _conversations(tmp_path / "train.jsonl", 10)
+
+    rank0, rank1 = _train_on_two_ranks(tiny_model, data, tmp_path, zero_stage=2)
+
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+    _assert_same_adapter(rank0, _train_in_one_process(tiny_model, data))
+
+
+@pytest.mark.slow
+def test_zero3_on_two_ranks_saves_an_adapter_that_loads(tiny_model, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    data = _conversations(tmp_path / "train.jsonl", 10)
+
+    rank0, rank1 = _train_on_two_ranks(tiny_model, data, tmp_path, zero_stage=3)
+
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+    _assert_same_adapter(rank0, _train_in_one_process(tiny_model, data))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "adapter")
+    loaded = {name: p for name, p in model.named_parameters() if "lora_" in name}
+    assert loaded.keys() == rank0.keys()
+    assert all(torch.equal(loaded[name], rank0[name]) for name in rank0)
+    probe = json.loads((tmp_path / "adapter" / "evaluation_probe.json").read_text())
+    logits = model(input_ids=torch.tensor([probe["input_ids"]])).logits[0, -1, :16]
+    torch.testing.assert_close(logits, torch.tensor(probe["last_logits_head"]))
+
+
+def _start_worker(tmp_path: Path, model: Path, data: Path, **hyperparameters) -> subprocess.Popen:
+    assignment = tmp_path / "assignment.json"
+    hyperparameters = {"base_model": str(model), "batch_size": 2, **hyperparameters}
+    assignment.write_text(json.dumps({"job_id": "job-1", "hyperparameters": hyperparameters}))
+    args = ["--assignment", str(assignment), "--dataset", str(data), "--output", str(tmp_path / "adapter")]
+    return subprocess.Popen(launch_command(2, args), stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_the_worker_on_two_ranks_reports_each_step_once_and_saves_the_adapter(tiny_model, tmp_path):
+    data = _conversations(tmp_path / "train.jsonl", 8)
+
+    worker = _start_worker(tmp_path, tiny_model, data, epochs=2)
+    lines = [json.loads(line) for line in worker.stdout]
+
+    assert worker.wait(timeout=120) == 0
+    assert [line["step"] for line in lines if line["type"] == "metrics"] == list(range(1, 9))
+    assert lines[-1]["type"] == "completed"
+    assert lines[-1]["summary"]["steps_completed"] == 8
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def _pid_of_rank(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of the launcher's child whose environment says RANK=<rank>."""
+    for proc in Path("/proc").iterdir():
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == launcher.pid and f"RANK={rank}".encode() in environment:
+            return int(proc.name)
+    raise AssertionError(f"no rank {rank} under launcher {launcher.pid}")
+
+
+@pytest.mark.slow
+def test_a_killed_rank_ends_the_attempt_with_a_retryable_failure(tiny_model, tmp_path):
+    data = _conversations(tmp_path / "train.jsonl", 40)
+    worker = _start_worker(tmp_path, tiny_model, data, epochs=100)
+    assert json.loads(worker.stdout.readline())["type"] == "metrics"
+
+    os.kill(_pid_of_rank(worker, 1), signal.SIGKILL)
+    lines = [json.loads(line) for line in worker.stdout]
+
+    # gloo sees the closed connection at once; far below the 10-minute process-group timeout.
+    assert worker.wait(timeout=60) != 0
+    outcome = lines[-1]
+    assert outcome["type"] == "failed" and outcome["retryable"] is True, outcome
