@@ -21,6 +21,7 @@ from datetime import timedelta
 
 import torch
 
+from services.trainer_agent.checkpoint import load_optimizer_state, optimizer_state
 from services.trainer_agent.conversations import TokenizedConversation
 
 ZERO_STAGES = (2, 3)
@@ -133,9 +134,24 @@ class SingleProcess:
         """Whether ``flag`` is set on any rank: every rank must stop at the same step."""
         return flag
 
-    def full_parameters(self, parameters):
-        """A context in which ``parameters`` hold their whole values on this rank."""
+    def full_parameters(self, parameters, *, modify: bool = False):
+        """A context in which ``parameters`` hold their whole values on this rank;
+        with ``modify``, what the main rank writes into them is kept."""
         return contextlib.nullcontext()
+
+    def training_state(self, adapter: dict[str, torch.nn.Parameter]) -> tuple[dict, dict, list[dict]]:
+        """The adapter's weights and the optimizer's state, whole, as a checkpoint
+        stores them (see ``checkpoint.optimizer_state``), and the parameter groups."""
+        return {name: p.detach() for name, p in adapter.items()}, *optimizer_state(self._optimizer)
+
+    def load_training_state(
+        self, adapter: dict[str, torch.nn.Parameter], weights: dict, tensors: dict, groups: list[dict]
+    ) -> None:
+        """Restore what ``training_state`` returned, on a run with the same adapter."""
+        with torch.no_grad():
+            for name, value in weights.items():
+                adapter[name].copy_(value)
+        load_optimizer_state(self._optimizer, tensors, groups)
 
     def close(self) -> None:
         """Release what ``__init__`` joined."""
@@ -176,6 +192,8 @@ class DeepSpeedRanks(SingleProcess):
         self.engine, *_ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
         )
+        # The torch AdamW, which DeepSpeed now runs over its flat fp32 partitions.
+        self._optimizer = optimizer
         return self.engine
 
     def micro_batches(self, batch: list[TokenizedConversation], micro_batch_size: int | None):
@@ -212,16 +230,68 @@ class DeepSpeedRanks(SingleProcess):
     def any_rank(self, flag: bool) -> bool:
         return self.total(float(flag)) > 0
 
-    def full_parameters(self, parameters):
+    def full_parameters(self, parameters, *, modify: bool = False):
         if self.zero_stage < 3:
             return contextlib.nullcontext()
         import deepspeed
 
-        return deepspeed.zero.GatheredParameters(list(parameters))
+        return deepspeed.zero.GatheredParameters(list(parameters), modifier_rank=0 if modify else None)
 
-    def close(self) -> None:
-        if self._dist.is_initialized():
-            self._dist.destroy_process_group()
+    # A checkpoint holds the whole fp32 adapter and Adam state, gathered from
+    # the ranks' partitions, in the same form one process writes: it resumes on
+    # any number of GPUs. Every rank must call these (they are collective).
+
+    def training_state(self, adapter):
+        from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
+
+        weights, tensors = {}, {}
+        step = next(iter(self._optimizer.state.values()))["step"]
+        for index, (name, p) in enumerate(adapter.items()):
+            weights[name] = safe_get_full_fp32_param(p).cpu()
+            tensors[f"{index}.step"] = step.clone()
+            for key in _ADAM_STATE:
+                tensors[f"{index}.{key}"] = safe_get_full_optimizer_state(p, key).cpu()
+        (group,) = self._optimizer.param_groups
+        return weights, tensors, [{**_hyperparameters(group), "params": list(range(len(adapter)))}]
+
+    def load_training_state(self, adapter, weights, tensors, groups):
+        from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
+
+        self._create_optimizer_state()
+        device = _device()
+        for index, (name, p) in enumerate(adapter.items()):
+            safe_set_full_fp32_param(p, weights[name].to(device))
+            for key in _ADAM_STATE:
+                safe_set_full_optimizer_state(p, tensors[f"{index}.{key}"].to(device), key)
+        with torch.no_grad(), self.full_parameters(adapter.values(), modify=True):
+            for name, p in adapter.items():
+                p.copy_(weights[name])
+        for state in self._optimizer.state.values():
+            state["step"] = tensors["0.step"].clone()
+        (saved,) = groups
+        for group in self._optimizer.param_groups:
+            group.update(_hyperparameters(saved), betas=tuple(saved["betas"]))
+
+    def _create_optimizer_state(self) -> None:
+        # Adam creates its state at its first step, which a resumed run has not
+        # taken: create it as torch's AdamW would, over DeepSpeed's fp32 partitions.
+        zero = self.engine.optimizer
+        flats = zero.fp32_partitioned_groups_flat if self.zero_stage == 3 else zero.single_partition_of_fp32_groups
+        for flat in flats:
+            self._optimizer.state[flat] = {"step": torch.tensor(0.0)} | {
+                key: torch.zeros_like(flat, memory_format=torch.preserve_format) for key in _ADAM_STATE
+            }
+        if self.zero_stage == 2:
+            # ZeRO-2 links each parameter to its slice of the Adam state at its
+            # own first step; a resumed run needs that link before the state is set.
+            zero._lazy_init_hp_params_optimizer_state()
+
+
+_ADAM_STATE = ("exp_avg", "exp_avg_sq")
+
+
+def _hyperparameters(group: dict) -> dict:
+    return {key: value for key, value in group.items() if key != "params"}
 
 
 def _device() -> torch.device:

@@ -28,9 +28,7 @@ from services.common.splits import DEFAULT_VALIDATION_FRACTION
 from services.trainer_agent.checkpoint import (
     CheckpointError,
     checkpoint_path,
-    load_optimizer_state,
     load_rng_state,
-    optimizer_state,
     read_checkpoint,
     resolve_checkpoint,
     rng_state,
@@ -134,8 +132,9 @@ class DatasetError(ConfigError):
     """The dataset has no conversation to train on: the user's to fix, like a bad configuration."""
 
 
-# Settings a resumed run may change: neither touches what is trained or in which order.
-_RESUMABLE_CHANGES = frozenset({"checkpoint_steps", "log_every"})
+# Settings a resumed run may change: none touches what is trained or in which
+# order (a checkpoint holds the whole state, however ZeRO partitioned it).
+_RESUMABLE_CHANGES = frozenset({"checkpoint_steps", "log_every", "zero_stage"})
 
 
 class LoRATrainingRecipe:
@@ -385,8 +384,10 @@ class LoRATrainingRecipe:
         when ``path`` exists, OSError when it cannot be written.
         """
         self._require_setup()
-        adapter = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
-        optimizer_tensors, param_groups = optimizer_state(self.optimizer)
+        # Every rank gathers (under ZeRO the state is partitioned); the main one writes.
+        adapter, optimizer_tensors, param_groups = self.parallel.training_state(self._adapter())
+        if not self.parallel.is_main:
+            return path
         rng_tensors, rng_json = rng_state()
         state = {
             "config": _comparable(self.config),
@@ -426,13 +427,12 @@ class LoRATrainingRecipe:
                 f"{path} was written for {state['train_examples']} training examples, "
                 f"this dataset has {len(self.data.train)}"
             )
-        adapter = dict(self.model.named_parameters())
-        if set(tensors["adapter"]) != {name for name, p in adapter.items() if p.requires_grad}:
+        adapter = self._adapter()
+        if set(tensors["adapter"]) != set(adapter):
             raise CheckpointError(f"{path} holds the weights of another adapter")
-        with torch.no_grad():
-            for name, value in tensors["adapter"].items():
-                adapter[name].copy_(value)
-        load_optimizer_state(self.optimizer, tensors["optimizer"], state["optimizer_param_groups"])
+        self.parallel.load_training_state(
+            adapter, tensors["adapter"], tensors["optimizer"], state["optimizer_param_groups"]
+        )
         self.scheduler.load_state_dict(state["scheduler"])
         load_rng_state(tensors["rng"], state["rng"])
         self.global_step = state["global_step"]
@@ -441,6 +441,9 @@ class LoRATrainingRecipe:
         self.trained_tokens = state["trained_tokens"]
         self.last_loss = state["last_loss"]
         self.best_validation_loss = state["best_validation_loss"]
+
+    def _adapter(self) -> dict[str, torch.nn.Parameter]:
+        return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
 
     def save_adapter(self, out_dir: Path) -> Path:
         """Write a standard PEFT adapter (adapter_config.json, adapter_model.safetensors),

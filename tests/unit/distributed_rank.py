@@ -1,7 +1,8 @@
 """One rank of the distributed recipe test, launched by torchrun from
 test_distributed.py: trains like the worker does, then writes this rank's
 adapter weights (gathered under ZeRO-3) to ``<out>/rank-<rank>.safetensors``
-and, from rank 0, the adapter to ``<out>/adapter``."""
+and, from rank 0, the adapter to ``<out>/adapter``. Checkpoints go to
+``<out>/checkpoints``; a fourth argument names one to resume from."""
 
 import json
 import os
@@ -14,9 +15,12 @@ from services.trainer_agent.distributed import DeepSpeedRanks
 from services.trainer_agent.recipe import LoRATrainingRecipe, TrainingConfig
 
 config_json, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+resume_from = Path(sys.argv[4]) if len(sys.argv) > 4 else None
 config = TrainingConfig(**json.loads(config_json))
 parallel = DeepSpeedRanks(config.zero_stage, local_rank=int(os.environ["LOCAL_RANK"]))
-recipe = LoRATrainingRecipe(config, data, parallel=parallel)
+recipe = LoRATrainingRecipe(
+    config, data, parallel=parallel, checkpoint_dir=out / "checkpoints", resume_from=resume_from
+)
 recipe.setup()
 recipe.train()
 with parallel.full_parameters(recipe._trainable):

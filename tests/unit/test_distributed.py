@@ -82,20 +82,39 @@ def test_the_launch_runs_one_worker_rank_per_gpu_and_fails_with_any_rank():
     assert worker == ["-m", "services.trainer_agent.worker", "--distributed", "--dataset", "d.jsonl"]
 
 
-# 10 examples in batches of 4: the last batch (2) leaves rank 1 of 2 with no
-# example, the case where a rank must still join every collective.
-SETTINGS = {"batch_size": 4, "micro_batch_size": 1, "dropout": 0.0, "learning_rate": 1e-3}
+# 10 examples in batches of 4: each epoch's last batch (2) leaves rank 1 of 2
+# with no example, the case where a rank must still join every collective.
+SETTINGS = {"batch_size": 4, "micro_batch_size": 1, "epochs": 2, "dropout": 0.0, "learning_rate": 1e-3}
+SETTINGS |= {"weight_decay": 0.01}
 
 
-def _train_on_two_ranks(model: Path, data: Path, out: Path, **overrides) -> list[dict[str, torch.Tensor]]:
-    config = json.dumps({"base_model": str(model), **SETTINGS, **overrides})
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    subprocess.run([*command, str(RANK_SCRIPT), config, str(data), str(out)], check=True, timeout=300)
-    return [load_file(out / f"rank-{rank}.safetensors") for rank in (0, 1)]
+@pytest.fixture(scope="module")
+def conversations(tmp_path_factory) -> Path:
+    return _conversations(tmp_path_factory.mktemp("data") / "train.jsonl", 10)
 
 
-def _train_in_one_process(model: Path, data: Path) -> dict[str, torch.Tensor]:
-    recipe = LoRATrainingRecipe(TrainingConfig(base_model=str(model), **SETTINGS), data)
+def _train_on_two_ranks(model: Path, data: Path, out: Path, stage: int, resume_from: Path | None = None) -> Path:
+    """Run distributed_rank.py on 2 ranks, a checkpoint every 2 of the 6 steps; returns ``out``."""
+    config = json.dumps({"base_model": str(model), **SETTINGS, "zero_stage": stage, "checkpoint_steps": 2})
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(RANK_SCRIPT)]
+    resume = [str(resume_from)] if resume_from else []
+    subprocess.run([*command, config, str(data), str(out), *resume], check=True, timeout=300)
+    return out
+
+
+def _weights(out: Path, rank: int = 0) -> dict[str, torch.Tensor]:
+    return load_file(out / f"rank-{rank}.safetensors")
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["zero2", "zero3"])
+def two_ranks(request, tiny_model, conversations, tmp_path_factory) -> tuple[int, Path]:
+    """A ZeRO stage and what a 2-rank run with it left behind."""
+    stage = request.param
+    return stage, _train_on_two_ranks(tiny_model, conversations, tmp_path_factory.mktemp(f"zero{stage}"), stage)
+
+
+def _train_in_one_process(model: Path, data: Path, resume_from: Path | None = None) -> dict[str, torch.Tensor]:
+    recipe = LoRATrainingRecipe(TrainingConfig(base_model=str(model), **SETTINGS), data, resume_from=resume_from)
     recipe.setup()
     recipe.train()
     return {name: p.detach() for name, p in recipe.model.named_parameters() if p.requires_grad}
@@ -113,31 +132,48 @@ def _assert_same_adapter(distributed: dict, alone: dict) -> None:
 
 
 @pytest.mark.slow
-def test_zero2_on_two_ranks_trains_the_adapter_one_process_trains(tiny_model, tmp_path):
-    data = _conversations(tmp_path / "train.jsonl", 10)
+def test_two_ranks_train_the_adapter_one_process_trains(two_ranks, tiny_model, conversations):
+    _, out = two_ranks
 
-    rank0, rank1 = _train_on_two_ranks(tiny_model, data, tmp_path, zero_stage=2)
-
-    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
-    _assert_same_adapter(rank0, _train_in_one_process(tiny_model, data))
+    assert all(torch.equal(_weights(out, 0)[name], weight) for name, weight in _weights(out, 1).items())
+    _assert_same_adapter(_weights(out), _train_in_one_process(tiny_model, conversations))
 
 
 @pytest.mark.slow
-def test_zero3_on_two_ranks_saves_an_adapter_that_loads(tiny_model, tmp_path):
+def test_a_run_resumed_on_two_ranks_continues_exactly(two_ranks, tiny_model, conversations, tmp_path):
+    stage, out = two_ranks
+
+    resumed = _train_on_two_ranks(tiny_model, conversations, tmp_path, stage, out / "checkpoints" / "step-00000002")
+
+    # The same ranks, partitions and summation order as the uninterrupted run: bitwise.
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
+    for name, weight in _weights(out).items():
+        assert torch.equal(_weights(resumed)[name], weight), name
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_two_ranks_resumes_in_one_process(two_ranks, tiny_model, conversations):
+    _, out = two_ranks
+
+    resumed = _train_in_one_process(tiny_model, conversations, resume_from=out / "checkpoints" / "step-00000002")
+
+    _assert_same_adapter(_weights(out), resumed)
+
+
+@pytest.mark.slow
+def test_the_adapter_saved_by_two_ranks_loads(two_ranks, tiny_model):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    data = _conversations(tmp_path / "train.jsonl", 10)
+    _, out = two_ranks
 
-    rank0, rank1 = _train_on_two_ranks(tiny_model, data, tmp_path, zero_stage=3)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), out / "adapter")
 
-    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
-    _assert_same_adapter(rank0, _train_in_one_process(tiny_model, data))
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "adapter")
+    trained = _weights(out)
     loaded = {name: p for name, p in model.named_parameters() if "lora_" in name}
-    assert loaded.keys() == rank0.keys()
-    assert all(torch.equal(loaded[name], rank0[name]) for name in rank0)
-    probe = json.loads((tmp_path / "adapter" / "evaluation_probe.json").read_text())
+    assert loaded.keys() == trained.keys()
+    assert all(torch.equal(loaded[name], trained[name]) for name in trained)
+    probe = json.loads((out / "adapter" / "evaluation_probe.json").read_text())
     logits = model(input_ids=torch.tensor([probe["input_ids"]])).logits[0, -1, :16]
     torch.testing.assert_close(logits, torch.tensor(probe["last_logits_head"]))
 
