@@ -79,9 +79,7 @@ def batch_layout(batch_size: int, micro_batch_size: int | None, world_size: int)
     return BatchLayout(micro, share // micro, world_size)
 
 
-def deepspeed_config(
-    layout: BatchLayout, *, zero_stage: int, max_grad_norm: float, bf16: bool
-) -> dict:
+def deepspeed_config(layout: BatchLayout, *, zero_stage: int, max_grad_norm: float, bf16: bool) -> dict:
     """The DeepSpeed configuration of one run."""
     return {
         "train_batch_size": layout.micro_batch_size * layout.accumulation_steps * layout.world_size,
@@ -154,7 +152,7 @@ class SingleProcess:
         load_optimizer_state(self._optimizer, tensors, groups)
 
     def close(self) -> None:
-        """Release what ``__init__`` joined."""
+        """Leave the process group, where one was joined."""
 
 
 class DeepSpeedRanks(SingleProcess):
@@ -201,15 +199,10 @@ class DeepSpeedRanks(SingleProcess):
         # forward gathers parameters with every peer). Where the epoch's last,
         # short batch leaves a rank without examples, it runs the batch's first
         # one with weight 0: it joins the collectives and adds no gradient.
-        layout = self.layout
-        share = batch[self.rank * layout.micro_batch_size * layout.accumulation_steps :][
-            : layout.micro_batch_size * layout.accumulation_steps
-        ]
-        micros = []
-        for k in range(layout.accumulation_steps):
-            examples = share[k * layout.micro_batch_size : (k + 1) * layout.micro_batch_size]
-            micros.append((examples, 1.0) if examples else (batch[:1], 0.0))
-        return micros
+        micro, accumulation = self.layout.micro_batch_size, self.layout.accumulation_steps
+        share = batch[self.rank * micro * accumulation : (self.rank + 1) * micro * accumulation]
+        micros = [share[k * micro : (k + 1) * micro] for k in range(accumulation)]
+        return [(examples, 1.0) if examples else (batch[:1], 0.0) for examples in micros]
 
     def backward(self, loss: torch.Tensor) -> None:
         # The recipe's loss is already this rank's part of the batch-wide mean;

@@ -226,3 +226,15 @@ def test_a_killed_rank_ends_the_attempt_with_a_retryable_failure(tiny_model, tmp
     assert worker.wait(timeout=60) != 0
     outcome = lines[-1]
     assert outcome["type"] == "failed" and outcome["retryable"] is True, outcome
+
+
+def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more():
+    from brightrun.job.v1 import job_pb2
+    from services.trainer_agent.agent import _worker_command
+
+    def on(gpus: int) -> job_pb2.TrainingAssignment:
+        return job_pb2.TrainingAssignment(gpu_config=job_pb2.GpuConfig(type="H100", count=gpus))
+
+    args = ["--dataset", "d.jsonl"]
+    assert _worker_command(on(1), args) == [sys.executable, "-m", "services.trainer_agent.worker", *args]
+    assert _worker_command(on(8), args) == launch_command(8, args)
