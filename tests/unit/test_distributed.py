@@ -238,3 +238,17 @@ def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more()
     args = ["--dataset", "d.jsonl"]
     assert _worker_command(on(1), args) == [sys.executable, "-m", "services.trainer_agent.worker", *args]
     assert _worker_command(on(8), args) == launch_command(8, args)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_stops_every_rank_at_the_same_step(tiny_model, tmp_path):
+    data = _conversations(tmp_path / "train.jsonl", 40)
+    worker = _start_worker(tmp_path, tiny_model, data, epochs=100)
+    assert json.loads(worker.stdout.readline())["type"] == "metrics"
+
+    # What the agent does to cancel: torchrun passes the signal on to every rank.
+    worker.send_signal(signal.SIGTERM)
+    lines = [json.loads(line) for line in worker.stdout]
+
+    worker.wait(timeout=60)
+    assert lines[-1] == {"type": "failed", "reason": "training was stopped", "retryable": False}
