@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import torch
 
-from services.trainer_agent.checkpoint import load_optimizer_state, optimizer_state
+from services.trainer_agent.checkpoint import load_optimizer_state, load_rng_state, optimizer_state, rng_state
 from services.trainer_agent.conversations import TokenizedConversation
 
 ZERO_STAGES = (2, 3)
@@ -151,6 +151,14 @@ class SingleProcess:
                 adapter[name].copy_(value)
         load_optimizer_state(self._optimizer, tensors, groups)
 
+    def rng_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The random generators' states, as ``checkpoint.rng_state`` gives them."""
+        return rng_state()
+
+    def load_rng_state(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        """Restore what ``rng_state`` returned."""
+        load_rng_state(tensors, state)
+
     def close(self) -> None:
         """Leave the process group, where one was joined."""
 
@@ -264,6 +272,30 @@ class DeepSpeedRanks(SingleProcess):
         (saved,) = groups
         for group in self._optimizer.param_groups:
             group.update(_hyperparameters(saved), betas=tuple(saved["betas"]))
+
+    def rng_state(self):
+        # Each rank draws its own dropout masks (on a GPU how far a generator
+        # moves depends on the batch's shape), so every rank's generators are
+        # kept: rank 0's under the usual names, which one process resumes
+        # from, the others' under "rank-<r>.".
+        tensors, state = rng_state()
+        own = {"torch_cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            own["cuda"] = torch.cuda.get_rng_state()
+        ranks = [None] * self.world_size
+        self._dist.all_gather_object(ranks, own)
+        for rank, states in enumerate(ranks[1:], start=1):
+            tensors |= {f"rank-{rank}.{name}": value.cpu() for name, value in states.items()}
+        return tensors, state
+
+    def load_rng_state(self, tensors, state):
+        load_rng_state(tensors, state)
+        prefix = f"rank-{self.rank}."
+        own = {name.removeprefix(prefix): value for name, value in tensors.items() if name.startswith(prefix)}
+        if "torch_cpu" in own:
+            torch.set_rng_state(own["torch_cpu"])
+        if "cuda" in own:
+            torch.cuda.set_rng_state(own["cuda"])
 
     def _create_optimizer_state(self) -> None:
         # Adam creates its state at its first step, which a resumed run has not

@@ -28,10 +28,8 @@ from services.common.splits import DEFAULT_VALIDATION_FRACTION
 from services.trainer_agent.checkpoint import (
     CheckpointError,
     checkpoint_path,
-    load_rng_state,
     read_checkpoint,
     resolve_checkpoint,
-    rng_state,
     write_checkpoint,
 )
 from services.trainer_agent.conversations import (
@@ -386,9 +384,9 @@ class LoRATrainingRecipe:
         self._require_setup()
         # Every rank gathers (under ZeRO the state is partitioned); the main one writes.
         adapter, optimizer_tensors, param_groups = self.parallel.training_state(self._adapter())
+        rng_tensors, rng_json = self.parallel.rng_state()
         if not self.parallel.is_main:
             return path
-        rng_tensors, rng_json = rng_state()
         state = {
             "config": _comparable(self.config),
             "train_examples": len(self.data.train),
@@ -434,7 +432,7 @@ class LoRATrainingRecipe:
             adapter, tensors["adapter"], tensors["optimizer"], state["optimizer_param_groups"]
         )
         self.scheduler.load_state_dict(state["scheduler"])
-        load_rng_state(tensors["rng"], state["rng"])
+        self.parallel.load_rng_state(tensors["rng"], state["rng"])
         self.global_step = state["global_step"]
         self.epoch = state["epoch"]
         self.epoch_batches_done = state["epoch_batches_done"]

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 
 from services.trainer_agent.distributed import DeepSpeedRanks
@@ -22,6 +23,11 @@ recipe = LoRATrainingRecipe(
     config, data, parallel=parallel, checkpoint_dir=out / "checkpoints", resume_from=resume_from
 )
 recipe.setup()
+if resume_from is None:
+    # On a GPU the ranks' generators drift apart (dropout draws depend on the
+    # batch's shape); on the CPU they would not. Rank r draws r numbers, so
+    # that a resume which does not restore each rank's own generators shows.
+    torch.rand(parallel.rank)
 recipe.train()
 with parallel.full_parameters(recipe._trainable):
     weights = {n: p.detach().clone() for n, p in recipe.model.named_parameters() if p.requires_grad}

@@ -93,11 +93,15 @@ def conversations(tmp_path_factory) -> Path:
     return _conversations(tmp_path_factory.mktemp("data") / "train.jsonl", 10)
 
 
-def _train_on_two_ranks(model: Path, data: Path, out: Path, stage: int, resume_from: Path | None = None) -> Path:
+def _train_on_two_ranks(
+    model: Path, data: Path, out: Path, stage: int, resume_from: Path | None = None, **overrides
+) -> Path:
     """Run distributed_rank.py on 2 ranks, a checkpoint every 2 of the 6 steps; returns ``out``."""
-    config = json.dumps({"base_model": str(model), **SETTINGS, "zero_stage": stage, "checkpoint_steps": 2})
+    settings = {**SETTINGS, "zero_stage": stage, "checkpoint_steps": 2, **overrides}
+    config = json.dumps({"base_model": str(model), **settings})
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(RANK_SCRIPT)]
     resume = [str(resume_from)] if resume_from else []
+    out.mkdir(exist_ok=True)
     subprocess.run([*command, config, str(data), str(out), *resume], check=True, timeout=300)
     return out
 
@@ -148,6 +152,18 @@ def test_a_run_resumed_on_two_ranks_continues_exactly(two_ranks, tiny_model, con
     # The same ranks, partitions and summation order as the uninterrupted run: bitwise.
     assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
     for name, weight in _weights(out).items():
+        assert torch.equal(_weights(resumed)[name], weight), name
+
+
+@pytest.mark.slow
+def test_with_dropout_each_rank_resumes_with_its_own_generators(tiny_model, conversations, tmp_path):
+    # distributed_rank.py sets the ranks' generators apart, as their batches' shapes do on a GPU.
+    full = _train_on_two_ranks(tiny_model, conversations, tmp_path / "full", 2, dropout=0.1)
+    checkpoint = full / "checkpoints" / "step-00000002"
+
+    resumed = _train_on_two_ranks(tiny_model, conversations, tmp_path / "resumed", 2, checkpoint, dropout=0.1)
+
+    for name, weight in _weights(full).items():
         assert torch.equal(_weights(resumed)[name], weight), name
 
 
