@@ -7,13 +7,22 @@ accumulate gradients until it is reached, and the loss of a step is the mean
 over every trained token of the effective batch, so a step's result does not
 depend on how its batch was split.
 
+With ``packing`` (the default) the conversations of a micro-batch share rows
+of up to ``max_seq_length`` tokens (see batching): a step still trains
+``batch_size`` conversations and its loss is the same, on less padding.
+
 A run resumed from a checkpoint continues exactly where the checkpoint was
 taken: the same next batch (an epoch's order derives from seed and epoch
-alone), the same optimizer and schedule, the same dropout masks.
+alone), the same optimizer and schedule, the same dropout masks, the same
+early-stopping count.
+
+Inside the step loop nothing waits for the device except on the steps that
+emit a metric point: losses and gradient norms stay tensors until then.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -25,6 +34,7 @@ import torch
 
 from services.common.formats import FORMATS
 from services.common.splits import DEFAULT_VALIDATION_FRACTION
+from services.trainer_agent.batching import Collated, collate, rows_of, to_device
 from services.trainer_agent.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -39,7 +49,10 @@ from services.trainer_agent.conversations import (
     chat_template_of,
     read_training_data,
 )
-from services.trainer_agent.distributed import ZERO_STAGES, SingleProcess
+from services.trainer_agent.model import load_lora_model, nf4_unavailable
+from services.trainer_agent.schedule import LR_SCHEDULERS, lr_factor, metric_interval, warmup_steps
+
+QUANTIZATIONS = ("none", "nf4")
 
 
 class ConfigError(ValueError):
@@ -68,16 +81,22 @@ class TrainingConfig:
     # (q, k, v, o, gate, up and down for Llama), whatever they are called.
     target_modules: tuple[str, ...] = ()
     warmup_steps: int = 0
+    warmup_ratio: float = 0.0  # of the run's steps, rounded up; instead of warmup_steps
+    lr_scheduler: str = "cosine"  # decay after warmup: cosine or linear, to 0 at the last step
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_seq_length: int = 2048
     seed: int = 0
     micro_batch_size: int | None = None  # examples per forward pass; None: the whole batch at once
-    log_every: int = 1  # steps between metric points
+    log_every: int | None = None  # steps between metric points; None: see schedule.metric_interval
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION  # held out when no record names its split
     dataset_format: str = ""  # empty: detected per record
     checkpoint_steps: int = 0  # steps between checkpoints; 0: none
-    zero_stage: int = 2  # DeepSpeed ZeRO stage when training on several GPUs: 2, or 3 to shard the weights too
+    packing: bool = True  # conversations share rows of max_seq_length tokens
+    gradient_checkpointing: bool | None = None  # recompute activations in backward; None: on CUDA only
+    eval_steps: int = 0  # steps between validations, besides each epoch's end; 0: at epoch ends only
+    early_stopping_patience: int = 0  # validations without a new best loss before stopping; 0: never stop
+    quantization: str = "none"  # "nf4": QLoRA, the frozen base model in 4 bits (CUDA with bitsandbytes)
 
     def __post_init__(self):
         problems = [f"{name}: {why}" for name, ok, why in self._rules() if not ok]
@@ -109,12 +128,19 @@ class TrainingConfig:
                 "must be a tuple of module names",
             ),
             ("warmup_steps", whole(self.warmup_steps, 0), "must be a whole number of at least 0"),
+            ("warmup_ratio", number(self.warmup_ratio, 0, 1), "must be in [0, 1]"),
+            (
+                "warmup_ratio",
+                not (self.warmup_ratio and self.warmup_steps),
+                "give warmup_steps or warmup_ratio, not both",
+            ),
+            ("lr_scheduler", self.lr_scheduler in LR_SCHEDULERS, f"must be one of {', '.join(LR_SCHEDULERS)}"),
             ("weight_decay", number(self.weight_decay, 0), "must be at least 0"),
             ("max_grad_norm", number(self.max_grad_norm, 0, low_open=True), "must be above 0"),
             ("max_seq_length", whole(self.max_seq_length, 2), "must be a whole number of at least 2"),
             ("seed", whole(self.seed, 0, 2**32 - 1), "must be a whole number in [0, 2**32)"),
             ("micro_batch_size", micro is None or whole(micro, 1, batch), "must be None or in [1, batch_size]"),
-            ("log_every", whole(self.log_every, 1), "must be a whole number of at least 1"),
+            ("log_every", self.log_every is None or whole(self.log_every, 1), "must be None or at least 1"),
             (
                 "validation_fraction",
                 number(self.validation_fraction, 0, 1) and self.validation_fraction < 1,
@@ -122,7 +148,15 @@ class TrainingConfig:
             ),
             ("dataset_format", self.dataset_format in ("", *FORMATS), f"must be empty or one of {', '.join(FORMATS)}"),
             ("checkpoint_steps", whole(self.checkpoint_steps, 0), "must be a whole number of at least 0"),
-            ("zero_stage", whole(self.zero_stage, 0) and self.zero_stage in ZERO_STAGES, "must be 2 or 3"),
+            ("packing", isinstance(self.packing, bool), "must be true or false"),
+            (
+                "gradient_checkpointing",
+                self.gradient_checkpointing is None or isinstance(self.gradient_checkpointing, bool),
+                "must be None, true or false",
+            ),
+            ("eval_steps", whole(self.eval_steps, 0), "must be a whole number of at least 0"),
+            ("early_stopping_patience", whole(self.early_stopping_patience, 0), "must be a whole number of at least 0"),
+            ("quantization", self.quantization in QUANTIZATIONS, f"must be one of {', '.join(QUANTIZATIONS)}"),
         ]
 
 
@@ -139,7 +173,7 @@ class LoRATrainingRecipe:
     """Trains one LoRA adapter on a local JSONL dataset.
 
     ``on_metrics(dict)`` receives a metric point every ``log_every`` steps and
-    the validation loss at the end of each epoch; ``should_stop()`` is asked
+    the validation loss and perplexity whenever validation runs; ``should_stop()`` is asked
     before every step; ``on_epoch_end(epoch)`` runs after each epoch.
 
     With ``checkpoint_steps`` above 0 a checkpoint is written under
@@ -188,18 +222,22 @@ class LoRATrainingRecipe:
         With ``resume_from`` set, the training state of its checkpoint replaces
         the fresh one, random generators included.
 
-        Raises DatasetError when no conversation is left to train on, OSError
-        when the base model or the dataset cannot be read, TemplateError
-        (a ValueError) when the model's chat template cannot be trained with,
-        and CheckpointError when ``resume_from`` holds no complete checkpoint
-        this run can continue.
+        Raises ConfigError when NF4 quantization cannot run on this machine or
+        early stopping is asked for without a validation split, DatasetError
+        when no conversation is left to train on, OSError when the base model
+        or the dataset cannot be read, TemplateError (a ValueError) when the
+        model's chat template cannot be trained with, and CheckpointError when
+        ``resume_from`` holds no complete checkpoint this run can continue.
         """
         # Imported here: they take seconds to load, and whoever only builds and
         # checks a TrainingConfig should not pay for them.
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+        from peft import LoraConfig
+        from transformers import AutoTokenizer, set_seed
 
         cfg = self.config
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if cfg.quantization == "nf4" and (problem := nf4_unavailable(self.device)):
+            raise ConfigError([f"quantization: {problem}"])
         set_seed(cfg.seed)
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
         # Stored with the adapter, so that inference renders prompts as training did.
@@ -208,16 +246,7 @@ class LoRATrainingRecipe:
         self.data: TrainingData = read_training_data(
             self.data_path, self.tokenizer, cfg.max_seq_length, cfg.dataset_format, cfg.validation_fraction
         )
-        if not self.data.train:
-            found = (
-                f"{self.data.dropped} had no trained token, {self.data.invalid} could not be read, "
-                f"{len(self.data.validation)} are held out for validation"
-            )
-            raise DatasetError([found], heading=f"no conversation to train on in {self.data_path.name}")
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        # bf16 halves memory where the GPU computes in it; the CPU trains in fp32.
-        bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        base = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
+        self._check_data()
         lora = LoraConfig(
             r=cfg.rank,
             lora_alpha=cfg.alpha,
@@ -226,43 +255,78 @@ class LoRATrainingRecipe:
             target_modules=list(cfg.target_modules) or "all-linear",
             task_type="CAUSAL_LM",
         )
-        self.model = get_peft_model(base, lora).to(self.device)
-        self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
-        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            self._trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
+        checkpointing = cfg.gradient_checkpointing
+        self.model = load_lora_model(
+            cfg.base_model,
+            self.device,
+            lora,
+            # Memory is what a GPU runs short of; on the CPU recomputing only costs time.
+            checkpointing=self.device.type == "cuda" if checkpointing is None else checkpointing,
+            quantization=cfg.quantization,
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self._forward = self.parallel.prepare(self.model, self.optimizer, self.scheduler, cfg)
+        self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
+        self.log_every = cfg.log_every or metric_interval(self.total_steps)
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        # One kernel for every parameter's update: fused on CUDA, foreach on the CPU (which has no fused AdamW).
+        kernel = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        self.optimizer = torch.optim.AdamW(
+            self._trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, **kernel
+        )
+        warmup = warmup_steps(self.total_steps, cfg.warmup_steps, cfg.warmup_ratio)
+        schedule = functools.partial(lr_factor, total_steps=self.total_steps, warmup=warmup, kind=cfg.lr_scheduler)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         # Where training stands: the step done last, the epoch under way and
         # how many of its batches are done, and what the summary adds up.
         self.global_step = 0
         self.epoch = 1
         self.epoch_batches_done = 0
         self.trained_tokens = 0
-        self.last_loss: float | None = None
+        self.last_loss: torch.Tensor | float | None = None
         self.best_validation_loss: float | None = None
+        self.validations_without_improvement = 0
+        # This call's tokens in training rows, padding included and not: the summary's padding_fraction.
+        self._row_tokens = self._real_tokens = 0
         if self.resume_from is not None:
             # Last: building the model drew from the generators this restores.
             self.load_checkpoint(resolve_checkpoint(self.resume_from))
 
-    def _lr_factor(self, step: int) -> float:
-        """Linear warmup to the full rate, then cosine decay towards zero at the last step."""
-        warmup = self.config.warmup_steps
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, self.total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    def _check_data(self) -> None:
+        if not self.data.train:
+            found = (
+                f"{self.data.dropped} had no trained token, {self.data.invalid} could not be read, "
+                f"{len(self.data.validation)} are held out for validation"
+            )
+            raise DatasetError([found], heading=f"no conversation to train on in {self.data_path.name}")
+        if self.config.early_stopping_patience and not self.data.validation:
+            raise ConfigError(
+                [
+                    "early_stopping_patience: needs a validation split, and this dataset has none; "
+                    "mark some records with split 'validation', raise validation_fraction, or set it to 0"
+                ]
+            )
+
+    @property
+    def stopped_early(self) -> bool:
+        """True once ``early_stopping_patience`` validations in a row found no better loss."""
+        patience = self.config.early_stopping_patience
+        return patience > 0 and self.validations_without_improvement >= patience
 
     def train(self) -> dict:
-        """Run every epoch, or until ``should_stop()`` says to stop before a step;
-        after ``resume_from``, from the step after its checkpoint's.
+        """Run every epoch, or until ``should_stop()`` says to stop before a
+        step, or until early stopping ends the run; after ``resume_from``, from
+        the step after its checkpoint's.
+
+        Validation runs every ``eval_steps`` steps and after each epoch's last
+        step, before that step's checkpoint, so that a checkpoint holds the
+        early-stopping count of every step it covers.
 
         Returns the run's summary: final_loss (of the last step, None without
         one), best_validation_loss (None without a validation split),
         total_steps, steps_completed, trained_tokens, epochs (completed),
-        duration_seconds (of this call alone), stopped, the train and
-        validation example counts, dropped_examples, truncated_examples and invalid_records.
+        duration_seconds (of this call alone), stopped (by ``should_stop``),
+        stopped_early, padding_fraction (of the tokens this call trained on),
+        the train and validation example counts, dropped_examples,
+        truncated_examples and invalid_records.
         Raises RuntimeError when called before ``setup()``, OSError when a
         checkpoint cannot be written.
         """
@@ -273,58 +337,39 @@ class LoRATrainingRecipe:
         stopped = False
         for epoch in range(self.epoch, cfg.epochs + 1):
             permutation = _epoch_order(cfg.seed, epoch, len(self.data.train))
+            batches = math.ceil(len(permutation) / cfg.batch_size)
             # A resumed run starts after the batches its checkpoint had done.
             for first in range(self.epoch_batches_done * cfg.batch_size, len(permutation), cfg.batch_size):
+                if self.stopped_early:
+                    break
                 if self._should_stop():
                     stopped = True
                     break
                 batch = [self.data.train[i] for i in permutation[first : first + cfg.batch_size]]
-                learning_rate = self.scheduler.get_last_lr()[0]
-                loss, grad_norm = self._step(batch)
-                self.global_step += 1
-                self.epoch_batches_done += 1
-                self.last_loss = loss
-                self.trained_tokens += sum(e.trained_tokens for e in batch)
-                window.add(loss, sum(len(e.input_ids) for e in batch), len(batch))
-                if self.global_step % cfg.log_every == 0:
-                    self._on_metrics(
-                        {
-                            "epoch": epoch,
-                            "step": self.global_step,
-                            "total_steps": self.total_steps,
-                            "learning_rate": learning_rate,
-                            "grad_norm": grad_norm,
-                            **window.flush(),
-                        }
-                    )
+                self._train_step(epoch, batch, window)
+                if self.epoch_batches_done == batches or (cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
+                    self._validate(epoch)
                 if cfg.checkpoint_steps and self.global_step % cfg.checkpoint_steps == 0:
                     self._on_checkpoint(self.save_checkpoint(checkpoint_path(self.checkpoint_dir, self.global_step)))
-            if stopped:
-                break
-            if self.data.validation:
-                validation_loss = self.evaluate()
-                best = self.best_validation_loss
-                self.best_validation_loss = validation_loss if best is None else min(best, validation_loss)
-                self._on_metrics(
-                    {
-                        "epoch": epoch,
-                        "step": self.global_step,
-                        "total_steps": self.total_steps,
-                        "validation_loss": validation_loss,
-                        "perplexity": math.exp(min(validation_loss, 50.0)),
-                    }
-                )
+            if self.epoch_batches_done < batches:
+                break  # stopped, early or not, before the epoch's end
             self.epoch, self.epoch_batches_done = epoch + 1, 0
             self._on_epoch_end(epoch)
+        return self._summary(time.monotonic() - started, stopped)
+
+    def _summary(self, duration: float, stopped: bool) -> dict:
+        rows = self._row_tokens
         return {
-            "final_loss": self.last_loss,
+            "final_loss": _number(self.last_loss),
             "best_validation_loss": self.best_validation_loss,
             "total_steps": self.total_steps,
             "steps_completed": self.global_step,
             "trained_tokens": self.trained_tokens,
             "epochs": self.epoch - 1,
-            "duration_seconds": time.monotonic() - started,
+            "duration_seconds": duration,
             "stopped": stopped,
+            "stopped_early": self.stopped_early,
+            "padding_fraction": (rows - self._real_tokens) / rows if rows else 0.0,
             "train_examples": len(self.data.train),
             "validation_examples": len(self.data.validation),
             "dropped_examples": self.data.dropped,
@@ -332,32 +377,82 @@ class LoRATrainingRecipe:
             "invalid_records": self.data.invalid,
         }
 
-    def _step(self, batch: list[TokenizedConversation]) -> tuple[float, float]:
-        """One optimizer step over an effective batch; its loss per trained token and gradient norm."""
+    def _train_step(self, epoch: int, batch: list[TokenizedConversation], window: _Window) -> None:
+        learning_rate = self.scheduler.get_last_lr()[0]
+        loss, grad_norm = self._step(batch)
+        self.global_step += 1
+        self.epoch_batches_done += 1
+        self.last_loss = loss
+        self.trained_tokens += sum(e.trained_tokens for e in batch)
+        window.add(loss, sum(len(e.input_ids) for e in batch), len(batch))
+        if self.global_step % self.log_every == 0:
+            self._on_metrics(
+                {
+                    "epoch": epoch,
+                    "step": self.global_step,
+                    "total_steps": self.total_steps,
+                    "learning_rate": learning_rate,
+                    "grad_norm": grad_norm.item(),
+                    **window.flush(),
+                }
+            )
+
+    def _step(self, batch: list[TokenizedConversation]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step over an effective batch; its loss per trained token
+        and gradient norm, as tensors on the device (reading them waits for it)."""
         self.model.train()
-        batch_trained = sum(e.trained_tokens for e in batch)
-        loss_sum = 0.0
-        for examples, weight in self.parallel.micro_batches(batch, self.config.micro_batch_size):
-            summed, _ = self._loss_sum(examples)
+        micro = self.config.micro_batch_size or self.config.batch_size
+        pieces = [self._collate(batch[first : first + micro]) for first in range(0, len(batch), micro)]
+        batch_trained = sum(piece.trained_tokens for piece in pieces)
+        # Summed in float64, as Python summed the floats before: the logged losses did not change.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        for piece in pieces:
+            summed = self._loss_sum(piece)
             # Dividing by the whole batch's tokens, not the micro-batch's, keeps
             # the accumulated gradient that of one batch-wide mean.
-            self.parallel.backward(summed * (weight / batch_trained))
-            loss_sum += weight * summed.item()
-        grad_norm = self.parallel.step()
-        return self.parallel.total(loss_sum) / batch_trained, grad_norm
+            (summed / batch_trained).backward()
+            loss_sum += summed.detach()
+            self._row_tokens += piece.tensors["input_ids"].numel()
+            self._real_tokens += piece.real_tokens
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum / batch_trained, grad_norm
 
-    def _loss_sum(self, examples: list[TokenizedConversation]) -> tuple[torch.Tensor, int]:
-        """Summed cross-entropy over the trained tokens of ``examples``, and how many there were."""
-        batch = _pad(examples, self.pad_id, self.device)
-        logits = self._forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        targets = batch["labels"][:, 1:]
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)).float(),
-            targets.reshape(-1),
+    def _collate(self, examples: list[TokenizedConversation]) -> Collated:
+        return collate(rows_of(examples, self.config.max_seq_length, self.config.packing), self.pad_id)
+
+    def _loss_sum(self, piece: Collated) -> torch.Tensor:
+        """Summed cross-entropy over the trained tokens of a collated micro-batch."""
+        inputs = to_device(piece.tensors, self.device)
+        # No attention mask and no cache: transformers then reads the packed
+        # conversations from the position ids and confines attention to each.
+        logits = self.model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False).logits
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(),
+            inputs["targets"].reshape(-1),
             ignore_index=IGNORE_INDEX,
             reduction="sum",
         )
-        return loss, int((targets != IGNORE_INDEX).sum())
+
+    def _validate(self, epoch: int) -> None:
+        if not self.data.validation:
+            return
+        validation_loss = self.evaluate()
+        if self.best_validation_loss is None or validation_loss < self.best_validation_loss:
+            self.best_validation_loss, self.validations_without_improvement = validation_loss, 0
+        else:
+            self.validations_without_improvement += 1
+        self._on_metrics(
+            {
+                "epoch": epoch,
+                "step": self.global_step,
+                "total_steps": self.total_steps,
+                "validation_loss": validation_loss,
+                "perplexity": math.exp(min(validation_loss, 50.0)),
+            }
+        )
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -367,12 +462,14 @@ class LoRATrainingRecipe:
         """
         self._require_setup()
         self.model.eval()
-        total, tokens = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        tokens = 0
         micro = self.config.micro_batch_size or self.config.batch_size
         for first in range(0, len(self.data.validation), micro):
-            summed, count = self._loss_sum(self.data.validation[first : first + micro])
-            total, tokens = total + summed.item(), tokens + count
-        return total / max(tokens, 1)
+            piece = self._collate(self.data.validation[first : first + micro])
+            total += self._loss_sum(piece)
+            tokens += piece.trained_tokens
+        return (total / max(tokens, 1)).item()
 
     def save_checkpoint(self, path: Path) -> Path:
         """Write everything needed to continue this run exactly into a new
@@ -394,8 +491,9 @@ class LoRATrainingRecipe:
             "epoch": self.epoch,
             "epoch_batches_done": self.epoch_batches_done,
             "trained_tokens": self.trained_tokens,
-            "last_loss": self.last_loss,
+            "last_loss": _number(self.last_loss),
             "best_validation_loss": self.best_validation_loss,
+            "validations_without_improvement": self.validations_without_improvement,
             "optimizer_param_groups": param_groups,
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_json,
@@ -439,6 +537,7 @@ class LoRATrainingRecipe:
         self.trained_tokens = state["trained_tokens"]
         self.last_loss = state["last_loss"]
         self.best_validation_loss = state["best_validation_loss"]
+        self.validations_without_improvement = state["validations_without_improvement"]
 
     def _adapter(self) -> dict[str, torch.nn.Parameter]:
         return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
@@ -492,15 +591,17 @@ class _Window:
     def _reset(self) -> None:
         self.started, self.losses, self.tokens, self.samples = time.monotonic(), [], 0, 0
 
-    def add(self, loss: float, tokens: int, samples: int) -> None:
+    def add(self, loss: torch.Tensor, tokens: int, samples: int) -> None:
         self.losses.append(loss)
         self.tokens += tokens
         self.samples += samples
 
     def flush(self) -> dict:
+        # The window's one wait for the device; the clock is read after it, once the steps are really done.
+        losses = torch.stack(self.losses).tolist()
         elapsed = max(time.monotonic() - self.started, 1e-9)
         point = {
-            "training_loss": sum(self.losses) / len(self.losses),
+            "training_loss": sum(losses) / len(losses),
             # Every real (unpadded) token the model read, trained or not: the cost that matters.
             "tokens_per_second": self.tokens / elapsed,
             "samples_per_second": self.samples / elapsed,
@@ -521,18 +622,8 @@ def _comparable(config: TrainingConfig) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def _pad(examples: list[TokenizedConversation], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest example: pad id, label IGNORE_INDEX, attention 0."""
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, example in enumerate(examples):
-        n = len(example.input_ids)
-        ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
-        attention[row, :n] = 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": attention.to(device)}
+def _number(value: torch.Tensor | float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _pad_id(tokenizer) -> int:

@@ -1,0 +1,79 @@
+"""Tokenized conversations to model inputs: rows, packed or one conversation
+each, collated into tensors on the host and moved to the device.
+
+A packed row holds several conversations one after the other. Nothing leaks
+between them: position ids restart at 0 with each conversation, which is how
+``transformers`` (sdpa, eager and flash attention alike) finds the segments and
+confines attention to each, provided no attention mask and no KV cache are
+passed; and targets are shifted per conversation, so that the first token of
+one is never predicted from the last token of the one before. Padding at the
+end of a row is a segment of its own, never trained.
+
+Packing never changes what a step trains: the same conversations, in the same
+order, only in fewer, fuller rows; the loss per trained token is the one of
+the unpacked batch (tests/unit/test_packing.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from services.trainer_agent.conversations import IGNORE_INDEX, TokenizedConversation
+
+
+class Collated(NamedTuple):
+    tensors: dict[str, torch.Tensor]  # input_ids, position_ids, targets (already shifted): rows x width
+    trained_tokens: int  # targets that are not IGNORE_INDEX: the loss's denominator, known without a device sync
+    real_tokens: int  # tokens of conversations, padding excluded
+
+
+def rows_of(examples: list[TokenizedConversation], capacity: int, packed: bool) -> list[list[TokenizedConversation]]:
+    """``examples`` in rows of at most ``capacity`` tokens: packed first-fit in
+    their order (deterministic, so that a resumed run builds the same rows), or one a row."""
+    if not packed:
+        return [[example] for example in examples]
+    rows: list[list[TokenizedConversation]] = []
+    room: list[int] = []
+    for example in examples:
+        size = len(example.input_ids)
+        fit = next((i for i, free in enumerate(room) if free >= size), None)
+        if fit is None:
+            rows.append([example])
+            room.append(capacity - size)
+        else:
+            rows[fit].append(example)
+            room[fit] -= size
+    return rows
+
+
+def collate(rows: list[list[TokenizedConversation]], pad_id: int) -> Collated:
+    """Host tensors of ``rows``, right-padded to the longest row."""
+    width = max(sum(len(e.input_ids) for e in row) for row in rows)
+    ids, positions, targets = [], [], []
+    for row in rows:
+        row_ids, row_positions, row_targets = [], [], []
+        for example in row:
+            row_ids += example.input_ids
+            row_positions += range(len(example.input_ids))
+            # Token t predicts label t + 1 of its own conversation; its last token predicts nothing.
+            row_targets += example.labels[1:] + [IGNORE_INDEX]
+        pad = width - len(row_ids)
+        ids.append(row_ids + [pad_id] * pad)
+        positions.append(row_positions + list(range(pad)))
+        targets.append(row_targets + [IGNORE_INDEX] * pad)
+    tensors = {
+        "input_ids": torch.tensor(ids, dtype=torch.long),
+        "position_ids": torch.tensor(positions, dtype=torch.long),
+        "targets": torch.tensor(targets, dtype=torch.long),
+    }
+    trained = int((tensors["targets"] != IGNORE_INDEX).sum())
+    return Collated(tensors, trained, sum(len(e.input_ids) for row in rows for e in row))
+
+
+def to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """``tensors`` on ``device``; to a GPU through pinned memory, without waiting for the copy."""
+    if device.type != "cuda":
+        return tensors
+    return {name: t.pin_memory().to(device, non_blocking=True) for name, t in tensors.items()}
