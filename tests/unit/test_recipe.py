@@ -12,6 +12,7 @@ import torch
 
 from services.common.tiny_model import build_tiny_model
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
+from services.trainer_agent.schedule import lr_factor
 
 WORDS = "the model data train learn loss token adapter rank hello world what how make one two three four five".split()
 # The tiny model's output head is random and frozen, which caps how sure it can
@@ -149,13 +150,60 @@ def test_a_bad_configuration_names_every_bad_field():
             validation_fraction=1.5,
             dataset_format="csv",
             target_modules=("",),
+            warmup_ratio=1.5,
+            lr_scheduler="step",
+            packing="yes",
+            gradient_checkpointing=1,
+            eval_steps=-1,
+            early_stopping_patience=0.5,
+            quantization="int8",
         )
     named = {problem.split(":")[0] for problem in caught.value.problems}
     assert named == {
         "base_model", "learning_rate", "batch_size", "epochs", "rank", "alpha", "dropout", "warmup_steps",
         "weight_decay", "max_grad_norm", "max_seq_length", "seed", "micro_batch_size", "log_every",
-        "validation_fraction", "dataset_format", "target_modules",
+        "validation_fraction", "dataset_format", "target_modules", "warmup_ratio", "lr_scheduler", "packing",
+        "gradient_checkpointing", "eval_steps", "early_stopping_patience", "quantization",
     }
+
+
+def test_warmup_comes_in_steps_or_as_a_ratio_not_both():
+    with pytest.raises(ConfigError, match="warmup_ratio: give warmup_steps or warmup_ratio, not both"):
+        TrainingConfig(base_model="m", warmup_steps=10, warmup_ratio=0.1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal of a machine without CUDA")
+def test_nf4_quantization_is_refused_without_cuda(model_dir, upper_casing):
+    recipe = LoRATrainingRecipe(TrainingConfig(base_model=str(model_dir), quantization="nf4"), upper_casing)
+
+    with pytest.raises(ConfigError, match="quantization: nf4 needs a CUDA GPU"):
+        recipe.setup()
+
+
+def test_the_learning_rate_follows_the_chosen_schedule(model_dir, upper_casing):
+    recipe, _, points = _train(model_dir, upper_casing, epochs=2, lr_scheduler="linear", warmup_ratio=0.25)
+
+    # 60 examples in batches of 8 over 2 epochs: 16 steps, the first 4 warming up.
+    factors = [lr_factor(step, total_steps=16, warmup=4, kind="linear") for step in range(16)]
+    logged = [p["learning_rate"] for p in points if "learning_rate" in p]
+    assert recipe.log_every == 1
+    assert logged == pytest.approx([3e-3 * f for f in factors])
+    assert logged[3] == pytest.approx(3e-3) and logged[10] == pytest.approx(3e-3 * 0.5)
+
+
+@pytest.mark.slow
+def test_activation_checkpointing_trains_the_same_steps(model_dir, upper_casing):
+    plain, _, plain_points = _train(model_dir, upper_casing, gradient_checkpointing=False)
+    checkpointed, _, checkpointed_points = _train(model_dir, upper_casing, gradient_checkpointing=True)
+
+    assert checkpointed.model.base_model.model.is_activation_checkpointing
+    assert not plain.model.base_model.model.is_activation_checkpointing
+    # Dropout on: non-reentrant recomputation replays the random draws of the first forward pass.
+    for key in ("training_loss", "grad_norm", "validation_loss"):
+        torch.testing.assert_close(
+            [p[key] for p in checkpointed_points if key in p], [p[key] for p in plain_points if key in p],
+            rtol=1e-5, atol=1e-6,
+        )
 
 
 def test_micro_batch_larger_than_the_batch_is_refused():
