@@ -6,9 +6,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from services.common.errors import field_errors
+from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, ZERO_STAGES
 from services.job_svc.catalogue import GPU_TYPES, PRESETS, GpuType
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
+# Options a job keeps unset unless the user gave them: the trainer then picks
+# its default, which may depend on the machine (gradient checkpointing on GPUs).
+TRAINER_DEFAULTED = (
+    "packing",
+    "gradient_checkpointing",
+    "warmup_ratio",
+    "lr_scheduler",
+    "eval_steps",
+    "early_stopping_patience",
+    "quantization",
+    "zero_stage",
+)
 
 
 @dataclass(frozen=True)
@@ -27,12 +40,22 @@ class JobConfig:
     seed: int
     gpu: GpuType
     gpu_count: int
+    # None: unset, the trainer's default (see TRAINER_DEFAULTED).
+    packing: bool | None = None
+    gradient_checkpointing: bool | None = None
+    warmup_ratio: float | None = None
+    lr_scheduler: str | None = None
+    eval_steps: int | None = None
+    early_stopping_patience: int | None = None
+    quantization: str | None = None
+    zero_stage: int | None = None
 
     def hyperparameters(self) -> dict:
+        """The Hyperparameters message's fields as a dict, unset options left out."""
         values = asdict(self)
         for key in ("preset_id", "gpu", "gpu_count"):
             values.pop(key)
-        return values
+        return {key: value for key, value in values.items() if value is not None}
 
 
 def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_base_model: str) -> JobConfig:
@@ -76,8 +99,35 @@ def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_
         gpu = GPU_TYPES["CPU"]
     elif not 1 <= gpu_count <= gpu.max_count:
         problems["gpu_config.count"] = [f"must be 1 to {gpu.max_count} for {gpu.type}"]
+    options = {name: given[name] for name in TRAINER_DEFAULTED if given.get(name) is not None}
+    _check_options(problems, options, config["warmup_steps"], gpu)
     field_errors(problems)
-    return JobConfig(preset_id=preset.id, gpu=gpu, gpu_count=gpu_count, **config)
+    return JobConfig(preset_id=preset.id, gpu=gpu, gpu_count=gpu_count, **config, **options)
+
+
+def _check_options(problems: dict, options: dict, warmup_steps: int, gpu: GpuType) -> None:
+    if "warmup_ratio" in options:
+        _check_range(problems, "hyperparameters.warmup_ratio", options["warmup_ratio"], 0, 1)
+        if options["warmup_ratio"] and warmup_steps:
+            problems.setdefault("hyperparameters.warmup_ratio", []).append(
+                "give warmup_steps or warmup_ratio, not both"
+            )
+    _check_choice(problems, options, "lr_scheduler", LR_SCHEDULERS)
+    if "eval_steps" in options:
+        _check_range(problems, "hyperparameters.eval_steps", options["eval_steps"], 0, 100_000)
+    if "early_stopping_patience" in options:
+        _check_range(problems, "hyperparameters.early_stopping_patience", options["early_stopping_patience"], 0, 100)
+    _check_choice(problems, options, "quantization", QUANTIZATIONS)
+    if options.get("quantization") == "nf4" and gpu.type == "CPU":
+        problems["hyperparameters.quantization"] = ["nf4 needs a GPU: choose a GPU type, or quantization none"]
+    _check_choice(problems, options, "zero_stage", ZERO_STAGES)
+
+
+def _check_choice(problems: dict, options: dict, name: str, choices: tuple) -> None:
+    if name in options and options[name] not in choices:
+        problems[f"hyperparameters.{name}"] = [
+            f"must be one of {', '.join(map(str, choices))}, got {options[name]!r}"
+        ]
 
 
 def _check_range(problems: dict, field: str, value: float, low: float, high: float) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-LR_SCHEDULERS = ("cosine", "linear")
 # Metric points a run emits at most when the user leaves log_every unset: a
 # chart's worth, and a bounded load on the metrics stream however long the job.
 MOST_METRIC_POINTS = 1000

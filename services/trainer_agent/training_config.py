@@ -8,9 +8,7 @@ from dataclasses import dataclass
 
 from services.common.formats import FORMATS
 from services.common.splits import DEFAULT_VALIDATION_FRACTION
-from services.trainer_agent.schedule import LR_SCHEDULERS
-
-QUANTIZATIONS = ("none", "nf4")
+from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS
 
 
 class ConfigError(ValueError):

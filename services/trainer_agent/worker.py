@@ -27,10 +27,24 @@ from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
 
+# Optional Hyperparameters fields, under their proto names, and how each reads
+# from proto JSON. Present only when the user set them; absent, the recipe's default.
+_OPTIONS = {
+    "packing": bool,
+    "gradient_checkpointing": bool,
+    "warmup_ratio": float,
+    "lr_scheduler": str,
+    "eval_steps": int,
+    "early_stopping_patience": int,
+    "quantization": str,
+}
+
+
 def config_from_assignment(assignment: dict) -> TrainingConfig:
     """The recipe's configuration from a TrainingAssignment in proto JSON form."""
     hp = assignment.get("hyperparameters", {})
     rank = int(hp.get("rank", 16))
+    options = {name: read(hp[name]) for name, read in _OPTIONS.items() if name in hp}
     return TrainingConfig(
         base_model=hp["base_model"],
         learning_rate=float(hp.get("learning_rate", 2e-4)),
@@ -44,6 +58,7 @@ def config_from_assignment(assignment: dict) -> TrainingConfig:
         max_seq_length=int(hp.get("max_seq_length") or 2048),
         seed=int(hp.get("seed", 0)),
         dataset_format=assignment.get("dataset_format", ""),
+        **options,
     )
 
 
