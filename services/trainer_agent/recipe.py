@@ -273,7 +273,8 @@ class LoRATrainingRecipe:
         self.last_loss = loss
         self.trained_tokens += sum(e.trained_tokens for e in batch)
         window.add(loss, sum(len(e.input_ids) for e in batch), len(batch))
-        if self.global_step % self.log_every == 0:
+        # The last step always has its point, however the steps divide into log_every.
+        if self.global_step % self.log_every == 0 or self.global_step == self.total_steps:
             self._on_metrics(
                 {
                     "epoch": epoch,

@@ -43,7 +43,7 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     max_seq_length: int = 2048
     seed: int = 0
-    micro_batch_size: int | None = None  # examples per forward pass; None: the whole batch at once
+    micro_batch_size: int | None = None  # examples per forward pass (packed when packing); None: the whole batch
     log_every: int | None = None  # steps between metric points; None: see schedule.metric_interval
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION  # held out when no record names its split
     dataset_format: str = ""  # empty: detected per record

@@ -209,3 +209,16 @@ def test_activation_checkpointing_trains_the_same_steps(model_dir, upper_casing)
 def test_micro_batch_larger_than_the_batch_is_refused():
     with pytest.raises(ConfigError, match="micro_batch_size"):
         TrainingConfig(base_model="m", batch_size=4, micro_batch_size=8)
+
+
+def test_a_metric_point_averages_the_steps_since_the_last_and_the_last_step_has_one(model_dir, upper_casing):
+    recipe, _, every_step = _train(model_dir, upper_casing, dropout=0.0)
+    _, _, every_third = _train(model_dir, upper_casing, dropout=0.0, log_every=3)
+
+    assert recipe.log_every == 1  # unset: every step of a job this small
+    steps = [p for p in every_step if "training_loss" in p]
+    points = [p for p in every_third if "training_loss" in p]
+    assert [p["step"] for p in points] == [3, 6, 8]
+    windows = [steps[0:3], steps[3:6], steps[6:8]]
+    assert [p["training_loss"] for p in points] == [sum(s["training_loss"] for s in w) / len(w) for w in windows]
+    assert [p["grad_norm"] for p in points] == [w[-1]["grad_norm"] for w in windows]
