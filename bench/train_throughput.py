@@ -6,6 +6,12 @@ that peak memory is its own.
     python bench/train_throughput.py                  # CPU smoke: the tiny offline model
     python bench/train_throughput.py --model llama-7b # GPU: a Llama-2-7B-shaped model, random bf16 weights
 
+The recipe runs with its defaults: packing on, and activation checkpointing
+on CUDA only (``--gradient-checkpointing on|off`` overrides). ``--lengths
+varied`` draws each turn's length at random, as real conversations are, which
+is where packing saves the padding the baseline computes on; ``uniform`` (the
+default) makes every conversation about as long, leaving nothing to save.
+
 MFU counts FLOPs per trained token as 4·N_frozen + 6·N_lora (frozen weights
 need the activation gradient but no weight gradient) plus attention,
 12·layers·hidden·seq_len, against the device's peak (``--peak-tflops``;
@@ -30,12 +36,16 @@ sys.path.insert(0, str(ROOT))
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
 
 
-def write_dataset(path: Path, conversations: int, words_per_turn: int, seed: int = 0) -> None:
+def write_dataset(path: Path, conversations: int, words_per_turn: int, varied: bool = False, seed: int = 0) -> None:
+    """``conversations`` of one exchange, ``words_per_turn`` words a turn, or 1 to that many when ``varied``."""
     rng = random.Random(seed)
+
+    def words() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, words_per_turn) if varied else words_per_turn))
+
     with path.open("w") as out:
         for i in range(conversations):
-            question = " ".join(rng.choice(WORDS) for _ in range(words_per_turn))
-            answer = " ".join(rng.choice(WORDS) for _ in range(words_per_turn))
+            question, answer = words(), words()
             turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
             out.write(json.dumps({"conversation_id": f"c{i}", "turns": turns, "split": "train"}) + "\n")
 
@@ -79,8 +89,10 @@ def _peak_memory_mb() -> float:
 def run_recipe(args) -> dict:
     from services.trainer_agent.recipe import LoRATrainingRecipe, TrainingConfig
 
+    checkpointing = {"auto": None, "on": True, "off": False}[args.gradient_checkpointing]
     config = TrainingConfig(base_model=str(args.model_dir), learning_rate=2e-4, batch_size=args.batch, epochs=1,
-                            rank=args.rank, alpha=2 * args.rank, dropout=0.0, max_seq_length=args.seq_len)
+                            rank=args.rank, alpha=2 * args.rank, dropout=0.0, max_seq_length=args.seq_len,
+                            gradient_checkpointing=checkpointing)
     stops = {"steps": 0}
     recipe = LoRATrainingRecipe(config, args.data, on_metrics=lambda m: stops.update(steps=m["step"]),
                                 should_stop=lambda: stops["steps"] >= args.steps)
@@ -133,7 +145,8 @@ def run_baseline(args) -> dict:
 def measure(method: str, args) -> dict:
     """Run one method in a fresh process; returns its figures."""
     cmd = [sys.executable, __file__, "--_method", method, "--_model-dir", str(args.model_dir), "--_data", str(args.data),
-           "--steps", str(args.steps), "--batch", str(args.batch), "--seq-len", str(args.seq_len), "--rank", str(args.rank)]
+           "--steps", str(args.steps), "--batch", str(args.batch), "--seq-len", str(args.seq_len), "--rank", str(args.rank),
+           "--gradient-checkpointing", args.gradient_checkpointing]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{result.stderr[-3000:]}")
@@ -157,6 +170,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--lengths", choices=["uniform", "varied"], default="uniform")
+    parser.add_argument("--gradient-checkpointing", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--_method", help=argparse.SUPPRESS)
     parser.add_argument("--_model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_data", type=Path, help=argparse.SUPPRESS)
@@ -172,7 +187,7 @@ def main(argv: list[str] | None = None) -> str:
         args.model_dir = build_model(args.model, Path(tmp))
         args.data = Path(tmp) / "data.jsonl"
         # About 3 tokens per word with the tiny tokenizer: both turns fill most of the sequence.
-        write_dataset(args.data, args.steps * args.batch, max(4, args.seq_len // 7))
+        write_dataset(args.data, args.steps * args.batch, max(4, args.seq_len // 7), varied=args.lengths == "varied")
         rows = {
             "brightrun recipe": measure("recipe", args),
             "transformers.Trainer + PEFT": measure("baseline", args),
@@ -181,7 +196,7 @@ def main(argv: list[str] | None = None) -> str:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     report = (
         f"train throughput on {device}: model {args.model}, seq_len {args.seq_len}, effective batch {args.batch}, "
-        f"LoRA rank {args.rank}, {args.steps} steps each\n" + table(rows, args.steps, peak)
+        f"LoRA rank {args.rank}, {args.lengths} lengths, {args.steps} steps each\n" + table(rows, args.steps, peak)
     )
     print(report)
     return report
