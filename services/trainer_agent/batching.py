@@ -16,17 +16,9 @@ the unpacked batch (tests/unit/test_packing.py).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
 from services.trainer_agent.conversations import IGNORE_INDEX, TokenizedConversation
-
-
-class Collated(NamedTuple):
-    tensors: dict[str, torch.Tensor]  # input_ids, position_ids, targets (already shifted): rows x width
-    trained_tokens: int  # targets that are not IGNORE_INDEX: the loss's denominator, known without a device sync
-    real_tokens: int  # tokens of conversations, padding excluded
 
 
 def rows_of(examples: list[TokenizedConversation], capacity: int, packed: bool) -> list[list[TokenizedConversation]]:
@@ -48,8 +40,9 @@ def rows_of(examples: list[TokenizedConversation], capacity: int, packed: bool) 
     return rows
 
 
-def collate(rows: list[list[TokenizedConversation]], pad_id: int) -> Collated:
-    """Host tensors of ``rows``, right-padded to the longest row."""
+def collate(rows: list[list[TokenizedConversation]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Host tensors of ``rows``, right-padded to the longest row: input_ids,
+    position_ids and targets (labels already shifted to the token that predicts them)."""
     width = max(sum(len(e.input_ids) for e in row) for row in rows)
     ids, positions, targets = [], [], []
     for row in rows:
@@ -63,13 +56,11 @@ def collate(rows: list[list[TokenizedConversation]], pad_id: int) -> Collated:
         ids.append(row_ids + [pad_id] * pad)
         positions.append(row_positions + list(range(pad)))
         targets.append(row_targets + [IGNORE_INDEX] * pad)
-    tensors = {
+    return {
         "input_ids": torch.tensor(ids, dtype=torch.long),
         "position_ids": torch.tensor(positions, dtype=torch.long),
         "targets": torch.tensor(targets, dtype=torch.long),
     }
-    trained = int((tensors["targets"] != IGNORE_INDEX).sum())
-    return Collated(tensors, trained, sum(len(e.input_ids) for row in rows for e in row))
 
 
 def to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -143,7 +143,8 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_seq_length: int) 
     """Token ids and labels of ``messages``, at most ``max_seq_length`` tokens.
 
     Labels are IGNORE_INDEX on every token of system and user messages, of the
-    template's headers, and of assistant messages with weight 0. A conversation
+    template's headers, of assistant messages with weight 0, and on the first
+    token, which no token precedes to predict it from. A conversation
     that is too long loses its trailing messages, so that it ends after the last
     trained assistant message that fits; only when not even the first one fits
     is it cut inside that message.
@@ -161,7 +162,7 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_seq_length: int) 
     if marked and everything_trained and len(ids) <= max_seq_length:
         # The common case needs no message boundaries: one render, not one per message.
         labels = [i if m else IGNORE_INDEX for i, m in zip(ids, rendered["assistant_masks"])]
-        return TokenizedConversation(ids, labels, truncated=False)
+        return TokenizedConversation(ids, _first_untrained(labels), truncated=False)
     ends = [_prefix_length(tokenizer, template, chat[:k], ids) for k in range(1, len(chat))] + [len(ids)]
     starts = [0] + ends[:-1]
     labels = [IGNORE_INDEX] * len(ids)
@@ -179,7 +180,13 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_seq_length: int) 
             trained = range(_prefix_length(tokenizer, template, chat[:k], ids, add_generation_prompt=True), ends[k])
         for i in trained:
             labels[i] = ids[i]
-    return _truncate(ids, labels, list(zip(starts, ends)), max_seq_length)
+    return _truncate(ids, _first_untrained(labels), list(zip(starts, ends)), max_seq_length)
+
+
+def _first_untrained(labels: list[int]) -> list[int]:
+    # Counted as trained, it would be a token the loss never sees: the loss per
+    # trained token would be diluted, and an example could train nothing at all.
+    return [IGNORE_INDEX, *labels[1:]]
 
 
 def _messages(conversation: Conversation) -> list[dict]:

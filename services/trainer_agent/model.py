@@ -9,6 +9,8 @@ import importlib.util
 
 import torch
 
+from services.trainer_agent.training_config import TrainingConfig
+
 
 def nf4_unavailable(device: torch.device) -> str | None:
     """Why 4-bit NF4 weights cannot be loaded here; None when they can."""
@@ -27,44 +29,48 @@ def attention_implementation(device: torch.device, dtype: torch.dtype) -> str:
     return "flash_attention_2" if flash else "sdpa"
 
 
-def load_lora_model(
-    base_model: str,
-    device: torch.device,
-    lora_config,
-    *,
-    checkpointing: bool,
-    quantization: str,
-):
-    """The base model from ``base_model`` with the adapter of ``lora_config`` (a
-    peft LoraConfig) on ``device``; only the adapter's parameters are trainable.
+def load_lora_model(cfg: TrainingConfig, device: torch.device):
+    """The base model of ``cfg`` with its LoRA adapter on ``device``; only the
+    adapter's parameters are trainable.
 
     Callers check ``nf4_unavailable`` first. Raises OSError when the model cannot be read.
     """
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     # bf16 halves memory where the GPU computes in it; the CPU trains in fp32.
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else torch.float32
     options = {"dtype": dtype, "attn_implementation": attention_implementation(device, dtype)}
-    if quantization == "nf4":
+    quantized = cfg.quantization == "nf4"
+    if quantized:
         options["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=dtype,
             bnb_4bit_use_double_quant=True,
         )
-        # A 4-bit model is placed while it loads and cannot be moved after.
-        options["device_map"] = {"": device}
-    base = AutoModelForCausalLM.from_pretrained(base_model, **options)
+        # Placed on the GPU while it loads: a 4-bit model cannot be moved after.
+        options["device_map"] = {"": torch.cuda.current_device()}
+    base = AutoModelForCausalLM.from_pretrained(cfg.base_model, **options)
+    # Memory is what a GPU runs short of; on the CPU recomputing only costs time.
+    checkpointing = device.type == "cuda" if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
     # Non-reentrant: it needs no input that requires grad, works with frozen
-    # layers and keyword arguments, and keeps dropout's random draws in step.
+    # layers and keyword arguments, and replays dropout's random draws exactly.
     non_reentrant = {"use_reentrant": False}
-    if quantization == "nf4":
+    if quantized:
         base = prepare_model_for_kbit_training(
             base, use_gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs=non_reentrant
         )
     elif checkpointing:
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=non_reentrant)
-    model = get_peft_model(base, lora_config)
-    return model if quantization == "nf4" else model.to(device)
+    lora = LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        # "all-linear": every attention and MLP projection of the architecture, never the output head.
+        target_modules=list(cfg.target_modules) or "all-linear",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(base, lora)
+    return model if quantized else model.to(device)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from services.trainer_agent.batching import Collated, collate, rows_of, to_device
+from services.trainer_agent.batching import collate, rows_of, to_device
 from services.trainer_agent.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -60,9 +60,10 @@ _RESUMABLE_CHANGES = frozenset({"checkpoint_steps", "log_every", "zero_stage"})
 class LoRATrainingRecipe:
     """Trains one LoRA adapter on a local JSONL dataset.
 
-    ``on_metrics(dict)`` receives a metric point every ``log_every`` steps and
-    the validation loss and perplexity whenever validation runs; ``should_stop()`` is asked
-    before every step; ``on_epoch_end(epoch)`` runs after each epoch.
+    ``on_metrics(dict)`` receives a metric point every ``log_every`` steps
+    (and at the last step), and the validation loss and perplexity whenever
+    validation runs; ``should_stop()`` is asked before every step;
+    ``on_epoch_end(epoch)`` runs after each epoch.
 
     With ``checkpoint_steps`` above 0 a checkpoint is written under
     ``checkpoint_dir`` every that many steps, and ``on_checkpoint(path)`` runs
@@ -119,7 +120,6 @@ class LoRATrainingRecipe:
         """
         # Imported here: they take seconds to load, and whoever only builds and
         # checks a TrainingConfig should not pay for them.
-        from peft import LoraConfig
         from transformers import AutoTokenizer, set_seed
 
         cfg = self.config
@@ -135,23 +135,7 @@ class LoRATrainingRecipe:
             self.data_path, self.tokenizer, cfg.max_seq_length, cfg.dataset_format, cfg.validation_fraction
         )
         self._check_data()
-        lora = LoraConfig(
-            r=cfg.rank,
-            lora_alpha=cfg.alpha,
-            lora_dropout=cfg.dropout,
-            # "all-linear": every attention and MLP projection of the architecture, never the output head.
-            target_modules=list(cfg.target_modules) or "all-linear",
-            task_type="CAUSAL_LM",
-        )
-        checkpointing = cfg.gradient_checkpointing
-        self.model = load_lora_model(
-            cfg.base_model,
-            self.device,
-            lora,
-            # Memory is what a GPU runs short of; on the CPU recomputing only costs time.
-            checkpointing=self.device.type == "cuda" if checkpointing is None else checkpointing,
-            quantization=cfg.quantization,
-        )
+        self.model = load_lora_model(cfg, self.device)
         self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
         self.log_every = cfg.log_every or metric_interval(self.total_steps)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -290,40 +274,40 @@ class LoRATrainingRecipe:
         """One optimizer step over an effective batch; its loss per trained token
         and gradient norm, as tensors on the device (reading them waits for it)."""
         self.model.train()
-        micro = self.config.micro_batch_size or self.config.batch_size
-        pieces = [self._collate(batch[first : first + micro]) for first in range(0, len(batch), micro)]
-        batch_trained = sum(piece.trained_tokens for piece in pieces)
+        batch_trained = sum(e.trained_tokens for e in batch)
         # Summed in float64, as Python summed the floats before: the logged losses did not change.
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for piece in pieces:
-            summed = self._loss_sum(piece)
+        micro = self.config.micro_batch_size or self.config.batch_size
+        for first in range(0, len(batch), micro):
+            examples = batch[first : first + micro]
+            summed, row_tokens = self._loss_sum(examples)
             # Dividing by the whole batch's tokens, not the micro-batch's, keeps
             # the accumulated gradient that of one batch-wide mean.
             (summed / batch_trained).backward()
             loss_sum += summed.detach()
-            self._row_tokens += piece.tensors["input_ids"].numel()
-            self._real_tokens += piece.real_tokens
+            self._row_tokens += row_tokens
+            self._real_tokens += sum(len(e.input_ids) for e in examples)
         grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum / batch_trained, grad_norm
 
-    def _collate(self, examples: list[TokenizedConversation]) -> Collated:
-        return collate(rows_of(examples, self.config.max_seq_length, self.config.packing), self.pad_id)
-
-    def _loss_sum(self, piece: Collated) -> torch.Tensor:
-        """Summed cross-entropy over the trained tokens of a collated micro-batch."""
-        inputs = to_device(piece.tensors, self.device)
+    def _loss_sum(self, examples: list[TokenizedConversation]) -> tuple[torch.Tensor, int]:
+        """Summed cross-entropy over the trained tokens of ``examples``, and the
+        size of the rows they were collated into, padding included."""
+        rows = rows_of(examples, self.config.max_seq_length, self.config.packing)
+        inputs = to_device(collate(rows, self.pad_id), self.device)
         # No attention mask and no cache: transformers then reads the packed
         # conversations from the position ids and confines attention to each.
         logits = self.model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False).logits
-        return torch.nn.functional.cross_entropy(
+        loss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(),
             inputs["targets"].reshape(-1),
             ignore_index=IGNORE_INDEX,
             reduction="sum",
         )
+        return loss, inputs["input_ids"].numel()
 
     def _validate(self, epoch: int) -> None:
         if not self.data.validation:
@@ -352,12 +336,11 @@ class LoRATrainingRecipe:
         self._require_setup()
         self.model.eval()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        tokens = 0
         micro = self.config.micro_batch_size or self.config.batch_size
         for first in range(0, len(self.data.validation), micro):
-            piece = self._collate(self.data.validation[first : first + micro])
-            total += self._loss_sum(piece)
-            tokens += piece.trained_tokens
+            summed, _ = self._loss_sum(self.data.validation[first : first + micro])
+            total += summed
+        tokens = sum(e.trained_tokens for e in self.data.validation)
         return (total / max(tokens, 1)).item()
 
     def save_checkpoint(self, path: Path) -> Path:

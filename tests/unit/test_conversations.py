@@ -173,3 +173,18 @@ def test_a_model_without_chat_template_gets_chatml(tokenizer):
     pieces = _turn("user", "hello world", False) + _turn("assistant", "HELLO WORLD", True)
     ids, labels = _pieces_to_expected(tokenizer, pieces)
     assert (example.input_ids, example.labels) == (ids, labels)
+
+
+def test_the_first_token_is_never_trained_as_nothing_comes_before_it(tokenizer):
+    # A template that opens with the assistant's text, its first token included in {% generation %}.
+    tokenizer.chat_template = (
+        "{% for message in messages %}{% if message['role'] == 'assistant' %}"
+        "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+        "{% else %}{{ '<|im_start|>' + message['content'] + '<|im_end|>' }}{% endif %}{% endfor %}"
+    )
+
+    example = tokenize_conversation(tokenizer, [{"role": "assistant", "content": "HELLO WORLD", "weight": 1}], 2048)
+
+    assert example.labels[0] == IGNORE_INDEX
+    assert example.labels[1:] == example.input_ids[1:]
+    assert example.trained_tokens == len(example.input_ids) - 1
