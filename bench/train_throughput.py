@@ -7,7 +7,8 @@ that peak memory is its own.
     python bench/train_throughput.py --model llama-7b # GPU: a Llama-2-7B-shaped model, random bf16 weights
 
 The recipe runs with its defaults: packing on, and activation checkpointing
-on CUDA only (``--gradient-checkpointing on|off`` overrides). ``--lengths
+on CUDA only (``--gradient-checkpointing on|off`` overrides); ``--fused-kernels``
+adds Liger's (CUDA with liger-kernel installed). ``--lengths
 varied`` draws each turn's length at random, as real conversations are, which
 is where packing saves the padding the baseline computes on; ``uniform`` (the
 default) makes every conversation about as long, leaving nothing to save.
@@ -92,7 +93,7 @@ def run_recipe(args) -> dict:
     checkpointing = {"auto": None, "on": True, "off": False}[args.gradient_checkpointing]
     config = TrainingConfig(base_model=str(args.model_dir), learning_rate=2e-4, batch_size=args.batch, epochs=1,
                             rank=args.rank, alpha=2 * args.rank, dropout=0.0, max_seq_length=args.seq_len,
-                            gradient_checkpointing=checkpointing)
+                            gradient_checkpointing=checkpointing, fused_kernels=args.fused_kernels)
     stops = {"steps": 0}
     recipe = LoRATrainingRecipe(config, args.data, on_metrics=lambda m: stops.update(steps=m["step"]),
                                 should_stop=lambda: stops["steps"] >= args.steps)
@@ -146,7 +147,7 @@ def measure(method: str, args) -> dict:
     """Run one method in a fresh process; returns its figures."""
     cmd = [sys.executable, __file__, "--_method", method, "--_model-dir", str(args.model_dir), "--_data", str(args.data),
            "--steps", str(args.steps), "--batch", str(args.batch), "--seq-len", str(args.seq_len), "--rank", str(args.rank),
-           "--gradient-checkpointing", args.gradient_checkpointing]
+           "--gradient-checkpointing", args.gradient_checkpointing, *(["--fused-kernels"] if args.fused_kernels else [])]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{result.stderr[-3000:]}")
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--lengths", choices=["uniform", "varied"], default="uniform")
     parser.add_argument("--gradient-checkpointing", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--fused-kernels", action="store_true")
     parser.add_argument("--_method", help=argparse.SUPPRESS)
     parser.add_argument("--_model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_data", type=Path, help=argparse.SUPPRESS)

@@ -21,6 +21,7 @@ TRAINER_DEFAULTED = (
     "early_stopping_patience",
     "quantization",
     "zero_stage",
+    "fused_kernels",
 )
 
 
@@ -49,6 +50,7 @@ class JobConfig:
     early_stopping_patience: int | None = None
     quantization: str | None = None
     zero_stage: int | None = None
+    fused_kernels: bool | None = None
 
     def hyperparameters(self) -> dict:
         """The Hyperparameters message's fields as a dict, unset options left out."""
@@ -120,6 +122,8 @@ def _check_options(problems: dict, options: dict, warmup_steps: int, gpu: GpuTyp
     _check_choice(problems, options, "quantization", QUANTIZATIONS)
     if options.get("quantization") == "nf4" and gpu.type == "CPU":
         problems["hyperparameters.quantization"] = ["nf4 needs a GPU: choose a GPU type, or quantization none"]
+    if options.get("fused_kernels") and gpu.type == "CPU":
+        problems["hyperparameters.fused_kernels"] = ["fused kernels need a GPU: choose a GPU type, or leave them off"]
     _check_choice(problems, options, "zero_stage", ZERO_STAGES)
 
 

@@ -1,7 +1,7 @@
 """The base model with its LoRA adapter, loaded for speed on the device at hand:
 bf16 where the GPU computes in it, flash attention 2 where installed (sdpa
-otherwise), non-reentrant activation checkpointing, and 4-bit NF4 weights for
-QLoRA on CUDA."""
+otherwise), non-reentrant activation checkpointing, 4-bit NF4 weights for
+QLoRA and Liger's fused kernels on CUDA."""
 
 from __future__ import annotations
 
@@ -12,13 +12,22 @@ import torch
 from services.trainer_agent.training_config import TrainingConfig
 
 
-def nf4_unavailable(device: torch.device) -> str | None:
-    """Why 4-bit NF4 weights cannot be loaded here; None when they can."""
+def unavailable_here(cfg: TrainingConfig, device: torch.device) -> list[str]:
+    """The options of ``cfg`` this machine cannot honour, each as ``field: why``."""
+    problems = []
+    if cfg.quantization == "nf4":
+        problems += _needs_cuda_and(device, "bitsandbytes", "quantization: nf4 weights", "train without quantization")
+    if cfg.fused_kernels:
+        problems += _needs_cuda_and(device, "liger_kernel", "fused_kernels: Liger's kernels", "train without them")
+    return problems
+
+
+def _needs_cuda_and(device: torch.device, package: str, what: str, instead: str) -> list[str]:
     if device.type != "cuda":
-        return "nf4 needs a CUDA GPU; train without quantization on this machine"
-    if importlib.util.find_spec("bitsandbytes") is None:
-        return "nf4 needs the bitsandbytes package, which this trainer lacks; train without quantization"
-    return None
+        return [f"{what} need a CUDA GPU; {instead} on this machine"]
+    if importlib.util.find_spec(package) is None:
+        return [f"{what} need the {package} package, which this trainer lacks; {instead}"]
+    return []
 
 
 def attention_implementation(device: torch.device, dtype: torch.dtype) -> str:
@@ -33,7 +42,7 @@ def load_lora_model(cfg: TrainingConfig, device: torch.device):
     """The base model of ``cfg`` with its LoRA adapter on ``device``; only the
     adapter's parameters are trainable.
 
-    Callers check ``nf4_unavailable`` first. Raises OSError when the model cannot be read.
+    Callers check ``unavailable_here`` first. Raises OSError when the model cannot be read.
     """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -53,6 +62,12 @@ def load_lora_model(cfg: TrainingConfig, device: torch.device):
         # Placed on the GPU while it loads: a 4-bit model cannot be moved after.
         options["device_map"] = {"": torch.cuda.current_device()}
     base = AutoModelForCausalLM.from_pretrained(cfg.base_model, **options)
+    if cfg.fused_kernels:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        # RMSNorm, RoPE and SwiGLU; not the fused cross-entropy, as the recipe
+        # computes its loss from the logits itself, per packed conversation.
+        _apply_liger_kernel_to_instance(model=base, cross_entropy=False, fused_linear_cross_entropy=False)
     # Memory is what a GPU runs short of; on the CPU recomputing only costs time.
     checkpointing = device.type == "cuda" if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
     # Non-reentrant: it needs no input that requires grad, works with frozen

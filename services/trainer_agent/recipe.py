@@ -47,7 +47,7 @@ from services.trainer_agent.conversations import (
     chat_template_of,
     read_training_data,
 )
-from services.trainer_agent.model import load_lora_model, nf4_unavailable
+from services.trainer_agent.model import load_lora_model, unavailable_here
 from services.trainer_agent.schedule import lr_factor, metric_interval, warmup_steps
 from services.trainer_agent.training_config import ConfigError, DatasetError, TrainingConfig
 
@@ -111,8 +111,8 @@ class LoRATrainingRecipe:
         With ``resume_from`` set, the training state of its checkpoint replaces
         the fresh one, random generators included.
 
-        Raises ConfigError when NF4 quantization cannot run on this machine or
-        early stopping is asked for without a validation split, DatasetError
+        Raises ConfigError when NF4 quantization or fused kernels cannot run on
+        this machine, or early stopping is asked for without a validation split, DatasetError
         when no conversation is left to train on, OSError when the base model
         or the dataset cannot be read, TemplateError (a ValueError) when the
         model's chat template cannot be trained with, and CheckpointError when
@@ -124,8 +124,8 @@ class LoRATrainingRecipe:
 
         cfg = self.config
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if cfg.quantization == "nf4" and (problem := nf4_unavailable(self.device)):
-            raise ConfigError([f"quantization: {problem}"])
+        if problems := unavailable_here(cfg, self.device):
+            raise ConfigError(problems)
         set_seed(cfg.seed)
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
         # Stored with the adapter, so that inference renders prompts as training did.

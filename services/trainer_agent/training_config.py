@@ -53,6 +53,7 @@ class TrainingConfig:
     eval_steps: int = 0  # steps between validations, besides each epoch's end; 0: at epoch ends only
     early_stopping_patience: int = 0  # validations without a new best loss before stopping; 0: never stop
     quantization: str = "none"  # "nf4": QLoRA, the frozen base model in 4 bits (CUDA with bitsandbytes)
+    fused_kernels: bool = False  # Liger's Triton RMSNorm, RoPE and SwiGLU (CUDA with liger-kernel)
 
     def __post_init__(self):
         problems = [f"{name}: {why}" for name, ok, why in self._rules() if not ok]
@@ -113,6 +114,7 @@ class TrainingConfig:
             ("eval_steps", whole(self.eval_steps, 0), "must be a whole number of at least 0"),
             ("early_stopping_patience", whole(self.early_stopping_patience, 0), "must be a whole number of at least 0"),
             ("quantization", self.quantization in QUANTIZATIONS, f"must be one of {', '.join(QUANTIZATIONS)}"),
+            ("fused_kernels", isinstance(self.fused_kernels, bool), "must be true or false"),
         ]
 
 

@@ -37,6 +37,7 @@ _OPTIONS = {
     "eval_steps": int,
     "early_stopping_patience": int,
     "quantization": str,
+    "fused_kernels": bool,
 }
 
 

@@ -22,6 +22,7 @@ OPTIONS = {
     "early_stopping_patience": 3,
     "quantization": "nf4",
     "zero_stage": 3,
+    "fused_kernels": True,
 }
 
 
@@ -51,12 +52,15 @@ def test_bad_options_are_reported_together_by_field():
     assert "must be one of cosine, linear" in info.value.details["hyperparameters.lr_scheduler"][0]
 
 
-def test_nf4_needs_a_gpu_and_warmup_comes_one_way():
+def test_nf4_and_fused_kernels_need_a_gpu_and_warmup_comes_one_way():
+    given = _given(quantization="nf4", fused_kernels=True, warmup_steps=10, warmup_ratio=0.2)
+
     with pytest.raises(InvalidArgument) as info:
-        resolve("balanced", _given(quantization="nf4", warmup_steps=10, warmup_ratio=0.2), "CPU", 1, "b")
+        resolve("balanced", given, "CPU", 1, "b")
 
     assert info.value.details == {
         "hyperparameters.quantization": ["nf4 needs a GPU: choose a GPU type, or quantization none"],
+        "hyperparameters.fused_kernels": ["fused kernels need a GPU: choose a GPU type, or leave them off"],
         "hyperparameters.warmup_ratio": ["give warmup_steps or warmup_ratio, not both"],
     }
 
@@ -72,3 +76,4 @@ def test_the_trainer_reads_the_options_of_the_assignment():
     defaults = config_from_assignment({"hyperparameters": {"base_model": "base"}})
     assert (defaults.packing, defaults.gradient_checkpointing, defaults.lr_scheduler) == (True, None, "cosine")
     assert (defaults.warmup_ratio, defaults.eval_steps, defaults.quantization) == (0.0, 0, "none")
+    assert defaults.fused_kernels is False

@@ -157,13 +157,14 @@ def test_a_bad_configuration_names_every_bad_field():
             eval_steps=-1,
             early_stopping_patience=0.5,
             quantization="int8",
+            fused_kernels="yes",
         )
     named = {problem.split(":")[0] for problem in caught.value.problems}
     assert named == {
         "base_model", "learning_rate", "batch_size", "epochs", "rank", "alpha", "dropout", "warmup_steps",
         "weight_decay", "max_grad_norm", "max_seq_length", "seed", "micro_batch_size", "log_every",
         "validation_fraction", "dataset_format", "target_modules", "warmup_ratio", "lr_scheduler", "packing",
-        "gradient_checkpointing", "eval_steps", "early_stopping_patience", "quantization",
+        "gradient_checkpointing", "eval_steps", "early_stopping_patience", "quantization", "fused_kernels",
     }
 
 
@@ -173,11 +174,17 @@ def test_warmup_comes_in_steps_or_as_a_ratio_not_both():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal of a machine without CUDA")
-def test_nf4_quantization_is_refused_without_cuda(model_dir, upper_casing):
-    recipe = LoRATrainingRecipe(TrainingConfig(base_model=str(model_dir), quantization="nf4"), upper_casing)
+def test_nf4_quantization_and_fused_kernels_are_refused_without_cuda(model_dir, upper_casing):
+    config = TrainingConfig(base_model=str(model_dir), quantization="nf4", fused_kernels=True)
+    recipe = LoRATrainingRecipe(config, upper_casing)
 
-    with pytest.raises(ConfigError, match="quantization: nf4 needs a CUDA GPU"):
+    with pytest.raises(ConfigError) as caught:
         recipe.setup()
+
+    assert caught.value.problems == [
+        "quantization: nf4 weights need a CUDA GPU; train without quantization on this machine",
+        "fused_kernels: Liger's kernels need a CUDA GPU; train without them on this machine",
+    ]
 
 
 def test_the_learning_rate_follows_the_chosen_schedule(model_dir, upper_casing):

@@ -28,7 +28,7 @@ JOB_STATUS_FAILED: JobStatus
 JOB_STATUS_CANCELLED: JobStatus
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("base_model", "learning_rate", "batch_size", "epochs", "rank", "alpha", "dropout", "warmup_steps", "weight_decay", "max_seq_length", "seed", "packing", "gradient_checkpointing", "warmup_ratio", "lr_scheduler", "eval_steps", "early_stopping_patience", "quantization", "zero_stage")
+    __slots__ = ("base_model", "learning_rate", "batch_size", "epochs", "rank", "alpha", "dropout", "warmup_steps", "weight_decay", "max_seq_length", "seed", "packing", "gradient_checkpointing", "warmup_ratio", "lr_scheduler", "eval_steps", "early_stopping_patience", "quantization", "zero_stage", "fused_kernels")
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class Hyperparameters(_message.Message):
     EARLY_STOPPING_PATIENCE_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     ZERO_STAGE_FIELD_NUMBER: _ClassVar[int]
+    FUSED_KERNELS_FIELD_NUMBER: _ClassVar[int]
     base_model: str
     learning_rate: float
     batch_size: int
@@ -67,7 +68,8 @@ class Hyperparameters(_message.Message):
     early_stopping_patience: int
     quantization: str
     zero_stage: int
-    def __init__(self, base_model: _Optional[str] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., rank: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., max_seq_length: _Optional[int] = ..., seed: _Optional[int] = ..., packing: _Optional[bool] = ..., gradient_checkpointing: _Optional[bool] = ..., warmup_ratio: _Optional[float] = ..., lr_scheduler: _Optional[str] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., quantization: _Optional[str] = ..., zero_stage: _Optional[int] = ...) -> None: ...
+    fused_kernels: bool
+    def __init__(self, base_model: _Optional[str] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., rank: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., weight_decay: _Optional[float] = ..., max_seq_length: _Optional[int] = ..., seed: _Optional[int] = ..., packing: _Optional[bool] = ..., gradient_checkpointing: _Optional[bool] = ..., warmup_ratio: _Optional[float] = ..., lr_scheduler: _Optional[str] = ..., eval_steps: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., quantization: _Optional[str] = ..., zero_stage: _Optional[int] = ..., fused_kernels: _Optional[bool] = ...) -> None: ...
 
 class GpuConfig(_message.Message):
     __slots__ = ("type", "count", "gpu_memory_gb", "cost_per_gpu_hour")
