@@ -12,6 +12,8 @@ adds Liger's (CUDA with liger-kernel installed). ``--lengths
 varied`` draws each turn's length at random, as real conversations are, which
 is where packing saves the padding the baseline computes on; ``uniform`` (the
 default) makes every conversation about as long, leaving nothing to save.
+The padding column is the share of the tokens computed on that were padding:
+unlike the timings, it does not depend on what else the machine is running.
 
 MFU counts FLOPs per trained token as 4·N_frozen + 6·N_lora (frozen weights
 need the activation gradient but no weight gradient) plus attention,
@@ -100,9 +102,10 @@ def run_recipe(args) -> dict:
     recipe.setup()
     tokens = sum(len(e.input_ids) for e in recipe.data.train[: args.steps * args.batch])
     started = time.perf_counter()
-    recipe.train()
+    summary = recipe.train()
     elapsed = time.perf_counter() - started
-    return {"elapsed": elapsed, "tokens": tokens, "flops_per_token": flops_per_token(recipe.model, args.seq_len)}
+    return {"elapsed": elapsed, "tokens": tokens, "flops_per_token": flops_per_token(recipe.model, args.seq_len),
+            "padding": summary["padding_fraction"]}
 
 
 def run_baseline(args) -> dict:
@@ -122,9 +125,13 @@ def run_baseline(args) -> dict:
                    task_type="CAUSAL_LM"),
     )
 
+    computed = {"rows": 0, "real": 0}
+
     def collate(batch):
         width = max(len(b["input_ids"]) for b in batch)
         pad = tokenizer.pad_token_id or 0
+        computed["rows"] += width * len(batch)
+        computed["real"] += sum(len(b["input_ids"]) for b in batch)
         return {
             "input_ids": torch.tensor([b["input_ids"] + [pad] * (width - len(b["input_ids"])) for b in batch]),
             "labels": torch.tensor([b["labels"] + [-100] * (width - len(b["labels"])) for b in batch]),
@@ -140,7 +147,8 @@ def run_baseline(args) -> dict:
     started = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - started
-    return {"elapsed": elapsed, "tokens": tokens, "flops_per_token": flops_per_token(model, args.seq_len)}
+    return {"elapsed": elapsed, "tokens": tokens, "flops_per_token": flops_per_token(model, args.seq_len),
+            "padding": 1 - computed["real"] / computed["rows"]}
 
 
 def measure(method: str, args) -> dict:
@@ -155,11 +163,12 @@ def measure(method: str, args) -> dict:
 
 
 def table(rows: dict[str, dict], steps: int, peak_tflops: float | None) -> str:
-    lines = [f"{'method':<34}{'tokens/s':>12}{'step ms':>10}{'peak MB':>10}{'MFU':>8}"]
+    lines = [f"{'method':<34}{'padding':>8}{'tokens/s':>12}{'step ms':>10}{'peak MB':>10}{'MFU':>8}"]
     for name, r in rows.items():
         rate = r["tokens"] / r["elapsed"]
         mfu = f"{rate * r['flops_per_token'] / (peak_tflops * 1e12) * 100:.1f}%" if peak_tflops else "n/a"
-        lines.append(f"{name:<34}{rate:>12.0f}{r['elapsed'] / steps * 1000:>10.1f}{r['peak_mb']:>10.0f}{mfu:>8}")
+        cells = f"{r['padding']:>8.1%}{rate:>12.0f}{r['elapsed'] / steps * 1000:>10.1f}{r['peak_mb']:>10.0f}{mfu:>8}"
+        lines.append(f"{name:<34}{cells}")
     return "\n".join(lines)
 
 

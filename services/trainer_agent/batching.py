@@ -22,22 +22,39 @@ from services.trainer_agent.conversations import IGNORE_INDEX, TokenizedConversa
 
 
 def rows_of(examples: list[TokenizedConversation], capacity: int, packed: bool) -> list[list[TokenizedConversation]]:
-    """``examples`` in rows of at most ``capacity`` tokens: packed first-fit in
-    their order (deterministic, so that a resumed run builds the same rows), or one a row."""
+    """``examples`` in rows of at most ``capacity`` tokens, or one a row unless
+    ``packed``. Packed rows are as few as first-fit, longest first, finds, and
+    as even in length as fits, since every row is padded to the longest.
+    Deterministic, so that a resumed run builds the same rows."""
     if not packed:
         return [[example] for example in examples]
+    longest_first = sorted(examples, key=lambda e: len(e.input_ids), reverse=True)
+    fewest = _first_fit(longest_first, capacity)
+    even = _balanced(longest_first, len(fewest))
+    return even if max(_length(row) for row in even) <= capacity else fewest
+
+
+def _first_fit(examples: list[TokenizedConversation], capacity: int) -> list[list[TokenizedConversation]]:
     rows: list[list[TokenizedConversation]] = []
-    room: list[int] = []
     for example in examples:
-        size = len(example.input_ids)
-        fit = next((i for i, free in enumerate(room) if free >= size), None)
-        if fit is None:
+        row = next((row for row in rows if _length(row) + len(example.input_ids) <= capacity), None)
+        if row is None:
             rows.append([example])
-            room.append(capacity - size)
         else:
-            rows[fit].append(example)
-            room[fit] -= size
+            row.append(example)
     return rows
+
+
+def _balanced(examples: list[TokenizedConversation], count: int) -> list[list[TokenizedConversation]]:
+    # Each conversation, longest first, to the row shortest so far.
+    rows: list[list[TokenizedConversation]] = [[] for _ in range(count)]
+    for example in examples:
+        min(rows, key=_length).append(example)
+    return rows
+
+
+def _length(row: list[TokenizedConversation]) -> int:
+    return sum(len(e.input_ids) for e in row)
 
 
 def collate(rows: list[list[TokenizedConversation]], pad_id: int) -> dict[str, torch.Tensor]:

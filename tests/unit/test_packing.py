@@ -21,14 +21,25 @@ def _example(ids: list[int], trained_from: int) -> TokenizedConversation:
     return TokenizedConversation(ids, [IGNORE_INDEX] * trained_from + ids[trained_from:], truncated=False)
 
 
-def test_rows_are_filled_first_fit_in_order():
-    sizes = [5, 7, 4, 3, 6, 1]
-    examples = [_example(list(range(10, 10 + n)), 1) for n in sizes]
+def _sizes(rows) -> list[list[int]]:
+    return [[len(e.input_ids) for e in row] for row in rows]
 
-    rows = rows_of(examples, capacity=10, packed=True)
 
-    assert [[len(e.input_ids) for e in row] for row in rows] == [[5, 4, 1], [7, 3], [6]]
+def _examples(sizes: list[int]) -> list[TokenizedConversation]:
+    return [_example(list(range(10, 10 + n)), 1) for n in sizes]
+
+
+def test_packed_rows_are_as_few_as_first_fit_finds_and_even_in_length():
+    examples = _examples([5, 7, 4, 3, 6, 1])
+
+    # First-fit longest first needs 3 rows of 10: [7, 3], [6, 4], [5, 1]; spread evenly, none is longer than 9.
+    assert _sizes(rows_of(examples, capacity=10, packed=True)) == [[7, 1], [6, 3], [5, 4]]
     assert rows_of(examples, capacity=10, packed=False) == [[e] for e in examples]
+
+
+def test_rows_stay_first_fit_where_evening_them_out_would_overflow_one():
+    # Spread evenly over 2 rows, the last 3 would make a row of 11.
+    assert _sizes(rows_of(_examples([5, 5, 4, 3, 3]), capacity=10, packed=True)) == [[5, 5], [4, 3, 3]]
 
 
 def test_positions_restart_and_targets_shift_within_each_conversation():
