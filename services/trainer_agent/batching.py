@@ -21,9 +21,11 @@ import torch
 from services.trainer_agent.conversations import IGNORE_INDEX, TokenizedConversation
 
 
-def rows_of(examples: list[TokenizedConversation], capacity: int, packed: bool) -> list[list[TokenizedConversation]]:
-    """``examples`` in rows of at most ``capacity`` tokens, or one a row unless
-    ``packed``. Packed rows are as few as first-fit, longest first, finds, and
+def rows_of(
+    examples: list[TokenizedConversation], capacity: float, packed: bool
+) -> list[list[TokenizedConversation]]:
+    """``examples`` in rows of at most ``capacity`` tokens (``math.inf``: one
+    row), or one a row unless ``packed``. Packed rows are as few as first-fit, longest first, finds, and
     as even in length as fits, since every row is padded to the longest.
     Deterministic, so that a resumed run builds the same rows."""
     if not packed:
@@ -34,7 +36,7 @@ def rows_of(examples: list[TokenizedConversation], capacity: int, packed: bool) 
     return even if max(_length(row) for row in even) <= capacity else fewest
 
 
-def _first_fit(examples: list[TokenizedConversation], capacity: int) -> list[list[TokenizedConversation]]:
+def _first_fit(examples: list[TokenizedConversation], capacity: float) -> list[list[TokenizedConversation]]:
     rows: list[list[TokenizedConversation]] = []
     for example in examples:
         row = next((row for row in rows if _length(row) + len(example.input_ids) <= capacity), None)

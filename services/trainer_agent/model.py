@@ -33,9 +33,17 @@ def _needs_cuda_and(device: torch.device, package: str, what: str, instead: str)
 def attention_implementation(device: torch.device, dtype: torch.dtype) -> str:
     """flash_attention_2 on a GPU with the flash-attn package and half precision, sdpa otherwise.
 
-    Both find the conversations of a packed row from its position ids (see batching)."""
+    Both find the conversations of a packed row from its position ids (see
+    batching), flash attention only in a batch of one row (packs_one_row_only)."""
     flash = device.type == "cuda" and dtype != torch.float32 and importlib.util.find_spec("flash_attn") is not None
     return "flash_attention_2" if flash else "sdpa"
+
+
+def packs_one_row_only(model) -> bool:
+    """True when the model's attention finds packed conversations only in a
+    batch of one row: flash attention 2, whose varlen kernels take one flat
+    sequence. (sdpa and eager take them from any number of rows.)"""
+    return model.config._attn_implementation == "flash_attention_2"
 
 
 def load_lora_model(cfg: TrainingConfig, device: torch.device):

@@ -47,7 +47,7 @@ from services.trainer_agent.conversations import (
     chat_template_of,
     read_training_data,
 )
-from services.trainer_agent.model import load_lora_model, unavailable_here
+from services.trainer_agent.model import load_lora_model, packs_one_row_only, unavailable_here
 from services.trainer_agent.schedule import lr_factor, metric_interval, warmup_steps
 from services.trainer_agent.training_config import ConfigError, DatasetError, TrainingConfig
 
@@ -136,6 +136,10 @@ class LoRATrainingRecipe:
         )
         self._check_data()
         self.model = load_lora_model(cfg, self.device)
+        # Where attention reads packing from one row only, a micro-batch packs
+        # into one row of any length: it is never padded either.
+        one_row = cfg.packing and packs_one_row_only(self.model)
+        self._row_capacity = math.inf if one_row else cfg.max_seq_length
         self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
         self.log_every = cfg.log_every or metric_interval(self.total_steps)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -296,7 +300,7 @@ class LoRATrainingRecipe:
     def _loss_sum(self, examples: list[TokenizedConversation]) -> tuple[torch.Tensor, int]:
         """Summed cross-entropy over the trained tokens of ``examples``, and the
         size of the rows they were collated into, padding included."""
-        rows = rows_of(examples, self.config.max_seq_length, self.config.packing)
+        rows = rows_of(examples, self._row_capacity, self.config.packing)
         inputs = to_device(collate(rows, self.pad_id), self.device)
         # No attention mask and no cache: transformers then reads the packed
         # conversations from the position ids and confines attention to each.

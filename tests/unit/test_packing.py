@@ -4,6 +4,7 @@ packed step trains exactly what the unpacked step trains."""
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -12,6 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from services.trainer_agent.batching import collate, rows_of
 from services.trainer_agent.conversations import IGNORE_INDEX, TokenizedConversation
+from services.trainer_agent.model import packs_one_row_only
 from services.trainer_agent.recipe import LoRATrainingRecipe, TrainingConfig
 
 WORDS = "the model data train learn loss token adapter rank hello world what how make one two three four five".split()
@@ -35,6 +37,8 @@ def test_packed_rows_are_as_few_as_first_fit_finds_and_even_in_length():
     # First-fit longest first needs 3 rows of 10: [7, 3], [6, 4], [5, 1]; spread evenly, none is longer than 9.
     assert _sizes(rows_of(examples, capacity=10, packed=True)) == [[7, 1], [6, 3], [5, 4]]
     assert rows_of(examples, capacity=10, packed=False) == [[e] for e in examples]
+    # For flash attention, which reads packing from a batch of one row only.
+    assert _sizes(rows_of(examples, capacity=math.inf, packed=True)) == [[7, 6, 5, 4, 3, 1]]
 
 
 def test_rows_stay_first_fit_where_evening_them_out_would_overflow_one():
@@ -126,3 +130,11 @@ def test_packed_steps_train_what_unpacked_steps_train(tiny_model, mixed_lengths)
     assert packed["trained_tokens"] == unpacked["trained_tokens"]
     # Packing did happen: each micro-batch of 4 fits one row of 512 tokens, without padding.
     assert (packed["padding_fraction"], unpacked["padding_fraction"] > 0.2) == (0.0, True)
+
+
+def test_only_flash_attention_packs_a_micro_batch_into_one_row(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa")
+    assert not packs_one_row_only(model)
+    # Flash attention needs CUDA to load: its name in the config is what the recipe reads.
+    model.config._attn_implementation = "flash_attention_2"
+    assert packs_one_row_only(model)
