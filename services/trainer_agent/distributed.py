@@ -23,8 +23,8 @@ import torch
 
 from services.trainer_agent.checkpoint import load_optimizer_state, load_rng_state, optimizer_state, rng_state
 from services.trainer_agent.conversations import TokenizedConversation
+from services.trainer_agent.training_config import ConfigError
 
-ZERO_STAGES = (2, 3)
 # A rank that stops answering (dead peer, hung kernel) fails every collective
 # after this long instead of holding the node forever; the agent then retries.
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=10)
@@ -66,9 +66,6 @@ def batch_layout(batch_size: int, micro_batch_size: int | None, world_size: int)
 
     Raises ConfigError naming batch_size when it cannot be split evenly.
     """
-    # Imported here: the recipe imports this module.
-    from services.trainer_agent.recipe import ConfigError
-
     if batch_size % world_size:
         raise ConfigError(
             [f"batch_size: {batch_size} cannot be split evenly over {world_size} GPUs; make it a multiple of {world_size}"]
@@ -116,16 +113,17 @@ class SingleProcess:
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
 
-    def step(self) -> float:
-        """Clip, step optimizer and schedule, clear gradients; returns the gradient norm before clipping."""
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self._max_grad_norm).item()
+    def step(self) -> torch.Tensor | float:
+        """Clip, step optimizer and schedule, clear gradients; returns the gradient
+        norm before clipping (a tensor, read only when a metric point needs it)."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self._max_grad_norm)
         self._optimizer.step()
         self._scheduler.step()
         self._optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def total(self, value: float) -> float:
-        """``value`` summed over the ranks."""
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` (a tensor on the device) summed over the ranks."""
         return value
 
     def any_rank(self, flag: bool) -> bool:
@@ -223,13 +221,13 @@ class DeepSpeedRanks(SingleProcess):
         grad_norm = self.engine.get_global_grad_norm()
         return float(grad_norm) if grad_norm is not None else math.nan
 
-    def total(self, value: float) -> float:
-        summed = torch.tensor([value], dtype=torch.float64, device=_device())
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        summed = torch.as_tensor(value, dtype=torch.float64, device=_device()).clone()
         self._dist.all_reduce(summed)
-        return summed.item()
+        return summed
 
     def any_rank(self, flag: bool) -> bool:
-        return self.total(float(flag)) > 0
+        return bool(self.total(torch.tensor(float(flag))) > 0)
 
     def full_parameters(self, parameters, *, modify: bool = False):
         if self.zero_stage < 3:

@@ -47,6 +47,7 @@ from services.trainer_agent.conversations import (
     chat_template_of,
     read_training_data,
 )
+from services.trainer_agent.distributed import SingleProcess
 from services.trainer_agent.model import load_lora_model, packs_one_row_only, unavailable_here
 from services.trainer_agent.schedule import lr_factor, metric_interval, warmup_steps
 from services.trainer_agent.training_config import ConfigError, DatasetError, TrainingConfig
@@ -151,6 +152,7 @@ class LoRATrainingRecipe:
         warmup = warmup_steps(self.total_steps, cfg.warmup_steps, cfg.warmup_ratio)
         schedule = functools.partial(lr_factor, total_steps=self.total_steps, warmup=warmup, kind=cfg.lr_scheduler)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self._forward = self.parallel.prepare(self.model, self.optimizer, self.scheduler, cfg)
         # Where training stands: the step done last, the epoch under way and
         # how many of its batches are done, and what the summary adds up.
         self.global_step = 0
@@ -269,33 +271,28 @@ class LoRATrainingRecipe:
                     "step": self.global_step,
                     "total_steps": self.total_steps,
                     "learning_rate": learning_rate,
-                    "grad_norm": grad_norm.item(),
+                    "grad_norm": float(grad_norm),
                     **window.flush(),
                 }
             )
 
-    def _step(self, batch: list[TokenizedConversation]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, batch: list[TokenizedConversation]) -> tuple[torch.Tensor, torch.Tensor | float]:
         """One optimizer step over an effective batch; its loss per trained token
-        and gradient norm, as tensors on the device (reading them waits for it)."""
+        and gradient norm, in one process as tensors on the device (reading them waits for it)."""
         self.model.train()
         batch_trained = sum(e.trained_tokens for e in batch)
         # Summed in float64, as Python summed the floats before: the logged losses did not change.
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        micro = self.config.micro_batch_size or self.config.batch_size
-        for first in range(0, len(batch), micro):
-            examples = batch[first : first + micro]
+        for examples, weight in self.parallel.micro_batches(batch, self.config.micro_batch_size):
             summed, row_tokens = self._loss_sum(examples)
             # Dividing by the whole batch's tokens, not the micro-batch's, keeps
             # the accumulated gradient that of one batch-wide mean.
-            (summed / batch_trained).backward()
-            loss_sum += summed.detach()
+            self.parallel.backward(summed * (weight / batch_trained))
+            loss_sum += weight * summed.detach()
             self._row_tokens += row_tokens
             self._real_tokens += sum(len(e.input_ids) for e in examples)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.config.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum / batch_trained, grad_norm
+        grad_norm = self.parallel.step()
+        return self.parallel.total(loss_sum) / batch_trained, grad_norm
 
     def _loss_sum(self, examples: list[TokenizedConversation]) -> tuple[torch.Tensor, int]:
         """Summed cross-entropy over the trained tokens of ``examples``, and the
@@ -304,7 +301,9 @@ class LoRATrainingRecipe:
         inputs = to_device(collate(rows, self.pad_id), self.device)
         # No attention mask and no cache: transformers then reads the packed
         # conversations from the position ids and confines attention to each.
-        logits = self.model(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False).logits
+        logits = self._forward(
+            input_ids=inputs["input_ids"], position_ids=inputs["position_ids"], use_cache=False
+        ).logits
         loss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(),
             inputs["targets"].reshape(-1),

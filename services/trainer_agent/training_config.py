@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from services.common.formats import FORMATS
 from services.common.splits import DEFAULT_VALIDATION_FRACTION
-from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS
+from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, ZERO_STAGES
 
 
 class ConfigError(ValueError):
@@ -48,6 +48,7 @@ class TrainingConfig:
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION  # held out when no record names its split
     dataset_format: str = ""  # empty: detected per record
     checkpoint_steps: int = 0  # steps between checkpoints; 0: none
+    zero_stage: int = 2  # DeepSpeed ZeRO stage when training on several GPUs: 2, or 3 to shard the weights too
     packing: bool = True  # conversations share rows of max_seq_length tokens
     gradient_checkpointing: bool | None = None  # recompute activations in backward; None: on CUDA only
     eval_steps: int = 0  # steps between validations, besides each epoch's end; 0: at epoch ends only
@@ -105,6 +106,7 @@ class TrainingConfig:
             ),
             ("dataset_format", self.dataset_format in ("", *FORMATS), f"must be empty or one of {', '.join(FORMATS)}"),
             ("checkpoint_steps", whole(self.checkpoint_steps, 0), "must be a whole number of at least 0"),
+            ("zero_stage", whole(self.zero_stage, 0) and self.zero_stage in ZERO_STAGES, "must be 2 or 3"),
             ("packing", isinstance(self.packing, bool), "must be true or false"),
             (
                 "gradient_checkpointing",

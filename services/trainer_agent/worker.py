@@ -38,6 +38,7 @@ _OPTIONS = {
     "early_stopping_patience": int,
     "quantization": str,
     "fused_kernels": bool,
+    "zero_stage": int,
 }
 
 

@@ -71,9 +71,8 @@ def test_the_trainer_reads_the_options_of_the_assignment():
 
     config = config_from_assignment(json.loads(json_format.MessageToJson(assignment, preserving_proto_field_name=True)))
 
-    trained = {name: value for name, value in OPTIONS.items() if name != "zero_stage"}
-    assert {name: getattr(config, name) for name in trained} == pytest.approx(trained)
+    assert {name: getattr(config, name) for name in OPTIONS} == pytest.approx(OPTIONS)
     defaults = config_from_assignment({"hyperparameters": {"base_model": "base"}})
     assert (defaults.packing, defaults.gradient_checkpointing, defaults.lr_scheduler) == (True, None, "cosine")
     assert (defaults.warmup_ratio, defaults.eval_steps, defaults.quantization) == (0.0, 0, "none")
-    assert defaults.fused_kernels is False
+    assert (defaults.fused_kernels, defaults.zero_stage) == (False, 2)
