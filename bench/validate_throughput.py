@@ -27,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BATCH = 256  # the validator's tokenizer batch, so the ceiling encodes the same way
 TARGET_SHARE = 0.80
 TARGET_SECONDS_500MB = 120.0
 TARGET_PEAK_MB = 400.0
@@ -77,11 +76,10 @@ def render_texts(data: Path, model_dir: Path, out: Path) -> None:
 
 
 def run_validator(args) -> dict:
-    from transformers import AutoTokenizer
-
+    from services.dataset_svc.statistics import load_tokenizer
     from services.dataset_svc.validation import validate_dataset
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    tokenizer = load_tokenizer(str(args.model_dir))
     with args.data.open("rb") as stream:
         started = time.perf_counter()
         report = validate_dataset(stream, tokenizer)
@@ -103,12 +101,14 @@ def run_naive(args) -> dict:
 
 
 def run_tokenizer(args) -> dict:
-    from transformers import AutoTokenizer
+    from services.dataset_svc.reading import BATCH_CONVERSATIONS
+    from services.dataset_svc.statistics import load_tokenizer
 
-    rust = AutoTokenizer.from_pretrained(args.model_dir)._tokenizer
+    # The validator's batch size, so that the ceiling encodes the same way.
+    rust = load_tokenizer(str(args.model_dir)).backend_tokenizer
     elapsed = conversations = 0
     with args.rendered.open(encoding="utf-8") as src:
-        while batch := [json.loads(line) for _, line in zip(range(BATCH), src)]:
+        while batch := [json.loads(line) for _, line in zip(range(BATCH_CONVERSATIONS), src)]:
             started = time.perf_counter()  # only the encode: reading the texts is not the tokenizer's work
             rust.encode_batch(batch, add_special_tokens=False)
             elapsed += time.perf_counter() - started

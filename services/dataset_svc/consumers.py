@@ -16,6 +16,7 @@ from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
 from services.dataset_svc.handlers import PRODUCER
 from services.dataset_svc.messages import dataset_message
+from services.dataset_svc.statistics import load_tokenizer
 from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,7 @@ class DatasetValidator:
 
     def _tokenizer(self, base_model: str):
         if base_model not in self._tokenizers:
-            from transformers import AutoTokenizer
-
-            self._tokenizers[base_model] = AutoTokenizer.from_pretrained(base_model)
+            self._tokenizers[base_model] = load_tokenizer(base_model)
         return self._tokenizers[base_model]
 
     def _validate(self, dataset) -> dict:

@@ -13,6 +13,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from jinja2 import TemplateError
+from transformers import PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from services.common.formats import Conversation
@@ -24,13 +25,20 @@ _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
 @dataclass(frozen=True)
-class Encoded:
-    """One conversation after the chat template and the tokenizer."""
+class Rendered:
+    """One conversation after the chat template."""
 
     line: int
     conversation: Conversation
     text: str
-    trained_spans: list[tuple[int, int]]  # character spans of the rendered text that carry loss
+    trained_spans: list[tuple[int, int]]  # character spans of the text that carry loss
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One rendered conversation's token counts."""
+
+    rendered: Rendered
     tokens: int
     trained_tokens: int
 
@@ -50,8 +58,8 @@ class Totals:
 
     def add(self, item: Encoded) -> None:
         self.conversations += 1
-        self.turns += len(item.conversation.messages)
-        self.training_pairs += training_pairs(item.conversation)
+        self.turns += len(item.rendered.conversation.messages)
+        self.training_pairs += training_pairs(item.rendered.conversation)
         self.total_tokens += item.tokens
         self.trained_tokens += item.trained_tokens
         self.lengths.append(item.tokens)
@@ -79,6 +87,16 @@ class Totals:
         }
 
 
+def load_tokenizer(base_model: str) -> PreTrainedTokenizerFast:
+    """The base model's fast tokenizer and chat template, from its ``tokenizer.json``.
+
+    Not ``AutoTokenizer``: resolving the class imports model configurations,
+    which import torch, and torch alone adds about 280 MB to the validator's
+    memory. Raises what ``from_pretrained`` raises for a model it cannot load.
+    """
+    return PreTrainedTokenizerFast.from_pretrained(base_model)
+
+
 def training_pairs(conversation: Conversation) -> int:
     return sum(1 for m in conversation.messages if m.role == "assistant" and m.weight)
 
@@ -102,37 +120,45 @@ def histogram(sorted_values: list[int]) -> list[dict]:
     return [{"upper_bound": b, "count": c} for b, c in zip((*HISTOGRAM_BOUNDS, None), counts)]
 
 
-def encode_batch(batch: list[tuple[int, Conversation]], tokenizer) -> tuple[list[Encoded], list[tuple[int, str]]]:
-    """Render and tokenize a batch; returns the encoded conversations and (line, template error) pairs."""
-    template = tokenizer.get_chat_template()
+def render_batch(
+    batch: list[tuple[int, Conversation]], template: str, special_tokens: dict[str, str]
+) -> tuple[list[Rendered], list[tuple[int, str]]]:
+    """Apply the chat template; returns the rendered conversations and (line, template error) pairs."""
     rendered, failed = [], []
     for line, conversation in batch:
         try:
-            text, spans = _render(conversation, template, tokenizer)
+            text, spans = _render(conversation, template, special_tokens)
         except TemplateError as exc:
             # Templates may refuse a conversation (e.g. roles that do not
             # alternate); that is the data's problem, not ours.
             failed.append((line, str(exc)))
             continue
-        rendered.append((line, conversation, text, spans))
-    if not rendered:
-        return [], failed
-    encoding = tokenizer([text for _, _, text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
-    encoded = []
-    for (line, conversation, text, spans), offsets in zip(rendered, encoding["offset_mapping"]):
-        trained = _trained_token_count(offsets, spans)
-        encoded.append(Encoded(line, conversation, text, spans, len(offsets), trained))
-    return encoded, failed
+        rendered.append(Rendered(line, conversation, text, spans))
+    return rendered, failed
 
 
-def _render(conversation: Conversation, template: str, tokenizer) -> tuple[str, list[tuple[int, int]]]:
+def count_tokens(rendered: list[Rendered], backend) -> list[Encoded]:
+    """Tokenize a batch with the fast tokenizer's Rust ``backend`` (which encodes on every core).
+
+    The Rust encodings are used directly: transformers' wrapper would turn
+    every token's ids and offsets into Python objects, which cost as much as
+    the tokenization itself.
+    """
+    encodings = backend.encode_batch([item.text for item in rendered], add_special_tokens=False)
+    return [
+        Encoded(item, len(encoding), _trained_token_count(encoding, item))
+        for item, encoding in zip(rendered, encodings)
+    ]
+
+
+def _render(conversation: Conversation, template: str, special_tokens: dict[str, str]) -> tuple[str, list[tuple[int, int]]]:
     messages = [{"role": m.role, "content": m.content} for m in conversation.messages]
     marked = bool(_GENERATION_TAG.search(template))
     texts, generation = render_jinja_template(
         conversations=[messages],
         chat_template=template,
         return_assistant_tokens_mask=marked,
-        **tokenizer.special_tokens_map,
+        **special_tokens,
     )
     text = texts[0]
     assistants = [m for m in conversation.messages if m.role == "assistant"]
@@ -159,11 +185,36 @@ def _spans_by_search(text: str, conversation: Conversation) -> list[tuple[int, i
     return spans
 
 
-def _trained_token_count(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> int:
-    # A token counts as trained when it overlaps a span, as transformers'
-    # assistant mask does. Offsets and spans are both in order, so binary
-    # search finds each span's tokens; a loop over every token in Python cost
-    # as much as the Rust tokenizer itself.
+def _trained_token_count(encoding, item: Rendered) -> int:
+    """Tokens that overlap a trained span, counted as transformers' assistant mask counts them.
+
+    ``char_to_token`` finds each span's first and last token inside Rust, so
+    no per-token Python object is made. A tokenizer whose tokens leave some
+    characters out (trimmed offsets, whitespace splitting) has no token for
+    them; those encodings are counted from their offsets instead.
+    """
+    count, covered = 0, 0
+    for start, end in item.trained_spans:
+        first = encoding.char_to_token(start)
+        after = len(encoding) if end >= len(item.text) else _first_token_at_or_after(encoding, end)
+        if first is None or after is None:
+            return _trained_token_count_by_offsets(encoding.offsets, item.trained_spans)
+        first = max(first, covered)  # a token shared by two spans counts once
+        if after > first:
+            count, covered = count + after - first, after
+    return count
+
+
+def _first_token_at_or_after(encoding, char: int) -> int | None:
+    token = encoding.char_to_token(char)
+    if token is None:
+        return None
+    # The token holding ``char`` may start before it, inside the span: then it overlaps the span.
+    return token + 1 if encoding.token_to_chars(token)[0] < char else token
+
+
+def _trained_token_count_by_offsets(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> int:
+    # Offsets and spans are both in order, so binary search finds each span's tokens.
     starts = [start for start, _ in offsets]
     ends = [end for _, end in offsets]
     count, covered = 0, 0
@@ -177,22 +228,23 @@ def _trained_token_count(offsets: list[tuple[int, int]], spans: list[tuple[int, 
 
 def sample(item: Encoded) -> dict:
     """A preview of one conversation as rendered, cut into trained and untrained segments."""
-    limit = min(len(item.text), SAMPLE_PREVIEW_CHARS)
+    rendered = item.rendered
+    limit = min(len(rendered.text), SAMPLE_PREVIEW_CHARS)
     segments, cursor = [], 0
-    for start, end in item.trained_spans:
+    for start, end in rendered.trained_spans:
         if start >= limit:
             break
         if start > cursor:
-            segments.append({"text": item.text[cursor:start], "trained": False})
-        segments.append({"text": item.text[start : min(end, limit)], "trained": True})
+            segments.append({"text": rendered.text[cursor:start], "trained": False})
+        segments.append({"text": rendered.text[start : min(end, limit)], "trained": True})
         cursor = min(end, limit)
     if cursor < limit:
-        segments.append({"text": item.text[cursor:limit], "trained": False})
+        segments.append({"text": rendered.text[cursor:limit], "trained": False})
     return {
-        "line": item.line,
-        "conversation_id": item.conversation.key if item.conversation.has_id else None,
+        "line": rendered.line,
+        "conversation_id": rendered.conversation.key if rendered.conversation.has_id else None,
         "tokens": item.tokens,
         "trained_tokens": item.trained_tokens,
         "segments": segments,
-        "truncated": limit < len(item.text),
+        "truncated": limit < len(rendered.text),
     }

@@ -1,29 +1,27 @@
 """Validate an uploaded JSONL dataset in one streaming pass.
 
-The file is read in chunks and split into lines here, so memory stays bounded
-by the chunk size, the line cap and one tokenizer batch whatever the upload's
-size. Every bad line is reported, not only the first, because users fix a
-dataset once per upload and a one-error-at-a-time loop wastes their day.
+Every bad line is reported, not only the first, because users fix a dataset
+once per upload and a one-error-at-a-time loop wastes their day. Reading runs
+one batch ahead on a worker thread (see ``reading``) while this thread
+tokenizes, so the Python work hides behind the tokenizer's.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from services.common.errors import InvalidArgument
+from services.common.formats import FORMATS, Conversation, Problem
 from services.common.splits import MIN_CONVERSATIONS_FOR_VALIDATION, split_score
-from services.common.formats import FORMATS, Conversation, Problem, detect_format, read_conversation
-from services.dataset_svc.statistics import Totals, encode_batch, training_pairs
+from services.dataset_svc.reading import BOM, Batch, Reader, read_lines
+from services.dataset_svc.statistics import Totals, count_tokens, training_pairs
 
 MAX_STORED_ERRORS = 100
-# A tokenizer batch is flushed at whichever comes first; both bound memory.
-BATCH_CONVERSATIONS = 256
-BATCH_CHARACTERS = 4 << 20
-_BOM = b"\xef\xbb\xbf"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,62 +46,47 @@ def validate_dataset(
 ) -> ValidationReport:
     """Validate the JSONL dataset read from ``stream`` (anything with ``.read(n) -> bytes``).
 
-    ``tokenizer`` is the base model's fast tokenizer (offsets are needed for the
-    trained-token mask). Problems with the data never raise: they are in the
-    report. Raises ``InvalidArgument`` for a ``declared_format`` that is not a
-    known format, and lets the tokenizer's ``ValueError`` through when it has no
-    chat template.
+    ``tokenizer`` is the base model's fast tokenizer (its Rust backend and
+    offsets give the trained-token counts). Problems with the data never
+    raise: they are in the report. Raises ``InvalidArgument`` for a
+    ``declared_format`` that is not a known format, and lets the tokenizer's
+    ``ValueError`` through when it has no chat template.
     """
     declared_format = declared_format or None
     if declared_format not in (None, *FORMATS):
         message = f"unknown dataset format {declared_format!r}; use one of {', '.join(FORMATS)} or leave it empty"
         raise InvalidArgument(message, {"format": [message]})
-    tokenizer.get_chat_template()  # fail before reading anything when there is no template
-    run = _Run(tokenizer, declared_format, validation_fraction, Totals(max_seq_length))
+    # Fails before reading anything when there is no template.
+    reader = Reader(declared_format, tokenizer.get_chat_template(), dict(tokenizer.special_tokens_map))
+    tally = _Tally(tokenizer.backend_tokenizer, _Split(validation_fraction), Totals(max_seq_length))
     chunks = _chunks(stream, chunk_size)
     head = next(chunks, b"")
-    diagnosis = _diagnose_head(head)
-    if diagnosis:
-        run.errors.add(0, diagnosis)
+    if diagnosis := _diagnose_head(head):
+        tally.errors.add(0, diagnosis)
     else:
-        _scan(run, _read_lines(_prepend(head, chunks), max_line_bytes))
-    errors, counts = run.errors.result()
+        for batch in _one_ahead(reader.batches(read_lines(_prepend(head, chunks), max_line_bytes))):
+            tally.add(batch)
+        if not reader.any_record:
+            hint = "upload a file with one JSON object per line"
+            tally.errors.add(0, Problem("empty_file", "the file holds no records", hint))
+    errors, counts = tally.errors.result()
     return ValidationReport(
         ok=not counts,
-        format=run.format,
+        format=reader.format,
         errors=errors,
         error_counts=counts,
-        statistics=run.totals.as_dict(*run.split.validation()),
-        sample_data=run.totals.samples,
+        statistics=tally.totals.as_dict(*tally.split.validation()),
+        sample_data=tally.totals.samples,
     )
 
 
-@dataclass(frozen=True)
-class _Line:
-    number: int  # 1-based
-    offset: int  # byte offset of the line's first byte in the file
-    data: bytes | None  # None when the line is longer than the cap
-
-
-def _read_lines(chunks: Iterable[bytes], max_line_bytes: int) -> Iterator[_Line]:
-    """Split chunks into lines without ever holding more than ``max_line_bytes`` of one line."""
-    number, offset, length, pending = 1, 0, 0, bytearray()
-    for chunk in chunks:
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            length += end - start
-            if length <= max_line_bytes:
-                pending += chunk[start:end]
-            yield _Line(number, offset, bytes(pending) if length <= max_line_bytes else None)
-            number, offset, length, start = number + 1, offset + length + 1, 0, end + 1
-            pending.clear()
-        length += len(chunk) - start
-        if length <= max_line_bytes:
-            pending += chunk[start:]
-        else:
-            pending.clear()  # the line is already too long: drop it and skip to the next newline
-    if length:
-        yield _Line(number, offset, bytes(pending) if length <= max_line_bytes else None)
+def _one_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each made on a worker thread while the caller works on the one before."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-reader") as worker:
+        upcoming = worker.submit(next, items, None)
+        while (item := upcoming.result()) is not None:
+            upcoming = worker.submit(next, items, None)
+            yield item
 
 
 def _chunks(stream: BinaryIO, chunk_size: int) -> Iterator[bytes]:
@@ -124,7 +107,7 @@ def _diagnose_head(head: bytes) -> Problem | None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         hint = "re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 in.jsonl > out.jsonl"
         return Problem("not_utf8", "the file is UTF-16 (a UTF-16 byte order mark at byte offset 0)", hint)
-    if head.removeprefix(_BOM).lstrip().startswith(b"["):
+    if head.removeprefix(BOM).lstrip().startswith(b"["):
         return Problem(
             "json_array",
             "the file is one JSON array, not JSON Lines (one object per line)",
@@ -191,130 +174,25 @@ class _Split:
 
 
 @dataclass
-class _Run:
-    tokenizer: object
-    declared: str | None
-    fraction: float
+class _Tally:
+    """Tokenizes each batch and adds it up: errors, statistics, the split."""
+
+    backend: object  # the fast tokenizer's Rust tokenizer
+    split: _Split
     totals: Totals
-    detected: str | None = None
     errors: _Errors = field(default_factory=_Errors)
-    split: _Split = field(init=False)
-    seen_ids: dict[str, int] = field(default_factory=dict)  # conversation_id -> first line
-    batch: list[tuple[int, Conversation]] = field(default_factory=list)
-    batch_characters: int = 0
 
-    def __post_init__(self) -> None:
-        self.split = _Split(self.fraction)
-
-    @property
-    def format(self) -> str | None:
-        return self.declared or self.detected
-
-    def queue(self, line: int, conversation: Conversation) -> None:
-        self.batch.append((line, conversation))
-        self.batch_characters += sum(len(m.content) for m in conversation.messages)
-        if len(self.batch) >= BATCH_CONVERSATIONS or self.batch_characters >= BATCH_CHARACTERS:
-            self.flush()
-
-    def flush(self) -> None:
-        encoded, failed = encode_batch(self.batch, self.tokenizer)
-        self.batch, self.batch_characters = [], 0
-        for line, message in failed:
+    def add(self, batch: Batch) -> None:
+        for line, problem in batch.problems:
+            self.errors.add(line, problem)
+        for line, message in batch.refused:
             refused = f"the chat template refused the conversation: {message}"
             self.errors.add(line, Problem("template_error", refused, "order the turns as the base model expects"))
-        for item in encoded:
+        for item in count_tokens(batch.rendered, self.backend) if batch.rendered else []:
             if not item.trained_tokens:
                 nothing = "no token of this conversation would be trained"
                 hint = "check that the assistant turns have text the chat template keeps"
-                self.errors.add(item.line, Problem("zero_trained_tokens", nothing, hint))
+                self.errors.add(item.rendered.line, Problem("zero_trained_tokens", nothing, hint))
                 continue
             self.totals.add(item)
-            self.split.add(item.conversation)
-
-
-def _scan(run: _Run, lines: Iterator[_Line]) -> None:
-    any_record = False
-    for line in lines:
-        if line.data is None:
-            hint = "shorten or split the conversation: one line holds one record"
-            run.errors.add(line.number, Problem("line_too_long", "the line is longer than the line size limit", hint))
-            any_record = True
-            continue
-        data = line.data.removesuffix(b"\r")
-        skipped = 0
-        if line.number == 1 and data.startswith(_BOM):
-            data, skipped = data[len(_BOM) :], len(_BOM)
-        if not data.strip():
-            continue
-        any_record = True
-        # Binary and wrongly encoded files are diagnosed once: every later line
-        # would repeat the same error, and the fix is to the whole file.
-        if b"\0" in data:
-            binary = f"line {line.number} holds NUL bytes: this is not a text file"
-            run.errors.add(line.number, Problem("binary_data", binary, "upload a UTF-8 JSON Lines file"))
-            break
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            at = line.offset + skipped + exc.start
-            bad = f"line {line.number} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {at}"
-            hint = "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.jsonl > out.jsonl"
-            run.errors.add(line.number, Problem("not_utf8", bad, hint))
-            break
-        _check_record(run, line.number, text)
-    if run.batch:
-        run.flush()
-    if not any_record:
-        hint = "upload a file with one JSON object per line"
-        run.errors.add(0, Problem("empty_file", "the file holds no records", hint))
-
-
-def _check_record(run: _Run, number: int, text: str) -> None:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        invalid = f"invalid JSON: {exc.msg} at column {exc.colno}"
-        run.errors.add(number, Problem("invalid_json", invalid, "write one complete JSON object per line"))
-        return
-    if not isinstance(record, dict):
-        not_object = f"the line is a JSON {type(record).__name__}, not an object"
-        run.errors.add(number, Problem("not_an_object", not_object, "write one JSON object per line"))
-        return
-    found = detect_format(record)
-    if run.format is None:
-        run.detected = found
-    expected = run.format
-    if expected is None:
-        unknown = "the record has none of `turns`, `messages` or `conversations`"
-        run.errors.add(number, Problem("missing_field", unknown, "use one of the formats " + ", ".join(FORMATS)))
-        return
-    if found is not None and found != expected:
-        run.errors.add(number, _mismatch(found, expected, declared=run.declared is not None))
-        return
-    result = read_conversation(record, expected)
-    if isinstance(result, list):
-        for problem in result:
-            run.errors.add(number, problem)
-        return
-    if result.has_id:
-        first = run.seen_ids.setdefault(result.key, number)
-        if first != number:
-            again = f"conversation_id {result.key!r} on line {number} was already used on line {first}"
-            hint = "give every conversation its own conversation_id"
-            run.errors.add(number, Problem("duplicate_conversation_id", again, hint))
-            return
-    run.queue(number, result)
-
-
-def _mismatch(found: str, expected: str, *, declared: bool) -> Problem:
-    if declared:
-        return Problem(
-            "format_mismatch",
-            f"the dataset is declared {expected} but the record is {found}",
-            f"declare the format {found}, or leave it empty to detect it",
-        )
-    return Problem(
-        "format_mismatch",
-        f"the record is {found} but the file's first records are {expected}",
-        "use one format for the whole file",
-    )
+            self.split.add(item.rendered.conversation)

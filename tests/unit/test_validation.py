@@ -8,11 +8,14 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 
 import pytest
-from transformers import AutoTokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from services.common.errors import InvalidArgument
 from services.common.tiny_model import CHAT_TEMPLATE
@@ -174,6 +177,82 @@ def test_statistics_match_the_tokenizer_in_every_format(tokenizer, fmt):
         assert (stats["p50_tokens"], stats["p90_tokens"], stats["max_tokens"]) == (lengths[1], lengths[3], lengths[3])
         assert stats["over_max_seq_length"] == sum(1 for n in lengths if n > 40)
         assert sum(bucket["count"] for bucket in stats["token_histogram"]) == 4
+
+
+UNICODE_CONVERSATIONS = [
+    [("user", "café? naïve résumé"), ("assistant", "🎉 oui — “quoted” 😀")],
+    [("system", "日本語で"), ("user", "こんにちは"), ("assistant", "はい、元気です🙂"), ("user", "ok"), ("assistant", "Ωmega ≠ alpha")],
+]
+
+
+def trained_by_transformers(tokenizer, conversations) -> int:
+    total = 0
+    for turns in conversations:
+        messages = [{"role": r, "content": c} for r, c in turns]
+        encoded = tokenizer.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        total += sum(encoded["assistant_masks"])
+    return total
+
+
+def test_trained_tokens_match_transformers_on_characters_split_into_byte_tokens(tokenizer):
+    # Emoji and CJK become several byte-level tokens sharing one character's offsets.
+    report = check(jsonl(*(as_record("brightrun_lora_v4", t, i) for i, t in enumerate(UNICODE_CONVERSATIONS))), tokenizer)
+    assert report.ok, report.errors
+    assert report.statistics["trained_tokens"] == trained_by_transformers(tokenizer, UNICODE_CONVERSATIONS)
+
+
+def test_spans_found_by_search_count_as_the_marked_template_would(tiny_model):
+    # Marking only the content gives transformers the spans that the search finds in the unmarked template.
+    marked = AutoTokenizer.from_pretrained(tiny_model)
+    marked.chat_template = CHAT_TEMPLATE.replace(
+        "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}",
+        "{% generation %}{{ message['content'] }}{% endgeneration %}{{ '<|im_end|>' }}",
+    )
+    unmarked = AutoTokenizer.from_pretrained(tiny_model)
+    unmarked.chat_template = marked.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    # CONVERSATIONS[2] ends in a space, which the search leaves out (templates may trim it).
+    conversations = UNICODE_CONVERSATIONS + [CONVERSATIONS[i] for i in (0, 1, 3)]
+    report = check(jsonl(*(as_record("sharegpt", t, i) for i, t in enumerate(conversations))), unmarked)
+    assert report.statistics["trained_tokens"] == trained_by_transformers(marked, conversations)
+
+
+@pytest.mark.parametrize("after_span", ["<|im_end|>", "ed"])
+def test_a_tokenizer_that_drops_whitespace_and_spans_ending_inside_a_token(tiny_model, after_span):
+    # Whitespace splitting leaves the spaces in no token (char_to_token finds
+    # nothing); "ed" right after "thanks" makes the BPE token "se" cross the span's end.
+    words = sorted({w for turns in CONVERSATIONS for _, text in turns for w in text.split()})
+    vocab = {w: i for i, w in enumerate(["[UNK]", "<|im_start|>", "<|im_end|>", "\n", *words, "ed"])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    whitespace = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
+    whitespace.chat_template = CHAT_TEMPLATE.replace("{{ bos_token }}", "").replace(
+        "message['content'] + '<|im_end|>' }}{% endgeneration %}",
+        f"message['content'] + '{after_span}' }}}}{{% endgeneration %}}",
+    )
+    bpe = AutoTokenizer.from_pretrained(tiny_model)
+    bpe.chat_template = "{% for m in messages %}{{ m['role'] + ':' }}{% if m['role'] == 'assistant' %}" \
+        "{% generation %}{{ m['content'] }}{% endgeneration %}{% else %}{{ m['content'] }}{% endif %}" \
+        f"{{{{ '{after_span}' }}}}{{% endfor %}}"
+    for tok in (whitespace, bpe):
+        report = check(jsonl(*(as_record("openai_chat", t, i) for i, t in enumerate(CONVERSATIONS))), tok)
+        assert report.ok, report.errors
+        assert report.statistics["trained_tokens"] == trained_by_transformers(tok, CONVERSATIONS)
+
+
+def test_the_validator_loads_its_tokenizer_without_torch(tiny_model):
+    # torch would add about 280 MB to a process that never runs a model.
+    code = (
+        "import sys\n"
+        "from services.dataset_svc.statistics import load_tokenizer\n"
+        "from services.dataset_svc.validation import validate_dataset\n"
+        f"tokenizer = load_tokenizer({str(tiny_model)!r})\n"
+        "assert tokenizer.get_chat_template() and tokenizer.backend_tokenizer\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_weight_zero_turns_are_not_trained(tokenizer):
