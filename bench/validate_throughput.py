@@ -10,6 +10,9 @@ MB/s is always the JSONL file's size over the method's time, so the share of
 the ceiling is the ratio of times: what validation costs beyond the tokenizer.
 The ceiling times only the fast tokenizer's batch encode of the texts the chat
 template renders; rendering is done beforehand, outside the timed region.
+CPU s is the CPU time of all the method's threads: on a machine shared with
+other work it moves less than wall time does. ``--repeat N`` runs the three
+methods N times in turn and keeps each one's fastest run.
 """
 
 from __future__ import annotations
@@ -81,23 +84,24 @@ def run_validator(args) -> dict:
 
     tokenizer = load_tokenizer(str(args.model_dir))
     with args.data.open("rb") as stream:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = validate_dataset(stream, tokenizer)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     if not report.ok:
         raise RuntimeError(f"the generated dataset did not validate: {report.error_counts}")
-    return {"elapsed": elapsed, "conversations": report.statistics["conversations"]}
+    return {"elapsed": elapsed, "cpu": cpu, "conversations": report.statistics["conversations"]}
 
 
 def run_naive(args) -> dict:
     # The spec's approach: the whole file in memory, words x 1.3 as the token estimate.
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     conversations = tokens = 0
     for line in args.data.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         tokens += int(sum(len(t["content"].split()) for t in record["turns"]) * 1.3)
         conversations += 1
-    return {"elapsed": time.perf_counter() - started, "conversations": conversations, "estimated_tokens": tokens}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"elapsed": elapsed, "cpu": cpu, "conversations": conversations, "estimated_tokens": tokens}
 
 
 def run_tokenizer(args) -> dict:
@@ -106,14 +110,16 @@ def run_tokenizer(args) -> dict:
 
     # The validator's batch size, so that the ceiling encodes the same way.
     rust = load_tokenizer(str(args.model_dir)).backend_tokenizer
-    elapsed = conversations = 0
+    elapsed = cpu = conversations = 0
     with args.rendered.open(encoding="utf-8") as src:
         while batch := [json.loads(line) for _, line in zip(range(BATCH_CONVERSATIONS), src)]:
-            started = time.perf_counter()  # only the encode: reading the texts is not the tokenizer's work
+            # Only the encode: reading the texts is not the tokenizer's work.
+            started, cpu_started = time.perf_counter(), time.process_time()
             rust.encode_batch(batch, add_special_tokens=False)
             elapsed += time.perf_counter() - started
+            cpu += time.process_time() - cpu_started
             conversations += len(batch)
-    return {"elapsed": elapsed, "conversations": conversations}
+    return {"elapsed": elapsed, "cpu": cpu, "conversations": conversations}
 
 
 def peak_rss_mb() -> float:
@@ -143,24 +149,27 @@ def measure(method: str, args) -> dict:
 
 def table(rows: dict[str, dict], file_mb: float) -> str:
     ceiling = file_mb / rows["tokenizer"]["elapsed"]
-    lines = [f"{'method':<26}{'MB/s':>9}{'conv/s':>11}{'peak RSS MB':>13}{'share of ceiling':>18}"]
+    lines = [f"{'method':<26}{'MB/s':>9}{'conv/s':>11}{'peak RSS MB':>13}{'CPU s':>9}{'share of ceiling':>18}"]
     for method, r in rows.items():
         rate = file_mb / r["elapsed"]
         share = f"{rate / ceiling:.0%}" if method == "validator" else "-"
         lines.append(f"{ROW_NAMES[method]:<26}{rate:>9.2f}{r['conversations'] / r['elapsed']:>11.0f}"
-                     f"{r['peak_mb']:>13.0f}{share:>18}")
+                     f"{r['peak_mb']:>13.0f}{r['cpu']:>9.1f}{share:>18}")
     return "\n".join(lines)
 
 
 def targets(rows: dict[str, dict], file_mb: float) -> str:
     validator = rows["validator"]
     share = rows["tokenizer"]["elapsed"] / validator["elapsed"]
+    cpu_share = rows["tokenizer"]["cpu"] / validator["cpu"]
     seconds_500 = validator["elapsed"] * 500 / file_mb  # linear: the validator streams
+    ceiling_500 = rows["tokenizer"]["elapsed"] * 500 / file_mb
     measured = "measured" if round(file_mb) == 500 else f"projected from {file_mb:.0f} MB"
     checks = [
-        (f"validator >= {TARGET_SHARE:.0%} of the tokenizer-only ceiling: {share:.0%}", share >= TARGET_SHARE),
-        (f"500 MB within {TARGET_SECONDS_500MB:.0f} s: {seconds_500:.0f} s ({measured})",
-         seconds_500 <= TARGET_SECONDS_500MB),
+        (f"validator >= {TARGET_SHARE:.0%} of the tokenizer-only ceiling: {share:.0%} "
+         f"(by CPU time: {cpu_share:.0%})", share >= TARGET_SHARE),
+        (f"500 MB within {TARGET_SECONDS_500MB:.0f} s: {seconds_500:.0f} s ({measured}; "
+         f"the tokenizer alone: {ceiling_500:.0f} s)", seconds_500 <= TARGET_SECONDS_500MB),
         (f"peak RSS <= {TARGET_PEAK_MB:.0f} MB: {validator['peak_mb']:.0f} MB", validator["peak_mb"] <= TARGET_PEAK_MB),
     ]
     return "\n".join(f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in checks)
@@ -169,6 +178,7 @@ def targets(rows: dict[str, dict], file_mb: float) -> str:
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=float, default=500)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each method; the fastest is kept")
     parser.add_argument("--out", type=Path, help="keep the dataset and model here (default: a temp dir)")
     parser.add_argument("--_method", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--_model-dir", type=Path, help=argparse.SUPPRESS)
@@ -191,7 +201,14 @@ def main(argv: list[str] | None = None) -> str:
         conversations = write_dataset(args.data, int(args.size_mb * 2**20))
         render_texts(args.data, args.model_dir, args.rendered)
         file_mb = args.data.stat().st_size / 2**20
-        rows = {method: measure(method, args) for method in METHODS}
+        rows: dict[str, dict] = {}
+        for _ in range(args.repeat):
+            for method in METHODS:
+                run = measure(method, args)
+                if method in rows:  # the fastest run's times, the highest peak RSS of all
+                    run["peak_mb"] = max(run["peak_mb"], rows[method]["peak_mb"])
+                if method not in rows or run["elapsed"] < rows[method]["elapsed"]:
+                    rows[method] = run
     report = (
         f"validate throughput on {os.cpu_count()} cores: {file_mb:.1f} MB, {conversations} conversations "
         f"(brightrun_lora_v4, tiny model tokenizer)\n"

@@ -14,6 +14,8 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from services.common.formats import FORMATS, Conversation, Problem, detect_format, read_conversation
 from services.dataset_svc.statistics import Rendered, render_batch
 
@@ -60,6 +62,48 @@ class Batch:
     refused: list[tuple[int, str]] = field(default_factory=list)  # (line, the chat template's error)
 
 
+class SeenIds:
+    """Every conversation_id seen and its first line, in about 12 bytes per id.
+
+    A 500 MB upload can hold five million short conversations; as a dict of
+    strings (or even of digests) their ids would cost 600 MB and more. Here
+    an id is an 8-byte blake2b digest kept in a sorted numpy array beside its
+    line; only the latest ``recent`` ids wait in a dict until they are merged
+    in. Two different ids share a digest with odds of about 1 in 10^6 for
+    five million ids.
+    """
+
+    def __init__(self, recent: int = 1 << 16):
+        self._recent_limit = recent
+        self._recent: dict[int, int] = {}  # digest -> line
+        self._digests = np.empty(0, dtype=np.uint64)
+        self._lines = np.empty(0, dtype=np.uint32)
+
+    def first_use(self, conversation_id: str, line: int) -> int | None:
+        """The line that used ``conversation_id`` before, or None after recording this use."""
+        digest = int.from_bytes(hashlib.blake2b(conversation_id.encode("utf-8"), digest_size=8).digest(), "big")
+        if (first := self._recent.get(digest)) is not None:
+            return first
+        # np.uint64 explicitly: a Python int this large makes numpy convert the whole array.
+        at = int(self._digests.searchsorted(np.uint64(digest)))
+        if at < len(self._digests) and int(self._digests[at]) == digest:
+            return int(self._lines[at])
+        self._recent[digest] = line
+        if len(self._recent) >= self._recent_limit:
+            self._merge()
+        return None
+
+    def _merge(self) -> None:
+        digests = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+        lines = np.fromiter(self._recent.values(), dtype=np.uint32, count=len(self._recent))
+        order = digests.argsort()
+        digests, lines = digests[order], lines[order]
+        at = self._digests.searchsorted(digests)
+        self._digests = np.insert(self._digests, at, digests)
+        self._lines = np.insert(self._lines, at, lines)
+        self._recent.clear()
+
+
 @dataclass
 class Reader:
     """Reads records into batches; remembers the format and every conversation_id seen."""
@@ -69,8 +113,7 @@ class Reader:
     special_tokens: dict[str, str]
     detected: str | None = None
     any_record: bool = False
-    # 8-byte digests, not the ids: a million ids as strings cost hundreds of MB.
-    seen_ids: dict[bytes, int] = field(default_factory=dict)  # digest of conversation_id -> first line
+    seen_ids: SeenIds = field(default_factory=SeenIds)
     _pending: list[tuple[int, Conversation]] = field(default_factory=list)
     _pending_characters: int = 0
     _batch: Batch = field(default_factory=Batch)
@@ -159,7 +202,7 @@ class Reader:
             for problem in result:
                 self._problem(number, problem)
             return
-        if result.has_id and (first := self._first_use(result.key, number)) is not None:
+        if result.has_id and (first := self.seen_ids.first_use(result.key, number)) is not None:
             again = f"conversation_id {result.key!r} on line {number} was already used on line {first}"
             hint = "give every conversation its own conversation_id"
             self._problem(number, Problem("duplicate_conversation_id", again, hint))
@@ -167,11 +210,6 @@ class Reader:
         self._pending.append((number, result))
         self._pending_characters += sum(len(m.content) for m in result.messages)
 
-    def _first_use(self, conversation_id: str, line: int) -> int | None:
-        """The line that used ``conversation_id`` before, or None after recording this use."""
-        digest = hashlib.blake2b(conversation_id.encode("utf-8"), digest_size=8).digest()
-        first = self.seen_ids.setdefault(digest, line)
-        return first if first != line else None
 
 
 def _mismatch(found: str, expected: str, *, declared: bool) -> Problem:

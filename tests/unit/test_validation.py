@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from services.common.errors import InvalidArgument
 from services.common.tiny_model import CHAT_TEMPLATE
 from services.common.splits import is_validation, validation_indices
+from services.dataset_svc.reading import SeenIds
 from services.dataset_svc.validation import validate_dataset
 
 BOM = b"\xef\xbb\xbf"
@@ -367,3 +368,11 @@ def test_the_trainers_split_holds_out_what_the_validator_counted(tokenizer, coun
     report = check(data, tokenizer, validation_fraction=0.01)
     held = validation_indices(((f"conv-{i}", None) for i in range(count)), 0.01)
     assert report.statistics["validation_conversations"] == len(held)
+
+
+def test_seen_ids_remember_first_lines_across_merges():
+    seen = SeenIds(recent=4)
+    assert [seen.first_use(f"id-{i}", i + 1) for i in range(30)] == [None] * 30
+    # Ids merged into the sorted array long ago, and ones still waiting to be merged.
+    assert [seen.first_use(f"id-{i}", 100 + i) for i in (0, 7, 13, 29, 28)] == [1, 8, 14, 30, 29]
+    assert seen.first_use("id-30", 200) is None and seen.first_use("id-30", 201) == 200
