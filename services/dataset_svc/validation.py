@@ -21,6 +21,7 @@ from services.dataset_svc.reading import BOM, Batch, Reader, read_lines
 from services.dataset_svc.statistics import Totals, count_tokens, training_pairs
 
 MAX_STORED_ERRORS = 100
+BINARY_SNIFF_BYTES = 1024
 T = TypeVar("T")
 
 
@@ -107,6 +108,11 @@ def _diagnose_head(head: bytes) -> Problem | None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         hint = "re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 in.jsonl > out.jsonl"
         return Problem("not_utf8", "the file is UTF-16 (a UTF-16 byte order mark at byte offset 0)", hint)
+    # Images, archives and executables carry NUL bytes in their headers; a
+    # text file with a bad line further on is reported at that line instead.
+    if (nul := head.find(b"\0", 0, BINARY_SNIFF_BYTES)) >= 0:
+        binary = f"the file holds binary data (a NUL byte at byte offset {nul}), not text"
+        return Problem("binary_data", binary, "upload a UTF-8 JSON Lines file")
     if head.removeprefix(BOM).lstrip().startswith(b"["):
         return Problem(
             "json_array",

@@ -21,6 +21,7 @@ from services.common.errors import InvalidArgument
 from services.common.tiny_model import CHAT_TEMPLATE
 from services.common.splits import is_validation, validation_indices
 from services.dataset_svc.reading import SeenIds
+from services.dataset_svc.statistics import histogram, percentile
 from services.dataset_svc.validation import validate_dataset
 
 BOM = b"\xef\xbb\xbf"
@@ -102,7 +103,7 @@ BAD_FILES = {
     "format_mismatch": (jsonl(good()), 1, {"declared_format": "openai_chat"}),
     "empty_file": (b"", 0, {}),
     "not_utf8": (jsonl(good()) + b'{"conversation_id": "caf\xe9"}\n', 2, {}),
-    "binary_data": (jsonl(good()) + b"\x00\x01\x02garbage\n", 2, {}),
+    "binary_data": (jsonl(*(good(i) for i in range(20))) + b"\x00\x01\x02garbage\n", 21, {}),
     "compressed": (gzip.compress(jsonl(good())), 0, {}),
     "json_array": (json.dumps([good(0), good(1)], indent=2).encode(), 0, {}),
 }
@@ -132,6 +133,9 @@ def test_messages_name_what_a_user_must_fix(tokenizer):
     assert "jq -c '.[]'" in error_of(BAD_FILES["json_array"][0])["suggestion"]
     assert "decompress" in error_of(zip_bytes(jsonl(good())))["suggestion"]
     assert error_of(BOM + b"\n\r\n  \n")["code"] == "empty_file"
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    assert (error_of(png)["code"], error_of(png)["line"]) == ("binary_data", 0)
+    assert "byte offset 8" in error_of(png)["error"]
 
 
 def test_every_bad_line_is_found_and_the_stored_list_is_capped(tokenizer):
@@ -175,7 +179,9 @@ def test_statistics_match_the_tokenizer_in_every_format(tokenizer, fmt):
         assert stats["trained_tokens"] == sum(sum(e["assistant_masks"]) for e in encoded)
         assert stats["avg_turns_per_conversation"] == 2.75
         assert stats["avg_tokens_per_turn"] == round(sum(lengths) / 11, 3)
-        assert (stats["p50_tokens"], stats["p90_tokens"], stats["max_tokens"]) == (lengths[1], lengths[3], lengths[3])
+        assert (stats["p50_tokens"], stats["p90_tokens"], stats["p99_tokens"], stats["max_tokens"]) == (
+            lengths[1], lengths[3], lengths[3], lengths[3]
+        )
         assert stats["over_max_seq_length"] == sum(1 for n in lengths if n > 40)
         assert sum(bucket["count"] for bucket in stats["token_histogram"]) == 4
 
@@ -355,6 +361,25 @@ def test_templates_without_generation_markers_and_refusing_templates(tiny_model)
     report = check(jsonl(good()), refusing)
     assert report.error_counts == {"template_error": 1}
     assert "roles must alternate" in report.errors[0]["error"]
+
+
+def test_a_template_that_drops_the_assistant_turns_trains_nothing(tiny_model):
+    silent = AutoTokenizer.from_pretrained(tiny_model)
+    silent.chat_template = "{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}{% endif %}{% endfor %}"
+    report = check(jsonl(good(0), good(1)), silent)
+    assert [(e["line"], e["code"]) for e in report.errors] == [(1, "zero_trained_tokens"), (2, "zero_trained_tokens")]
+    assert report.statistics["conversations"] == 0
+
+
+def test_percentiles_are_nearest_rank_and_the_histogram_buckets_by_upper_bound():
+    values = list(range(1, 101))
+    assert [percentile(values, p) for p in (50, 90, 99, 100)] == [50, 90, 99, 100]
+    assert percentile([7], 50) == 7 and percentile([], 50) == 0
+    buckets = histogram([1, 32, 33, 64, 65, 32768, 32769, 10**6])
+    counts = {bucket["upper_bound"]: bucket["count"] for bucket in buckets}
+    assert [bucket["upper_bound"] for bucket in buckets] == [2**k for k in range(5, 16)] + [None]
+    assert (counts[32], counts[64], counts[128], counts[32768], counts[None]) == (2, 2, 1, 1, 2)
+    assert sum(counts.values()) == 8
 
 
 def test_an_unknown_declared_format_is_a_caller_error(tokenizer):
