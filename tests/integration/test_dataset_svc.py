@@ -16,9 +16,13 @@ import pytest_asyncio
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from services.common import events
+from services.common.db import Database
 from services.common.grpc import as_user, channel
 from services.common.storage import ObjectMissing, ObjectStorage
+from services.common.tiny_model import build_tiny_model
+from services.dataset_svc import store
 from services.dataset_svc.server import start
+from services.dataset_svc.statistics import load_tokenizer
 
 GOOD = [
     {"conversation_id": f"c{i}", "turns": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello"}]}
@@ -204,9 +208,18 @@ async def test_a_dataset_used_by_a_queued_or_running_job_cannot_be_deleted(stub,
             return exc.code()
         return grpc.StatusCode.OK
 
-    # Sent while the dataset validates, which takes far longer than recording the use.
     await send("job.queued", job_queued=events_pb2.JobQueued(job=job))
     await _settled(stub, uid, dataset.id)
+    # Validation can end before the use is recorded: wait for it, not for time to pass.
+    database = Database(settings.database_url, "dataset")
+    try:
+        for _ in range(100):
+            async with database.transaction() as conn:
+                if await store.active_jobs(conn, dataset.id) == [job.id]:
+                    break
+            await asyncio.sleep(0.1)
+    finally:
+        await database.close()
     assert await delete_code() == grpc.StatusCode.ABORTED
     await send("job.completed", job_completed=events_pb2.JobCompleted(job=job))
     for _ in range(100):
@@ -275,3 +288,32 @@ async def test_lists_filter_by_status_and_page_newest_first(stub):
             break
     assert seen == [*waiting[::-1], ready.id]
     assert len((await listed(page_size=1000)).datasets) == 3
+
+
+async def test_revalidating_against_another_base_model_counts_with_its_tokenizer(stub, tmp_path):
+    uid = str(uuid.uuid4())
+    body = _jsonl(GOOD)
+    first = await _settled(stub, uid, (await _upload(stub, uid, body)).id)
+    assert first.status == dataset_pb2.DATASET_STATUS_READY
+    # A smaller vocabulary splits the same text into more tokens.
+    other = await asyncio.to_thread(build_tiny_model, tmp_path / "other-model", vocab_size=400, seed=1)
+    again = await stub.RevalidateDataset(
+        dataset_pb2.RevalidateDatasetRequest(dataset_id=first.id, base_model=str(other)), metadata=as_user(uid)
+    )
+    assert again.dataset.base_model == str(other) and again.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
+    second = await _settled(stub, uid, first.id)
+    assert second.status == dataset_pb2.DATASET_STATUS_READY, second.validation_errors
+    tokenizer = load_tokenizer(str(other))
+    expected = sum(
+        len(tokenizer.apply_chat_template(record["turns"], tokenize=True, return_dict=True)["input_ids"])
+        for record in GOOD
+    )
+    assert second.total_tokens == expected != first.total_tokens
+
+
+async def test_a_base_model_without_a_tokenizer_is_an_error_naming_it(stub, tmp_path):
+    uid = str(uuid.uuid4())
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD), base_model=str(tmp_path))).id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR and dataset.base_model == str(tmp_path)
+    [error] = dataset.validation_errors
+    assert (error.line, error.code) == (0, "base_model_unavailable") and str(tmp_path) in error.error
