@@ -39,6 +39,7 @@ class Settings:
     artifact_addr: str
     billing_addr: str
     grpc_port: int
+    dataset_max_line_bytes: int  # a longer dataset line is reported as line_too_long, never loaded whole
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +58,13 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(name, str(default))
         if not raw.isdigit() or not 0 <= int(raw) <= 65535:
             problems.append(f"{name}={raw!r} is not a port number (0-65535)")
+            return default
+        return int(raw)
+
+    def size(name: str, default: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or int(raw) == 0:
+            problems.append(f"{name}={raw!r} is not a size in bytes (a whole number above 0)")
             return default
         return int(raw)
 
@@ -81,6 +89,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         artifact_addr=env.get("BRIGHTRUN_ARTIFACT_ADDR", "127.0.0.1:50053"),
         billing_addr=env.get("BRIGHTRUN_BILLING_ADDR", "127.0.0.1:50054"),
         grpc_port=port("BRIGHTRUN_GRPC_PORT", 0),
+        dataset_max_line_bytes=size("BRIGHTRUN_DATASET_MAX_LINE_BYTES", 8 << 20),
     )
     if problems:
         raise ConfigError("; ".join(problems))

@@ -58,9 +58,10 @@ def _failed(dataset, error: dict) -> dict:
 
 
 class DatasetValidator:
-    def __init__(self, db: Database, storage: ObjectStorage):
+    def __init__(self, db: Database, storage: ObjectStorage, *, max_line_bytes: int):
         self._db = db
         self._storage = storage
+        self._max_line_bytes = max_line_bytes
         # One tokenizer per base model, loaded on first use; loading takes seconds.
         self._tokenizers: dict[str, object] = {}
 
@@ -84,7 +85,9 @@ class DatasetValidator:
                                                 "Upload the file again and confirm it"))
         try:
             reader = _HashingReader(body)
-            report = validate_dataset(reader, tokenizer, declared_format=dataset.format or None)
+            report = validate_dataset(
+                reader, tokenizer, declared_format=dataset.format or None, max_line_bytes=self._max_line_bytes
+            )
             errors, counts = list(report.errors), dict(report.error_counts)
             if dataset.sha256 and (actual := reader.hexdigest()) != dataset.sha256:
                 message = f"The file's sha256 is {actual}, not the declared {dataset.sha256}"

@@ -4,6 +4,7 @@ event-driven validation, scoping, listing, deletion."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import urllib.request
@@ -30,9 +31,12 @@ GOOD = [
 ]
 
 
+MAX_LINE_BYTES = 64 << 10
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(settings):
-    runtime = await start(settings, address="127.0.0.1:0")
+    runtime = await start(dataclasses.replace(settings, dataset_max_line_bytes=MAX_LINE_BYTES), address="127.0.0.1:0")
     async with channel(f"127.0.0.1:{runtime.port}") as ch:
         yield dataset_pb2_grpc.DatasetServiceStub(ch)
     await runtime.stop()
@@ -120,6 +124,15 @@ async def test_every_bad_line_is_reported(stub):
     assert not dataset.training_ready
     assert [(e.line, e.code) for e in dataset.validation_errors] == [(2, "invalid_json"), (3, "no_assistant_turn")]
     assert dataset.statistics["error_counts"] == {"invalid_json": 1, "no_assistant_turn": 1}
+
+
+async def test_lines_over_the_configured_cap_are_errors(stub):
+    uid = str(uuid.uuid4())
+    long_turn = {"role": "assistant", "content": "word " * MAX_LINE_BYTES}
+    body = _jsonl([GOOD[0], {"conversation_id": "long", "turns": [GOOD[0]["turns"][0], long_turn]}, GOOD[1]])
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, body)).id)
+    assert [(e.line, e.code) for e in dataset.validation_errors] == [(2, "line_too_long")]
+    assert dataset.statistics["conversations"] == 2
 
 
 async def test_a_declared_sha256_that_does_not_match_fails_validation(stub):

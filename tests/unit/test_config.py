@@ -16,6 +16,7 @@ def test_defaults_fill_what_is_optional():
     assert settings.s3_public_endpoint == BASE["BRIGHTRUN_S3_ENDPOINT"]
     assert settings.http_port == 8080
     assert settings.datasets_bucket == "lora-datasets"
+    assert settings.dataset_max_line_bytes == 8 * 1024 * 1024
 
 
 def test_every_problem_is_reported_at_once():
@@ -24,3 +25,11 @@ def test_every_problem_is_reported_at_once():
     message = str(info.value)
     for name in ("BRIGHTRUN_DATABASE_URL", "BRIGHTRUN_S3_ENDPOINT", "BRIGHTRUN_S3_ACCESS_KEY", "BRIGHTRUN_HTTP_PORT"):
         assert name in message
+
+
+def test_the_dataset_line_cap_is_a_positive_size():
+    assert read_settings(BASE | {"BRIGHTRUN_DATASET_MAX_LINE_BYTES": "1024"}).dataset_max_line_bytes == 1024
+    for bad in ("0", "-5", "8MB"):
+        with pytest.raises(ConfigError) as info:
+            read_settings(BASE | {"BRIGHTRUN_DATASET_MAX_LINE_BYTES": bad})
+        assert "BRIGHTRUN_DATASET_MAX_LINE_BYTES" in str(info.value)
