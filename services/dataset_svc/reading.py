@@ -5,10 +5,10 @@ checking records, the Jinja chat template), so it runs on its own thread one
 batch ahead of the Rust tokenizer, which releases the GIL while it encodes.
 Lines are split here from fixed-size chunks, so memory stays bounded by the
 chunk size, the line cap and one batch whatever the upload's size. The line
-cap also bounds the tokenizer: encoding one text takes the Rust tokenizer
-about 170 bytes per character (measured with a byte-level BPE), so a
-conversation at the default 8 MB cap costs it over a gigabyte, while lines
-up to about 1.5 MB keep the whole validator under 400 MB.
+cap also bounds the tokenizer, which encodes a conversation longer than a
+batch on its own: at about 170 bytes per character (measured with a
+byte-level BPE), one at the default 8 MB cap costs it over a gigabyte, while
+lines up to about 1.5 MB keep the whole validator under 400 MB.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ import numpy as np
 from services.common.formats import FORMATS, Conversation, Problem, detect_format, read_conversation
 from services.dataset_svc.statistics import Rendered, render_batch
 
-# A batch is cut at whichever comes first; both bound memory.
+# A batch is cut at whichever comes first; both bound memory. The tokenizer
+# needs about 170 bytes per character it encodes at once, so a batch of 1M
+# characters costs it about 170 MB.
 BATCH_CONVERSATIONS = 256
-BATCH_CHARACTERS = 4 << 20
+BATCH_CHARACTERS = 1 << 20
 BOM = b"\xef\xbb\xbf"
 
 
@@ -121,6 +123,7 @@ class Reader:
     _pending: list[tuple[int, Conversation]] = field(default_factory=list)
     _pending_characters: int = 0
     _batch: Batch = field(default_factory=Batch)
+    _stopped: bool = False  # the rest of the file is not worth reading
 
     @property
     def format(self) -> str | None:
@@ -128,7 +131,15 @@ class Reader:
 
     def batches(self, lines: Iterator[Line]) -> Iterator[Batch]:
         for line in lines:
-            if not self._read(line):
+            if (conversation := self._read(line)) is not None:
+                size = sum(len(m.content) for m in conversation.messages)
+                # Cut before a conversation that would overflow the batch, so a
+                # batch holds BATCH_CHARACTERS or one long conversation, not both.
+                if self._pending and self._pending_characters + size > BATCH_CHARACTERS:
+                    yield self._cut()
+                self._pending.append((line.number, conversation))
+                self._pending_characters += size
+            if self._stopped:
                 break
             if self._full():
                 yield self._cut()
@@ -148,26 +159,27 @@ class Reader:
     def _problem(self, line: int, problem: Problem) -> None:
         self._batch.problems.append((line, problem))
 
-    def _read(self, line: Line) -> bool:
-        """Check one line; False when the rest of the file is not worth reading."""
+    def _read(self, line: Line) -> Conversation | None:
+        """Check one line: its conversation when it is valid."""
         if line.data is None:
             hint = "shorten or split the conversation: one line holds one record"
             self._problem(line.number, Problem("line_too_long", "the line is longer than the line size limit", hint))
             self.any_record = True
-            return True
+            return None
         data = line.data.removesuffix(b"\r")
         skipped = 0
         if line.number == 1 and data.startswith(BOM):
             data, skipped = data[len(BOM) :], len(BOM)
         if not data.strip():
-            return True
+            return None
         self.any_record = True
         # Binary and wrongly encoded files are diagnosed once: every later line
         # would repeat the same error, and the fix is to the whole file.
         if b"\0" in data:
             binary = f"line {line.number} holds NUL bytes: this is not a text file"
             self._problem(line.number, Problem("binary_data", binary, "upload a UTF-8 JSON Lines file"))
-            return False
+            self._stopped = True
+            return None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -175,21 +187,21 @@ class Reader:
             bad = f"line {line.number} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {at}"
             hint = "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.jsonl > out.jsonl"
             self._problem(line.number, Problem("not_utf8", bad, hint))
-            return False
-        self._check_record(line.number, text)
-        return True
+            self._stopped = True
+            return None
+        return self._check_record(line.number, text)
 
-    def _check_record(self, number: int, text: str) -> None:
+    def _check_record(self, number: int, text: str) -> Conversation | None:
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             invalid = f"invalid JSON: {exc.msg} at column {exc.colno}"
             self._problem(number, Problem("invalid_json", invalid, "write one complete JSON object per line"))
-            return
+            return None
         if not isinstance(record, dict):
             not_object = f"the line is a JSON {type(record).__name__}, not an object"
             self._problem(number, Problem("not_an_object", not_object, "write one JSON object per line"))
-            return
+            return None
         found = detect_format(record)
         if self.format is None:
             self.detected = found
@@ -197,22 +209,21 @@ class Reader:
         if expected is None:
             unknown = "the record has none of `turns`, `messages` or `conversations`"
             self._problem(number, Problem("missing_field", unknown, "use one of the formats " + ", ".join(FORMATS)))
-            return
+            return None
         if found is not None and found != expected:
             self._problem(number, _mismatch(found, expected, declared=self.declared is not None))
-            return
+            return None
         result = read_conversation(record, expected)
         if isinstance(result, list):
             for problem in result:
                 self._problem(number, problem)
-            return
+            return None
         if result.has_id and (first := self.seen_ids.first_use(result.key, number)) is not None:
             again = f"conversation_id {result.key!r} on line {number} was already used on line {first}"
             hint = "give every conversation its own conversation_id"
             self._problem(number, Problem("duplicate_conversation_id", again, hint))
-            return
-        self._pending.append((number, result))
-        self._pending_characters += sum(len(m.content) for m in result.messages)
+            return None
+        return result
 
 
 

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from services.common.errors import InvalidArgument
 from services.common.tiny_model import CHAT_TEMPLATE
 from services.common.splits import is_validation, validation_indices
-from services.dataset_svc.reading import SeenIds
+from services.dataset_svc.reading import BATCH_CHARACTERS, Reader, SeenIds, read_lines
 from services.dataset_svc.statistics import histogram, percentile
 from services.dataset_svc.validation import validate_dataset
 
@@ -401,3 +401,12 @@ def test_seen_ids_remember_first_lines_across_merges():
     # Ids merged into the sorted array long ago, and ones still waiting to be merged.
     assert [seen.first_use(f"id-{i}", 100 + i) for i in (0, 7, 13, 29, 28)] == [1, 8, 14, 30, 29]
     assert seen.first_use("id-30", 200) is None and seen.first_use("id-30", 201) == 200
+
+
+def test_a_batch_holds_its_character_budget_or_one_long_conversation(tokenizer):
+    # The tokenizer's memory grows with the characters it encodes at once.
+    long = "word " * (BATCH_CHARACTERS // 8)
+    records = [as_record("brightrun_lora_v4", [("user", "q"), ("assistant", long)], i) for i in range(3)] + [good(9)]
+    reader = Reader(None, tokenizer.get_chat_template(), dict(tokenizer.special_tokens_map))
+    batches = reader.batches(read_lines([jsonl(*records)], 8 << 20))
+    assert [[item.line for item in batch.rendered] for batch in batches if batch.rendered] == [[1], [2], [3, 4]]
