@@ -85,7 +85,12 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
 
     @rpc
     async def ConfirmUpload(self, request, context):
-        """Raises NotFound, or FailedPrecondition when the object is missing or its size differs."""
+        """Raises NotFound, or FailedPrecondition when the object is missing or its size differs.
+
+        A declared sha256 is checked by the validator, which hashes the object
+        in the same pass that validates it, not here: reading 500 MB twice, once
+        inside this call, would make confirming take as long as validating.
+        """
         row = await self._get(user_id(context), request.dataset_id)
         if row.status not in ("uploading", "error"):
             raise FailedPrecondition(f"Dataset is already {row.status}; confirm applies to an uploaded file")
