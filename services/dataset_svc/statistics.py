@@ -151,7 +151,9 @@ def count_tokens(rendered: list[Rendered], backend) -> list[Encoded]:
     ]
 
 
-def _render(conversation: Conversation, template: str, special_tokens: dict[str, str]) -> tuple[str, list[tuple[int, int]]]:
+def _render(
+    conversation: Conversation, template: str, special_tokens: dict[str, str]
+) -> tuple[str, list[tuple[int, int]]]:
     messages = [{"role": m.role, "content": m.content} for m in conversation.messages]
     marked = bool(_GENERATION_TAG.search(template))
     texts, generation = render_jinja_template(

@@ -188,7 +188,8 @@ def test_statistics_match_the_tokenizer_in_every_format(tokenizer, fmt):
 
 UNICODE_CONVERSATIONS = [
     [("user", "café? naïve résumé"), ("assistant", "🎉 oui — “quoted” 😀")],
-    [("system", "日本語で"), ("user", "こんにちは"), ("assistant", "はい、元気です🙂"), ("user", "ok"), ("assistant", "Ωmega ≠ alpha")],
+    [("system", "日本語で"), ("user", "こんにちは"), ("assistant", "はい、元気です🙂"),
+     ("user", "ok"), ("assistant", "Ωmega ≠ alpha")],
 ]
 
 
@@ -205,7 +206,8 @@ def trained_by_transformers(tokenizer, conversations) -> int:
 
 def test_trained_tokens_match_transformers_on_characters_split_into_byte_tokens(tokenizer):
     # Emoji and CJK become several byte-level tokens sharing one character's offsets.
-    report = check(jsonl(*(as_record("brightrun_lora_v4", t, i) for i, t in enumerate(UNICODE_CONVERSATIONS))), tokenizer)
+    records = (as_record("brightrun_lora_v4", turns, i) for i, turns in enumerate(UNICODE_CONVERSATIONS))
+    report = check(jsonl(*records), tokenizer)
     assert report.ok, report.errors
     assert report.statistics["trained_tokens"] == trained_by_transformers(tokenizer, UNICODE_CONVERSATIONS)
 
@@ -239,9 +241,11 @@ def test_a_tokenizer_that_drops_whitespace_and_spans_ending_inside_a_token(tiny_
         f"message['content'] + '{after_span}' }}}}{{% endgeneration %}}",
     )
     bpe = AutoTokenizer.from_pretrained(tiny_model)
-    bpe.chat_template = "{% for m in messages %}{{ m['role'] + ':' }}{% if m['role'] == 'assistant' %}" \
-        "{% generation %}{{ m['content'] }}{% endgeneration %}{% else %}{{ m['content'] }}{% endif %}" \
+    bpe.chat_template = (
+        "{% for m in messages %}{{ m['role'] + ':' }}{% if m['role'] == 'assistant' %}"
+        "{% generation %}{{ m['content'] }}{% endgeneration %}{% else %}{{ m['content'] }}{% endif %}"
         f"{{{{ '{after_span}' }}}}{{% endfor %}}"
+    )
     for tok in (whitespace, bpe):
         report = check(jsonl(*(as_record("openai_chat", t, i) for i, t in enumerate(CONVERSATIONS))), tok)
         assert report.ok, report.errors
@@ -365,7 +369,9 @@ def test_templates_without_generation_markers_and_refusing_templates(tiny_model)
 
 def test_a_template_that_drops_the_assistant_turns_trains_nothing(tiny_model):
     silent = AutoTokenizer.from_pretrained(tiny_model)
-    silent.chat_template = "{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}{% endif %}{% endfor %}"
+    silent.chat_template = (
+        "{% for m in messages %}{% if m['role'] != 'assistant' %}{{ m['content'] }}{% endif %}{% endfor %}"
+    )
     report = check(jsonl(good(0), good(1)), silent)
     assert [(e["line"], e["code"]) for e in report.errors] == [(1, "zero_trained_tokens"), (2, "zero_trained_tokens")]
     assert report.statistics["conversations"] == 0
