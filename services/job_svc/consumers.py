@@ -3,7 +3,8 @@ its states; ``artifact.created`` links the job to its artifact.
 
 Each handler claims the event id in the transaction that applies it, so a
 redelivery changes nothing; metric points are also unique per (job, step), so
-a replay by a resumed attempt never double-counts.
+a replay by a resumed attempt never double-counts. A validation result joins
+the point of the step it followed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from services.common import events
 from services.common.db import Database, claim_event
 from services.job_svc import lifecycle, store
 from services.job_svc.events import job_event
-from services.job_svc.messages import current_metrics
+from services.job_svc.messages import current_metrics, metric_point_message
 
 TRAINER_DURABLE = "job-trainer"
 ARTIFACTS_DURABLE = "job-artifacts"
@@ -58,14 +59,15 @@ class TrainerEvents:
         await store.update_job(conn, str(row.id), **fields)
 
     async def _metrics(self, conn, row, metrics: events_pb2.TrainerMetrics, now) -> None:
-        point = metrics.metric_point
-        if not await store.insert_metric_point(conn, point):
+        stored = await store.insert_metric_point(conn, metrics.metric_point)
+        if stored is None:
             return
+        point = metric_point_message(stored)
         if row.status in ("queued", "initializing"):
             row = await store.update_job(conn, str(row.id), status="running", current_stage="training",
                                          started_at=row.started_at or now)
             await events.add_to_outbox(conn, job_event("job.started", row))
-        if point.step <= row.current_step:
+        if point.step < row.current_step:
             return  # a late point of an earlier step: stored, but the job is already past it
         total = metrics.total_steps or row.total_steps
         rate = lifecycle.hourly_rate(row.gpu_config)

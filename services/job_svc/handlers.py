@@ -232,11 +232,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 event = await updates.get()
                 job = getattr(event, event.WhichOneof("payload")).job
                 # Events queued before the snapshot describe states it already shows.
-                if job.updated_at.ToDatetime(tzinfo=timezone.utc) > seen:
+                fresh = job.updated_at.ToDatetime(tzinfo=timezone.utc) > seen
+                if fresh:
                     seen = job.updated_at.ToDatetime(tzinfo=timezone.utc)
                     yield job_pb2.WatchJobResponse(job=job)
                 point = event.job_progressed.metric_point
-                if event.HasField("job_progressed") and point.step > last_step:
+                # A fresh point of the last step sent is that step's validation result.
+                if event.HasField("job_progressed") and (point.step > last_step or fresh and point.step == last_step):
                     last_step = point.step
                     yield job_pb2.WatchJobResponse(metric_point=point)
                 if STATUS_NAMES[job.status] in lifecycle.TERMINAL:

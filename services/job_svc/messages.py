@@ -13,7 +13,16 @@ STATUS = {
     "cancelled": job_pb2.JOB_STATUS_CANCELLED,
 }
 STATUS_NAMES = {value: key for key, value in STATUS.items()}
-_METRIC_FIELDS = ("validation_loss", "gradient_norm", "throughput", "gpu_utilization", "samples_per_second", "perplexity")
+# The MetricPoint fields that may be unset, each a nullable column of metric_points.
+METRIC_FIELDS = (
+    "validation_loss",
+    "gradient_norm",
+    "throughput",
+    "gpu_utilization",
+    "gpu_memory_gb",
+    "samples_per_second",
+    "perplexity",
+)
 
 
 def job_message(row) -> job_pb2.Job:
@@ -61,7 +70,7 @@ def metric_point_message(row) -> job_pb2.MetricPoint:
         learning_rate=row.learning_rate,
     )
     point.timestamp.FromDatetime(row.timestamp)
-    for field in _METRIC_FIELDS:
+    for field in METRIC_FIELDS:
         if getattr(row, field) is not None:
             setattr(point, field, getattr(row, field))
     return point
@@ -76,6 +85,7 @@ def current_metrics(point: job_pb2.MetricPoint) -> dict:
         ("throughput", "throughput"),
         ("samples_per_second", "samples_per_second"),
         ("gpu_utilization", "gpu_utilization"),
+        ("gpu_memory_gb", "gpu_memory_gb"),
         ("perplexity", "perplexity"),
     ):
         if point.HasField(source):

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
 from services.common.paging import Page
+from services.job_svc.messages import METRIC_FIELDS
 
 
 async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
@@ -60,15 +61,19 @@ async def update_job(conn: AsyncConnection, job_id: str, **fields) -> Row:
     return (await conn.execute(text(sql), {"id": job_id, **values})).one()
 
 
-async def insert_metric_point(conn: AsyncConnection, point: job_pb2.MetricPoint) -> bool:
-    """Store a point; False when the job already has one for this step (a replay)."""
-    optional = ("validation_loss", "gradient_norm", "throughput", "gpu_utilization", "samples_per_second", "perplexity")
+async def insert_metric_point(conn: AsyncConnection, point: job_pb2.MetricPoint) -> Row | None:
+    """Store a point, or add a validation result to the point its step already
+    has (validation runs after the step it follows); returns the step's point
+    as stored now. None when the point brings nothing new (a replay)."""
+    optional = METRIC_FIELDS
     values = {name: getattr(point, name) if point.HasField(name) else None for name in optional}
     result = await conn.execute(
         text(
             "INSERT INTO metric_points (job_id, step, epoch, timestamp, training_loss, learning_rate, "
             f"{', '.join(optional)}) VALUES (:job_id, :step, :epoch, :timestamp, :training_loss, :learning_rate, "
-            f"{', '.join(':' + n for n in optional)}) ON CONFLICT (job_id, step) DO NOTHING RETURNING step"
+            f"{', '.join(':' + n for n in optional)}) ON CONFLICT (job_id, step) DO UPDATE SET "
+            "validation_loss = EXCLUDED.validation_loss, perplexity = EXCLUDED.perplexity "
+            "WHERE metric_points.validation_loss IS NULL AND EXCLUDED.validation_loss IS NOT NULL RETURNING *"
         ),
         {
             "job_id": point.job_id,
@@ -80,7 +85,7 @@ async def insert_metric_point(conn: AsyncConnection, point: job_pb2.MetricPoint)
             **values,
         },
     )
-    return result.first() is not None
+    return result.first()
 
 
 async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, limit: int) -> list[Row]:

@@ -88,6 +88,19 @@ class Platform:
         pids.update({name: proc.pid for name, proc in self._children})
         return pids
 
+    def training_workers(self, job_id: str) -> list[int]:
+        """Pids of the training worker processes of a job, whichever agent started them."""
+        pids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile, or not a process
+                continue
+            # Each attempt's files lie under a directory named by the job.
+            if b"services.trainer_agent.worker" in command and any(job_id.encode() in arg for arg in command):
+                pids.append(int(proc.name))
+        return pids
+
     def _start_components(self, env: dict[str, str]) -> None:
         if "BRIGHTRUN_DATABASE_URL" not in env:
             pg = Postgres(self.home / "postgres")

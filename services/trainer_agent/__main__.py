@@ -3,6 +3,11 @@
 Hardware is advertised from the environment: BRIGHTRUN_AGENT_GPU_TYPE (a
 catalogue type such as H100; default CPU when no CUDA device is visible) and
 BRIGHTRUN_AGENT_GPU_COUNT (default: the visible CUDA devices, or 1).
+
+The stall watchdog kills an attempt whose worker reports no step for
+BRIGHTRUN_AGENT_STALL_SECONDS (default 600), or nothing at all for
+BRIGHTRUN_AGENT_STARTUP_SECONDS (default 1800) while it loads the base model;
+both must exceed the time between two metric points.
 """
 
 from __future__ import annotations
@@ -31,6 +36,25 @@ def _hardware() -> tuple[str, int]:
     return gpu_type, int(os.environ.get("BRIGHTRUN_AGENT_GPU_COUNT") or max(cuda, 1))
 
 
+def _watchdog_bounds() -> dict[str, float]:
+    """The stall watchdog's bounds; raises SystemExit naming every variable that is not a positive number."""
+    bounds, problems = {}, []
+    for name, variable, default in (
+        ("stall_seconds", "BRIGHTRUN_AGENT_STALL_SECONDS", 600.0),
+        ("startup_seconds", "BRIGHTRUN_AGENT_STARTUP_SECONDS", 1800.0),
+    ):
+        raw = os.environ.get(variable) or str(default)
+        try:
+            bounds[name] = float(raw)
+        except ValueError:
+            bounds[name] = 0.0
+        if not bounds[name] > 0:
+            problems.append(f"{variable}={raw!r}: must be a number of seconds above 0")
+    if problems:
+        raise SystemExit("; ".join(problems))
+    return bounds
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = read_settings()
@@ -43,6 +67,7 @@ def main() -> None:
         checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
         ack_wait_seconds=float(os.environ.get("BRIGHTRUN_AGENT_ACK_WAIT_SECONDS") or 30),
         heartbeat_seconds=float(os.environ.get("BRIGHTRUN_AGENT_HEARTBEAT_SECONDS") or 5),
+        **_watchdog_bounds(),
     )
 
     async def run() -> None:

@@ -6,6 +6,15 @@ assignment only when the work is done.
 While a worker runs, the assignment stays un-acked and the agent sends
 in-progress acks as its heartbeat: if the agent dies, JetStream redelivers the
 assignment after ``ack_wait`` to another agent.
+
+An attempt ends in one of four ways. Completed: the adapter is uploaded and
+the assignment acked. Cancelled: the worker is stopped (it checkpoints the
+step under way), the checkpoint uploaded and the assignment terminated, never
+to be redelivered. The agent shutting down: the same stop and upload, then a
+nak, so that another agent resumes at once from that checkpoint. Failed,
+stalled included: a worker that reports no step within ``stall_seconds`` is
+killed; the assignment is nak'ed while retries are left, terminated otherwise
+or when the error is the user's.
 """
 
 from __future__ import annotations
@@ -13,16 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
-import signal
+import os
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import json_format
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from brightrun.artifact.v1 import artifact_pb2
@@ -31,6 +39,7 @@ from brightrun.job.v1 import job_pb2
 from services.common import events
 from services.common.config import Settings
 from services.common.storage import ObjectStorage
+from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import download_latest_checkpoint, upload_checkpoint
 from services.trainer_agent.distributed import launch_command
 
@@ -49,6 +58,10 @@ class AgentSettings:
     max_deliver: int = 4
     # Steps between checkpoints uploaded to the object store; 0: none.
     checkpoint_steps: int = 50
+    # A worker that reports no step for this long is stalled: it is killed and the attempt retried.
+    stall_seconds: float = 600.0
+    # The same bound before its first report, which includes loading the base model.
+    startup_seconds: float = 1800.0
 
 
 def _event_id(*parts: object) -> str:
@@ -63,7 +76,7 @@ class TrainerAgent:
         self._agent = agent
         self._storage = ObjectStorage.from_settings(settings)
         self._cancelled: set[str] = set()
-        self._current: tuple[str, asyncio.subprocess.Process] | None = None
+        self._current: Attempt | None = None
 
     @property
     def subjects(self) -> list[str]:
@@ -73,7 +86,7 @@ class TrainerAgent:
     async def run(self, stop: asyncio.Event) -> None:
         """Take assignments until ``stop`` is set; the current one is finished or handed back."""
         nc, js = await events.connect(self._settings.nats_url, f"agent-{self._agent.agent_id}")
-        cancel_sub = await nc.subscribe("job.cancelled", cb=self._on_cancelled)
+        cancel_sub = await self._follow_cancellations(js)
         durable = f"agents-{self._agent.gpu_type}-{self._agent.gpu_count}"
         sub = await self._subscribe(js, durable)
         try:
@@ -105,12 +118,35 @@ class TrainerAgent:
             )
         return await js.pull_subscribe_bind(durable, stream="ASSIGN")
 
+    async def _follow_cancellations(self, js):
+        """Learn every job cancelled so far, then each as it is, before taking work.
+
+        From the stream's start: a job cancelled while queued, before this agent
+        started, must be terminated when its assignment comes, not trained.
+        """
+        try:
+            last = (await js.get_last_msg("JOBS", "job.cancelled")).seq
+        except NotFoundError:
+            last = 0
+        caught_up = asyncio.Event()
+
+        async def on_cancelled(msg) -> None:
+            await self._on_cancelled(msg)
+            if msg.metadata.sequence.stream >= last:
+                caught_up.set()
+
+        sub = await js.subscribe(
+            "job.cancelled", cb=on_cancelled, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        if last:
+            await caught_up.wait()
+        return sub
+
     async def _on_cancelled(self, msg) -> None:
         event = events_pb2.Event.FromString(msg.data)
         self._cancelled.add(event.subject_id)
-        if self._current and self._current[0] == event.subject_id:
-            with contextlib.suppress(ProcessLookupError):
-                self._current[1].send_signal(signal.SIGTERM)
+        if self._current and self._current.job_id == event.subject_id:
+            self._current.stop()
 
     async def _publish(self, js, event: events_pb2.Event) -> None:
         await events.publish(js, event.type, event.SerializeToString(), event.event_id)
@@ -143,29 +179,24 @@ class TrainerAgent:
                 ),
             ),
         )
+        self._current = current = Attempt(job_id)
         heartbeat = asyncio.create_task(self._heartbeat(msg))
+        shutdown = asyncio.create_task(stop_when_set(stop, current))
         try:
-            outcome = await self._train(js, assignment, attempt, workdir)
+            outcome = await self._train(js, assignment, attempt, workdir, current)
         finally:
             heartbeat.cancel()
+            shutdown.cancel()
+            self._current = None
         if outcome["type"] == "completed":
-            manifest = await asyncio.to_thread(self._upload, assignment, workdir / "adapter")
-            summary = outcome.get("summary", {})
-            completed = events_pb2.TrainerAttemptCompleted(job_id=job_id, attempt=attempt, manifest=manifest)
-            completed.summary.update(summary)
-            await self._publish(
-                js,
-                self._event(
-                    "trainer.attempt.completed",
-                    assignment,
-                    _event_id(job_id, attempt, "completed"),
-                    trainer_attempt_completed=completed,
-                ),
-            )
-            await msg.ack_sync()
+            await self._complete(js, msg, assignment, attempt, workdir, outcome)
             return
         cancelled = job_id in self._cancelled
-        retryable = bool(outcome.get("retryable")) and not cancelled and attempt < self._agent.max_deliver
+        handed_back = stop.is_set() and not cancelled
+        # A stop nobody here asked for ends the attempt like a crash: retried.
+        retryable = not cancelled and outcome.get("retryable", True) and attempt < self._agent.max_deliver
+        reason = _reason(outcome, handed_back)
+        log.info("job %s: attempt %d ended: %s", job_id, attempt, reason)
         await self._publish(
             js,
             self._event(
@@ -173,18 +204,30 @@ class TrainerAgent:
                 assignment,
                 _event_id(job_id, attempt, "failed"),
                 trainer_attempt_failed=events_pb2.TrainerAttemptFailed(
-                    job_id=job_id,
-                    attempt=attempt,
-                    reason=outcome.get("reason", "training failed"),
-                    retryable=retryable,
-                    cancelled=cancelled,
+                    job_id=job_id, attempt=attempt, reason=reason, retryable=retryable, cancelled=cancelled
                 ),
             ),
         )
         if retryable:
-            await msg.nak(delay=2.0)
+            # Handed back, the job goes to whichever agent asks next; a failure waits a little first.
+            await msg.nak(delay=0 if handed_back else 2.0)
         else:
             await msg.term()
+
+    async def _complete(self, js, msg, assignment, attempt: int, workdir: Path, outcome: dict) -> None:
+        manifest = await asyncio.to_thread(self._upload, assignment, workdir / "adapter")
+        completed = events_pb2.TrainerAttemptCompleted(job_id=assignment.job_id, attempt=attempt, manifest=manifest)
+        completed.summary.update(outcome.get("summary", {}))
+        await self._publish(
+            js,
+            self._event(
+                "trainer.attempt.completed",
+                assignment,
+                _event_id(assignment.job_id, attempt, "completed"),
+                trainer_attempt_completed=completed,
+            ),
+        )
+        await msg.ack_sync()
 
     async def _heartbeat(self, msg) -> None:
         while True:
@@ -192,8 +235,10 @@ class TrainerAgent:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def _train(self, js, assignment: job_pb2.TrainingAssignment, attempt: int, workdir: Path) -> dict:
-        """Run the worker process; returns its last outcome line (completed or failed)."""
+    async def _train(
+        self, js, assignment: job_pb2.TrainingAssignment, attempt: int, workdir: Path, current: Attempt
+    ) -> dict:
+        """Run the worker process; returns its last outcome line (completed, stopped or failed)."""
         dataset = workdir / "dataset.jsonl"
         try:
             await asyncio.to_thread(
@@ -208,7 +253,7 @@ class TrainerAgent:
         # a dead worker left on this disk may be ahead of what was reported.
         checkpoints = workdir / "checkpoints"
         try:
-            await asyncio.to_thread(
+            resumed = await asyncio.to_thread(
                 download_latest_checkpoint,
                 self._storage,
                 assignment.output_bucket,
@@ -217,6 +262,10 @@ class TrainerAgent:
             )
         except Exception as exc:
             return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
+        if resumed is not None:
+            log.info("job %s: attempt %d resumes from %s", assignment.job_id, attempt, resumed.name)
+        if current.stopping:  # cancelled or shut down while the files came
+            return {"type": "stopped", "step": None}
         worker_args = [
             "--assignment",
             str(spec),
@@ -228,53 +277,51 @@ class TrainerAgent:
             str(checkpoints),
             "--checkpoint-steps",
             str(self._agent.checkpoint_steps),
+            "--agent-pid",
+            str(os.getpid()),
         ]
         proc = await asyncio.create_subprocess_exec(
-            *_worker_command(assignment, worker_args), stdout=asyncio.subprocess.PIPE
+            *_worker_command(assignment, worker_args),
+            stdout=asyncio.subprocess.PIPE,
+            # Its own process group: a stalled attempt is killed whole (torchrun
+            # included; its ranks, in sessions of their own, die with it).
+            start_new_session=True,
         )
-        self._current = (assignment.job_id, proc)
+        worker = WorkerProcess(proc, self._agent.stall_seconds, self._agent.startup_seconds)
+        current.attach(worker)
         outcome: dict = {"type": "failed", "reason": "the training worker exited without a result", "retryable": True}
         try:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                line = json.loads(raw)
+            async for line in worker.lines():
                 if line["type"] == "metrics":
                     await self._publish_metrics(js, assignment, attempt, line)
                 elif line["type"] == "checkpoint":
                     await self._save_checkpoint(js, assignment, attempt, Path(line["path"]), line["step"])
                 else:
                     outcome = line
-            code = await proc.wait()
+        except WorkerStalled as exc:
+            log.warning("job %s: attempt %d %s; killing it", assignment.job_id, attempt, exc)
+            outcome = {"type": "failed", "reason": f"training {exc}", "retryable": True}
+            worker.kill()
+        except BaseException:
+            worker.kill()
+            raise
         finally:
-            self._current = None
+            code = await proc.wait()
+            worker.kill()  # whatever it left running in its group
         if code != 0 and outcome["type"] == "completed":
             outcome = {"type": "failed", "reason": f"the training worker exited with code {code}", "retryable": True}
         return outcome
 
     async def _publish_metrics(self, js, assignment, attempt: int, line: dict) -> None:
-        point = job_pb2.MetricPoint(job_id=assignment.job_id)
-        point.timestamp.GetCurrentTime()
-        for field in (
-            "epoch",
-            "step",
-            "training_loss",
-            "learning_rate",
-            "validation_loss",
-            "perplexity",
-            "samples_per_second",
-        ):
-            if line.get(field) is not None:
-                setattr(point, field, line[field])
-        if line.get("grad_norm") is not None:
-            point.gradient_norm = line["grad_norm"]
-        if line.get("tokens_per_second") is not None:
-            point.throughput = line["tokens_per_second"]
+        point = metric_point(assignment.job_id, line)
         await self._publish(
             js,
             self._event(
                 "trainer.metrics",
                 assignment,
-                _event_id(assignment.job_id, attempt, "metrics", point.step),
+                # One event per (job, attempt, step) and kind of point: a replayed publish
+                # is dropped by JetStream, and a resumed attempt's replay of a step by job_svc.
+                _event_id(assignment.job_id, attempt, "metrics", point.step, point.HasField("validation_loss")),
                 trainer_metrics=events_pb2.TrainerMetrics(
                     job_id=assignment.job_id, attempt=attempt, metric_point=point, total_steps=assignment.total_steps
                 ),
@@ -318,6 +365,17 @@ def _worker_command(assignment: job_pb2.TrainingAssignment, worker_args: list[st
     if assignment.gpu_config.count > 1:
         return launch_command(assignment.gpu_config.count, worker_args)
     return [sys.executable, "-m", "services.trainer_agent.worker", *worker_args]
+
+
+def _reason(outcome: dict, handed_back: bool) -> str:
+    """Why an attempt ended without an adapter, in the job's words."""
+    if outcome["type"] != "stopped":
+        return outcome.get("reason", "training failed")
+    step = outcome.get("step")
+    at = f" after step {step}" if step else ""
+    if handed_back:
+        return f"the agent running it shut down{at}; another agent resumes from its last checkpoint"
+    return f"training was stopped{at}"
 
 
 def _checkpoint_prefix(assignment: job_pb2.TrainingAssignment) -> str:

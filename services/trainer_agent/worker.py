@@ -2,9 +2,11 @@
 process so that the agent can stop it (SIGTERM: finish the step, then stop)
 and outlive it.
 
-It speaks to the agent on stdout, one JSON object a line: ``metrics`` lines
-while training, then one ``completed`` or ``failed`` line. Anything else a
-library prints goes to stderr.
+It speaks to the agent on stdout, one JSON object a line: ``metrics`` and
+``checkpoint`` lines while training, then one ``completed``, ``stopped`` or
+``failed`` line. Anything else a library prints goes to stderr. Stopped by
+SIGTERM, it finishes the step under way, writes a checkpoint of it (when
+checkpoints are on) and says so before ``stopped``.
 
 With ``--distributed`` it is one rank of a torchrun launch (see
 ``distributed.launch_command``); rank 0 alone speaks and writes the adapter.
@@ -13,6 +15,8 @@ With ``--distributed`` it is one rank of a torchrun launch (see
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import dataclasses
 import json
 import os
@@ -21,10 +25,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from services.trainer_agent.checkpoint import CheckpointError, latest_checkpoint
+import torch
+
+from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
 from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
+from services.trainer_agent.telemetry import default_gpu_reader, gpu_fields
 
 
 # Optional Hyperparameters fields, under their proto names, and how each reads
@@ -79,17 +86,60 @@ def _parallelism(distributed: bool, config: TrainingConfig) -> SingleProcess:
     return DeepSpeedRanks(config.zero_stage, local_rank=int(os.environ["LOCAL_RANK"]))
 
 
+def failure(exc: BaseException, *, setting_up: bool) -> dict:
+    """The ``failed`` line for an error that ended the attempt: a user's error
+    (bad configuration, a model that cannot be loaded or does not fit, a
+    checkpoint that cannot be continued) is not retried, since another attempt
+    would meet it again; anything else may pass. An OSError is the user's
+    only while ``setting_up`` (reading the model and data): later it is the
+    machine's, a full disk say."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        reason = f"the model does not fit in GPU memory with these settings (lower batch_size or max_seq_length): {exc}"
+        return {"type": "failed", "reason": reason, "retryable": False}
+    user_error = isinstance(exc, (ConfigError, TemplateError, CheckpointError, KeyError))
+    user_error = user_error or (setting_up and isinstance(exc, OSError))
+    return {"type": "failed", "reason": reason, "retryable": not user_error}
+
+
+def _die_with_parent(agent_pid: int | None) -> None:
+    # The worker runs in a process group of its own (the agent kills a stalled
+    # attempt by group; torchrun starts each rank in a session of its own).
+    # Were its parent killed outright, a worker left behind would hold the GPU
+    # against the attempt that replaces it.
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to ask for
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if agent_pid is not None and os.getppid() != agent_pid:  # the agent died before the line above ran
+        sys.exit(1)
+
+
+def _save_on_stop(recipe: LoRATrainingRecipe, checkpoint_dir: Path | None, resumed_at: int, emit) -> None:
+    """The checkpoint of the last completed step, written when training was
+    stopped early, so that a resumed run loses none of it."""
+    every = recipe.config.checkpoint_steps
+    # Decided alike on every rank, since writing a checkpoint is a collective:
+    # no step since the one resumed from, or the step's regular checkpoint, leaves nothing to add.
+    if checkpoint_dir is None or not every or recipe.global_step in (resumed_at, 0) or recipe.global_step % every == 0:
+        return
+    path = recipe.save_checkpoint(checkpoint_path(checkpoint_dir, recipe.global_step))
+    emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--assignment", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
-    # Checkpoints every --checkpoint-steps steps; a complete one already there is resumed from.
+    # Checkpoints every --checkpoint-steps steps and when stopped; a complete one already there is resumed from.
     parser.add_argument("--checkpoint-dir", type=Path)
     parser.add_argument("--checkpoint-steps", type=int, default=0)
     # One rank of a torchrun launch: torchrun's environment says which.
     parser.add_argument("--distributed", action="store_true")
+    # The agent's pid: the worker ends when that process does (a rank: when torchrun does).
+    parser.add_argument("--agent-pid", type=int)
     args = parser.parse_args()
+    _die_with_parent(None if args.distributed else args.agent_pid)
     channel = _protocol_channel()
     speaks = not args.distributed or os.environ.get("RANK") == "0"
 
@@ -99,16 +149,18 @@ def main() -> int:
 
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-    recipe = parallel = None
+    recipe = parallel = gpu = None
+    setting_up = True
     try:
         config = config_from_assignment(json.loads(args.assignment.read_text()))
         config = dataclasses.replace(config, checkpoint_steps=args.checkpoint_steps)
         parallel = _parallelism(args.distributed, config)
+        gpu = default_gpu_reader() if speaks else None  # after the rank has picked its device
         resume = args.checkpoint_dir is not None and latest_checkpoint(args.checkpoint_dir) is not None
         recipe = LoRATrainingRecipe(
             config,
             args.dataset,
-            on_metrics=lambda m: emit({"type": "metrics", **m}),
+            on_metrics=lambda m: emit({"type": "metrics", **m, **gpu_fields(gpu)}),
             # Every rank stops at the same step, or the others wait for it in a collective.
             should_stop=lambda: parallel.any_rank(stop["requested"]),
             checkpoint_dir=args.checkpoint_dir,
@@ -117,21 +169,18 @@ def main() -> int:
             on_checkpoint=lambda path: emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step}),
         )
         recipe.setup()
+        setting_up, resumed_at = False, recipe.global_step
         summary = recipe.train()
         if summary["stopped"]:
-            emit({"type": "failed", "reason": "training was stopped", "retryable": False})
+            _save_on_stop(recipe, args.checkpoint_dir, resumed_at, emit)
+            emit({"type": "stopped", "step": recipe.global_step})
             return 0
         recipe.save_adapter(args.output)
         emit({"type": "completed", "summary": {**summary, "chat_template": recipe.tokenizer.chat_template}})
         return 0
-    except (ConfigError, TemplateError, CheckpointError, KeyError, OSError) as exc:
-        # A bad configuration, a model that cannot be loaded, a checkpoint that
-        # cannot be continued (a retry would find it again): no retry.
-        emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": False})
-        return 1
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
-        emit({"type": "failed", "reason": f"{type(exc).__name__}: {exc}", "retryable": True})
+        emit(failure(exc, setting_up=setting_up))
         return 1
     finally:
         if recipe is not None:

@@ -5,19 +5,23 @@ CPU trainer agent and the gateway, each in its own process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import jwt
+import nats
 import pytest
 import torch
 
 from gateway.auth import mint_token
-from services.common.config import DEV_JWT_SECRET
+from services.common.config import DEV_JWT_SECRET, read_settings
+from services.common.storage import ObjectStorage
 from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
 
@@ -117,21 +121,79 @@ def test_another_users_resources_are_404(alice, bob, ready_dataset):
     assert bob.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB}).status_code == 404
 
 
-def test_cancel_stops_a_running_job_and_frees_the_agent(alice, ready_dataset):
+def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_assignment(
+    platform, alice, ready_dataset
+):
     dataset, _ = ready_dataset
     long_job = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "batch_size": 1, "epochs": 20}}
     job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})
+    points = []
     for name, data in job_events(alice, job["id"], timeout=120):
         if name == "metric":
-            break
+            points.append(data)
+            if len(points) == 4:
+                break
+    # Every field of a metric point reaches the browser, GPU ones unset on a CPU.
+    assert {"epoch", "step", "training_loss", "learning_rate", "gradient_norm", "throughput",
+            "samples_per_second", "gpu_utilization", "gpu_memory_gb"} <= set(points[-1])
+    assert points[-1]["gradient_norm"] > 0 and points[-1]["throughput"] > 0 and points[-1]["gpu_memory_gb"] is None
+    times = [datetime.fromisoformat(p["timestamp"]) for p in points]
+    step_seconds = max((later - earlier).total_seconds() for earlier, later in zip(times, times[1:]))
+    (worker,) = platform.training_workers(job["id"])
+
     cancelled = call(alice, "POST", f"/api/jobs/{job['id']}/cancel")["job"]
+    asked = time.monotonic()
     assert cancelled["status"] == "cancelled"
     assert alice.post(f"/api/jobs/{job['id']}/cancel").status_code == 400
-    # The agent stops within a step or two; the next test's job needs it free.
-    time.sleep(5)
+    wait_for(lambda: {"running": worker in platform.training_workers(job["id"])}, lambda w: not w["running"],
+             120, "the worker's exit")
+    stopped_in = time.monotonic() - asked
+    # The issue's bound is max(5 s, one step); the cancel's way through the outbox and
+    # NATS, the checkpoint and a machine shared with other tests get room on top.
+    assert stopped_in < 3 * max(5.0, step_seconds) + 10, (stopped_in, step_seconds)
+
     steps = [m["step"] for m in call(alice, "GET", f"/api/jobs/{job['id']}")["metrics"]]
     assert steps and max(steps) < cancelled["total_steps"]
+    # The step the worker stopped after is kept, complete: no step reported is lost.
+    storage = ObjectStorage.from_settings(read_settings(platform.env))
+    prefix = f"{job['user_id']}/{job['id']}/checkpoints/"
+    kept = wait_for(lambda: {"keys": storage.list_keys("lora-models", prefix)},
+                    lambda k: any(key.endswith("/manifest.json") for key in k["keys"]), 60, "the stop's checkpoint")
+    complete = [int(key[len(prefix):].split("/")[0].removeprefix("step-")) for key in kept["keys"]
+                if key.endswith("/manifest.json")]
+    assert max(complete) >= max(steps)
+    # Terminated, not merely left un-acked: JetStream holds nothing of it for another agent.
+    assert asyncio.run(_assignments_in_flight(platform.env["BRIGHTRUN_NATS_URL"])) == 0
     assert call(alice, "GET", f"/api/jobs/{job['id']}")["job"]["status"] == "cancelled"
+
+
+async def _assignments_in_flight(nats_url: str) -> int:
+    """Assignments the CPU agents' consumer has handed out or still holds, once the agent has settled."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        for _ in range(100):
+            info = await js.consumer_info("ASSIGN", "agents-CPU-1")
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        return info.num_ack_pending + info.num_pending
+    finally:
+        await nc.close()
+
+
+def test_a_model_that_cannot_be_loaded_fails_at_once_without_a_retry(platform, alice, ready_dataset):
+    dataset, _ = ready_dataset
+    missing = str(platform.home / "models" / "no-such-model")
+    broken = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": missing}}
+    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})
+    failed = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"],
+                      lambda j: j["status"] in ("completed", "failed"), 120, "the job's end")
+    assert failed["status"] == "failed"
+    assert failed["retry_count"] == 0
+    assert "no-such-model" in failed["error_message"]
+    log = (platform.home / "logs" / "trainer_agent.log").read_text()
+    assert f"job {job['id']}: attempt 2" not in log
 
 
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
@@ -162,6 +224,9 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     assert job["started_at"] and job["completed_at"]
     assert [m["step"] for m in detail["metrics"]] == list(range(1, 13))
     assert detail["metrics"][-1]["training_loss"] < detail["metrics"][0]["training_loss"]
+    # Each epoch's validation joins the point of its last step, in the history as on the stream.
+    validated = {m["step"]: m for m in detail["metrics"] if m["validation_loss"] is not None}
+    assert {6, 12} <= set(validated) and validated[12]["perplexity"] > 1
     assert bob.get(f"/api/jobs/{job['id']}").status_code == 404
 
     job = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"], lambda j: j["artifact_id"], 30, "artifact")

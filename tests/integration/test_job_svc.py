@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import uuid
 
 import grpc
@@ -89,8 +90,8 @@ async def _wait(stub, job_id: str, done, timeout: float = 20.0) -> job_pb2.Job:
     raise AssertionError(f"job never reached the expected state: {job}")
 
 
-def _point(job_id: str, step: int, loss: float) -> job_pb2.MetricPoint:
-    point = job_pb2.MetricPoint(job_id=job_id, step=step, epoch=1, training_loss=loss, learning_rate=1e-3)
+def _point(job_id: str, step: int, loss: float, **fields) -> job_pb2.MetricPoint:
+    point = job_pb2.MetricPoint(job_id=job_id, step=step, epoch=1, training_loss=loss, learning_rate=1e-3, **fields)
     point.timestamp.GetCurrentTime()
     return point
 
@@ -122,15 +123,25 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
                          trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10))
     await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     replayed = str(uuid.uuid4())
+    gpu = {"gpu_utilization": 97.0, "gpu_memory_gb": 41.5}
     for step in (1, 2):
-        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, step, 3.0 - step), total_steps=10)
+        point = _point(job.id, step, 3.0 - step, **(gpu if step == 2 else {}))
+        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=point, total_steps=10)
         await _trainer_event(js, job, "trainer.metrics", event_id=replayed if step == 1 else None, trainer_metrics=metrics)
     # A resumed attempt replays step 2 under a new event id: still one point per step.
     await _trainer_event(js, job, "trainer.metrics",
                          trainer_metrics=events_pb2.TrainerMetrics(job_id=job.id, attempt=2, metric_point=_point(job.id, 2, 9.9)))
     running = await _wait(stub, job.id, lambda j: j.current_step == 2)
+    # Validation after step 2 joins step 2's point, once: its replay by attempt 2 adds nothing.
+    for attempt, loss in ((1, 0.75), (2, 0.5)):
+        validated = _point(job.id, 2, 0.0, validation_loss=loss, perplexity=math.exp(loss))
+        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=validated)
+        await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    validated = await _wait(stub, job.id, lambda j: j.current_metrics.HasField("validation_loss"))
+    assert (validated.current_metrics.validation_loss, validated.current_metrics.training_loss) == (0.75, 1.0)
     assert running.status == job_pb2.JOB_STATUS_RUNNING and running.progress == 20.0
     assert running.current_metrics.training_loss == 1.0
+    assert (running.current_metrics.gpu_utilization, running.current_metrics.gpu_memory_gb) == (97.0, 41.5)
     manifest = artifact_pb2.AdapterManifest(bucket="lora-models", prefix="p/")
     await _trainer_event(js, job, "trainer.attempt.completed",
                          trainer_attempt_completed=events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1, manifest=manifest))
@@ -139,11 +150,17 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
 
     points = (await stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id), metadata=as_user(OWNER))).metric_points
     assert [(p.step, p.training_loss) for p in points] == [(1, 2.0), (2, 1.0)]
+    assert not points[0].HasField("validation_loss")
+    assert (points[1].validation_loss, points[1].perplexity) == (0.75, math.exp(0.75))
+    assert not points[0].HasField("gpu_memory_gb")
+    assert (points[1].gpu_utilization, points[1].gpu_memory_gb) == (97.0, 41.5)
     await asyncio.wait_for(watcher, 10)
     statuses = [u.job.status for u in watched if u.HasField("job")]
     assert statuses[0] == job_pb2.JOB_STATUS_QUEUED and statuses[-1] == job_pb2.JOB_STATUS_COMPLETED
     assert job_pb2.JOB_STATUS_RUNNING in statuses
-    assert [u.metric_point.step for u in watched if u.HasField("metric_point")] == [1, 2]
+    watched_points = [u.metric_point for u in watched if u.HasField("metric_point")]
+    assert [p.step for p in watched_points] == [1, 2, 2]
+    assert watched_points[-1].validation_loss == 0.75 and watched_points[-1].training_loss == 1.0
     # Each point comes with the job's progress, so a monitor page needs nothing else.
     assert 20.0 in [u.job.progress for u in watched if u.HasField("job")]
 

@@ -190,7 +190,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., preset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., gpu_config: _Optional[_Union[GpuConfig, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., current_stage: _Optional[str] = ..., progress: _Optional[float] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_cost: _Optional[float] = ..., estimated_total_cost: _Optional[float] = ..., final_cost: _Optional[float] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., artifact_id: _Optional[str] = ..., dataset_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MetricPoint(_message.Message):
-    __slots__ = ("job_id", "timestamp", "epoch", "step", "training_loss", "validation_loss", "learning_rate", "gradient_norm", "throughput", "gpu_utilization", "samples_per_second", "perplexity")
+    __slots__ = ("job_id", "timestamp", "epoch", "step", "training_loss", "validation_loss", "learning_rate", "gradient_norm", "throughput", "gpu_utilization", "samples_per_second", "perplexity", "gpu_memory_gb")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,7 @@ class MetricPoint(_message.Message):
     GPU_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     timestamp: _timestamp_pb2.Timestamp
     epoch: int
@@ -215,7 +216,8 @@ class MetricPoint(_message.Message):
     gpu_utilization: float
     samples_per_second: float
     perplexity: float
-    def __init__(self, job_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ..., training_loss: _Optional[float] = ..., validation_loss: _Optional[float] = ..., learning_rate: _Optional[float] = ..., gradient_norm: _Optional[float] = ..., throughput: _Optional[float] = ..., gpu_utilization: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., perplexity: _Optional[float] = ...) -> None: ...
+    gpu_memory_gb: float
+    def __init__(self, job_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ..., training_loss: _Optional[float] = ..., validation_loss: _Optional[float] = ..., learning_rate: _Optional[float] = ..., gradient_norm: _Optional[float] = ..., throughput: _Optional[float] = ..., gpu_utilization: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., perplexity: _Optional[float] = ..., gpu_memory_gb: _Optional[float] = ...) -> None: ...
 
 class CostBreakdown(_message.Message):
     __slots__ = ("compute", "storage")
