@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from services.trainer_agent.checkpoint import checkpoint_path, read_checkpoint
 from services.trainer_agent.distributed import batch_layout, deepspeed_config, launch_command
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
@@ -194,11 +195,11 @@ def test_the_adapter_saved_by_two_ranks_loads(two_ranks, tiny_model):
     torch.testing.assert_close(logits, torch.tensor(probe["last_logits_head"]))
 
 
-def _start_worker(tmp_path: Path, model: Path, data: Path, **hyperparameters) -> subprocess.Popen:
+def _start_worker(tmp_path: Path, model: Path, data: Path, *extra: str, **hyperparameters) -> subprocess.Popen:
     assignment = tmp_path / "assignment.json"
     hyperparameters = {"base_model": str(model), "batch_size": 2, **hyperparameters}
     assignment.write_text(json.dumps({"job_id": "job-1", "hyperparameters": hyperparameters}))
-    args = ["--assignment", str(assignment), "--dataset", str(data), "--output", str(tmp_path / "adapter")]
+    args = ["--assignment", str(assignment), "--dataset", str(data), "--output", str(tmp_path / "adapter"), *extra]
     return subprocess.Popen(launch_command(2, args), stdout=subprocess.PIPE, text=True)
 
 
@@ -259,12 +260,19 @@ def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more()
 @pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_every_rank_at_the_same_step(tiny_model, tmp_path):
     data = _conversations(tmp_path / "train.jsonl", 40)
-    worker = _start_worker(tmp_path, tiny_model, data, epochs=100)
+    checkpoints = ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-steps", "1000"]
+    worker = _start_worker(tmp_path, tiny_model, data, *checkpoints, epochs=100)
     assert json.loads(worker.stdout.readline())["type"] == "metrics"
 
     # What the agent does to cancel: torchrun passes the signal on to every rank.
     worker.send_signal(signal.SIGTERM)
     lines = [json.loads(line) for line in worker.stdout]
 
-    worker.wait(timeout=60)
-    assert lines[-1] == {"type": "failed", "reason": "training was stopped", "retryable": False}
+    worker.wait(timeout=60)  # torchrun itself exits 1 on a signal, whatever its ranks did
+    # Every rank took part in the stop's checkpoint (a gather) at the same step, rank 0 wrote it.
+    step = lines[-1]["step"]
+    assert lines[-2:] == [
+        {"type": "checkpoint", "path": str(checkpoint_path(tmp_path / "ckpt", step)), "step": step},
+        {"type": "stopped", "step": step},
+    ]
+    assert read_checkpoint(checkpoint_path(tmp_path / "ckpt", step))[1]["global_step"] == step
