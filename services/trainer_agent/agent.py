@@ -363,7 +363,7 @@ def _worker_command(assignment: job_pb2.TrainingAssignment, worker_args: list[st
     """One worker process, or one per GPU under torchrun: torchrun passes on a
     SIGTERM to every rank and fails as a whole when any rank fails."""
     if assignment.gpu_config.count > 1:
-        return launch_command(assignment.gpu_config.count, worker_args)
+        return launch_command(assignment.gpu_config.count, worker_args, agent_pid=os.getpid())
     return [sys.executable, "-m", "services.trainer_agent.worker", *worker_args]
 
 

@@ -30,17 +30,20 @@ from services.trainer_agent.training_config import ConfigError
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=10)
 
 
-def launch_command(world_size: int, worker_args: list[str]) -> list[str]:
+def launch_command(world_size: int, worker_args: list[str], agent_pid: int | None = None) -> list[str]:
     """The command that runs the training worker as ``world_size`` ranks on this node.
 
-    ``--standalone`` picks a free rendezvous port, so that jobs on one node do
-    not collide; ``--max-restarts=0`` lets a failed rank end the attempt, and
-    the agent's retry resumes it from the last checkpoint.
+    torchrun runs under ``launch``, which ends it when the agent ``agent_pid``
+    dies. ``--standalone`` picks a free rendezvous port, so that jobs on one
+    node do not collide; ``--max-restarts=0`` lets a failed rank end the
+    attempt, and the agent's retry resumes it from the last checkpoint.
     """
+    lifeline = ["--agent-pid", str(agent_pid)] if agent_pid is not None else []
     return [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "services.trainer_agent.launch",
+        *lifeline,
         "--standalone",
         f"--nproc-per-node={world_size}",
         "--max-restarts=0",

@@ -15,8 +15,6 @@ With ``--distributed`` it is one rank of a torchrun launch (see
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import dataclasses
 import json
 import os
@@ -30,6 +28,7 @@ import torch
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
 from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
+from services.trainer_agent.lifeline import die_with_parent
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 from services.trainer_agent.telemetry import default_gpu_reader, gpu_fields
 
@@ -102,18 +101,6 @@ def failure(exc: BaseException, *, setting_up: bool) -> dict:
     return {"type": "failed", "reason": reason, "retryable": not user_error}
 
 
-def _die_with_parent(agent_pid: int | None) -> None:
-    # The worker runs in a process group of its own (the agent kills a stalled
-    # attempt by group; torchrun starts each rank in a session of its own).
-    # Were its parent killed outright, a worker left behind would hold the GPU
-    # against the attempt that replaces it.
-    PR_SET_PDEATHSIG = 1
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to ask for
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if agent_pid is not None and os.getppid() != agent_pid:  # the agent died before the line above ran
-        sys.exit(1)
-
-
 def _save_on_stop(recipe: LoRATrainingRecipe, checkpoint_dir: Path | None, resumed_at: int, emit) -> None:
     """The checkpoint of the last completed step, written when training was
     stopped early, so that a resumed run loses none of it."""
@@ -139,7 +126,7 @@ def main() -> int:
     # The agent's pid: the worker ends when that process does (a rank: when torchrun does).
     parser.add_argument("--agent-pid", type=int)
     args = parser.parse_args()
-    _die_with_parent(None if args.distributed else args.agent_pid)
+    die_with_parent(None if args.distributed else args.agent_pid)
     channel = _protocol_channel()
     speaks = not args.distributed or os.environ.get("RANK") == "0"
 

@@ -4,12 +4,14 @@ train the same adapter as one process and that a dead rank fails the attempt."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,9 +77,9 @@ def test_zero_stage_is_2_or_3(stage):
 
 
 def test_the_launch_runs_one_worker_rank_per_gpu_and_fails_with_any_rank():
-    command = launch_command(4, ["--dataset", "d.jsonl"])
+    command = launch_command(4, ["--dataset", "d.jsonl"], agent_pid=42)
 
-    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert command[:5] == [sys.executable, "-m", "services.trainer_agent.launch", "--agent-pid", "42"]
     assert {"--standalone", "--nproc-per-node=4", "--max-restarts=0"} <= set(command)
     worker = command[command.index("-m", 3) :]
     assert worker == ["-m", "services.trainer_agent.worker", "--distributed", "--dataset", "d.jsonl"]
@@ -217,7 +219,7 @@ def test_the_worker_on_two_ranks_reports_each_step_once_and_saves_the_adapter(ti
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def _pid_of_rank(launcher: subprocess.Popen, rank: int) -> int:
+def _pid_of_rank(launcher: int, rank: int) -> int:
     """The pid of the launcher's child whose environment says RANK=<rank>."""
     for proc in Path("/proc").iterdir():
         try:
@@ -225,7 +227,7 @@ def _pid_of_rank(launcher: subprocess.Popen, rank: int) -> int:
             environment = (proc / "environ").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             continue
-        if parent == launcher.pid and f"RANK={rank}".encode() in environment:
+        if parent == launcher and f"RANK={rank}".encode() in environment:
             return int(proc.name)
     raise AssertionError(f"no rank {rank} under launcher {launcher.pid}")
 
@@ -236,7 +238,7 @@ def test_a_killed_rank_ends_the_attempt_with_a_retryable_failure(tiny_model, tmp
     worker = _start_worker(tmp_path, tiny_model, data, epochs=100)
     assert json.loads(worker.stdout.readline())["type"] == "metrics"
 
-    os.kill(_pid_of_rank(worker, 1), signal.SIGKILL)
+    os.kill(_pid_of_rank(worker.pid, 1), signal.SIGKILL)
     lines = [json.loads(line) for line in worker.stdout]
 
     # gloo sees the closed connection at once; far below the 10-minute process-group timeout.
@@ -254,7 +256,7 @@ def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more()
 
     args = ["--dataset", "d.jsonl"]
     assert _worker_command(on(1), args) == [sys.executable, "-m", "services.trainer_agent.worker", *args]
-    assert _worker_command(on(8), args) == launch_command(8, args)
+    assert _worker_command(on(8), args) == launch_command(8, args, agent_pid=os.getpid())
 
 
 @pytest.mark.slow
@@ -276,3 +278,53 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_the_same_step(tiny_model, t
         {"type": "stopped", "step": step},
     ]
     assert read_checkpoint(checkpoint_path(tmp_path / "ckpt", step))[1]["global_step"] == step
+
+
+@pytest.mark.slow
+def test_no_rank_outlives_an_agent_killed_outright(tiny_model, tmp_path):
+    data = _conversations(tmp_path / "train.jsonl", 40)
+    assignment = tmp_path / "assignment.json"
+    hyperparameters = {"base_model": str(tiny_model), "batch_size": 2, "epochs": 1000}
+    assignment.write_text(json.dumps({"job_id": "job-1", "hyperparameters": hyperparameters}))
+    args = ["--assignment", str(assignment), "--dataset", str(data), "--output", str(tmp_path / "adapter")]
+    lines = tmp_path / "lines.jsonl"
+    # A stand-in agent: starts the launch in a process group of its own, as the
+    # agent does, and says its pid. The lines go to a file, not a pipe, so that
+    # no write to a closed pipe ends the ranks after the agent dies: only the lifeline can.
+    agent_code = (
+        "import os, subprocess\n"
+        "from services.trainer_agent.distributed import launch_command\n"
+        f"command = launch_command(2, {args!r}, agent_pid=os.getpid())\n"
+        f"out = open({str(lines)!r}, 'w')\n"
+        "proc = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True)\n"
+        "print(proc.pid, flush=True)\n"
+        "proc.wait()\n"
+    )
+    agent = subprocess.Popen([sys.executable, "-c", agent_code], stdout=subprocess.PIPE, text=True)
+    launcher = int(agent.stdout.readline())
+    ranks = []
+    try:
+        deadline = time.monotonic() + 120
+        while '"metrics"' not in (lines.read_text() if lines.exists() else "") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ranks = [_pid_of_rank(launcher, rank) for rank in (0, 1)]
+
+        agent.kill()
+        agent.wait()
+
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in [launcher, *ranks]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in [launcher, *ranks])
+    finally:
+        for pid in [launcher, *ranks]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
