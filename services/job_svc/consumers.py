@@ -87,9 +87,12 @@ class TrainerEvents:
     async def _completed(self, conn, row, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
         rate = lifecycle.hourly_rate(row.gpu_config)
         cost = lifecycle.cost_so_far(row.started_at or now, now, rate)
+        # Early stopping ends a job before its planned last step: the job shows the step it reached.
+        summary = completed.summary
+        steps = int(summary["steps_completed"]) if "steps_completed" in summary else row.total_steps
         row = await store.update_job(
             conn, str(row.id), status="completed", current_stage="completed", progress=100.0,
-            current_step=row.total_steps, completed_at=now, started_at=row.started_at or now,
+            current_step=steps, completed_at=now, started_at=row.started_at or now,
             current_cost=cost, final_cost=cost, estimated_completion_at=now,
         )
         await events.add_to_outbox(

@@ -143,10 +143,13 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     assert running.current_metrics.training_loss == 1.0
     assert (running.current_metrics.gpu_utilization, running.current_metrics.gpu_memory_gb) == (97.0, 41.5)
     manifest = artifact_pb2.AdapterManifest(bucket="lora-models", prefix="p/")
-    await _trainer_event(js, job, "trainer.attempt.completed",
-                         trainer_attempt_completed=events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1, manifest=manifest))
+    completed = events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1, manifest=manifest)
+    completed.summary.update({"steps_completed": 2, "stopped_early": True})
+    await _trainer_event(js, job, "trainer.attempt.completed", trainer_attempt_completed=completed)
     done = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_COMPLETED)
     assert done.progress == 100 and done.HasField("completed_at") and done.final_cost == 0
+    # Stopped early at step 2 of 10: the job says so rather than claim all ten.
+    assert (done.current_step, done.total_steps) == (2, 10)
 
     points = (await stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id), metadata=as_user(OWNER))).metric_points
     assert [(p.step, p.training_loss) for p in points] == [(1, 2.0), (2, 1.0)]
