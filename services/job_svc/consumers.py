@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from google.protobuf import json_format
+
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 from services.common import events
@@ -54,6 +56,8 @@ class TrainerEvents:
             "retry_count": max(row.retry_count, started.attempt - 1),
             "total_steps": started.total_steps or row.total_steps,
         }
+        if started.HasField("batch_layout"):
+            fields["batch_layout"] = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
         if row.status == "queued":
             fields.update(status="initializing", current_stage="initializing")
         await store.update_job(conn, str(row.id), **fields)

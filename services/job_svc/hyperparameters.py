@@ -101,6 +101,11 @@ def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_
         gpu = GPU_TYPES["CPU"]
     elif not 1 <= gpu_count <= gpu.max_count:
         problems["gpu_config.count"] = [f"must be 1 to {gpu.max_count} for {gpu.type}"]
+    elif config["batch_size"] % gpu_count:
+        # Every GPU trains the same share of each step's examples.
+        problems.setdefault("hyperparameters.batch_size", []).append(
+            f"must be a multiple of the GPU count ({gpu_count}) to split evenly across the GPUs"
+        )
     options = {name: given[name] for name in TRAINER_DEFAULTED if given.get(name) is not None}
     _check_options(problems, options, config["warmup_steps"], gpu)
     field_errors(problems)

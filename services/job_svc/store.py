@@ -50,11 +50,15 @@ async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, pag
     return list(rows), total
 
 
+# Columns update_job writes as JSONB.
+_JSON_COLUMNS = frozenset({"current_metrics", "batch_layout"})
+
+
 async def update_job(conn: AsyncConnection, job_id: str, **fields) -> Row:
     assignments = ", ".join(
-        f"{name} = CAST(:{name} AS JSONB)" if name == "current_metrics" else f"{name} = :{name}" for name in fields
+        f"{name} = CAST(:{name} AS JSONB)" if name in _JSON_COLUMNS else f"{name} = :{name}" for name in fields
     )
-    values = {name: json.dumps(v) if name == "current_metrics" else v for name, v in fields.items()}
+    values = {name: json.dumps(v) if name in _JSON_COLUMNS else v for name, v in fields.items()}
     # clock_timestamp, not now(): two updates in one transaction get distinct, ordered times,
     # which WatchJob relies on to tell a stale event from a new state.
     sql = f"UPDATE jobs SET {assignments}, updated_at = clock_timestamp() WHERE id = :id RETURNING *"

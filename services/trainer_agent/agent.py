@@ -41,7 +41,8 @@ from services.common.config import Settings
 from services.common.storage import ObjectStorage
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import download_latest_checkpoint, upload_checkpoint
-from services.trainer_agent.distributed import launch_command
+from services.trainer_agent.distributed import batch_layout, launch_command
+from services.trainer_agent.training_config import ConfigError
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -175,7 +176,11 @@ class TrainerAgent:
                 assignment,
                 _event_id(job_id, attempt, "started"),
                 trainer_attempt_started=events_pb2.TrainerAttemptStarted(
-                    job_id=job_id, attempt=attempt, agent_id=self._agent.agent_id, total_steps=assignment.total_steps
+                    job_id=job_id,
+                    attempt=attempt,
+                    agent_id=self._agent.agent_id,
+                    total_steps=assignment.total_steps,
+                    batch_layout=_batch_layout(assignment),
                 ),
             ),
         )
@@ -365,6 +370,21 @@ def _worker_command(assignment: job_pb2.TrainingAssignment, worker_args: list[st
     if assignment.gpu_config.count > 1:
         return launch_command(assignment.gpu_config.count, worker_args, agent_pid=os.getpid())
     return [sys.executable, "-m", "services.trainer_agent.worker", *worker_args]
+
+
+def _batch_layout(assignment: job_pb2.TrainingAssignment) -> job_pb2.BatchLayout | None:
+    """How the worker splits the job's batch, recorded on the job: the
+    worker's own rule, with no micro-batch limit, as it runs. None for a batch
+    that cannot be split evenly (the worker refuses it)."""
+    try:
+        layout = batch_layout(assignment.hyperparameters.batch_size, None, max(assignment.gpu_config.count, 1))
+    except ConfigError:
+        return None
+    return job_pb2.BatchLayout(
+        micro_batch_size=layout.micro_batch_size,
+        gradient_accumulation_steps=layout.accumulation_steps,
+        world_size=layout.world_size,
+    )
 
 
 def _reason(outcome: dict, handed_back: bool) -> str:

@@ -119,9 +119,11 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     watcher = asyncio.create_task(watch())
     while not watched:  # the snapshot first, so that it shows the job still queued
         await asyncio.sleep(0.05)
-    await _trainer_event(js, job, "trainer.attempt.started",
-                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10))
-    await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
+    layout = job_pb2.BatchLayout(micro_batch_size=4, gradient_accumulation_steps=1, world_size=2)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10, batch_layout=layout)
+    await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    initializing = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
+    assert initializing.batch_layout == layout and not job.HasField("batch_layout")
     replayed = str(uuid.uuid4())
     gpu = {"gpu_utilization": 97.0, "gpu_memory_gb": 41.5}
     for step in (1, 2):
@@ -229,7 +231,13 @@ async def test_a_job_whose_agents_keep_dying_fails_with_a_reason(stub, js):
 
     job = (
         await stub.CreateJob(
-            job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="H100", count=3)}),
+            job_pb2.CreateJobRequest(
+                **{
+                    **REQUEST,
+                    "gpu_config": job_pb2.GpuConfig(type="H100", count=3),
+                    "hyperparameters": job_pb2.Hyperparameters(learning_rate=0.001, batch_size=6, epochs=2, rank=8),
+                }
+            ),
             metadata=as_user(OWNER),
         )
     ).job

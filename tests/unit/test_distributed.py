@@ -280,6 +280,23 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_the_same_step(tiny_model, t
     assert read_checkpoint(checkpoint_path(tmp_path / "ckpt", step))[1]["global_step"] == step
 
 
+def test_the_agent_records_the_batch_layout_the_worker_runs():
+    from brightrun.job.v1 import job_pb2
+    from services.trainer_agent.agent import _batch_layout
+
+    def layout(batch_size: int, gpus: int):
+        return _batch_layout(
+            job_pb2.TrainingAssignment(
+                hyperparameters=job_pb2.Hyperparameters(batch_size=batch_size),
+                gpu_config=job_pb2.GpuConfig(type="H100", count=gpus),
+            )
+        )
+
+    assert layout(16, 8) == job_pb2.BatchLayout(micro_batch_size=2, gradient_accumulation_steps=1, world_size=8)
+    assert layout(8, 1) == job_pb2.BatchLayout(micro_batch_size=8, gradient_accumulation_steps=1, world_size=1)
+    assert layout(6, 4) is None
+
+
 @pytest.mark.slow
 def test_no_rank_outlives_an_agent_killed_outright(tiny_model, tmp_path):
     data = _conversations(tmp_path / "train.jsonl", 40)

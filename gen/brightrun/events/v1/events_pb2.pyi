@@ -132,18 +132,20 @@ class JobCancelled(_message.Message):
     def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
 
 class TrainerAttemptStarted(_message.Message):
-    __slots__ = ("job_id", "attempt", "agent_id", "total_steps", "resumed_from_step")
+    __slots__ = ("job_id", "attempt", "agent_id", "total_steps", "resumed_from_step", "batch_layout")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FROM_STEP_FIELD_NUMBER: _ClassVar[int]
+    BATCH_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     agent_id: str
     total_steps: int
     resumed_from_step: int
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., total_steps: _Optional[int] = ..., resumed_from_step: _Optional[int] = ...) -> None: ...
+    batch_layout: _job_pb2.BatchLayout
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., total_steps: _Optional[int] = ..., resumed_from_step: _Optional[int] = ..., batch_layout: _Optional[_Union[_job_pb2.BatchLayout, _Mapping]] = ...) -> None: ...
 
 class TrainerMetrics(_message.Message):
     __slots__ = ("job_id", "attempt", "metric_point", "total_steps")

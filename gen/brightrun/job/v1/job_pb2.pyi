@@ -132,7 +132,7 @@ class TrainingMetrics(_message.Message):
     def __init__(self, training_loss: _Optional[float] = ..., validation_loss: _Optional[float] = ..., learning_rate: _Optional[float] = ..., grad_norm: _Optional[float] = ..., throughput: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., gpu_utilization: _Optional[float] = ..., gpu_memory_gb: _Optional[float] = ..., perplexity: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "user_id", "dataset_id", "preset_id", "hyperparameters", "gpu_config", "status", "current_stage", "progress", "current_epoch", "total_epochs", "current_step", "total_steps", "current_metrics", "queued_at", "started_at", "completed_at", "estimated_completion_at", "current_cost", "estimated_total_cost", "final_cost", "error_message", "retry_count", "artifact_id", "dataset_name", "created_at", "updated_at")
+    __slots__ = ("id", "user_id", "dataset_id", "preset_id", "hyperparameters", "gpu_config", "status", "current_stage", "progress", "current_epoch", "total_epochs", "current_step", "total_steps", "current_metrics", "queued_at", "started_at", "completed_at", "estimated_completion_at", "current_cost", "estimated_total_cost", "final_cost", "error_message", "retry_count", "artifact_id", "dataset_name", "created_at", "updated_at", "batch_layout")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class Job(_message.Message):
     DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     dataset_id: str
@@ -187,7 +188,18 @@ class Job(_message.Message):
     dataset_name: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., preset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., gpu_config: _Optional[_Union[GpuConfig, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., current_stage: _Optional[str] = ..., progress: _Optional[float] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_cost: _Optional[float] = ..., estimated_total_cost: _Optional[float] = ..., final_cost: _Optional[float] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., artifact_id: _Optional[str] = ..., dataset_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    batch_layout: BatchLayout
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., preset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., gpu_config: _Optional[_Union[GpuConfig, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., current_stage: _Optional[str] = ..., progress: _Optional[float] = ..., current_epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_cost: _Optional[float] = ..., estimated_total_cost: _Optional[float] = ..., final_cost: _Optional[float] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., artifact_id: _Optional[str] = ..., dataset_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., batch_layout: _Optional[_Union[BatchLayout, _Mapping]] = ...) -> None: ...
+
+class BatchLayout(_message.Message):
+    __slots__ = ("micro_batch_size", "gradient_accumulation_steps", "world_size")
+    MICRO_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    micro_batch_size: int
+    gradient_accumulation_steps: int
+    world_size: int
+    def __init__(self, micro_batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., world_size: _Optional[int] = ...) -> None: ...
 
 class MetricPoint(_message.Message):
     __slots__ = ("job_id", "timestamp", "epoch", "step", "training_loss", "validation_loss", "learning_rate", "gradient_norm", "throughput", "gpu_utilization", "samples_per_second", "perplexity", "gpu_memory_gb")
