@@ -21,6 +21,8 @@ from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
 DURABLE = "dataset-validator"
+# Validations of one upload that may die before a dataset is declared in error.
+MAX_VALIDATION_ATTEMPTS = 3
 
 
 class _HashingReader:
@@ -118,10 +120,21 @@ class DatasetValidator:
         uploaded = event.dataset_uploaded.dataset
         async with self._db.transaction() as conn:
             dataset = await store.get_dataset(conn, uploaded.user_id, uploaded.id)
-        if dataset is None or dataset.status != "validating":
+            attempt = await store.begin_validation(conn, uploaded.id) if dataset is not None else None
+        if attempt is None:
             return
         try:
-            outcome = await asyncio.to_thread(self._validate, dataset)
+            if attempt > MAX_VALIDATION_ATTEMPTS:
+                # The earlier passes died without a word (killed, out of memory): a
+                # fourth would too, and the dataset must not stay validating for ever.
+                outcome = _failed(dataset, _file_error(
+                    "validation_crashed",
+                    f"Validation stopped {attempt - 1} times before finishing this file (the validator was killed, "
+                    "most likely out of memory)",
+                    "Split the file or shorten its longest lines, upload it again, and report it if this repeats",
+                ))
+            else:
+                outcome = await asyncio.to_thread(self._validate, dataset)
         except Exception as exc:  # never leave a dataset stuck in validating
             log.exception("validation of dataset %s crashed", dataset.id)
             outcome = _failed(dataset, _file_error("validation_crashed", f"Validation stopped: {exc}",

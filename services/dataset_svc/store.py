@@ -51,13 +51,24 @@ async def list_datasets(
 
 
 async def set_status(conn: AsyncConnection, dataset_id: str, status: str, **fields) -> Row:
-    """Move a dataset to ``status``, resetting the previous validation outcome."""
+    """Move a dataset to ``status``, resetting the previous validation outcome and attempts."""
     assignments = ", ".join(f"{name} = :{name}" for name in fields)
     sql = (
         "UPDATE datasets SET status = :status, training_ready = FALSE, validation_errors = NULL, "
+        "validation_attempts = 0, "
         f"updated_at = now(){', ' + assignments if assignments else ''} WHERE id = :id RETURNING *"
     )
     return (await conn.execute(text(sql), {"id": dataset_id, "status": status, **fields})).one()
+
+
+async def begin_validation(conn: AsyncConnection, dataset_id: str) -> int | None:
+    """Count one more validation of a validating dataset; how many have begun
+    (this one included), or None when it is no longer validating."""
+    sql = (
+        "UPDATE datasets SET validation_attempts = validation_attempts + 1 "
+        "WHERE id = :id AND status = 'validating' RETURNING validation_attempts"
+    )
+    return (await conn.execute(text(sql), {"id": dataset_id})).scalar_one_or_none()
 
 
 async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dict) -> Row:

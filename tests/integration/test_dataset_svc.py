@@ -330,3 +330,38 @@ async def test_a_base_model_without_a_tokenizer_is_an_error_naming_it(stub, tmp_
     assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR and dataset.base_model == str(tmp_path)
     [error] = dataset.validation_errors
     assert (error.line, error.code) == (0, "base_model_unavailable") and str(tmp_path) in error.error
+
+
+async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_starts_afresh(stub, settings):
+    from sqlalchemy import text
+
+    from services.dataset_svc.consumers import MAX_VALIDATION_ATTEMPTS, DatasetValidator
+    from services.dataset_svc.handlers import uploaded_event
+
+    uid = str(uuid.uuid4())
+    dataset = await _upload(stub, uid, _jsonl(GOOD))
+    await _settled(stub, uid, dataset.id)
+    database = Database(settings.database_url, "dataset")
+    try:
+        # As the earlier passes leave it when each is killed mid-file: validating, attempts counted.
+        async with database.transaction() as conn:
+            await conn.execute(
+                text("UPDATE datasets SET status = 'validating', validation_attempts = :n WHERE id = :id"),
+                {"n": MAX_VALIDATION_ATTEMPTS, "id": dataset.id},
+            )
+            row = await store.get_dataset(conn, uid, dataset.id)
+        validator = DatasetValidator(database, ObjectStorage.from_settings(settings), max_line_bytes=MAX_LINE_BYTES)
+        await validator.handle(uploaded_event(row))
+    finally:
+        await database.close()
+
+    failed = await _settled(stub, uid, dataset.id)
+    assert failed.status == dataset_pb2.DATASET_STATUS_ERROR
+    [error] = failed.validation_errors
+    assert error.code == "validation_crashed" and f"stopped {MAX_VALIDATION_ATTEMPTS} times" in error.error
+
+    revalidated = await stub.RevalidateDataset(
+        dataset_pb2.RevalidateDatasetRequest(dataset_id=dataset.id), metadata=as_user(uid)
+    )
+    assert revalidated.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
+    assert (await _settled(stub, uid, dataset.id)).status == dataset_pb2.DATASET_STATUS_READY
