@@ -224,8 +224,11 @@ class LoRATrainingRecipe:
                     stopped = True
                     break
                 batch = [self.data.train[i] for i in permutation[first : first + cfg.batch_size]]
-                self._train_step(epoch, batch, window)
-                if self.epoch_batches_done == batches or (cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
+                step = self.global_step + 1
+                epoch_end = self.epoch_batches_done + 1 == batches
+                validating = epoch_end or bool(cfg.eval_steps and step % cfg.eval_steps == 0)
+                self._train_step(epoch, batch, window, point=validating)
+                if validating:
                     self._validate(epoch)
                 if cfg.checkpoint_steps and self.global_step % cfg.checkpoint_steps == 0:
                     self._on_checkpoint(self.save_checkpoint(checkpoint_path(self.checkpoint_dir, self.global_step)))
@@ -255,7 +258,7 @@ class LoRATrainingRecipe:
             "invalid_records": self.data.invalid,
         }
 
-    def _train_step(self, epoch: int, batch: list[TokenizedConversation], window: _Window) -> None:
+    def _train_step(self, epoch: int, batch: list[TokenizedConversation], window: _Window, *, point: bool) -> None:
         learning_rate = self.scheduler.get_last_lr()[0]
         loss, grad_norm = self._step(batch)
         self.global_step += 1
@@ -263,8 +266,10 @@ class LoRATrainingRecipe:
         self.last_loss = loss
         self.trained_tokens += sum(e.trained_tokens for e in batch)
         window.add(loss, sum(len(e.input_ids) for e in batch), len(batch))
-        # The last step always has its point, however the steps divide into log_every.
-        if self.global_step % self.log_every == 0 or self.global_step == self.total_steps:
+        # The last step always has its point, however the steps divide into
+        # log_every, and so does a validated one (``point``): its validation
+        # result joins that point, never standing alone on a loss chart.
+        if point or self.global_step % self.log_every == 0 or self.global_step == self.total_steps:
             self._on_metrics(
                 {
                     "epoch": epoch,

@@ -66,6 +66,15 @@ def test_validation_runs_every_eval_steps_and_at_each_epoch_end(tiny_model, dive
         assert point["perplexity"] == pytest.approx(math.exp(point["validation_loss"]))
 
 
+def test_a_validated_step_has_its_training_point_however_sparse_the_points(tiny_model, diverging):
+    _, points = _run(tiny_model, diverging, epochs=2, eval_steps=3, log_every=4)
+
+    trained = [p["step"] for p in points if "training_loss" in p]
+    validated = [step for step, _ in _validations(points)]
+    assert validated == [3, 5, 6, 9, 10]
+    assert trained == [3, 4, 5, 6, 8, 9, 10]
+
+
 @pytest.fixture(scope="module")
 def stopped_early(tiny_model, diverging):
     return _run(tiny_model, diverging, epochs=10, eval_steps=1, early_stopping_patience=2)
