@@ -6,9 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DS_BUILD_OPS
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY protos protos
-COPY gen gen
 COPY services services
 COPY gateway gateway
-RUN pip install .
+# gen/ is generated here, as by `make venv`: the first install brings
+# grpcio-tools, the second packages the generated contracts with the code.
+RUN pip install . && python protos/generate.py && pip install --no-deps --force-reinstall . && rm -rf gen build
 RUN useradd --uid 10001 --create-home brightrun && mkdir -p /var/lib/brightrun && chown brightrun /var/lib/brightrun
 USER brightrun

@@ -6,19 +6,25 @@ export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 
 .PHONY: venv protos test test-fast demo up clean
 
-# The venv is rebuilt when pyproject.toml changes. torch is pinned in
-# pyproject.toml to the CPU build that lies on these machines' disk.
+# The venv is rebuilt when pyproject.toml or a contract changes. torch is
+# pinned in pyproject.toml to the CPU build that lies on these machines' disk.
 # DS_BUILD_OPS=0: DeepSpeed installs without compiling its C++/CUDA ops.
-$(VENV)/.installed: pyproject.toml
+# gen/ is a build output, not tracked: the first install brings grpcio-tools,
+# the protos are generated, and a second, dependency-free install maps the
+# generated packages.
+$(VENV)/.installed: pyproject.toml $(shell find protos -name '*.proto')
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e '.[test]'
+	$(PY) protos/generate.py
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
 
 protos: venv
 	$(PY) protos/generate.py
+	$(PY) -m pip install --quiet --no-deps -e .
 
 test: venv
 	$(PY) -m pytest -ra

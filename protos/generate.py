@@ -1,6 +1,7 @@
 """Generate the Python gRPC code for every .proto under protos/ into gen/.
 
-Run: ``python protos/generate.py`` (``make protos``). The output tree mirrors the
+Run: ``python protos/generate.py`` (``make venv`` does, before it installs the
+project; gen/ is a build output and not tracked). The output tree mirrors the
 proto packages (``gen/brightrun/job/v1/job_pb2.py``) so generated modules import
 each other by package path. ``--check`` regenerates into a temporary directory
 and exits 1 when gen/ differs, which is what the staleness test runs.
@@ -9,6 +10,7 @@ and exits 1 when gen/ differs, which is what the staleness test runs.
 from __future__ import annotations
 
 import filecmp
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -58,6 +60,8 @@ def main() -> int:
             print("gen/ is stale; run `make protos`. Differs:", *diffs, sep="\n  ")
             return 1
         return 0
+    # From scratch: a module of a removed .proto must not linger.
+    shutil.rmtree(GEN, ignore_errors=True)
     generate(GEN)
     return 0
 
