@@ -8,7 +8,6 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from services.common.tiny_model import build_tiny_model
 from services.trainer_agent.conversations import (
     IGNORE_INDEX,
     InvalidRecordError,
@@ -26,15 +25,10 @@ CONVERSATION = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
-
-
 @pytest.fixture
-def tokenizer(model_dir):
+def tokenizer(tiny_model):
     # A fresh tokenizer per test: some tests change its chat template.
-    return AutoTokenizer.from_pretrained(model_dir)
+    return AutoTokenizer.from_pretrained(tiny_model)
 
 
 def _pieces_to_expected(tokenizer, pieces: list[tuple[str, bool]]) -> tuple[list[int], list[int]]:

@@ -10,7 +10,6 @@ import random
 import pytest
 import torch
 
-from services.common.tiny_model import build_tiny_model
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 from services.trainer_agent.schedule import lr_factor
 
@@ -18,11 +17,6 @@ WORDS = "the model data train learn loss token adapter rank hello world what how
 # The tiny model's output head is random and frozen, which caps how sure it can
 # become of any token; a LoRA on the head too lets the loss fall far enough to test.
 WITH_HEAD = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
 @pytest.fixture
@@ -40,18 +34,18 @@ def upper_casing(tmp_path):
     return path
 
 
-def _train(model_dir, data, **overrides) -> tuple[LoRATrainingRecipe, dict, list[dict]]:
+def _train(tiny_model, data, **overrides) -> tuple[LoRATrainingRecipe, dict, list[dict]]:
     points: list[dict] = []
     settings = {"learning_rate": 3e-3, "batch_size": 8, "dropout": 0.1, "target_modules": WITH_HEAD, "seed": 3}
-    config = TrainingConfig(base_model=str(model_dir), **settings | overrides)
+    config = TrainingConfig(base_model=str(tiny_model), **settings | overrides)
     recipe = LoRATrainingRecipe(config, data, on_metrics=points.append)
     recipe.setup()
     return recipe, recipe.train(), points
 
 
 @pytest.mark.slow
-def test_the_loss_falls_on_a_learnable_task(model_dir, upper_casing):
-    recipe, summary, points = _train(model_dir, upper_casing, epochs=25, warmup_steps=5, dropout=0.0)
+def test_the_loss_falls_on_a_learnable_task(tiny_model, upper_casing):
+    recipe, summary, points = _train(tiny_model, upper_casing, epochs=25, warmup_steps=5, dropout=0.0)
 
     steps = [p for p in points if "training_loss" in p]
     assert recipe.total_steps == math.ceil(60 / 8) * 25 == summary["steps_completed"] == len(steps)
@@ -72,29 +66,29 @@ def _losses(points: list[dict]) -> list[float]:
 
 
 @pytest.mark.slow
-def test_the_same_seed_gives_the_same_losses(model_dir, upper_casing):
-    _, first, first_points = _train(model_dir, upper_casing, dropout=0.1)
-    _, again, again_points = _train(model_dir, upper_casing, dropout=0.1)
+def test_the_same_seed_gives_the_same_losses(tiny_model, upper_casing):
+    _, first, first_points = _train(tiny_model, upper_casing, dropout=0.1)
+    _, again, again_points = _train(tiny_model, upper_casing, dropout=0.1)
 
     assert _losses(first_points) == _losses(again_points)
     assert first["final_loss"] == again["final_loss"]
 
 
 @pytest.mark.slow
-def test_micro_batches_accumulate_to_the_whole_batch(model_dir, upper_casing):
+def test_micro_batches_accumulate_to_the_whole_batch(tiny_model, upper_casing):
     # Without dropout, whose masks depend on the micro-batch shapes.
-    _, _, whole = _train(model_dir, upper_casing, dropout=0.0)
-    _, _, micro = _train(model_dir, upper_casing, dropout=0.0, micro_batch_size=3)
+    _, _, whole = _train(tiny_model, upper_casing, dropout=0.0)
+    _, _, micro = _train(tiny_model, upper_casing, dropout=0.0, micro_batch_size=3)
 
     torch.testing.assert_close(_losses(micro), _losses(whole), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
-def test_the_saved_adapter_reloads_with_the_trained_logits(model_dir, upper_casing, tmp_path):
+def test_the_saved_adapter_reloads_with_the_trained_logits(tiny_model, upper_casing, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    recipe, _, _ = _train(model_dir, upper_casing, target_modules=())
+    recipe, _, _ = _train(tiny_model, upper_casing, target_modules=())
     out = recipe.save_adapter(tmp_path / "adapter")
     probe = torch.tensor([recipe.data.train[0].input_ids])
     recipe.model.eval()
@@ -102,7 +96,7 @@ def test_the_saved_adapter_reloads_with_the_trained_logits(model_dir, upper_casi
         trained = recipe.model(input_ids=probe).logits
     recipe.cleanup()
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
     reloaded = PeftModel.from_pretrained(base, out).eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(input_ids=probe).logits, trained)
@@ -114,10 +108,10 @@ def test_the_saved_adapter_reloads_with_the_trained_logits(model_dir, upper_casi
     assert json.loads((out / "training_config.json").read_text())["seed"] == 3
 
 
-def test_should_stop_ends_training_cleanly_between_steps(model_dir, upper_casing):
+def test_should_stop_ends_training_cleanly_between_steps(tiny_model, upper_casing):
     asked, epochs_ended = [], []
     recipe = LoRATrainingRecipe(
-        TrainingConfig(base_model=str(model_dir), batch_size=8, epochs=2),
+        TrainingConfig(base_model=str(tiny_model), batch_size=8, epochs=2),
         upper_casing,
         should_stop=lambda: asked.append(1) or len(asked) > 10,
         on_epoch_end=epochs_ended.append,
@@ -174,8 +168,8 @@ def test_warmup_comes_in_steps_or_as_a_ratio_not_both():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal of a machine without CUDA")
-def test_nf4_quantization_and_fused_kernels_are_refused_without_cuda(model_dir, upper_casing):
-    config = TrainingConfig(base_model=str(model_dir), quantization="nf4", fused_kernels=True)
+def test_nf4_quantization_and_fused_kernels_are_refused_without_cuda(tiny_model, upper_casing):
+    config = TrainingConfig(base_model=str(tiny_model), quantization="nf4", fused_kernels=True)
     recipe = LoRATrainingRecipe(config, upper_casing)
 
     with pytest.raises(ConfigError) as caught:
@@ -187,8 +181,8 @@ def test_nf4_quantization_and_fused_kernels_are_refused_without_cuda(model_dir, 
     ]
 
 
-def test_the_learning_rate_follows_the_chosen_schedule(model_dir, upper_casing):
-    recipe, _, points = _train(model_dir, upper_casing, epochs=2, lr_scheduler="linear", warmup_ratio=0.25)
+def test_the_learning_rate_follows_the_chosen_schedule(tiny_model, upper_casing):
+    recipe, _, points = _train(tiny_model, upper_casing, epochs=2, lr_scheduler="linear", warmup_ratio=0.25)
 
     # 60 examples in batches of 8 over 2 epochs: 16 steps, the first 4 warming up.
     factors = [lr_factor(step, total_steps=16, warmup=4, kind="linear") for step in range(16)]
@@ -199,9 +193,9 @@ def test_the_learning_rate_follows_the_chosen_schedule(model_dir, upper_casing):
 
 
 @pytest.mark.slow
-def test_activation_checkpointing_trains_the_same_steps(model_dir, upper_casing):
-    plain, _, plain_points = _train(model_dir, upper_casing, gradient_checkpointing=False)
-    checkpointed, _, checkpointed_points = _train(model_dir, upper_casing, gradient_checkpointing=True)
+def test_activation_checkpointing_trains_the_same_steps(tiny_model, upper_casing):
+    plain, _, plain_points = _train(tiny_model, upper_casing, gradient_checkpointing=False)
+    checkpointed, _, checkpointed_points = _train(tiny_model, upper_casing, gradient_checkpointing=True)
 
     assert checkpointed.model.base_model.model.is_activation_checkpointing
     assert not plain.model.base_model.model.is_activation_checkpointing
@@ -218,9 +212,9 @@ def test_micro_batch_larger_than_the_batch_is_refused():
         TrainingConfig(base_model="m", batch_size=4, micro_batch_size=8)
 
 
-def test_a_metric_point_averages_the_steps_since_the_last_and_the_last_step_has_one(model_dir, upper_casing):
-    recipe, _, every_step = _train(model_dir, upper_casing, dropout=0.0)
-    _, _, every_third = _train(model_dir, upper_casing, dropout=0.0, log_every=3)
+def test_a_metric_point_averages_the_steps_since_the_last_and_the_last_step_has_one(tiny_model, upper_casing):
+    recipe, _, every_step = _train(tiny_model, upper_casing, dropout=0.0)
+    _, _, every_third = _train(tiny_model, upper_casing, dropout=0.0, log_every=3)
 
     assert recipe.log_every == 1  # unset: every step of a job this small
     steps = [p for p in every_step if "training_loss" in p]

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.common.tiny_model import build_tiny_model
 from services.trainer_agent.checkpoint import (
     MANIFEST,
     CheckpointError,
@@ -29,11 +28,6 @@ WORDS = "the model data train learn loss token adapter rank hello world what how
 # 40 training examples in batches of 4 over 2 epochs: 20 steps, 10 an epoch.
 # Dropout above 0, so that a resume that lost the random generators' state shows.
 SETTINGS = {"learning_rate": 3e-3, "batch_size": 4, "epochs": 2, "dropout": 0.1, "warmup_steps": 3, "seed": 5}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +45,11 @@ def dataset(tmp_path_factory):
     return path
 
 
-def _run(model_dir, data, *, stop_after: int | None = None, recipe_args=None, **overrides):
+def _run(tiny_model, data, *, stop_after: int | None = None, recipe_args=None, **overrides):
     """Set up and train; returns the recipe, its summary and its metric points."""
     points: list[dict] = []
     asked: list[int] = []
-    config = TrainingConfig(base_model=str(model_dir), **SETTINGS | overrides)
+    config = TrainingConfig(base_model=str(tiny_model), **SETTINGS | overrides)
     recipe = LoRATrainingRecipe(
         config,
         data,
@@ -73,18 +67,18 @@ def _adapter(recipe) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(model_dir, dataset):
-    recipe, summary, points = _run(model_dir, dataset)
+def uninterrupted(tiny_model, dataset):
+    recipe, summary, points = _run(tiny_model, dataset)
     adapter = _adapter(recipe)
     recipe.cleanup()
     return summary, points, adapter
 
 
 @pytest.fixture
-def one_checkpoint(model_dir, dataset, tmp_path):
+def one_checkpoint(tiny_model, dataset, tmp_path):
     """A checkpoint directory holding the checkpoint after step 2."""
     recipe, _, _ = _run(
-        model_dir, dataset, stop_after=2, checkpoint_steps=2, recipe_args={"checkpoint_dir": tmp_path / "ckpt"}
+        tiny_model, dataset, stop_after=2, checkpoint_steps=2, recipe_args={"checkpoint_dir": tmp_path / "ckpt"}
     )
     recipe.cleanup()
     return tmp_path / "ckpt"
@@ -99,12 +93,12 @@ def one_checkpoint(model_dir, dataset, tmp_path):
     ],
 )
 def test_a_resumed_run_trains_the_steps_of_the_uninterrupted_one(
-    model_dir, dataset, tmp_path, uninterrupted, every, stop_after, resumed_at
+    tiny_model, dataset, tmp_path, uninterrupted, every, stop_after, resumed_at
 ):
     whole_summary, whole_points, whole_adapter = uninterrupted
     saved: list = []
     stopped, first, _ = _run(
-        model_dir,
+        tiny_model,
         dataset,
         stop_after=stop_after,
         checkpoint_steps=every,
@@ -115,7 +109,7 @@ def test_a_resumed_run_trains_the_steps_of_the_uninterrupted_one(
     assert [path.name for path in saved] == [f"step-{s:08d}" for s in range(every, stop_after + 1, every)]
 
     # A new recipe, as a new worker process would build it, knowing only the directory.
-    resumed, summary, points = _run(model_dir, dataset, recipe_args={"resume_from": tmp_path / "ckpt"})
+    resumed, summary, points = _run(tiny_model, dataset, recipe_args={"resume_from": tmp_path / "ckpt"})
 
     expected = whole_points[-len(points) :]
     assert [p["step"] for p in points] == [p["step"] for p in expected]
@@ -131,38 +125,38 @@ def test_a_resumed_run_trains_the_steps_of_the_uninterrupted_one(
 
 
 @pytest.mark.slow
-def test_a_checkpoint_without_manifest_is_refused(model_dir, dataset, one_checkpoint):
+def test_a_checkpoint_without_manifest_is_refused(tiny_model, dataset, one_checkpoint):
     (checkpoint_path(one_checkpoint, 2) / MANIFEST).unlink()
 
     with pytest.raises(CheckpointError, match="no manifest.json"):
         read_checkpoint(checkpoint_path(one_checkpoint, 2))
     with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
-        _run(model_dir, dataset, recipe_args={"resume_from": one_checkpoint})
+        _run(tiny_model, dataset, recipe_args={"resume_from": one_checkpoint})
 
 
 @pytest.mark.slow
-def test_a_changed_checkpoint_file_is_refused(model_dir, dataset, one_checkpoint):
+def test_a_changed_checkpoint_file_is_refused(tiny_model, dataset, one_checkpoint):
     adapter = checkpoint_path(one_checkpoint, 2) / "adapter.safetensors"
     data = bytearray(adapter.read_bytes())
     data[-1] ^= 0xFF  # the last byte of the last tensor: same size, other weights
     adapter.write_bytes(bytes(data))
 
     with pytest.raises(CheckpointError, match="adapter.safetensors differs from its manifest"):
-        _run(model_dir, dataset, recipe_args={"resume_from": one_checkpoint})
+        _run(tiny_model, dataset, recipe_args={"resume_from": one_checkpoint})
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_other_settings_is_refused(model_dir, dataset, one_checkpoint):
+def test_a_checkpoint_of_other_settings_is_refused(tiny_model, dataset, one_checkpoint):
     with pytest.raises(CheckpointError, match="learning_rate, rank"):
-        _run(model_dir, dataset, learning_rate=1e-3, rank=8, recipe_args={"resume_from": one_checkpoint})
+        _run(tiny_model, dataset, learning_rate=1e-3, rank=8, recipe_args={"resume_from": one_checkpoint})
 
 
 @pytest.mark.slow
-def test_a_killed_worker_resumes_where_its_last_checkpoint_left_off(model_dir, dataset, tmp_path):
+def test_a_killed_worker_resumes_where_its_last_checkpoint_left_off(tiny_model, dataset, tmp_path):
     # 4 epochs, 40 steps: the kill, sent at step 9, lands long before the end.
     settings = SETTINGS | {"epochs": 4}
     assignment = tmp_path / "assignment.json"
-    assignment.write_text(json.dumps({"hyperparameters": {"base_model": str(model_dir), **settings}}))
+    assignment.write_text(json.dumps({"hyperparameters": {"base_model": str(tiny_model), **settings}}))
     command = [sys.executable, "-m", "services.trainer_agent.worker", "--assignment", str(assignment)]
     command += ["--dataset", str(dataset), "--output", str(tmp_path / "adapter")]
     command += ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-steps", "4"]
@@ -180,7 +174,7 @@ def test_a_killed_worker_resumes_where_its_last_checkpoint_left_off(model_dir, d
 
     finished = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
     lines = [json.loads(line) for line in finished.stdout.splitlines()]
-    _, reference, points = _run(model_dir, dataset, epochs=4)
+    _, reference, points = _run(tiny_model, dataset, epochs=4)
 
     assert lines[-1]["type"] == "completed", lines[-1]
     resumed = [line for line in lines if line["type"] == "metrics"]
