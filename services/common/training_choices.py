@@ -1,6 +1,6 @@
-"""The values a job's named training options may take, shared by job_svc
-(which refuses any other when the job is created) and the trainer (which
-refuses any other when a run is configured)."""
+"""A job's optional training options and the values they may take, shared by
+job_svc (which refuses any other when the job is created) and the trainer
+(which refuses any other when a run is configured)."""
 
 from __future__ import annotations
 
@@ -8,3 +8,19 @@ LR_SCHEDULERS = ("cosine", "linear")
 # "nf4": QLoRA, the frozen base model in 4-bit NormalFloat (bitsandbytes, CUDA only).
 QUANTIZATIONS = ("none", "nf4")
 ZERO_STAGES = (2, 3)
+
+# Optional Hyperparameters fields, under their proto names, and the type each
+# reads as from proto JSON. A job keeps them unset unless the user gave them:
+# the trainer then picks its default, which may depend on the machine
+# (gradient checkpointing on GPUs).
+TRAINER_OPTIONS = {
+    "packing": bool,
+    "gradient_checkpointing": bool,
+    "warmup_ratio": float,
+    "lr_scheduler": str,
+    "eval_steps": int,
+    "early_stopping_patience": int,
+    "quantization": str,
+    "zero_stage": int,
+    "fused_kernels": bool,
+}

@@ -6,23 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from services.common.errors import field_errors
-from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, ZERO_STAGES
+from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, TRAINER_OPTIONS, ZERO_STAGES
 from services.job_svc.catalogue import GPU_TYPES, PRESETS, GpuType
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
-# Options a job keeps unset unless the user gave them: the trainer then picks
-# its default, which may depend on the machine (gradient checkpointing on GPUs).
-TRAINER_DEFAULTED = (
-    "packing",
-    "gradient_checkpointing",
-    "warmup_ratio",
-    "lr_scheduler",
-    "eval_steps",
-    "early_stopping_patience",
-    "quantization",
-    "zero_stage",
-    "fused_kernels",
-)
 
 
 @dataclass(frozen=True)
@@ -41,7 +28,7 @@ class JobConfig:
     seed: int
     gpu: GpuType
     gpu_count: int
-    # None: unset, the trainer's default (see TRAINER_DEFAULTED).
+    # None: unset, the trainer's default (see TRAINER_OPTIONS).
     packing: bool | None = None
     gradient_checkpointing: bool | None = None
     warmup_ratio: float | None = None
@@ -106,7 +93,7 @@ def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_
         problems.setdefault("hyperparameters.batch_size", []).append(
             f"must be a multiple of the GPU count ({gpu_count}) to split evenly across the GPUs"
         )
-    options = {name: given[name] for name in TRAINER_DEFAULTED if given.get(name) is not None}
+    options = {name: given[name] for name in TRAINER_OPTIONS if given.get(name) is not None}
     _check_options(problems, options, config["warmup_steps"], gpu)
     field_errors(problems)
     return JobConfig(preset_id=preset.id, gpu=gpu, gpu_count=gpu_count, **config, **options)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from services.common.training_choices import TRAINER_OPTIONS
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
 from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
@@ -33,26 +34,11 @@ from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, Train
 from services.trainer_agent.telemetry import default_gpu_reader, gpu_fields
 
 
-# Optional Hyperparameters fields, under their proto names, and how each reads
-# from proto JSON. Present only when the user set them; absent, the recipe's default.
-_OPTIONS = {
-    "packing": bool,
-    "gradient_checkpointing": bool,
-    "warmup_ratio": float,
-    "lr_scheduler": str,
-    "eval_steps": int,
-    "early_stopping_patience": int,
-    "quantization": str,
-    "fused_kernels": bool,
-    "zero_stage": int,
-}
-
-
 def config_from_assignment(assignment: dict) -> TrainingConfig:
     """The recipe's configuration from a TrainingAssignment in proto JSON form."""
     hp = assignment.get("hyperparameters", {})
     rank = int(hp.get("rank", 16))
-    options = {name: read(hp[name]) for name, read in _OPTIONS.items() if name in hp}
+    options = {name: read(hp[name]) for name, read in TRAINER_OPTIONS.items() if name in hp}
     return TrainingConfig(
         base_model=hp["base_model"],
         learning_rate=float(hp.get("learning_rate", 2e-4)),
