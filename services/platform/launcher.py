@@ -88,6 +88,15 @@ class Platform:
         pids.update({name: proc.pid for name, proc in self._children})
         return pids
 
+    def component(self, name: str):
+        """The started component named ``postgres``, ``nats`` or ``objectstore``
+        (to stop and start it again in fault tests); raises KeyError when it was
+        configured from the environment instead."""
+        for component in self._components:
+            if type(component).__name__.lower() == name:
+                return component
+        raise KeyError(f"{name} was not started by this platform")
+
     def training_workers(self, job_id: str) -> list[int]:
         """Pids of the training worker processes of a job, whichever agent started them."""
         pids = []
