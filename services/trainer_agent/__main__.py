@@ -8,6 +8,10 @@ The stall watchdog kills an attempt whose worker reports no step for
 BRIGHTRUN_AGENT_STALL_SECONDS (default 600), or nothing at all for
 BRIGHTRUN_AGENT_STARTUP_SECONDS (default 1800) while it loads the base model;
 both must exceed the time between two metric points.
+
+While the object store is away, a dataset, checkpoint or adapter transfer is
+retried for BRIGHTRUN_AGENT_IO_RETRY_SECONDS (default 300) before the attempt
+is handed back; events wait in order while NATS is away, for as long as it takes.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ def _hardware() -> tuple[str, int]:
     return gpu_type, int(os.environ.get("BRIGHTRUN_AGENT_GPU_COUNT") or max(cuda, 1))
 
 
-def _watchdog_bounds() -> dict[str, float]:
-    """The stall watchdog's bounds; raises SystemExit naming every variable that is not a positive number."""
+def _time_bounds() -> dict[str, float]:
+    """The agent's time bounds (stall watchdog, object-store retries); raises SystemExit naming every variable that is not a positive number."""
     bounds, problems = {}, []
     for name, variable, default in (
         ("stall_seconds", "BRIGHTRUN_AGENT_STALL_SECONDS", 600.0),
         ("startup_seconds", "BRIGHTRUN_AGENT_STARTUP_SECONDS", 1800.0),
+        ("io_retry_seconds", "BRIGHTRUN_AGENT_IO_RETRY_SECONDS", 300.0),
     ):
         raw = os.environ.get(variable) or str(default)
         try:
@@ -67,7 +72,7 @@ def main() -> None:
         checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
         ack_wait_seconds=float(os.environ.get("BRIGHTRUN_AGENT_ACK_WAIT_SECONDS") or 30),
         heartbeat_seconds=float(os.environ.get("BRIGHTRUN_AGENT_HEARTBEAT_SECONDS") or 5),
-        **_watchdog_bounds(),
+        **_time_bounds(),
     )
 
     async def run() -> None:

@@ -15,6 +15,12 @@ nak, so that another agent resumes at once from that checkpoint. Failed,
 stalled included: a worker that reports no step within ``stall_seconds`` is
 killed; the assignment is nak'ed while retries are left, terminated otherwise
 or when the error is the user's.
+
+Outages do not stop an agent: events wait in order in an :class:`EventRelay`
+while NATS is away (the worker trains on), object-store calls are retried
+with backoff, and an attempt that cannot finish is handed back, never
+abandoned. An assignment that cannot be read (not a TrainingAssignment, or
+one without a job) is parked on the dead-letter stream, so it stops no agent.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -40,8 +47,9 @@ from services.common import events
 from services.common.config import Settings
 from services.common.storage import ObjectStorage
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
-from services.trainer_agent.checkpoint_store import download_latest_checkpoint, upload_checkpoint
+from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
 from services.trainer_agent.distributed import batch_layout, launch_command
+from services.trainer_agent.relay import EventRelay, backoff, retry_io
 from services.trainer_agent.training_config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,12 +71,18 @@ class AgentSettings:
     stall_seconds: float = 600.0
     # The same bound before its first report, which includes loading the base model.
     startup_seconds: float = 1800.0
+    # How long an object-store call (dataset, checkpoint, adapter) is retried before the attempt is handed back.
+    io_retry_seconds: float = 300.0
 
 
 def _event_id(*parts: object) -> str:
     # Deterministic ids: a replayed publish of the same fact carries the same
     # Nats-Msg-Id and JetStream drops it.
     return str(uuid.uuid5(uuid.NAMESPACE_URL, ":".join(str(p) for p in parts)))
+
+
+class UnreadableAssignment(Exception):
+    """An assignment message that no agent could ever train: parked, not retried."""
 
 
 class TrainerAgent:
@@ -78,46 +92,88 @@ class TrainerAgent:
         self._storage = ObjectStorage.from_settings(settings)
         self._cancelled: set[str] = set()
         self._current: Attempt | None = None
+        self._relay: EventRelay | None = None
 
     @property
     def subjects(self) -> list[str]:
         """Assignment subjects this agent can take: its GPU type, up to its GPU count."""
         return [f"assign.{self._agent.gpu_type}.{n}" for n in range(1, self._agent.gpu_count + 1)]
 
+    @property
+    def durable(self) -> str:
+        """The ASSIGN consumer agents of this hardware share."""
+        return f"agents-{self._agent.gpu_type}-{self._agent.gpu_count}"
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Take assignments until ``stop`` is set; the current one is finished or handed back."""
-        nc, js = await events.connect(self._settings.nats_url, f"agent-{self._agent.agent_id}")
-        cancel_sub = await self._follow_cancellations(js)
-        durable = f"agents-{self._agent.gpu_type}-{self._agent.gpu_count}"
-        sub = await self._subscribe(js, durable)
+        """Take assignments until ``stop`` is set; the current one is finished or handed back.
+
+        Waits for NATS at start and rides out its outages; no assignment,
+        however malformed, ends this loop.
+        """
+        connected = await self._until_done(stop, "connecting to NATS",
+                                           lambda: events.connect(self._settings.nats_url, f"agent-{self._agent.agent_id}"))
+        if connected is None:
+            return
+        nc, js = connected
+        self._relay = relay = EventRelay(js)
+        relay.start()
+        subscriptions = []
         try:
-            while not stop.is_set():
+            subscriptions = await self._until_done(stop, "subscribing", lambda: self._subscriptions(js)) or []
+            while subscriptions and not stop.is_set():
                 try:
-                    msgs = await sub.fetch(batch=1, timeout=1.0)
+                    msgs = await subscriptions[0].fetch(batch=1, timeout=1.0)
                 except TimeoutError:  # nats-py raises its own subclass or plain asyncio.TimeoutError
                     continue
+                except Exception as exc:  # NATS away: the assignments wait in their stream
+                    log.warning("could not fetch assignments (%s); retrying", exc)
+                    await _sleep_unless(stop, 1.0)
+                    continue
                 for msg in msgs:
-                    await self._handle(js, msg, stop)
+                    await self._handle_safely(js, msg, stop)
         finally:
-            await sub.unsubscribe()
-            await cancel_sub.unsubscribe()
+            await relay.stop(timeout=10.0)
+            for sub in subscriptions:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
             await nc.close()
 
-    async def _subscribe(self, js, durable: str):
+    async def _until_done(self, stop: asyncio.Event, what: str, call):
+        """``await call()`` until it succeeds, with backoff; None once ``stop`` is set first."""
+        tries = 0
+        while not stop.is_set():
+            try:
+                return await call()
+            except Exception as exc:
+                tries += 1
+                log.warning("%s failed (%s); retrying", what, exc)
+                await _sleep_unless(stop, backoff(tries))
+        return None
+
+    async def _subscriptions(self, js) -> list:
+        """The assignment subscription, after the cancellations learnt so far (see ``_follow_cancellations``)."""
+        cancellations = await self._follow_cancellations(js)
         try:
-            await js.consumer_info("ASSIGN", durable)
+            return [await self._subscribe(js), cancellations]
+        except BaseException:
+            await cancellations.unsubscribe()
+            raise
+
+    async def _subscribe(self, js):
+        try:
+            await js.consumer_info("ASSIGN", self.durable)
         except NotFoundError:
             await js.add_consumer(
                 "ASSIGN",
                 ConsumerConfig(
-                    durable_name=durable,
+                    durable_name=self.durable,
                     ack_policy=AckPolicy.EXPLICIT,
                     ack_wait=self._agent.ack_wait_seconds,
                     max_deliver=self._agent.max_deliver,
                     filter_subjects=self.subjects,
                 ),
             )
-        return await js.pull_subscribe_bind(durable, stream="ASSIGN")
+        return await js.pull_subscribe_bind(self.durable, stream="ASSIGN")
 
     async def _follow_cancellations(self, js):
         """Learn every job cancelled so far, then each as it is, before taking work.
@@ -132,7 +188,12 @@ class TrainerAgent:
         caught_up = asyncio.Event()
 
         async def on_cancelled(msg) -> None:
-            await self._on_cancelled(msg)
+            try:
+                self._on_cancelled(events_pb2.Event.FromString(msg.data))
+            except DecodeError:
+                # Another consumer of JOBS parks it; here it is only skipped, and
+                # must not keep this agent from catching up and taking work.
+                log.error("job.cancelled message %d is not an Event; skipped", msg.metadata.sequence.stream)
             if msg.metadata.sequence.stream >= last:
                 caught_up.set()
 
@@ -143,14 +204,15 @@ class TrainerAgent:
             await caught_up.wait()
         return sub
 
-    async def _on_cancelled(self, msg) -> None:
-        event = events_pb2.Event.FromString(msg.data)
+    def _on_cancelled(self, event: events_pb2.Event) -> None:
         self._cancelled.add(event.subject_id)
         if self._current and self._current.job_id == event.subject_id:
             self._current.stop()
 
-    async def _publish(self, js, event: events_pb2.Event) -> None:
-        await events.publish(js, event.type, event.SerializeToString(), event.event_id)
+    def _send(self, event: events_pb2.Event) -> int:
+        """Publish ``event`` after those sent before it, whenever NATS takes it; returns its relay mark."""
+        assert self._relay is not None, "events are sent only while the agent runs"
+        return self._relay.send(event)
 
     def _event(self, type_: str, assignment: job_pb2.TrainingAssignment, event_id: str, **payload):
         event = events.new_event(
@@ -159,18 +221,30 @@ class TrainerAgent:
         event.event_id = event_id
         return event
 
-    async def _handle(self, js, msg, stop: asyncio.Event) -> None:
-        assignment = job_pb2.TrainingAssignment.FromString(msg.data)
+    async def _handle_safely(self, js, msg, stop: asyncio.Event) -> None:
+        """Handle one assignment; whatever goes wrong with it, the agent goes on with the next."""
+        try:
+            assignment = read_assignment(msg.data)
+        except UnreadableAssignment as exc:
+            await events.dead_letter(js, msg, consumer=self.durable, reason=str(exc))
+            return
+        try:
+            await self._handle(msg, assignment, stop)
+        except Exception:
+            # Redelivered while deliveries are left; after that job_svc fails the job.
+            log.exception("job %s: the attempt broke in the agent; handing it back", assignment.job_id)
+            await self._settle(msg, "nak", delay=5.0)
+
+    async def _handle(self, msg, assignment: job_pb2.TrainingAssignment, stop: asyncio.Event) -> None:
         job_id = assignment.job_id
         attempt = msg.metadata.num_delivered
         if job_id in self._cancelled:
-            await msg.term()
+            await self._settle(msg, "term")
             return
         log.info("job %s: attempt %d on agent %s", job_id, attempt, self._agent.agent_id)
         workdir = self._agent.work_dir / job_id / f"attempt-{attempt}"
         workdir.mkdir(parents=True, exist_ok=True)
-        await self._publish(
-            js,
+        self._send(
             self._event(
                 "trainer.attempt.started",
                 assignment,
@@ -182,19 +256,32 @@ class TrainerAgent:
                     total_steps=assignment.total_steps,
                     batch_layout=_batch_layout(assignment),
                 ),
-            ),
+            )
         )
         self._current = current = Attempt(job_id)
+        uploads = CheckpointUploader(
+            self._storage, assignment.output_bucket, _checkpoint_prefix(assignment), self._relay,
+            on_uploaded=lambda step, prefix: self._checkpoint_saved(assignment, attempt, step, prefix),
+        )
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         shutdown = asyncio.create_task(stop_when_set(stop, current))
         try:
-            outcome = await self._train(js, assignment, attempt, workdir, current)
+            outcome = await self._train(assignment, attempt, workdir, current, uploads)
+            if outcome["type"] == "completed":
+                outcome = await self._complete(assignment, attempt, workdir, outcome)
+            if outcome["type"] == "completed":
+                await uploads.abandon()
+            elif not await uploads.finish(self._agent.io_retry_seconds):
+                log.error("job %s: the last checkpoint could not be uploaded; the next attempt resumes from an "
+                          "earlier one", job_id)
         finally:
             heartbeat.cancel()
             shutdown.cancel()
+            await uploads.abandon()
             self._current = None
         if outcome["type"] == "completed":
-            await self._complete(js, msg, assignment, attempt, workdir, outcome)
+            await self._relay.wait_published(outcome["mark"], self._agent.io_retry_seconds)
+            await self._settle(msg, "ack")
             return
         cancelled = job_id in self._cancelled
         handed_back = stop.is_set() and not cancelled
@@ -202,8 +289,7 @@ class TrainerAgent:
         retryable = not cancelled and outcome.get("retryable", True) and attempt < self._agent.max_deliver
         reason = _reason(outcome, handed_back)
         log.info("job %s: attempt %d ended: %s", job_id, attempt, reason)
-        await self._publish(
-            js,
+        mark = self._send(
             self._event(
                 "trainer.attempt.failed",
                 assignment,
@@ -211,28 +297,56 @@ class TrainerAgent:
                 trainer_attempt_failed=events_pb2.TrainerAttemptFailed(
                     job_id=job_id, attempt=attempt, reason=reason, retryable=retryable, cancelled=cancelled
                 ),
-            ),
+            )
         )
+        # Settled only once job_svc can know why: a redelivery must not overtake the failure.
+        await self._relay.wait_published(mark, self._agent.io_retry_seconds)
         if retryable:
             # Handed back, the job goes to whichever agent asks next; a failure waits a little first.
-            await msg.nak(delay=0 if handed_back else 2.0)
+            await self._settle(msg, "nak", delay=0 if handed_back else 2.0)
         else:
-            await msg.term()
+            await self._settle(msg, "term")
 
-    async def _complete(self, js, msg, assignment, attempt: int, workdir: Path, outcome: dict) -> None:
-        manifest = await asyncio.to_thread(self._upload, assignment, workdir / "adapter")
+    async def _complete(self, assignment, attempt: int, workdir: Path, outcome: dict) -> dict:
+        """Upload the adapter and report the completion; the outcome then carries the
+        completion's relay mark, or is a retryable failure when the store stayed away."""
+        try:
+            manifest = await retry_io(
+                lambda: self._upload(assignment, workdir / "adapter"),
+                f"job {assignment.job_id}: uploading the adapter",
+                deadline_s=self._agent.io_retry_seconds,
+            )
+        except Exception as exc:
+            return {"type": "failed", "reason": f"the adapter could not be uploaded: {exc}", "retryable": True}
         completed = events_pb2.TrainerAttemptCompleted(job_id=assignment.job_id, attempt=attempt, manifest=manifest)
         completed.summary.update(outcome.get("summary", {}))
-        await self._publish(
-            js,
+        mark = self._send(
             self._event(
                 "trainer.attempt.completed",
                 assignment,
                 _event_id(assignment.job_id, attempt, "completed"),
                 trainer_attempt_completed=completed,
-            ),
+            )
         )
-        await msg.ack_sync()
+        return {**outcome, "mark": mark}
+
+    async def _settle(self, msg, how: str, delay: float = 0.0) -> None:
+        """Ack, nak or term an assignment, retrying while NATS is away. Given up
+        after ``io_retry_seconds``: JetStream then redelivers it after ``ack_wait``,
+        and a redelivered settled job is skipped by job_svc's state machine."""
+        act = {"ack": msg.ack_sync, "term": msg.term, "nak": lambda: msg.nak(delay=delay)}[how]
+        deadline = asyncio.get_running_loop().time() + self._agent.io_retry_seconds
+        tries = 0
+        while True:
+            try:
+                await act()
+                return
+            except Exception as exc:
+                tries += 1
+                if asyncio.get_running_loop().time() > deadline:
+                    log.error("could not %s an assignment (%s); JetStream redelivers it", how, exc)
+                    return
+                await asyncio.sleep(backoff(tries))
 
     async def _heartbeat(self, msg) -> None:
         while True:
@@ -241,15 +355,18 @@ class TrainerAgent:
                 await msg.in_progress()
 
     async def _train(
-        self, js, assignment: job_pb2.TrainingAssignment, attempt: int, workdir: Path, current: Attempt
+        self, assignment: job_pb2.TrainingAssignment, attempt: int, workdir: Path, current: Attempt,
+        uploads: CheckpointUploader,
     ) -> dict:
         """Run the worker process; returns its last outcome line (completed, stopped or failed)."""
         dataset = workdir / "dataset.jsonl"
         try:
-            await asyncio.to_thread(
-                self._storage.download_file, assignment.dataset_bucket, assignment.dataset_path, dataset
+            await retry_io(
+                lambda: self._storage.download_file(assignment.dataset_bucket, assignment.dataset_path, dataset),
+                f"job {assignment.job_id}: downloading the dataset",
+                deadline_s=self._agent.io_retry_seconds,
             )
-        except Exception as exc:  # The object store is away: another attempt may succeed.
+        except Exception as exc:  # The object store stayed away: another attempt may succeed.
             return {"type": "failed", "reason": f"could not download the dataset: {exc}", "retryable": True}
         spec = workdir / "assignment.json"
         spec.write_text(json_format.MessageToJson(assignment, preserving_proto_field_name=True))
@@ -258,12 +375,12 @@ class TrainerAgent:
         # a dead worker left on this disk may be ahead of what was reported.
         checkpoints = workdir / "checkpoints"
         try:
-            resumed = await asyncio.to_thread(
-                download_latest_checkpoint,
-                self._storage,
-                assignment.output_bucket,
-                _checkpoint_prefix(assignment),
-                checkpoints,
+            resumed = await retry_io(
+                lambda: download_latest_checkpoint(
+                    self._storage, assignment.output_bucket, _checkpoint_prefix(assignment), checkpoints
+                ),
+                f"job {assignment.job_id}: fetching the last checkpoint",
+                deadline_s=self._agent.io_retry_seconds,
             )
         except Exception as exc:
             return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
@@ -298,9 +415,9 @@ class TrainerAgent:
         try:
             async for line in worker.lines():
                 if line["type"] == "metrics":
-                    await self._publish_metrics(js, assignment, attempt, line)
+                    self._send_metrics(assignment, attempt, line)
                 elif line["type"] == "checkpoint":
-                    await self._save_checkpoint(js, assignment, attempt, Path(line["path"]), line["step"])
+                    uploads.add(Path(line["path"]), line["step"])
                 else:
                     outcome = line
         except WorkerStalled as exc:
@@ -317,10 +434,9 @@ class TrainerAgent:
             outcome = {"type": "failed", "reason": f"the training worker exited with code {code}", "retryable": True}
         return outcome
 
-    async def _publish_metrics(self, js, assignment, attempt: int, line: dict) -> None:
+    def _send_metrics(self, assignment, attempt: int, line: dict) -> None:
         point = metric_point(assignment.job_id, line)
-        await self._publish(
-            js,
+        self._send(
             self._event(
                 "trainer.metrics",
                 assignment,
@@ -330,20 +446,11 @@ class TrainerAgent:
                 trainer_metrics=events_pb2.TrainerMetrics(
                     job_id=assignment.job_id, attempt=attempt, metric_point=point, total_steps=assignment.total_steps
                 ),
-            ),
+            )
         )
 
-    async def _save_checkpoint(self, js, assignment, attempt: int, path: Path, step: int) -> None:
-        """Upload a checkpoint (manifest last) and say so; a failed upload only costs resumability."""
-        try:
-            prefix = await asyncio.to_thread(
-                upload_checkpoint, self._storage, path, assignment.output_bucket, _checkpoint_prefix(assignment)
-            )
-        except Exception:
-            log.exception("job %s: checkpoint of step %d not uploaded", assignment.job_id, step)
-            return
-        await self._publish(
-            js,
+    def _checkpoint_saved(self, assignment, attempt: int, step: int, prefix: str) -> None:
+        self._send(
             self._event(
                 "trainer.checkpoint.saved",
                 assignment,
@@ -351,7 +458,7 @@ class TrainerAgent:
                 trainer_checkpoint_saved=events_pb2.TrainerCheckpointSaved(
                     job_id=assignment.job_id, attempt=attempt, step=step, prefix=prefix
                 ),
-            ),
+            )
         )
 
     def _upload(self, assignment: job_pb2.TrainingAssignment, adapter: Path) -> artifact_pb2.AdapterManifest:
@@ -362,6 +469,35 @@ class TrainerAgent:
             self._storage.upload_file(path, assignment.output_bucket, key)
             manifest.files.add(name=path.name, key=key, size_bytes=path.stat().st_size, sha256=_sha256(path))
         return manifest
+
+
+# What an assignment must name for any agent to train it.
+_REQUIRED = ("job_id", "user_id", "dataset_bucket", "dataset_path", "output_bucket")
+
+
+def read_assignment(data: bytes) -> job_pb2.TrainingAssignment:
+    """The TrainingAssignment in a message; raises UnreadableAssignment naming what is wrong."""
+    try:
+        assignment = job_pb2.TrainingAssignment.FromString(data)
+    except DecodeError as exc:
+        raise UnreadableAssignment(f"not a TrainingAssignment: {exc}") from None
+    missing = [name for name in _REQUIRED if not getattr(assignment, name)]
+    if not assignment.hyperparameters.base_model:
+        missing.append("hyperparameters.base_model")
+    if missing:
+        raise UnreadableAssignment(f"the assignment has no {', '.join(missing)}")
+    try:
+        canonical = str(uuid.UUID(assignment.job_id)) == assignment.job_id
+    except ValueError:
+        canonical = False
+    if not canonical:  # it names the attempt's directory: no path may hide in it
+        raise UnreadableAssignment(f"job_id {assignment.job_id!r} is not a UUID")
+    return assignment
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def _worker_command(assignment: job_pb2.TrainingAssignment, worker_args: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.trainer_agent.__main__ import _watchdog_bounds
+from services.trainer_agent.__main__ import _time_bounds
 from services.trainer_agent.attempt import WorkerProcess, WorkerStalled, metric_point
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, read_checkpoint
 from services.trainer_agent.recipe import ConfigError
@@ -174,16 +174,19 @@ def test_a_worker_that_finishes_in_time_is_not_stalled():
     assert lines == [{"type": "completed"}] and error is None and exit_code == 0
 
 
-def test_watchdog_bounds_come_from_the_environment_and_bad_ones_are_named(monkeypatch):
+def test_time_bounds_come_from_the_environment_and_bad_ones_are_named(monkeypatch):
     monkeypatch.delenv("BRIGHTRUN_AGENT_STALL_SECONDS", raising=False)
     monkeypatch.setenv("BRIGHTRUN_AGENT_STARTUP_SECONDS", "120")
-    assert _watchdog_bounds() == {"stall_seconds": 600.0, "startup_seconds": 120.0}
+    monkeypatch.delenv("BRIGHTRUN_AGENT_IO_RETRY_SECONDS", raising=False)
+    assert _time_bounds() == {"stall_seconds": 600.0, "startup_seconds": 120.0, "io_retry_seconds": 300.0}
     monkeypatch.setenv("BRIGHTRUN_AGENT_STALL_SECONDS", "soon")
     monkeypatch.setenv("BRIGHTRUN_AGENT_STARTUP_SECONDS", "-5")
+    monkeypatch.setenv("BRIGHTRUN_AGENT_IO_RETRY_SECONDS", "x")
     with pytest.raises(SystemExit) as info:
-        _watchdog_bounds()
+        _time_bounds()
     assert "BRIGHTRUN_AGENT_STALL_SECONDS='soon'" in str(info.value)
     assert "BRIGHTRUN_AGENT_STARTUP_SECONDS='-5'" in str(info.value)
+    assert "BRIGHTRUN_AGENT_IO_RETRY_SECONDS='x'" in str(info.value)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,131 @@
+"""The agent's way out, through outages: events published to NATS in the
+order they happened, and calls to the object store, each retried with backoff
+while training goes on.
+
+A NATS outage must not lose a metric point or reorder a job's facts (a
+completion ahead of its last steps), and must not stop the worker: events
+wait in order in memory and go out when NATS is back. Every event id is
+deterministic, so a publish that reached the stream before its answer was
+lost is dropped as a duplicate when sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from brightrun.events.v1 import events_pb2
+from services.common import events
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Backoff between tries while a dependency is away: from FIRST, doubling, at most MAX.
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 8.0
+
+
+def backoff(tries: int) -> float:
+    """Seconds to wait after ``tries`` failed tries."""
+    return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** max(tries - 1, 0))
+
+
+class EventRelay:
+    """Publishes events one at a time, oldest first, retrying each until NATS takes it.
+
+    ``send`` never blocks or fails; ``wait_published`` lets a caller hold a
+    step that must follow earlier events (a checkpoint upload, an ack).
+    """
+
+    def __init__(self, js):
+        self._js = js
+        self._queue: collections.deque[events_pb2.Event] = collections.deque()
+        self._sent = 0  # events handed to send()
+        self._published = 0  # of those, published, in order
+        self._queued = asyncio.Event()  # wakes the publishing task
+        self._changed = asyncio.Condition()  # wakes those waiting for a mark
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="agent-event-relay")
+
+    async def stop(self, timeout: float) -> bool:
+        """Publish what waits for at most ``timeout`` seconds, then stop; True when nothing was left."""
+        drained = await self.wait_published(self._sent, timeout)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if not drained:
+            log.error("%d events could not be published before the agent stopped", self._sent - self._published)
+        return drained
+
+    def send(self, event: events_pb2.Event) -> int:
+        """Queue ``event``; returns its mark for :meth:`wait_published`."""
+        self._queue.append(event)
+        self._sent += 1
+        self._queued.set()
+        return self._sent
+
+    @property
+    def mark(self) -> int:
+        """The mark of the newest event sent."""
+        return self._sent
+
+    @property
+    def waiting(self) -> int:
+        """Events queued and not yet published."""
+        return self._sent - self._published
+
+    async def wait_published(self, mark: int, timeout: float | None = None) -> bool:
+        """Wait until every event up to ``mark`` is published; False when ``timeout`` passed first."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._published >= mark), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def _run(self) -> None:
+        tries = 0
+        while True:
+            if not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            event = self._queue[0]
+            try:
+                await events.publish(self._js, event.type, event.SerializeToString(), event.event_id)
+            except Exception as exc:  # NATS away or reconnecting: the event waits, training goes on
+                tries += 1
+                if tries == 1:
+                    log.warning("publishing %s failed (%s); %d events wait, retrying", event.type, exc, self.waiting)
+                await asyncio.sleep(backoff(tries))
+                continue
+            if tries:
+                log.info("NATS is back after %d failed tries; publishing the %d waiting events", tries, self.waiting)
+            tries = 0
+            self._queue.popleft()
+            self._published += 1
+            async with self._changed:
+                self._changed.notify_all()
+
+
+async def retry_io(call: Callable[[], T], what: str, *, deadline_s: float) -> T:
+    """Run the blocking ``call`` in a thread, retrying with backoff for up to
+    ``deadline_s`` seconds (an object store restarting); raises the last error after that."""
+    give_up = time.monotonic() + deadline_s
+    tries = 0
+    while True:
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as exc:
+            tries += 1
+            if time.monotonic() + backoff(tries) > give_up:
+                raise
+            if tries == 1:
+                log.warning("%s failed (%s); retrying for up to %.0fs", what, exc, deadline_s)
+            await asyncio.sleep(backoff(tries))
