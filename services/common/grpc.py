@@ -82,23 +82,28 @@ async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
     await context.abort(code, exc.message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
 
 
-# What the caller of a handler that met an outage reads; the cause goes to this service's log.
+# What a caller reads when a handler met an outage or a bug; the cause goes to this service's log only.
 UNAVAILABLE_MESSAGE = "A dependency of this service (database or another service) is unreachable; retry shortly"
+INTERNAL_MESSAGE = "The service failed unexpectedly; it has been logged"
 
 
-async def _abort_unavailable(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    log.warning("answering UNAVAILABLE: %s: %s", type(exc).__name__, exc)
-    details = json.dumps({"reason": "unavailable", "details": None})
-    await context.abort(
-        grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, trailing_metadata=((ERROR_DETAILS_KEY, details),)
-    )
+async def _abort_unexpected(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc  # a handler's own abort, already answered
+    if is_outage(exc):
+        log.warning("answering UNAVAILABLE: %s: %s", type(exc).__name__, exc)
+        code, message, reason = grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, "unavailable"
+    else:
+        # grpc's own answer would be UNKNOWN with the exception's text, SQL and parameters included.
+        log.error("answering INTERNAL", exc_info=exc)
+        code, message, reason = grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, "internal"
+    details = json.dumps({"reason": reason, "details": None})
+    await context.abort(code, message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
 
 
 def rpc(method: Callable) -> Callable:
-    """Wrap a unary handler: a DomainError becomes its status code, an outage UNAVAILABLE.
-
-    Any other exception is left to grpc, which answers UNKNOWN.
-    """
+    """Wrap a unary handler: a DomainError becomes its status code, an outage
+    UNAVAILABLE, any other exception INTERNAL with a message that hides it."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
@@ -107,9 +112,7 @@ def rpc(method: Callable) -> Callable:
         except DomainError as exc:
             await _abort(context, exc)
         except Exception as exc:
-            if not is_outage(exc):
-                raise
-            await _abort_unavailable(context, exc)
+            await _abort_unexpected(context, exc)
 
     return wrapper
 
@@ -125,9 +128,7 @@ def stream_rpc(method: Callable) -> Callable:
         except DomainError as exc:
             await _abort(context, exc)
         except Exception as exc:
-            if not is_outage(exc):
-                raise
-            await _abort_unavailable(context, exc)
+            await _abort_unexpected(context, exc)
 
     return wrapper
 

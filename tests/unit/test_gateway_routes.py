@@ -418,3 +418,14 @@ async def test_hostile_query_parameters_and_headers_are_400_naming_them(client, 
 async def test_a_malformed_idempotency_key_is_400_naming_the_header(client, key):
     reply = await client.post("/api/jobs", json=JOB, headers={**_auth(str(uuid.uuid4())), "Idempotency-Key": key})
     assert list(_assert_spec_4xx(reply)["details"]) == ["Idempotency-Key"]
+
+
+async def test_a_grpc_caller_of_a_buggy_handler_gets_internal_without_its_text(services):
+    address, _ = services
+    async with grpc.aio.insecure_channel(address) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await dataset_pb2_grpc.DatasetServiceStub(ch).ConfirmUpload(
+                dataset_pb2.ConfirmUploadRequest(dataset_id=KNOWN_DATASET), metadata=(("x-user-id", "u"),)
+            )
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert "bug" not in info.value.details() and "KeyError" not in info.value.details()
