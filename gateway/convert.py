@@ -190,6 +190,15 @@ def _fill(message: Message, data: Mapping, prefix: str, problems: dict[str, list
                 setattr(message, key, converted)
 
 
+def _is_utf8(text: str) -> bool:
+    # JSON may escape a lone surrogate ("\ud800"), which protobuf cannot encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str, list[str]]) -> object:
     """The value converted for ``field``, or None after recording why it is wrong."""
     if field.type == FieldDescriptor.TYPE_STRING:
@@ -198,6 +207,8 @@ def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str
         elif "\x00" in value:
             # PostgreSQL cannot store NUL in text or JSONB.
             problem = "Must not contain NUL characters"
+        elif not _is_utf8(value):
+            problem = "Must be valid Unicode text: a \\ud800-\\udfff escape must be half of a surrogate pair"
         else:
             return value
     elif field.type == FieldDescriptor.TYPE_BOOL:

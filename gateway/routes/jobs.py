@@ -67,11 +67,12 @@ async def create_job(request: Request):
 
 
 def _idempotency_key(request: Request, request_id: str) -> str:
-    key = request.headers.get("idempotency-key", request_id)
-    # The header is named rather than leaving the service to name its request_id field.
+    """The header's key, else the body's request_id; raises HttpError 400 naming whichever was sent."""
+    header = request.headers.get("idempotency-key")
+    key, field = (request_id, "request_id") if header is None else (header, "Idempotency-Key")
     if len(key) > MAX_REQUEST_ID_LENGTH or has_control_characters(key):
         problem = f"Must be at most {MAX_REQUEST_ID_LENGTH} characters and hold no control characters; use a UUID"
-        raise validation_error({"Idempotency-Key": [problem]})
+        raise validation_error({field: [problem]})
     return key
 
 

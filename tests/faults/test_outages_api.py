@@ -10,6 +10,7 @@ answers with the first job.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -103,6 +104,8 @@ HOSTILE = [
     ("NUL in a dataset name", "POST", "/api/datasets", {"json": {**DATASET, "name": "chats\x00"}}, 400, "name"),
     ("a line break in a dataset name", "POST", "/api/datasets", {"json": {**DATASET, "name": "two\nlines"}}, 400,
      "name"),
+    ("a lone surrogate in a dataset name", "POST", "/api/datasets",
+     {"content": json.dumps({**DATASET, "name": "a\ud800"}).encode()}, 400, "name"),
     ("NUL in a description", "POST", "/api/datasets", {"json": {**DATASET, "description": "\x00"}}, 400,
      "description"),
     ("NUL in a base model", "POST", "/api/jobs",

@@ -151,8 +151,11 @@ def test_hostile_json_is_400_not_a_crash(raw, fragment):
 
 
 def test_nul_in_a_string_and_infinite_floats_are_named():
-    body = {"name": "a\x00b", "file_size": 10}
-    assert _problems(body, dataset_pb2.CreateDatasetRequest) == {"name": ["Must not contain NUL characters"]}
+    body = {"name": "a\x00b", "file_size": 10, "file_name": "lone \udc00 surrogate"}
+    assert _problems(body, dataset_pb2.CreateDatasetRequest) == {
+        "name": ["Must not contain NUL characters"],
+        "file_name": ["Must be valid Unicode text: a \\ud800-\\udfff escape must be half of a surrogate pair"],
+    }
     hyperparameters = {"learning_rate": float("inf"), "alpha": 10**400}
     assert _problems({"hyperparameters": hyperparameters}) == {
         "hyperparameters.learning_rate": ["Must be a finite number"],
