@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.errors import EXCEPTION_HANDLERS
+from gateway.guards import RequestGuard
 from gateway.http import Stubs
 from gateway.routes import billing, datasets, job_events, jobs, models
 from services.common.config import Settings
@@ -74,6 +76,11 @@ def create_app(
         *models.ROUTES,
         *billing.ROUTES,
     ]
-    app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes)],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     return app

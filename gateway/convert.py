@@ -88,6 +88,21 @@ def _single_to_json(field: FieldDescriptor, value: object) -> object:
     return value
 
 
+# Longer than any field's range (uint64 has 20 digits); Python would refuse past 4300 anyway.
+_MAX_INT_DIGITS = 30
+
+
+def _reject_constant(name: str) -> None:
+    # Python's json reads NaN and Infinity, which are not JSON and which no field accepts.
+    raise ValueError(f"{name} is not a JSON number; send a finite number")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"a number has more than {_MAX_INT_DIGITS} digits; no field takes one that large")
+    return int(text)
+
+
 def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
     """A request body as a dict; raises HttpError 400 for invalid JSON or a non-object.
 
@@ -98,9 +113,12 @@ def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
             return {}
         raise HttpError(400, "Invalid JSON", "Request body is empty; send a JSON object")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HttpError(400, "Invalid JSON", f"Request body is not valid JSON: {exc}") from None
+        data = json.loads(raw, parse_constant=_reject_constant, parse_int=_parse_int)
+    except RecursionError:
+        raise HttpError(400, "Invalid JSON", "Request body nests arrays or objects too deeply") from None
+    except ValueError as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so are the two checks above.
+        raise HttpError(400, "Invalid JSON", f"Request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise HttpError(400, "Invalid JSON", f"Request body must be a JSON object, not {type(data).__name__}")
     return data
@@ -172,12 +190,27 @@ def _fill(message: Message, data: Mapping, prefix: str, problems: dict[str, list
                 setattr(message, key, converted)
 
 
+def _is_utf8(text: str) -> bool:
+    # JSON may escape a lone surrogate ("\ud800"), which protobuf cannot encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str, list[str]]) -> object:
     """The value converted for ``field``, or None after recording why it is wrong."""
     if field.type == FieldDescriptor.TYPE_STRING:
-        if isinstance(value, str):
+        if not isinstance(value, str):
+            problem = "Expected a string"
+        elif "\x00" in value:
+            # PostgreSQL cannot store NUL in text or JSONB.
+            problem = "Must not contain NUL characters"
+        elif not _is_utf8(value):
+            problem = "Must be valid Unicode text: a \\ud800-\\udfff escape must be half of a surrogate pair"
+        else:
             return value
-        problem = "Expected a string"
     elif field.type == FieldDescriptor.TYPE_BOOL:
         if isinstance(value, bool):
             return value
@@ -185,7 +218,14 @@ def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
         problem = "Expected a number"
     elif field.cpp_type in _FLOATS:
-        return float(value)
+        # A float overflows to infinity (1e999) and a huge integer raises here.
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
+        problem = "Must be a finite number"
     elif field.cpp_type in _INT_RANGES:
         low, high = _INT_RANGES[field.cpp_type]
         if isinstance(value, float) and not value.is_integer():

@@ -1,5 +1,8 @@
 """Errors as the spec's ``{error, details}`` bodies: gRPC status codes mapped to
-HTTP in one place, plus the gateway's own 400/401/404 answers."""
+HTTP in one place, plus the gateway's own 400/401/404/413 answers.
+
+A service outage is a 503 with ``Retry-After``; a 500 is only ever a bug.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,11 @@ _HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Errors whose reason (from the details trailer) decides a more precise status than their code.
+_REASON_STATUS = {"idempotency_key_reused": 422}
+# Seconds a client should wait before retrying a 503: about how long a service
+# takes to reconnect to a restarted database.
+RETRY_AFTER_S = 5
 # What a 500 says: the cause is in the log, never in the answer.
 _LOGGED = "The request failed unexpectedly; it has been logged."
 
@@ -36,11 +44,12 @@ _LOGGED = "The request failed unexpectedly; it has been logged."
 class HttpError(Exception):
     """An answer other than success; raise it anywhere below a route (``EXCEPTION_HANDLERS`` renders it)."""
 
-    def __init__(self, status: int, error: str, details: object = None):
+    def __init__(self, status: int, error: str, details: object = None, headers: dict[str, str] | None = None):
         super().__init__(f"{status} {error}")
         self.status = status
         self.error = error
         self.details = details
+        self.headers = headers or {}
 
     def body(self) -> dict:
         return {"error": self.error, "details": self.details}
@@ -49,6 +58,21 @@ class HttpError(Exception):
 def validation_error(problems: dict[str, list[str]]) -> HttpError:
     """The spec's 400 for bad input: ``details`` maps each field to its messages."""
     return HttpError(400, "Validation error", problems)
+
+
+def unavailable(details: str) -> HttpError:
+    """The 503 of an outage, with ``Retry-After`` so that clients back off instead of giving up."""
+    return HttpError(503, "Service unavailable", details, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def too_large(limit: int) -> HttpError:
+    """The 413 for a request body over ``limit`` bytes."""
+    return HttpError(
+        413,
+        "Request body too large",
+        f"The body must be at most {limit} bytes. Datasets are not sent through the API: "
+        "upload the file to the uploadUrl that POST /api/datasets returns.",
+    )
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> HttpError:
@@ -60,12 +84,14 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> HttpError:
         return HttpError(500, "Internal server error", _LOGGED)
     if code in _UNAVAILABLE:
         log.warning("service unavailable: %s %s", code, exc.details())
-        return HttpError(503, "Service unavailable", "A backend service did not answer; retry shortly.")
-    return HttpError(status, exc.details() or code.name, error_details(exc).get("details"))
+        return unavailable("A backend service or its database did not answer; retry shortly.")
+    trailer = error_details(exc)
+    status = _REASON_STATUS.get(trailer.get("reason"), status)
+    return HttpError(status, exc.details() or code.name, trailer.get("details"))
 
 
 def error_response(exc: HttpError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: HttpError) -> JSONResponse:

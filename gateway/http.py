@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -20,6 +21,11 @@ from services.common.grpc import as_user
 
 # The services' largest page; a bigger limit would make page/totalPages lie.
 MAX_LIMIT = 100
+# Keeps the page's row offset well inside the services' int64 (and PostgreSQL's OFFSET).
+MAX_PAGE = 1_000_000_000
+# The largest value of the services' int64 fields; a bigger one cannot reach them.
+INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"-?[0-9]+")
 # Every unary call gets a deadline so that a stuck service becomes a 503, not a hung request.
 RPC_TIMEOUT_S = 30.0
 
@@ -63,18 +69,24 @@ def path_id(request: Request, name: str = "id") -> str:
     return str(request.path_params[name])
 
 
-def int_param(request: Request, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+def int_param(request: Request, name: str, default: int, minimum: int = 1, maximum: int = INT64_MAX) -> int:
     """A whole-number query parameter; raises HttpError 400 when it is not one or is out of range."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise validation_error({name: [f"Expected an integer, got {raw!r}"]}) from None
+    return parse_int(raw, name, minimum, maximum)
+
+
+def parse_int(raw: str, name: str, minimum: int, maximum: int) -> int:
+    """``raw`` as an int within [minimum, maximum]; raises HttpError 400 naming ``name`` otherwise."""
+    # int() would take " 7", "7_0" and "٧", and refuses past 4300 digits with a ValueError of its own.
+    if not _DIGITS.fullmatch(raw):
+        raise validation_error({name: [f"Expected an integer, got {raw[:40]!r}"]})
+    # Far more digits than any bound: out of range without converting it.
+    value = int(raw) if len(raw) <= 40 else (minimum - 1 if raw.startswith("-") else maximum + 1)
     if value < minimum:
         raise validation_error({name: [f"Must be at least {minimum}"]})
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise validation_error({name: [f"Must be at most {maximum}"]})
     return value
 
@@ -88,7 +100,8 @@ class Page:
 
     @classmethod
     def from_query(cls, request: Request, default_limit: int) -> "Page":
-        return cls(int_param(request, "page", 1), int_param(request, "limit", default_limit, maximum=MAX_LIMIT))
+        page = int_param(request, "page", 1, maximum=MAX_PAGE)
+        return cls(page, int_param(request, "limit", default_limit, maximum=MAX_LIMIT))
 
     def request_fields(self) -> dict:
         # The services' page tokens are decimal offsets; the first page is the empty token.

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from brightrun.job.v1 import job_pb2
 from gateway.convert import message_to_json
 from gateway.errors import from_rpc_error
-from gateway.http import caller, int_param, path_id
+from gateway.http import INT64_MAX, caller, int_param, parse_int, path_id
 
 # A comment line this often keeps proxies and client read timeouts from closing a quiet stream.
 KEEPALIVE_S = 15.0
@@ -29,9 +29,11 @@ _FIRST_ANSWER_S = 2.0
 
 
 def _resume_after(request: Request) -> int:
+    """The step to resume after; raises HttpError 400 naming Last-Event-ID or after_step when not a step."""
     last_id = request.headers.get("last-event-id", "")
-    if last_id.isdigit():
-        return int(last_id)
+    if last_id:
+        # Every id this stream sends is a step, so anything else did not come from it.
+        return parse_int(last_id, "Last-Event-ID", 0, INT64_MAX)
     return int_param(request, "after_step", 0, minimum=0)
 
 

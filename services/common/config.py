@@ -40,6 +40,7 @@ class Settings:
     billing_addr: str
     grpc_port: int
     dataset_max_line_bytes: int  # a longer dataset line is reported as line_too_long, never loaded whole
+    max_request_body_bytes: int  # the gateway answers a bigger request body with 413
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +91,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         billing_addr=env.get("BRIGHTRUN_BILLING_ADDR", "127.0.0.1:50054"),
         grpc_port=port("BRIGHTRUN_GRPC_PORT", 0),
         dataset_max_line_bytes=size("BRIGHTRUN_DATASET_MAX_LINE_BYTES", 8 << 20),
+        # API bodies are small JSON; datasets go straight to the object store by presigned URL.
+        max_request_body_bytes=size("BRIGHTRUN_MAX_REQUEST_BODY_BYTES", 1 << 20),
     )
     if problems:
         raise ConfigError("; ".join(problems))

@@ -54,9 +54,16 @@ class Unauthenticated(DomainError):
     reason = "unauthenticated"
 
 
+class IdempotencyKeyReused(InvalidArgument):
+    """A request id (the HTTP ``Idempotency-Key``) sent again with a different request."""
+
+    reason = "idempotency_key_reused"
+
+
 def field_errors(problems: dict[str, list[str]]) -> None:
     """Raise one InvalidArgument naming every bad field, or return when there is none."""
     problems = {field: msgs for field, msgs in problems.items() if msgs}
     if problems:
         names = ", ".join(sorted(problems))
         raise InvalidArgument(f"Validation error: check {names}", problems)
+

@@ -2,13 +2,15 @@
 the domain-error-to-status mapping, the caller's user id, and client channels.
 
 Errors travel as a status code, a human message, and a JSON ``x-error-details``
-trailer that the gateway puts into the spec's ``{error, details}`` body.
+trailer that the gateway puts into the spec's ``{error, details}`` body. An
+outage of a dependency (see ``services.common.outages``) travels as UNAVAILABLE.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable, Iterable
 
 import grpc
@@ -23,6 +25,9 @@ from services.common.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from services.common.outages import is_outage
+
+log = logging.getLogger(__name__)
 
 USER_ID_KEY = "x-user-id"
 ERROR_DETAILS_KEY = "x-error-details"
@@ -77,8 +82,28 @@ async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
     await context.abort(code, exc.message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
 
 
+# What a caller reads when a handler met an outage or a bug; the cause goes to this service's log only.
+UNAVAILABLE_MESSAGE = "A dependency of this service (database or another service) is unreachable; retry shortly"
+INTERNAL_MESSAGE = "The service failed unexpectedly; it has been logged"
+
+
+async def _abort_unexpected(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc  # a handler's own abort, already answered
+    if is_outage(exc):
+        log.warning("answering UNAVAILABLE: %s: %s", type(exc).__name__, exc)
+        code, message, reason = grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, "unavailable"
+    else:
+        # grpc's own answer would be UNKNOWN with the exception's text, SQL and parameters included.
+        log.error("answering INTERNAL", exc_info=exc)
+        code, message, reason = grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, "internal"
+    details = json.dumps({"reason": reason, "details": None})
+    await context.abort(code, message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
+
+
 def rpc(method: Callable) -> Callable:
-    """Wrap a unary handler so that a DomainError becomes its status code."""
+    """Wrap a unary handler: a DomainError becomes its status code, an outage
+    UNAVAILABLE, any other exception INTERNAL with a message that hides it."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
@@ -86,6 +111,8 @@ def rpc(method: Callable) -> Callable:
             return await method(self, request, context)
         except DomainError as exc:
             await _abort(context, exc)
+        except Exception as exc:
+            await _abort_unexpected(context, exc)
 
     return wrapper
 
@@ -100,6 +127,8 @@ def stream_rpc(method: Callable) -> Callable:
                 yield item
         except DomainError as exc:
             await _abort(context, exc)
+        except Exception as exc:
+            await _abort_unexpected(context, exc)
 
     return wrapper
 

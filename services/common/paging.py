@@ -27,7 +27,8 @@ def parse_page(page_size: int, page_token: str, *, default: int) -> Page:
     problems: dict[str, list[str]] = {}
     if page_size < 0:
         problems["page_size"] = [f"must be between 1 and {MAX_PAGE_SIZE}; 0 or absent means {default}"]
-    if page_token and not page_token.isdigit():
+    # A token this service returned is an offset that fits PostgreSQL's bigint OFFSET.
+    if page_token and not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 18):
         problems["page_token"] = ["is not a token this service returned; pass next_page_token unchanged"]
     field_errors(problems)
     return Page(min(page_size or default, MAX_PAGE_SIZE), int(page_token or 0))

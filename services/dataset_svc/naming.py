@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from services.common.errors import field_errors
+from services.common.text import has_control_characters
 
 MAX_FILE_SIZE = 500 * 1024 * 1024
 FORMATS = ("brightrun_lora_v4", "openai_chat", "sharegpt")
@@ -31,6 +32,8 @@ def check_create(name: str, file_name: str, file_size: int, fmt: str, sha256: st
     problems: dict[str, list[str]] = {}
     if not name.strip() or len(name) > 200:
         problems["name"] = ["must be 1 to 200 characters"]
+    elif has_control_characters(name):
+        problems["name"] = ["must not contain control characters such as NUL, tabs or line breaks"]
     safe = safe_file_name(file_name)
     if not safe:
         problems["file_name"] = ["must contain letters or digits, e.g. conversations.jsonl"]

@@ -18,7 +18,7 @@ from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
-from services.job_svc import lifecycle, store
+from services.job_svc import idempotency, lifecycle, store
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import estimate, total_steps
 from services.job_svc.events import job_event
@@ -104,8 +104,20 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def CreateJob(self, request, context):
-        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready."""
+        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready.
+
+        A request id seen before answers with the job it created, before any
+        other check (the dataset may have changed since); sent with a different
+        request it raises IdempotencyKeyReused.
+        """
         uid = user_id(context)
+        if request.request_id:
+            idempotency.check_request_id(request.request_id)
+            async with self._db.transaction() as conn:
+                existing = await store.job_by_request(conn, uid, request.request_id)
+            if existing is not None:
+                idempotency.check_replay(existing.request_fingerprint, request)
+                return job_pb2.CreateJobResponse(job=job_message(existing))
         config = self._config(request.preset_id, request.hyperparameters, request.gpu_config)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
         if dataset.status != dataset_pb2.DATASET_STATUS_READY or not dataset.training_ready:
@@ -115,11 +127,6 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 f"Dataset must have status='ready' and training_ready=true. Current: status='{status}', "
                 f"training_ready={str(dataset.training_ready).lower()}",
             )
-        if request.request_id:
-            async with self._db.transaction() as conn:
-                existing = await store.job_by_request(conn, uid, request.request_id)
-            if existing is not None:
-                return job_pb2.CreateJobResponse(job=job_message(existing))
         pairs = dataset.total_training_pairs - dataset.total_validation_pairs
         _, steps = total_steps(pairs, config.batch_size, config.epochs)
         cost = request.estimated_cost or estimate(
@@ -135,9 +142,11 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "preset_id": config.preset_id, "hyperparameters": config.hyperparameters(), "gpu_config": gpu_config,
                 "total_epochs": config.epochs, "total_steps": steps, "estimated_total_cost": cost,
                 "request_id": request.request_id or None,
+                "request_fingerprint": idempotency.fingerprint(request) if request.request_id else None,
             })
             if row is None:  # a concurrent retry with the same request id won
                 row = await store.job_by_request(conn, uid, request.request_id)
+                idempotency.check_replay(row.request_fingerprint, request)
                 return job_pb2.CreateJobResponse(job=job_message(row))
             await events.add_to_outbox(conn, job_event("job.queued", row))
             assignment = job_pb2.TrainingAssignment(

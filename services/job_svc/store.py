@@ -19,9 +19,10 @@ async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
     result = await conn.execute(
         text(
             "INSERT INTO jobs (id, user_id, dataset_id, dataset_name, preset_id, hyperparameters, gpu_config, "
-            "total_epochs, total_steps, estimated_total_cost, request_id) VALUES (:id, :user_id, :dataset_id, "
-            ":dataset_name, :preset_id, CAST(:hyperparameters AS JSONB), CAST(:gpu_config AS JSONB), :total_epochs, "
-            ":total_steps, :estimated_total_cost, :request_id) ON CONFLICT (user_id, request_id) DO NOTHING RETURNING *"
+            "total_epochs, total_steps, estimated_total_cost, request_id, request_fingerprint) VALUES (:id, :user_id, "
+            ":dataset_id, :dataset_name, :preset_id, CAST(:hyperparameters AS JSONB), CAST(:gpu_config AS JSONB), "
+            ":total_epochs, :total_steps, :estimated_total_cost, :request_id, :request_fingerprint) "
+            "ON CONFLICT (user_id, request_id) DO NOTHING RETURNING *"
         ),
         {**values, "hyperparameters": json.dumps(values["hyperparameters"]), "gpu_config": json.dumps(values["gpu_config"])},
     )

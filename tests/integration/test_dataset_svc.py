@@ -178,6 +178,17 @@ async def test_bad_create_requests_name_every_field(stub):
         assert field in info.value.details()
 
 
+async def test_a_name_postgres_cannot_store_is_invalid_argument_not_a_database_error(stub):
+    # A gRPC caller bypasses the gateway's checks: the service itself must refuse the NUL.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CreateDataset(
+            dataset_pb2.CreateDatasetRequest(name="chats\x00", file_name="c.jsonl", file_size=10),
+            metadata=as_user(str(uuid.uuid4())),
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "name" in info.value.details()
+
+
 async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, settings):
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     dataset = await _upload(stub, alice, _jsonl(GOOD), name="Alpha set")

@@ -22,7 +22,7 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from services.common import events
 from services.common.errors import NotFound
-from services.common.grpc import as_user, channel, create_server, rpc, user_id
+from services.common.grpc import as_user, channel, create_server, error_details, rpc, user_id
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())
@@ -224,6 +224,18 @@ async def test_a_retried_create_with_the_same_request_id_returns_the_first_job(s
         stub.CreateJob(request, metadata=as_user(OWNER)), stub.CreateJob(request, metadata=as_user(OWNER))
     )
     assert first.job.id == second.job.id
+
+
+async def test_a_request_id_reused_with_another_request_is_refused_and_the_first_job_kept(stub):
+    key = str(uuid.uuid4())
+    first = await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST, request_id=key), metadata=as_user(OWNER))
+    other = job_pb2.CreateJobRequest(**{**REQUEST, "preset_id": "balanced"}, request_id=key)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CreateJob(other, metadata=as_user(OWNER))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(info.value)["reason"] == "idempotency_key_reused"
+    again = await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST, request_id=key), metadata=as_user(OWNER))
+    assert again.job.id == first.job.id and again.job.preset_id == "custom"
 
 
 async def test_a_job_whose_agents_keep_dying_fails_with_a_reason(stub, js):

@@ -17,6 +17,7 @@ def test_defaults_fill_what_is_optional():
     assert settings.http_port == 8080
     assert settings.datasets_bucket == "lora-datasets"
     assert settings.dataset_max_line_bytes == 8 * 1024 * 1024
+    assert settings.max_request_body_bytes == 1024 * 1024
 
 
 def test_every_problem_is_reported_at_once():
@@ -33,3 +34,10 @@ def test_the_dataset_line_cap_is_a_positive_size():
         with pytest.raises(ConfigError) as info:
             read_settings(BASE | {"BRIGHTRUN_DATASET_MAX_LINE_BYTES": bad})
         assert "BRIGHTRUN_DATASET_MAX_LINE_BYTES" in str(info.value)
+
+
+def test_the_request_body_cap_is_a_positive_size():
+    assert read_settings(BASE | {"BRIGHTRUN_MAX_REQUEST_BODY_BYTES": "4096"}).max_request_body_bytes == 4096
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_MAX_REQUEST_BODY_BYTES": "1MiB"})
+    assert "BRIGHTRUN_MAX_REQUEST_BODY_BYTES" in str(info.value)

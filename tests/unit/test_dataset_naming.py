@@ -51,3 +51,10 @@ def test_a_name_of_only_spaces_or_over_200_characters_is_refused():
             check_create(name, "f.jsonl", 1, "", "")
         assert set(info.value.details) == {"name"}
     assert check_create("x" * 200, "f.jsonl", 1, "sharegpt", "") == "f.jsonl"
+
+
+@pytest.mark.parametrize("name", ["chats\x00", "two\nlines", "tab\there", "bell\x07"])
+def test_a_name_with_control_characters_is_refused_naming_the_field(name):
+    with pytest.raises(InvalidArgument) as info:
+        check_create(name, "f.jsonl", 10, "", "")
+    assert list(info.value.details) == ["name"]

@@ -132,3 +132,32 @@ def test_bodies_that_are_not_json_objects_are_400(raw, fragment):
 
 def test_an_optional_body_may_be_empty():
     assert parse_json_object(b"  ", optional=True) == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nests"),
+        (b'{"file_size": ' + b"9" * 5000 + b"}", "more than 30 digits"),
+        (b'{"learning_rate": NaN}', "NaN is not a JSON number"),
+        (b'{"learning_rate": Infinity}', "Infinity is not a JSON number"),
+    ],
+    ids=["deep", "digits", "nan", "infinity"],
+)
+def test_hostile_json_is_400_not_a_crash(raw, fragment):
+    with pytest.raises(HttpError) as caught:
+        parse_json_object(raw)
+    assert caught.value.status == 400 and fragment in caught.value.details
+
+
+def test_nul_in_a_string_and_infinite_floats_are_named():
+    body = {"name": "a\x00b", "file_size": 10, "file_name": "lone \udc00 surrogate"}
+    assert _problems(body, dataset_pb2.CreateDatasetRequest) == {
+        "name": ["Must not contain NUL characters"],
+        "file_name": ["Must be valid Unicode text: a \\ud800-\\udfff escape must be half of a surrogate pair"],
+    }
+    hyperparameters = {"learning_rate": float("inf"), "alpha": 10**400}
+    assert _problems({"hyperparameters": hyperparameters}) == {
+        "hyperparameters.learning_rate": ["Must be a finite number"],
+        "hyperparameters.alpha": ["Must be a finite number"],
+    }

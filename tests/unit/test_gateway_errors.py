@@ -3,7 +3,7 @@ import json
 import grpc
 import pytest
 
-from gateway.errors import from_rpc_error
+from gateway.errors import error_response, from_rpc_error
 from services.common.grpc import ERROR_DETAILS_KEY
 
 
@@ -50,3 +50,20 @@ def test_anything_unexpected_is_a_generic_500_without_internals(caplog):
     assert error.status == 500
     assert "relation" not in json.dumps(error.body())
     assert "relation job.jobs does not exist" in caplog.text
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+def test_a_503_tells_the_client_when_to_retry(code):
+    response = error_response(from_rpc_error(_rpc_error(code, "connection refused")))
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert json.loads(response.body)["details"]
+
+
+def test_an_idempotency_key_reused_with_another_body_is_422_naming_the_key():
+    trailers = grpc.aio.Metadata()
+    details = {"Idempotency-Key": ["used with a different body"]}
+    trailers.add(ERROR_DETAILS_KEY, json.dumps({"reason": "idempotency_key_reused", "details": details}))
+    exc = grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), trailers, details="reused")
+    error = from_rpc_error(exc)
+    assert (error.status, error.body()) == (422, {"error": "reused", "details": details})

@@ -8,11 +8,14 @@ import uuid
 
 import grpc
 import httpx
+import pytest
 import pytest_asyncio
+import sqlalchemy.exc
 import uvicorn
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from google.protobuf.descriptor import FieldDescriptor
 from gateway.app import create_app
 from gateway.auth import mint_token
 from services.common.config import read_settings
@@ -40,6 +43,16 @@ class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
     async def ListDatasets(self, request, context):
         self.seen.append((user_id(context), request))
         return dataset_pb2.ListDatasetsResponse(datasets=[dataset_pb2.Dataset(name="a")], total_size=51)
+
+    @rpc
+    async def DeleteDataset(self, request, context):
+        # What the store raises while PostgreSQL is down.
+        refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, refused) from refused
+
+    @rpc
+    async def ConfirmUpload(self, request, context):
+        raise KeyError("a bug, not an outage")
 
 
 class FakeJobs(job_pb2_grpc.JobServiceServicer):
@@ -251,3 +264,175 @@ async def test_a_client_leaving_the_event_stream_cancels_the_watch():
         http.should_exit = True
         await serving
         await server.stop(None)
+
+
+async def test_a_service_whose_database_is_down_answers_503_with_retry_after(client):
+    reply = await client.delete(f"/api/datasets/{KNOWN_DATASET}", headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "Service unavailable" and reply.json()["details"]
+    assert int(reply.headers["Retry-After"]) > 0
+
+
+async def test_a_bug_in_a_service_is_still_a_500_that_hides_its_cause(client):
+    reply = await client.post(f"/api/datasets/{KNOWN_DATASET}/confirm", headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 500
+    assert "bug" not in reply.text and "Retry-After" not in reply.headers
+
+
+# Hostile input: every answer is a 4xx with the spec's {error, details} body,
+# decided by the gateway before any service call.
+
+JOB = {
+    "dataset_id": KNOWN_DATASET,
+    "preset_id": "custom",
+    "gpu_config": {"type": "CPU", "count": 1},
+    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8},
+}
+VALID_BODIES = {
+    "/api/jobs": (JOB, job_pb2.CreateJobRequest),
+    "/api/jobs/estimate": ({k: v for k, v in JOB.items() if k != "preset_id"}, job_pb2.EstimateJobRequest),
+    "/api/datasets": ({"name": "chats", "file_name": "c.jsonl", "file_size": 10}, dataset_pb2.CreateDatasetRequest),
+}
+_NUMBERS = (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_DOUBLE)
+
+
+def _wrong_values(field: FieldDescriptor) -> list:
+    """JSON values no field of this kind accepts: wrong types, NUL, numbers beyond any range."""
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return ["x", 5, [1], True]
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return [5, 1.5, True, {}, [], "a\x00b", "lone \ud800 surrogate"]
+    if field.cpp_type in _NUMBERS:
+        huge = [10**25] if field.cpp_type != FieldDescriptor.CPPTYPE_DOUBLE else []
+        return ["5", True, {}, [], *huge]
+    return ["true", 1, {}]
+
+
+def _hostile_bodies():
+    for route, (valid, message_cls) in VALID_BODIES.items():
+        fields = [(f.name, f, valid) for f in message_cls.DESCRIPTOR.fields]
+        while fields:
+            path, field, container = fields.pop()
+            leaf = path.rsplit(".", 1)[-1]
+            for value in _wrong_values(field):
+                yield route, path, _with(valid, path, value)
+            if field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(container.get(leaf), dict):
+                fields += [(f"{path}.{f.name}", f, container[leaf]) for f in field.message_type.fields]
+
+
+def _with(body: dict, path: str, value) -> dict:
+    copy = json.loads(json.dumps(body))
+    *parents, leaf = path.split(".")
+    target = copy
+    for part in parents:
+        target = target[part]
+    target[leaf] = value
+    return copy
+
+
+def _assert_spec_4xx(reply: httpx.Response, status: int = 400) -> dict:
+    assert reply.status_code == status, (reply.status_code, reply.text[:300])
+    body = reply.json()
+    assert set(body) == {"error", "details"} and body["error"] and body["details"], body
+    return body
+
+
+async def test_every_field_of_every_create_body_rejects_wrong_types_naming_the_field(client, services):
+    calls = len(services[1]["jobs"].seen)
+    headers = _auth(str(uuid.uuid4()))
+    cases = list(_hostile_bodies())
+    assert len(cases) > 100  # the walk really went through the nested fields
+    for route, path, body in cases:
+        # json.dumps escapes a lone surrogate as \ud800, which httpx's own encoding would refuse.
+        raw = json.dumps(body).encode()
+        details = _assert_spec_4xx(await client.post(route, content=raw, headers=headers))["details"]
+        assert path in details, (route, path, body, details)
+    assert len(services[1]["jobs"].seen) == calls
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+HOSTILE_BODIES = [
+    (DEEP, "nests"),
+    (b'{"name": ' + DEEP + b"}", "nests"),
+    (b'{"file_size": ' + b"9" * 5000 + b"}", "digits"),
+    (b'{"hyperparameters": {"learning_rate": NaN}}', "NaN"),
+    (b'{"hyperparameters": {"learning_rate": -Infinity}}', "Infinity"),
+    (b"\xff\xfe\x00garbage", "not valid JSON"),
+    (b"name=chats&file_size=10", "not valid JSON"),
+    (b'"just a string"', "JSON object"),
+    (b"", "empty"),
+]
+
+
+@pytest.mark.parametrize("route", list(VALID_BODIES))
+@pytest.mark.parametrize(("raw", "fragment"), HOSTILE_BODIES, ids=lambda v: repr(v)[:20])
+async def test_hostile_bodies_are_400_invalid_json(client, route, raw, fragment):
+    reply = await client.post(route, content=raw, headers=_auth(str(uuid.uuid4())))
+    assert fragment in _assert_spec_4xx(reply)["details"]
+
+
+async def test_infinite_and_huge_numbers_are_400_naming_the_field(client):
+    headers = _auth(str(uuid.uuid4()))
+    raw = json.dumps(JOB).replace('"learning_rate": 0.001', '"learning_rate": 1e999').encode()
+    reply = await client.post("/api/jobs", content=raw, headers=headers)
+    assert _assert_spec_4xx(reply)["details"] == {"hyperparameters.learning_rate": ["Must be a finite number"]}
+
+
+async def test_a_body_over_the_limit_is_413_before_it_is_read(client):
+    headers = _auth(str(uuid.uuid4()))
+    declared = await client.post("/api/jobs", content=b"x" * (2 << 20), headers=headers)
+    assert "at most 1048576 bytes" in _assert_spec_4xx(declared, 413)["details"]
+
+    async def chunks():
+        # No Content-Length: the size is only known as the body streams in.
+        for _ in range(40):
+            yield b" " * 65536
+
+    streamed = await client.post("/api/datasets", content=chunks(), headers=headers)
+    _assert_spec_4xx(streamed, 413)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "field"),
+    [
+        (f"/api/jobs/{MISSING_JOB}/metrics?after_step=99999999999999999999", {}, "after_step"),
+        (f"/api/jobs/{MISSING_JOB}/metrics?after_step=" + "9" * 5000, {}, "after_step"),
+        (f"/api/jobs/{MISSING_JOB}/metrics?after_step=-1", {}, "after_step"),
+        (f"/api/jobs/{MISSING_JOB}/metrics?limit=1e3", {}, "limit"),
+        (f"/api/jobs/{MISSING_JOB}/events", {"Last-Event-ID": "9" * 5000}, "Last-Event-ID"),
+        (f"/api/jobs/{MISSING_JOB}/events", {"Last-Event-ID": "99999999999999999999"}, "Last-Event-ID"),
+        (f"/api/jobs/{MISSING_JOB}/events", {"Last-Event-ID": "abc"}, "Last-Event-ID"),
+        (f"/api/jobs/{MISSING_JOB}/events?after_step=99999999999999999999", {}, "after_step"),
+        ("/api/datasets?page=99999999999999999999", {}, "page"),
+        ("/api/datasets?page=\u0663", {}, "page"),
+        ("/api/datasets?search=a%00b", {}, "search"),
+        ("/api/costs?period=month%0A", {}, "period"),
+        ("/api/notifications?limit=" + "1" * 30, {}, "limit"),
+    ],
+    ids=lambda v: str(v).replace(MISSING_JOB, "{id}")[-40:],
+)
+async def test_hostile_query_parameters_and_headers_are_400_naming_them(client, path, headers, field):
+    reply = await client.get(path, headers={**_auth(str(uuid.uuid4())), **headers})
+    assert field in _assert_spec_4xx(reply)["details"]
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "tab\tkey"])
+async def test_a_malformed_idempotency_key_is_400_naming_the_header(client, key):
+    reply = await client.post("/api/jobs", json=JOB, headers={**_auth(str(uuid.uuid4())), "Idempotency-Key": key})
+    assert list(_assert_spec_4xx(reply)["details"]) == ["Idempotency-Key"]
+
+
+async def test_a_grpc_caller_of_a_buggy_handler_gets_internal_without_its_text(services):
+    address, _ = services
+    async with grpc.aio.insecure_channel(address) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await dataset_pb2_grpc.DatasetServiceStub(ch).ConfirmUpload(
+                dataset_pb2.ConfirmUploadRequest(dataset_id=KNOWN_DATASET), metadata=(("x-user-id", "u"),)
+            )
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert "bug" not in info.value.details() and "KeyError" not in info.value.details()
+
+
+async def test_a_request_id_in_the_body_is_checked_like_the_header_and_named_as_sent(client):
+    reply = await client.post("/api/jobs", json={**JOB, "request_id": "k" * 256}, headers=_auth(str(uuid.uuid4())))
+    assert list(_assert_spec_4xx(reply)["details"]) == ["request_id"]

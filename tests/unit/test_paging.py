@@ -24,3 +24,10 @@ def test_next_page_token_until_the_end():
 def test_canonical_uuid():
     assert canonical_uuid("nope") is None
     assert canonical_uuid("11111111-1111-1111-1111-111111111111".upper()) == "11111111-1111-1111-1111-111111111111"
+
+
+@pytest.mark.parametrize("token", ["9" * 19, "9" * 5000, "\u00b2", "\u0663"])
+def test_a_token_no_offset_could_be_is_invalid_not_a_database_error(token):
+    with pytest.raises(InvalidArgument) as info:
+        parse_page(10, token, default=10)
+    assert list(info.value.details) == ["page_token"]
