@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from asyncpg.exceptions import DataError as EncodingRefused
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -112,3 +114,13 @@ async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bo
         {"c": consumer, "e": event_id},
     )
     return row.first() is not None
+
+
+def refused_value(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a value the statement carried
+    (SQLSTATE class 22, "data exception": not a UUID, out of range), or asyncpg
+    refusing to encode one: the same values would be refused on every retry."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return sqlstate.startswith("22") or isinstance(exc.orig.__cause__, EncodingRefused)
