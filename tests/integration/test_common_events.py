@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from brightrun.events.v1 import events_pb2
 from services.common import events
-from services.common.db import Database, claim_event
+from services.common.db import Database, claim_event, refused_value
 from services.common.metrics import PARKED_MESSAGES
 
 
@@ -225,3 +225,18 @@ async def test_parking_the_same_message_again_keeps_one_copy(settings):
     assert parked[0].headers["Nats-Msg-Id"] == f"DATASETS:{deliveries[0].metadata.sequence.stream}:{consumer}"
     assert parked[0].headers["BrightRun-Reason"] == "undecodable: first line second line"
     assert PARKED_MESSAGES.value(consumer) == 1
+
+
+async def test_a_refused_value_is_told_apart_from_other_database_errors(db):
+    async def error_of(sql: str, **params) -> Exception:
+        with pytest.raises(Exception) as info:
+            async with db.transaction() as conn:
+                await conn.execute(text(sql), params)
+        return info.value
+
+    # Refused by PostgreSQL itself (SQLSTATE 22P02) and by asyncpg before sending: poison.
+    assert refused_value(await error_of("SELECT CAST(:v AS INT)", v="seven"))
+    assert refused_value(await error_of("INSERT INTO things (id, n) VALUES (:id, 1)", id="not-a-uuid"))
+    # Not about a value: a retry, or a fixed deployment, may succeed.
+    assert not refused_value(await error_of("SELECT * FROM no_such_table"))
+    assert not refused_value(RuntimeError("the database is having a bad day"))
