@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from asyncpg.exceptions import DataError as EncodingRefused
+from asyncpg.exceptions import DataError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -117,10 +117,8 @@ async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bo
 
 
 def refused_value(exc: BaseException) -> bool:
-    """Whether ``exc`` is PostgreSQL refusing a value the statement carried
-    (SQLSTATE class 22, "data exception": not a UUID, out of range), or asyncpg
-    refusing to encode one: the same values would be refused on every retry."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return sqlstate.startswith("22") or isinstance(exc.orig.__cause__, EncodingRefused)
+    """Whether ``exc`` is a value the statement carried being refused (SQLSTATE
+    class 22, "data exception": not a UUID, out of range): the same values
+    would be refused on every retry. asyncpg raises the same class when it
+    refuses to encode a parameter before sending it."""
+    return isinstance(exc, DBAPIError) and isinstance(getattr(exc.orig, "__cause__", None), DataError)

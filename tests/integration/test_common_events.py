@@ -235,7 +235,7 @@ async def test_a_refused_value_is_told_apart_from_other_database_errors(db):
         return info.value
 
     # Refused by PostgreSQL itself (SQLSTATE 22P02) and by asyncpg before sending: poison.
-    assert refused_value(await error_of("SELECT CAST(:v AS INT)", v="seven"))
+    assert refused_value(await error_of("SELECT CAST(CAST(:v AS TEXT) AS INT)", v="seven"))
     assert refused_value(await error_of("INSERT INTO things (id, n) VALUES (:id, 1)", id="not-a-uuid"))
     # Not about a value: a retry, or a fixed deployment, may succeed.
     assert not refused_value(await error_of("SELECT * FROM no_such_table"))
