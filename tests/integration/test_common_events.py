@@ -88,8 +88,9 @@ async def test_a_failed_transaction_writes_neither_state_nor_event(db):
 
 
 def _subject() -> str:
-    """A subject of the DATASETS stream that no other test publishes on."""
-    return f"dataset.test-{uuid.uuid4().hex[:8]}"
+    """A subject of the BILLING stream that no other test publishes on or reads
+    (tests that read a whole stream would trip over these tests' garbage)."""
+    return f"billing.test-{uuid.uuid4().hex[:8]}"
 
 
 def _envelope(subject: str, subject_id: str) -> bytes:
@@ -144,13 +145,13 @@ async def test_undecodable_and_unappliable_messages_are_parked_and_the_next_one_
     await _publish_raw(js, subject, _envelope(subject, "not-a-uuid"))
     await _publish_raw(js, subject, _envelope(subject, good))
     consumer = asyncio.create_task(
-        events.consume(js, stream="DATASETS", durable=durable, subjects=[subject], handler=handle, stop=stop)
+        events.consume(js, stream="BILLING", durable=durable, subjects=[subject], handler=handle, stop=stop)
     )
     await _wait_for(lambda: handled)
     parked = await _parked(js, durable, 3)
     stop.set()
     await consumer
-    info = await js.consumer_info("DATASETS", durable)
+    info = await js.consumer_info("BILLING", durable)
     await nc.close()
 
     assert handled == [good]
@@ -161,7 +162,7 @@ async def test_undecodable_and_unappliable_messages_are_parked_and_the_next_one_
     assert parked[0].data == b"\xff garbage"
     for message in parked:
         assert message.headers["BrightRun-Subject"] == subject
-        assert message.headers["BrightRun-Stream"] == "DATASETS"
+        assert message.headers["BrightRun-Stream"] == "BILLING"
         assert message.headers["BrightRun-Consumer"] == durable
         assert message.headers["BrightRun-Delivered"] == "1"
     assert len({m.headers["BrightRun-Sequence"] for m in parked}) == 3
@@ -188,7 +189,7 @@ async def test_a_handler_that_always_fails_is_parked_after_max_deliver_and_does_
     await _publish_raw(js, subject, _envelope(subject, bad))
     await _publish_raw(js, subject, _envelope(subject, good))
     consumer = asyncio.create_task(
-        events.consume(js, stream="DATASETS", durable=durable, subjects=[subject], handler=handle, stop=stop,
+        events.consume(js, stream="BILLING", durable=durable, subjects=[subject], handler=handle, stop=stop,
                        max_deliver=3)
     )
     # The good message does not wait for the bad one's redeliveries (1 s, then 2 s).
@@ -196,7 +197,7 @@ async def test_a_handler_that_always_fails_is_parked_after_max_deliver_and_does_
     parked = await _parked(js, durable, 1)
     stop.set()
     await consumer
-    info = await js.consumer_info("DATASETS", durable)
+    info = await js.consumer_info("BILLING", durable)
     await nc.close()
 
     assert handled == [good] and len(attempts) == 3
@@ -214,7 +215,7 @@ async def test_parking_the_same_message_again_keeps_one_copy(settings):
     # parking it but before terminating it would see on its restart.
     deliveries = []
     for _ in range(2):
-        sub = await js.pull_subscribe(subject, stream="DATASETS")
+        sub = await js.pull_subscribe(subject, stream="BILLING")
         deliveries += await sub.fetch(1, timeout=5.0)
         await sub.unsubscribe()
     for msg in deliveries:
@@ -222,7 +223,7 @@ async def test_parking_the_same_message_again_keeps_one_copy(settings):
     parked = await _parked(js, consumer, 1)
     await nc.close()
 
-    assert parked[0].headers["Nats-Msg-Id"] == f"DATASETS:{deliveries[0].metadata.sequence.stream}:{consumer}"
+    assert parked[0].headers["Nats-Msg-Id"] == f"BILLING:{deliveries[0].metadata.sequence.stream}:{consumer}"
     assert parked[0].headers["BrightRun-Reason"] == "undecodable: first line second line"
     assert PARKED_MESSAGES.value(consumer) == 1
 
