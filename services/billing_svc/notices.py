@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from brightrun.dataset.v1 import dataset_pb2
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 
@@ -20,6 +21,10 @@ class NotificationDraft:
     priority: str
     action_url: str | None
     metadata: dict = field(default_factory=dict)
+    # What the notification is about, unique among notifications: the same
+    # happening told again (an event re-published under a new id) is dropped.
+    # None for a notice with no such identity.
+    key: str | None = None
 
 
 def notification_for(event: events_pb2.Event) -> NotificationDraft | None:
@@ -38,6 +43,7 @@ def _dataset_ready(event: events_pb2.Event) -> NotificationDraft:
         priority="medium",
         action_url=f"/datasets/{dataset.id}",
         metadata={"dataset_id": dataset.id},
+        key=_validation_key(dataset, "dataset_ready"),
     )
 
 
@@ -58,6 +64,7 @@ def _dataset_error(event: events_pb2.Event) -> NotificationDraft:
         priority="high",
         action_url=f"/datasets/{dataset.id}",
         metadata={"dataset_id": dataset.id, "error_count": len(errors)},
+        key=_validation_key(dataset, "dataset_error"),
     )
 
 
@@ -121,6 +128,7 @@ def _model_ready(event: events_pb2.Event) -> NotificationDraft:
         priority="high",
         action_url=f"/models/{artifact.id}",
         metadata={"artifact_id": artifact.id, "job_id": artifact.job_id},
+        key=f"job:{artifact.job_id}:model_ready" if artifact.job_id else f"artifact:{artifact.id}:model_ready",
     )
 
 
@@ -135,7 +143,15 @@ def _job_notice(
         priority=priority,
         action_url=f"/training/jobs/{job.id}",
         metadata={"job_id": job.id, "dataset_id": job.dataset_id},
+        key=f"job:{job.id}:{type_}" if job.id else None,
     )
+
+
+def _validation_key(dataset: dataset_pb2.Dataset, type_: str) -> str | None:
+    # A dataset is validated again on request; each validation has its own time.
+    if not dataset.HasField("validated_at"):
+        return None
+    return f"dataset:{dataset.id}:{type_}:{dataset.validated_at.ToJsonString()}"
 
 
 def _dataset(job: job_pb2.Job) -> str:

@@ -35,11 +35,13 @@ async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | N
     return result.first()
 
 
-async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -> Row:
+async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -> Row | None:
+    """The new notification; None when one with the draft's key exists."""
     result = await conn.execute(
         text(
-            "INSERT INTO notifications (user_id, type, title, message, priority, action_url, metadata) "
-            "VALUES (:user_id, :type, :title, :message, :priority, :action_url, CAST(:metadata AS JSONB)) RETURNING *"
+            "INSERT INTO notifications (user_id, type, title, message, priority, action_url, metadata, natural_key) "
+            "VALUES (:user_id, :type, :title, :message, :priority, :action_url, CAST(:metadata AS JSONB), :key) "
+            "ON CONFLICT (natural_key) WHERE natural_key IS NOT NULL DO NOTHING RETURNING *"
         ),
         {
             "user_id": draft.user_id,
@@ -49,9 +51,10 @@ async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -
             "priority": draft.priority,
             "action_url": draft.action_url,
             "metadata": json.dumps(draft.metadata),
+            "key": draft.key,
         },
     )
-    return result.one()
+    return result.first()
 
 
 async def costs_since(conn: AsyncConnection, user_id: str, start: datetime) -> list[tuple[str, float, datetime]]:

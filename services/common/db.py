@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from asyncpg.exceptions import DataError
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -112,3 +114,11 @@ async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bo
         {"c": consumer, "e": event_id},
     )
     return row.first() is not None
+
+
+def refused_value(exc: BaseException) -> bool:
+    """Whether ``exc`` is a value the statement carried being refused (SQLSTATE
+    class 22, "data exception": not a UUID, out of range): the same values
+    would be refused on every retry. asyncpg raises the same class when it
+    refuses to encode a parameter before sending it."""
+    return isinstance(exc, DBAPIError) and isinstance(getattr(exc.orig, "__cause__", None), DataError)

@@ -5,7 +5,9 @@ A producer writes its state change and its event in one transaction
 (:func:`add_to_outbox`); :class:`OutboxRelay` publishes committed rows with
 ``Nats-Msg-Id`` = event id, so a crash between commit and publish loses
 nothing and a re-publish is dropped by JetStream. :func:`consume` runs a
-durable pull consumer whose handler acks only after its own commit.
+durable pull consumer whose handler acks only after its own commit, and
+parks a message it can never handle on the DEADLETTER stream
+(:func:`dead_letter`) so that one bad message never stops the ones after it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 import nats
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, AckPolicy, DeliverPolicy, StreamConfig, RetentionPolicy
 from nats.js.errors import NotFoundError
@@ -24,7 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.events.v1 import events_pb2
-from services.common.db import Database
+from services.common.db import Database, refused_value
+from services.common.metrics import PARKED_MESSAGES
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +42,21 @@ STREAMS: dict[str, tuple[list[str], RetentionPolicy]] = {
     "TRAINER": (["trainer.>"], RetentionPolicy.LIMITS),
     "BILLING": (["billing.>"], RetentionPolicy.LIMITS),
     "ASSIGN": (["assign.>"], RetentionPolicy.WORK_QUEUE),
+    # Messages a consumer gave up on, kept with why for an operator to read or replay.
+    "DEADLETTER": (["deadletter.>"], RetentionPolicy.LIMITS),
 }
 
+# A header value is one line; a longer reason is cut (the log has it whole).
+_MAX_REASON = 1000
+# Redelivery after a handler error waits 1, 2, 4 ... seconds, at most this.
+_MAX_REDELIVERY_DELAY = 30.0
+
 Handler = Callable[[events_pb2.Event], Awaitable[None]]
+
+
+class Unappliable(Exception):
+    """Raised by a handler for an event that no redelivery can apply (a
+    payload of the wrong kind, an id that is not one): the consumer parks it at once."""
 
 
 def new_event(type_: str, *, producer: str, user_id: str, subject_id: str, **payload) -> events_pb2.Event:
@@ -168,7 +185,11 @@ async def consume(
 
     ``handler`` commits its own transaction (claiming the event id with
     :func:`services.common.db.claim_event`); the message is acked only after
-    it returns, and a handler error leaves it for redelivery after a delay.
+    it returns. A handler error leaves it for redelivery with a growing delay;
+    a message that cannot be decoded, that the handler calls
+    :class:`Unappliable`, or that failed ``max_deliver`` times is parked with
+    :func:`dead_letter`, and the next message is handled. Raises only when
+    the consumer cannot be created or bound (NATS unreachable at start).
     """
     config = ConsumerConfig(
         durable_name=durable,
@@ -193,17 +214,66 @@ async def consume(
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
-                event = events_pb2.Event.FromString(msg.data)
                 try:
-                    await handler(event)
+                    await _deliver(js, msg, durable=durable, handler=handler, max_deliver=max_deliver)
                 except Exception:
-                    log.exception("%s failed on %s %s; will be redelivered", durable, event.type, event.event_id)
-                    await msg.nak(delay=1.0)
-                    continue
-                await msg.ack_sync()
+                    # NATS went away while acking or parking: the message is
+                    # redelivered after ack_wait; this consumer must go on.
+                    log.exception("%s could not settle a message on %s; it will be redelivered", durable, msg.subject)
     finally:
         # A live pull subscription makes nc.drain() hang: unsubscribe first.
         await sub.unsubscribe()
+
+
+async def _deliver(js: JetStreamContext, msg: Msg, *, durable: str, handler: Handler, max_deliver: int) -> None:
+    try:
+        event = events_pb2.Event.FromString(msg.data)
+    except DecodeError as exc:
+        await dead_letter(js, msg, consumer=durable, reason=f"undecodable: {exc}")
+        return
+    try:
+        await handler(event)
+    except Exception as exc:
+        if isinstance(exc, Unappliable) or refused_value(exc):
+            await dead_letter(js, msg, consumer=durable, reason=f"unappliable {event.type}: {exc}")
+            return
+        delivered = msg.metadata.num_delivered
+        if delivered >= max_deliver:
+            # JetStream would drop it silently after this delivery: keep it, with why.
+            await dead_letter(js, msg, consumer=durable, reason=f"failed {delivered} times: {exc!r}")
+            return
+        log.exception("%s failed on %s %s (delivery %d of %d); will be redelivered",
+                      durable, event.type, event.event_id, delivered, max_deliver)
+        await msg.nak(delay=min(2.0 ** (delivered - 1), _MAX_REDELIVERY_DELAY))
+        return
+    await msg.ack_sync()
+
+
+async def dead_letter(js: JetStreamContext, msg: Msg, *, consumer: str, reason: str) -> None:
+    """Park ``msg`` on the DEADLETTER stream (subject ``deadletter.<consumer>``) with why, log it at ERROR with its subject, stream sequence and deliveries, count it, then terminate it so it is never redelivered.
+
+    The parked copy's ``Nats-Msg-Id`` names the stream, sequence and consumer,
+    so parking the same message again (this process died before terminating
+    it) adds no second copy. Raises what NATS raises when it cannot publish;
+    the message is then left unsettled and redelivered.
+    """
+    meta = msg.metadata
+    stream, sequence, delivered = meta.stream, meta.sequence.stream, meta.num_delivered
+    one_line = " ".join(reason.split())[:_MAX_REASON]
+    headers = {
+        "Nats-Msg-Id": f"{stream}:{sequence}:{consumer}",
+        "BrightRun-Subject": msg.subject,
+        "BrightRun-Stream": stream,
+        "BrightRun-Sequence": str(sequence),
+        "BrightRun-Consumer": consumer,
+        "BrightRun-Reason": one_line,
+        "BrightRun-Delivered": str(delivered),
+    }
+    ack = await js.publish(f"deadletter.{consumer}", msg.data, headers=headers)
+    log.error("%s parked %s seq %d after %d deliveries: %s", consumer, msg.subject, sequence, delivered, reason)
+    if not ack.duplicate:
+        PARKED_MESSAGES.inc(consumer)
+    await msg.term()
 
 
 async def _exists(js: JetStreamContext, stream: str, durable: str) -> bool:

@@ -2,6 +2,10 @@
 NATS, run the outbox relay and its consumers, serve gRPC with health, and shut
 down in the order STYLE.md gives: health NOT_SERVING, stop gRPC with a grace
 period, stop consumers, flush the outbox, close NATS and the database.
+
+A consumer parks what it cannot handle and never stops on its own; if its
+task ends anyway, health goes NOT_SERVING so that an orchestrator restarts
+the process rather than leave it serving with events unread.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class ServiceRuntime:
         self._server: grpc.aio.Server | None = None
         self._health = None
         self._service_names: list[str] = []
+        # False once a consumer ended before stop(): the process can no longer do its work.
+        self.consuming = True
+        self._health_updates: set[asyncio.Task] = set()
 
     @classmethod
     async def open(cls, name: str, settings: Settings, *, schema: str, migrations: Path) -> "ServiceRuntime":
@@ -67,7 +74,7 @@ class ServiceRuntime:
             ),
             name=f"{self.name}-{durable}",
         )
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
 
     async def serve(
@@ -77,8 +84,20 @@ class ServiceRuntime:
         self._service_names = list(service_names)
         self._server, self.port, self._health = create_server(address, register, self._service_names)
         await self._server.start()
-        await set_serving(self._health, self._service_names, True)
+        await set_serving(self._health, self._service_names, self.consuming)
         return self.port
+
+    def _consumer_ended(self, task: asyncio.Task) -> None:
+        if self.stopping.is_set():
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("%s stopped before the service did; health is now NOT_SERVING", task.get_name(), exc_info=error)
+        self.consuming = False
+        if self._health is not None:
+            # A done-callback cannot await; keep the task referenced until it has run.
+            update = asyncio.create_task(set_serving(self._health, self._service_names, False))
+            self._health_updates.add(update)
+            update.add_done_callback(self._health_updates.discard)
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._health is not None:
@@ -90,11 +109,6 @@ class ServiceRuntime:
         await self._relay.stop()
         await self.nc.close()
         await self.db.close()
-
-
-def _log_failure(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s stopped", task.get_name(), exc_info=task.exception())
 
 
 async def _until_signalled() -> None:

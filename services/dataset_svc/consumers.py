@@ -114,9 +114,12 @@ class DatasetValidator:
         """Validate the dataset of a ``dataset.uploaded`` event and record ``ready`` or ``error``.
 
         Skips a dataset that is no longer validating (deleted, or already
-        recorded by an earlier delivery). Raises only for database failures,
-        which leave the event for redelivery.
+        recorded by an earlier delivery). Raises Unappliable for an event that
+        names no dataset, and otherwise only for database failures, which
+        leave the event for redelivery.
         """
+        if not event.HasField("dataset_uploaded"):
+            raise events.Unappliable(f"{event.type} carries no dataset_uploaded payload")
         uploaded = event.dataset_uploaded.dataset
         async with self._db.transaction() as conn:
             dataset = await store.get_dataset(conn, uploaded.user_id, uploaded.id)

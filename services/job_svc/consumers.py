@@ -3,8 +3,9 @@ its states; ``artifact.created`` links the job to its artifact.
 
 Each handler claims the event id in the transaction that applies it, so a
 redelivery changes nothing; metric points are also unique per (job, step), so
-a replay by a resumed attempt never double-counts. A validation result joins
-the point of the step it followed.
+a replay by a resumed attempt never double-counts, and a resumed job is not
+announced as started twice. A validation result joins the point of the step
+it followed.
 """
 
 from __future__ import annotations
@@ -68,9 +69,13 @@ class TrainerEvents:
             return
         point = metric_point_message(stored)
         if row.status in ("queued", "initializing"):
+            first_start = row.started_at is None
             row = await store.update_job(conn, str(row.id), status="running", current_stage="training",
                                          started_at=row.started_at or now)
-            await events.add_to_outbox(conn, job_event("job.started", row))
+            # A job requeued after its agent let it go runs again, but it
+            # started once: telling the user again would be a second "Training Started".
+            if first_start:
+                await events.add_to_outbox(conn, job_event("job.started", row))
         if point.step < row.current_step:
             return  # a late point of an earlier step: stored, but the job is already past it
         total = metrics.total_steps or row.total_steps

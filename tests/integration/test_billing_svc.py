@@ -51,6 +51,7 @@ def _job(user: str, **fields) -> job_pb2.Job:
 def _journey(user: str) -> tuple[job_pb2.Job, list[events_pb2.Event]]:
     """The events of one dataset trained into one model."""
     dataset = dataset_pb2.Dataset(id=str(uuid.uuid4()), user_id=user, name="Support chats")
+    dataset.validated_at.FromDatetime(datetime.now(timezone.utc))
     job = _job(user, current_cost=5.9, final_cost=6.0)
     job.completed_at.FromDatetime(datetime.now(timezone.utc))
     manifest = artifact_pb2.AdapterManifest(files=[artifact_pb2.ArtifactFile(name="a", size_bytes=2048)])
@@ -121,11 +122,14 @@ async def test_journey_notifies_and_records_costs_once(service, nats):
     for event in journey:
         await _publish(js, event, msg_id=str(uuid.uuid4()))
     cancelled = _job(user, current_cost=0.0)
+    revalidated = _fresh(journey[0])
+    revalidated.dataset_validated.dataset.validated_at.FromDatetime(datetime.now(timezone.utc) + timedelta(hours=1))
+    other_model = artifact_pb2.ModelArtifact(id=str(uuid.uuid4()), user_id=user, job_id=cancelled.id)
     later = [
-        _fresh(journey[0]),
-        _fresh(journey[4]),
-        # A job's final event again under a new event id notifies again.
-        _fresh(journey[3]),
+        # The same happenings again under new event ids tell the user nothing new...
+        *(_fresh(event) for event in journey),
+        # ...but a new validation of the dataset, and other jobs' events, do.
+        revalidated,
         events.new_event(
             "job.cancelled",
             producer="test",
@@ -133,11 +137,18 @@ async def test_journey_notifies_and_records_costs_once(service, nats):
             subject_id=cancelled.id,
             job_cancelled=events_pb2.JobCancelled(job=cancelled),
         ),
+        events.new_event(
+            "artifact.created",
+            producer="test",
+            user_id=user,
+            subject_id=other_model.id,
+            artifact_created=events_pb2.ArtifactCreated(artifact=other_model),
+        ),
     ]
     for event in later:
         await _publish(js, event)
-    notes = await _notifications(service, user, count=9)
-    again = ["dataset_ready", "model_ready", "job_completed", "job_cancelled"]
+    notes = await _notifications(service, user, count=8)
+    again = ["dataset_ready", "job_cancelled", "model_ready"]
     assert sorted(n.type for n in notes.notifications) == sorted([*JOURNEY, *again])
 
     # ...but the job is billed once, and the cancelled job cost nothing.

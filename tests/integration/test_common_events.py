@@ -1,8 +1,10 @@
-"""The shared outbox, relay and consumer against real PostgreSQL and NATS."""
+"""The shared outbox, relay and consumer against real PostgreSQL and NATS,
+and the consumer's dead-letter parking of what it can never handle."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -10,7 +12,8 @@ from sqlalchemy import text
 
 from brightrun.events.v1 import events_pb2
 from services.common import events
-from services.common.db import Database, claim_event
+from services.common.db import Database, claim_event, refused_value
+from services.common.metrics import PARKED_MESSAGES
 
 
 @pytest.fixture
@@ -82,3 +85,159 @@ async def test_a_failed_transaction_writes_neither_state_nor_event(db):
     async with db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM things"))).scalar() == 0
         assert (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar() == 0
+
+
+def _subject() -> str:
+    """A subject of the BILLING stream that no other test publishes on or reads
+    (tests that read a whole stream would trip over these tests' garbage)."""
+    return f"billing.test-{uuid.uuid4().hex[:8]}"
+
+
+def _envelope(subject: str, subject_id: str) -> bytes:
+    event = events.new_event(subject, producer="test", user_id=str(uuid.uuid4()), subject_id=subject_id)
+    return event.SerializeToString()
+
+
+async def _publish_raw(js, subject: str, data: bytes) -> None:
+    await events.publish(js, subject, data, str(uuid.uuid4()))
+
+
+async def _parked(js, consumer: str, count: int, timeout: float = 20.0) -> list:
+    """The messages parked by ``consumer`` once there are ``count`` (exactly: checked after)."""
+    subject = f"deadletter.{consumer}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stored = (await js.stream_info("DEADLETTER", subjects_filter=subject)).state.subjects or {}
+        if stored.get(subject, 0) >= count:
+            break
+        await asyncio.sleep(0.1)
+    assert stored.get(subject, 0) == count, stored
+    sub = await js.pull_subscribe(subject, stream="DEADLETTER")
+    try:
+        return await sub.fetch(count, timeout=5.0)
+    finally:
+        await sub.unsubscribe()
+
+
+async def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.1)
+
+
+async def test_undecodable_and_unappliable_messages_are_parked_and_the_next_one_is_handled(settings, db):
+    nc, js = await events.connect(settings.nats_url, "test")
+    subject, durable = _subject(), f"test-{uuid.uuid4().hex[:8]}"
+    handled: list[str] = []
+    stop = asyncio.Event()
+
+    async def handle(event: events_pb2.Event) -> None:
+        if event.subject_id == "no-such-thing":
+            raise events.Unappliable("names nothing this consumer knows")
+        async with db.transaction() as conn:  # an id that is not a UUID: PostgreSQL refuses it
+            await conn.execute(text("INSERT INTO things (id, n) VALUES (:id, 1)"), {"id": event.subject_id})
+        handled.append(event.subject_id)
+
+    good = str(uuid.uuid4())
+    await _publish_raw(js, subject, b"\xff garbage")
+    await _publish_raw(js, subject, _envelope(subject, "no-such-thing"))
+    await _publish_raw(js, subject, _envelope(subject, "not-a-uuid"))
+    await _publish_raw(js, subject, _envelope(subject, good))
+    consumer = asyncio.create_task(
+        events.consume(js, stream="BILLING", durable=durable, subjects=[subject], handler=handle, stop=stop)
+    )
+    await _wait_for(lambda: handled)
+    parked = await _parked(js, durable, 3)
+    stop.set()
+    await consumer
+    info = await js.consumer_info("BILLING", durable)
+    await nc.close()
+
+    assert handled == [good]
+    reasons = [m.headers["BrightRun-Reason"] for m in parked]
+    assert reasons[0].startswith("undecodable")
+    assert reasons[1].startswith(f"unappliable {subject}: names nothing")
+    assert reasons[2].startswith(f"unappliable {subject}:") and "not-a-uuid" in reasons[2]
+    assert parked[0].data == b"\xff garbage"
+    for message in parked:
+        assert message.headers["BrightRun-Subject"] == subject
+        assert message.headers["BrightRun-Stream"] == "BILLING"
+        assert message.headers["BrightRun-Consumer"] == durable
+        assert message.headers["BrightRun-Delivered"] == "1"
+    assert len({m.headers["BrightRun-Sequence"] for m in parked}) == 3
+    assert PARKED_MESSAGES.value(durable) == 3
+    # Terminated, not left to be redelivered.
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+async def test_a_handler_that_always_fails_is_parked_after_max_deliver_and_does_not_hold_back_the_rest(settings, db):
+    nc, js = await events.connect(settings.nats_url, "test")
+    subject, durable = _subject(), f"test-{uuid.uuid4().hex[:8]}"
+    attempts: list[int] = []
+    handled: list[str] = []
+    stop = asyncio.Event()
+    bad = str(uuid.uuid4())
+
+    async def handle(event: events_pb2.Event) -> None:
+        if event.subject_id == bad:
+            attempts.append(1)
+            raise RuntimeError("the database is having a bad day")
+        handled.append(event.subject_id)
+
+    good = str(uuid.uuid4())
+    await _publish_raw(js, subject, _envelope(subject, bad))
+    await _publish_raw(js, subject, _envelope(subject, good))
+    consumer = asyncio.create_task(
+        events.consume(js, stream="BILLING", durable=durable, subjects=[subject], handler=handle, stop=stop,
+                       max_deliver=3)
+    )
+    # The good message does not wait for the bad one's redeliveries (1 s, then 2 s).
+    await _wait_for(lambda: handled, timeout=1.0)
+    parked = await _parked(js, durable, 1)
+    stop.set()
+    await consumer
+    info = await js.consumer_info("BILLING", durable)
+    await nc.close()
+
+    assert handled == [good] and len(attempts) == 3
+    assert parked[0].headers["BrightRun-Delivered"] == "3"
+    assert parked[0].headers["BrightRun-Reason"].startswith("failed 3 times: RuntimeError(")
+    assert events_pb2.Event.FromString(parked[0].data).subject_id == bad
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+async def test_parking_the_same_message_again_keeps_one_copy(settings):
+    nc, js = await events.connect(settings.nats_url, "test")
+    subject, consumer = _subject(), f"test-{uuid.uuid4().hex[:8]}"
+    await _publish_raw(js, subject, b"\xff garbage")
+    # Two deliveries of one stream message, as a process that died after
+    # parking it but before terminating it would see on its restart.
+    deliveries = []
+    for _ in range(2):
+        sub = await js.pull_subscribe(subject, stream="BILLING")
+        deliveries += await sub.fetch(1, timeout=5.0)
+        await sub.unsubscribe()
+    for msg in deliveries:
+        await events.dead_letter(js, msg, consumer=consumer, reason="undecodable:\nfirst line\nsecond line")
+    parked = await _parked(js, consumer, 1)
+    await nc.close()
+
+    assert parked[0].headers["Nats-Msg-Id"] == f"BILLING:{deliveries[0].metadata.sequence.stream}:{consumer}"
+    assert parked[0].headers["BrightRun-Reason"] == "undecodable: first line second line"
+    assert PARKED_MESSAGES.value(consumer) == 1
+
+
+async def test_a_refused_value_is_told_apart_from_other_database_errors(db):
+    async def error_of(sql: str, **params) -> Exception:
+        with pytest.raises(Exception) as info:
+            async with db.transaction() as conn:
+                await conn.execute(text(sql), params)
+        return info.value
+
+    # Refused by PostgreSQL itself (SQLSTATE 22P02) and by asyncpg before sending: poison.
+    assert refused_value(await error_of("SELECT CAST(CAST(:v AS TEXT) AS INT)", v="seven"))
+    assert refused_value(await error_of("INSERT INTO things (id, n) VALUES (:id, 1)", id="not-a-uuid"))
+    # Not about a value: a retry, or a fixed deployment, may succeed.
+    assert not refused_value(await error_of("SELECT * FROM no_such_table"))
+    assert not refused_value(RuntimeError("the database is having a bad day"))

@@ -376,3 +376,20 @@ async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_star
     )
     assert revalidated.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
     assert (await _settled(stub, uid, dataset.id)).status == dataset_pb2.DATASET_STATUS_READY
+
+
+async def test_an_upload_event_without_a_dataset_is_parked_and_validation_goes_on(stub, settings):
+    nc, js = await events.connect(settings.nats_url, f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        empty = events.new_event("dataset.uploaded", producer="test", user_id=str(uuid.uuid4()), subject_id="")
+        ack = await js.publish("dataset.uploaded", empty.SerializeToString(), headers={"Nats-Msg-Id": empty.event_id})
+        uid = str(uuid.uuid4())
+        dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD))).id)
+        assert dataset.status == dataset_pb2.DATASET_STATUS_READY
+        parked = await js.pull_subscribe("deadletter.dataset-validator", stream="DEADLETTER")
+        reasons = {int(m.headers["BrightRun-Sequence"]): m.headers["BrightRun-Reason"]
+                   for m in await parked.fetch(100, timeout=5.0)}
+        await parked.unsubscribe()
+    finally:
+        await nc.close()
+    assert reasons[ack.seq] == "unappliable dataset.uploaded: dataset.uploaded carries no dataset_uploaded payload"

@@ -13,6 +13,7 @@ import math
 import uuid
 
 import grpc
+from google.protobuf.message import DecodeError
 import pytest
 import pytest_asyncio
 
@@ -189,6 +190,48 @@ async def test_a_user_error_fails_at_once_and_a_retryable_one_requeues(stub, js)
                          trainer_attempt_failed=events_pb2.TrainerAttemptFailed(job_id=retried.id, attempt=2, reason="rank too large for memory", retryable=False))
     failed = await _wait(stub, retried.id, lambda j: j.status == job_pb2.JOB_STATUS_FAILED)
     assert failed.error_message == "rank too large for memory" and failed.retry_count == 1
+
+
+async def _job_events(js, job_id: str, until) -> list[events_pb2.Event]:
+    """The job's events on the JOBS stream, oldest first, up to the first for which ``until`` holds."""
+    sub = await js.pull_subscribe("job.>", stream="JOBS")
+    seen: list[events_pb2.Event] = []
+    try:
+        for _ in range(100):
+            try:
+                msgs = await sub.fetch(100, timeout=0.2)
+            except TimeoutError:
+                continue
+            for msg in msgs:
+                try:
+                    event = events_pb2.Event.FromString(msg.data)
+                except DecodeError:  # another test's poison
+                    continue
+                if event.subject_id == job_id:
+                    seen.append(event)
+                    if until(event):
+                        return seen
+        raise AssertionError(f"the awaited event never came: {[e.type for e in seen]}")
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_job_requeued_and_resumed_is_announced_as_started_once(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    for attempt in (1, 2):
+        started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt, total_steps=10)
+        await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=_point(job.id, attempt, 2.0))
+        await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+        await _wait(stub, job.id, lambda j: j.current_step == attempt and j.status == job_pb2.JOB_STATUS_RUNNING)
+        if attempt == 1:  # the agent hands the job back (SIGTERM): queued again, to resume
+            failed = events_pb2.TrainerAttemptFailed(job_id=job.id, attempt=1, reason="agent stopping", retryable=True)
+            await _trainer_event(js, job, "trainer.attempt.failed", trainer_attempt_failed=failed)
+            await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_QUEUED)
+    # job.progressed of step 2 is written with anything its metrics published, so everything is in by then.
+    seen = await _job_events(js, job.id, lambda e: e.HasField("job_progressed")
+                             and e.job_progressed.metric_point.step == 2)
+    assert [e.type for e in seen if e.type == "job.started"] == ["job.started"]
 
 
 async def test_cancel_ends_a_queued_job(stub):

@@ -89,3 +89,25 @@ def test_model_ready_shows_the_stars():
 def test_events_users_are_not_told_about():
     assert notification_for(_event(job_progressed=events_pb2.JobProgressed(job=_job()))) is None
     assert notification_for(events_pb2.Event(event_id="e")) is None
+
+
+def test_a_notice_is_keyed_by_what_it_tells_not_by_the_event():
+    started = notification_for(_event(job_started=events_pb2.JobStarted(job=_job())))
+    again = notification_for(events_pb2.Event(event_id="other", user_id=USER,
+                                              job_started=events_pb2.JobStarted(job=_job())))
+    assert started.key == again.key == "job:j1:job_started"
+    completed = notification_for(_event(job_completed=events_pb2.JobCompleted(job=_job())))
+    assert completed.key == "job:j1:job_completed"
+    model = artifact_pb2.ModelArtifact(id="a1", user_id=USER, job_id="j1")
+    assert notification_for(_event(artifact_created=events_pb2.ArtifactCreated(artifact=model))).key == (
+        "job:j1:model_ready"
+    )
+
+
+def test_each_validation_of_a_dataset_is_its_own_notice():
+    def ready(seconds: int):
+        dataset = dataset_pb2.Dataset(id="d1", user_id=USER, name="Support chats")
+        dataset.validated_at.FromSeconds(seconds)
+        return notification_for(_event(dataset_validated=events_pb2.DatasetValidated(dataset=dataset)))
+
+    assert ready(100).key == ready(100).key != ready(200).key

@@ -1,0 +1,44 @@
+"""The shared service runtime against real PostgreSQL and NATS: a consumer
+that ends before the service does turns the process's health NOT_SERVING."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.grpc import channel
+from services.common.runtime import ServiceRuntime
+
+SERVICE = "brightrun.test.v1.TestService"
+
+
+async def _status(stub) -> int:
+    return (await stub.Check(health_pb2.HealthCheckRequest(service=SERVICE))).status
+
+
+async def test_a_consumer_that_ends_turns_health_not_serving(settings, tmp_path):
+    runtime = await ServiceRuntime.open("test", settings, schema=f"t_{uuid.uuid4().hex[:12]}", migrations=tmp_path)
+    port = await runtime.serve("127.0.0.1:0", [], [SERVICE])
+
+    async def ignore(event) -> None:
+        return None
+
+    try:
+        async with channel(f"127.0.0.1:{port}") as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            runtime.consume(stream="DATASETS", durable=f"test-{uuid.uuid4().hex[:8]}",
+                            subjects=[f"dataset.test-{uuid.uuid4().hex[:8]}"], handler=ignore)
+            assert await _status(stub) == health_pb2.HealthCheckResponse.SERVING
+            # A stream that does not exist: the consumer cannot even be created, and its task ends.
+            runtime.consume(stream="NO_SUCH_STREAM", durable="test-orphan", subjects=["nowhere.>"], handler=ignore)
+            deadline = time.monotonic() + 10
+            while (status := await _status(stub)) == health_pb2.HealthCheckResponse.SERVING:
+                assert time.monotonic() < deadline, "health stayed SERVING"
+                await asyncio.sleep(0.05)
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert not runtime.consuming
+    finally:
+        await runtime.stop()
