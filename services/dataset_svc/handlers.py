@@ -122,6 +122,11 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         try:
             await asyncio.to_thread(self._storage.copy, bucket, upload, confirmed)
         except ObjectMissing:
+            if row.status == "error":  # the upload was dropped when it was confirmed last time
+                raise FailedPrecondition(
+                    "No file was uploaded since the last confirm: upload the corrected file to uploadUrl first, "
+                    "then confirm, or revalidate to check the confirmed file again"
+                ) from None
             raise FailedPrecondition("No file was uploaded: upload the file to uploadUrl first, then confirm") from None
         try:
             size = await asyncio.to_thread(self._storage.size, bucket, confirmed)

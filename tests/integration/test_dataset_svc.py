@@ -416,6 +416,10 @@ async def test_a_reconfirm_after_an_error_validates_a_fresh_copy_and_drops_the_o
     await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
     failed = await _settled(stub, uid, created.dataset.id)
     assert failed.status == dataset_pb2.DATASET_STATUS_ERROR
+    with pytest.raises(grpc.aio.AioRpcError) as unchanged:  # the upload went with the first confirm
+        await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    assert unchanged.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "since the last confirm" in unchanged.value.details()
     await asyncio.to_thread(_put, created.upload_url, good)
     await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
     ready = await _settled(stub, uid, created.dataset.id)
