@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.base_models import ModelNotAllowed, is_local_model, resolve_base_model
+
 DEV_JWT_SECRET = "brightrun-development-secret-change-me"
 
 
@@ -31,6 +33,8 @@ class Settings:
     datasets_bucket: str
     models_bucket: str
     default_base_model: str
+    # Where local base models may come from; any other local path is refused.
+    model_dirs: tuple[Path, ...]
     jwt_secret: str
     http_host: str
     http_port: int
@@ -70,6 +74,12 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         return int(raw)
 
     s3_endpoint = need("BRIGHTRUN_S3_ENDPOINT")
+    default_base_model = env.get("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home / "models" / "tiny-llama"))
+    model_dirs = _model_dirs(env.get("BRIGHTRUN_MODEL_DIRS", ""), home, default_base_model)
+    try:
+        resolve_base_model(default_base_model, model_dirs)
+    except ModelNotAllowed as exc:
+        problems.append(f"BRIGHTRUN_DEFAULT_BASE_MODEL: {exc}")
     settings = Settings(
         home=home,
         database_url=need("BRIGHTRUN_DATABASE_URL"),
@@ -81,7 +91,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_region=env.get("BRIGHTRUN_S3_REGION", "us-east-1"),
         datasets_bucket=env.get("BRIGHTRUN_DATASETS_BUCKET", "lora-datasets"),
         models_bucket=env.get("BRIGHTRUN_MODELS_BUCKET", "lora-models"),
-        default_base_model=env.get("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home / "models" / "tiny-llama")),
+        default_base_model=default_base_model,
+        model_dirs=model_dirs,
         jwt_secret=env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET),
         http_host=env.get("BRIGHTRUN_HTTP_HOST", "127.0.0.1"),
         http_port=port("BRIGHTRUN_HTTP_PORT", 8080),
@@ -97,3 +108,15 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError("; ".join(problems))
     return settings
+
+
+def _model_dirs(raw: str, home: Path, default_base_model: str) -> tuple[Path, ...]:
+    """BRIGHTRUN_MODEL_DIRS (os.pathsep-separated), else ``home/models`` and the
+    default base model's directory when that is local; each as its real path."""
+    if raw:
+        dirs = [Path(part) for part in raw.split(os.pathsep) if part]
+    else:
+        dirs = [home / "models"]
+        if is_local_model(default_base_model):
+            dirs.append(Path(default_base_model).expanduser().parent)
+    return tuple(dict.fromkeys(Path(os.path.realpath(d.expanduser())) for d in dirs))

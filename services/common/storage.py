@@ -82,6 +82,15 @@ class ObjectStorage:
         except self._s3.exceptions.NoSuchKey as exc:
             raise ObjectMissing(f"s3://{bucket}/{key}") from exc
 
+    def copy(self, bucket: str, source: str, target: str) -> None:
+        """Copy an object within ``bucket`` on the server (up to 5 GB); raises ObjectMissing."""
+        try:
+            self._s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectMissing(f"s3://{bucket}/{source}") from exc
+            raise
+
     def upload_file(self, path: Path, bucket: str, key: str) -> None:
         self._s3.upload_file(str(path), bucket, key)
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from brightrun.events.v1 import events_pb2
 from services.common import events
+from services.common.base_models import resolve_base_model
 from services.common.db import Database, claim_event
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
@@ -60,14 +63,18 @@ def _failed(dataset, error: dict) -> dict:
 
 
 class DatasetValidator:
-    def __init__(self, db: Database, storage: ObjectStorage, *, max_line_bytes: int):
+    def __init__(self, db: Database, storage: ObjectStorage, *, max_line_bytes: int, model_dirs: Sequence[Path]):
         self._db = db
         self._storage = storage
         self._max_line_bytes = max_line_bytes
+        self._model_dirs = model_dirs
         # One tokenizer per base model, loaded on first use; loading takes seconds.
         self._tokenizers: dict[str, object] = {}
 
     def _tokenizer(self, base_model: str):
+        # Checked again here, not only by the API: a row stored before the rule
+        # existed must not make the validator read an arbitrary path either.
+        base_model = resolve_base_model(base_model, self._model_dirs)
         if base_model not in self._tokenizers:
             self._tokenizers[base_model] = load_tokenizer(base_model)
         return self._tokenizers[base_model]
@@ -76,7 +83,7 @@ class DatasetValidator:
         """Blocking: runs in a worker thread. Every data problem ends in the outcome, not an exception."""
         try:
             tokenizer = self._tokenizer(dataset.base_model)
-        except Exception as exc:  # a hub id that cannot be reached, a path without a tokenizer
+        except Exception as exc:  # a hub id that cannot be reached, a path without a tokenizer or not allowed
             message = f"Cannot load the tokenizer of {dataset.base_model}: {exc}"
             return _failed(dataset, _file_error("base_model_unavailable", message,
                                                 "Revalidate with a base model this platform can load"))
@@ -91,7 +98,8 @@ class DatasetValidator:
                 reader, tokenizer, declared_format=dataset.format or None, max_line_bytes=self._max_line_bytes
             )
             errors, counts = list(report.errors), dict(report.error_counts)
-            if dataset.sha256 and (actual := reader.hexdigest()) != dataset.sha256:
+            actual = reader.hexdigest()
+            if dataset.sha256 and actual != dataset.sha256:
                 message = f"The file's sha256 is {actual}, not the declared {dataset.sha256}"
                 errors = [_file_error("sha256_mismatch", message,
                                       "Upload the file you declared, or create the dataset with its real sha256")]
@@ -106,6 +114,8 @@ class DatasetValidator:
             "errors": errors,
             "statistics": stats,
             "sample_data": report.sample_data,
+            # What a trainer agent checks its download against.
+            "content_sha256": actual,
             **{key: stats.get(key) for key in ("total_training_pairs", "total_validation_pairs", "total_tokens",
                                                 "avg_turns_per_conversation", "avg_tokens_per_turn")},
         }

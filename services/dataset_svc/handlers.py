@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from services.common import events
+from services.common.base_models import check_base_model
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import Conflict, FailedPrecondition, NotFound
@@ -16,10 +18,13 @@ from services.common.grpc import rpc, user_id
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
 from services.dataset_svc.messages import STATUS_NAMES, dataset_message
-from services.dataset_svc.naming import check_create, storage_key
+from services.dataset_svc.naming import check_create, confirmed_key, storage_key
 
+log = logging.getLogger(__name__)
 PRODUCER = "dataset_svc"
-UPLOAD_URL_SECONDS = 3600
+# Long enough to start uploading 500 MB; the copy made at confirm, not this
+# lifetime, is what keeps a late PUT away from validated data.
+UPLOAD_URL_SECONDS = 900
 DEFAULT_PAGE_SIZE = 25
 
 
@@ -54,11 +59,25 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
             raise NotFound("Dataset not found")
         return row
 
+    async def _discard(self, bucket: str, key: str) -> None:
+        """Delete an object nothing points at; a failure leaves garbage, not an error for a call that succeeded."""
+        try:
+            await asyncio.to_thread(self._storage.delete, bucket, key)
+        except Exception:
+            log.warning("could not delete s3://%s/%s; it is no longer used", bucket, key, exc_info=True)
+
+    def _base_model(self, requested: str) -> str:
+        """The requested base model as stored ('' for none); raises InvalidArgument for a local path outside the
+        model directories."""
+        return check_base_model(requested, self._settings.model_dirs) if requested else ""
+
     @rpc
     async def CreateDataset(self, request, context):
-        """Raises InvalidArgument naming every bad field (size above 500 MB among them)."""
+        """Raises InvalidArgument naming every bad field (size above 500 MB, a base model outside the model
+        directories)."""
         uid = user_id(context)
         safe_name = check_create(request.name, request.file_name, request.file_size, request.format, request.sha256)
+        base_model = self._base_model(request.base_model) or self._settings.default_base_model
         dataset_id = str(uuid.uuid4())
         key = storage_key(uid, dataset_id, safe_name)
         url = await asyncio.to_thread(
@@ -78,7 +97,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
                     "file_name": safe_name,
                     "file_size": request.file_size,
                     "sha256": request.sha256.lower() or None,
-                    "base_model": request.base_model or self._settings.default_base_model,
+                    "base_model": base_model,
                 },
             )
         return dataset_pb2.CreateDatasetResponse(dataset=dataset_message(row), upload_url=url, storage_path=key)
@@ -87,6 +106,10 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
     async def ConfirmUpload(self, request, context):
         """Raises NotFound, or FailedPrecondition when the object is missing or its size differs.
 
+        The upload is copied to a key of its own first, and that copy is what
+        is validated and trained on: the upload URL stays valid for a while
+        and whatever it writes later must not replace validated data.
+
         A declared sha256 is checked by the validator, which hashes the object
         in the same pass that validates it, not here: reading 500 MB twice, once
         inside this call, would make confirming take as long as validating.
@@ -94,21 +117,36 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         row = await self._get(user_id(context), request.dataset_id)
         if row.status not in ("uploading", "error"):
             raise FailedPrecondition(f"Dataset is already {row.status}; confirm applies to an uploaded file")
+        bucket, upload = row.storage_bucket, storage_key(str(row.user_id), str(row.id), row.file_name)
+        confirmed = confirmed_key(str(row.user_id), str(row.id), row.file_name)
         try:
-            size = await asyncio.to_thread(self._storage.size, row.storage_bucket, row.storage_path)
+            await asyncio.to_thread(self._storage.copy, bucket, upload, confirmed)
         except ObjectMissing:
+            if row.status == "error":  # the upload was dropped when it was confirmed last time
+                raise FailedPrecondition(
+                    "No file was uploaded since the last confirm: upload the corrected file to uploadUrl first, "
+                    "then confirm, or revalidate to check the confirmed file again"
+                ) from None
             raise FailedPrecondition("No file was uploaded: upload the file to uploadUrl first, then confirm") from None
-        if size != row.file_size:
-            raise FailedPrecondition(
-                f"The uploaded file has {size} bytes but file_size declared {row.file_size}: "
-                "upload the whole file again or create the dataset with its real size"
-            )
-        async with self._db.transaction() as conn:
-            locked = await store.get_dataset(conn, str(row.user_id), str(row.id), lock=True)
-            if locked is None or locked.status not in ("uploading", "error"):
-                raise FailedPrecondition("Dataset changed while confirming; fetch it again")
-            row = await store.set_status(conn, str(row.id), "validating")
-            await events.add_to_outbox(conn, uploaded_event(row))
+        try:
+            size = await asyncio.to_thread(self._storage.size, bucket, confirmed)
+            if size != row.file_size:
+                raise FailedPrecondition(
+                    f"The uploaded file has {size} bytes but file_size declared {row.file_size}: "
+                    "upload the whole file again or create the dataset with its real size"
+                )
+            async with self._db.transaction() as conn:
+                locked = await store.get_dataset(conn, str(row.user_id), str(row.id), lock=True)
+                if locked is None or locked.status not in ("uploading", "error"):
+                    raise FailedPrecondition("Dataset changed while confirming; fetch it again")
+                row = await store.set_status(conn, str(row.id), "validating", storage_path=confirmed)
+                await events.add_to_outbox(conn, uploaded_event(row))
+        except Exception:
+            await self._discard(bucket, confirmed)
+            raise
+        # The previous confirm's copy, if any, is replaced; the upload is no longer needed.
+        for key in {upload, locked.storage_path} - {confirmed}:
+            await self._discard(bucket, key)
         return dataset_pb2.ConfirmUploadResponse(dataset=dataset_message(row))
 
     @rpc
@@ -151,17 +189,21 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
                     dataset_deleted=events_pb2.DatasetDeleted(dataset=dataset_message(row)),
                 ),
             )
-        await asyncio.to_thread(self._storage.delete, row.storage_bucket, row.storage_path)
+        # The upload key too: a PUT after the confirm may have written it again.
+        for key in {row.storage_path, storage_key(str(row.user_id), str(row.id), row.file_name)}:
+            await asyncio.to_thread(self._storage.delete, row.storage_bucket, key)
         return dataset_pb2.DeleteDatasetResponse(dataset=dataset_message(row))
 
     @rpc
     async def RevalidateDataset(self, request, context):
-        """Raises FailedPrecondition unless the dataset is ready or in error."""
+        """Raises InvalidArgument for a base model outside the model directories, FailedPrecondition unless the
+        dataset is ready or in error."""
+        base_model = self._base_model(request.base_model)
         row = await self._get(user_id(context), request.dataset_id)
         if row.status not in ("ready", "error"):
             raise FailedPrecondition(f"Dataset is {row.status}; only a ready or failed dataset can be revalidated")
         async with self._db.transaction() as conn:
-            fields = {"base_model": request.base_model} if request.base_model else {}
+            fields = {"base_model": base_model} if base_model else {}
             row = await store.set_status(conn, str(row.id), "validating", **fields)
             await events.add_to_outbox(conn, uploaded_event(row))
         return dataset_pb2.RevalidateDatasetResponse(dataset=dataset_message(row))

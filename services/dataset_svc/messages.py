@@ -29,6 +29,7 @@ def dataset_message(row) -> dataset_pb2.Dataset:
         training_ready=row.training_ready,
         base_model=row.base_model,
         sha256=row.sha256 or "",
+        content_sha256=row.content_sha256 or "",
     )
     for field in ("description", "total_training_pairs", "total_validation_pairs", "total_tokens"):
         if getattr(row, field) is not None:

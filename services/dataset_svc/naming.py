@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 
 from services.common.errors import field_errors
 from services.common.text import has_control_characters
@@ -23,8 +24,17 @@ def safe_file_name(file_name: str) -> str:
 
 
 def storage_key(user_id: str, dataset_id: str, safe_name: str) -> str:
-    """The object key, built by the service: never from a client path."""
+    """The upload's object key, built by the service: never from a client path."""
     return f"{user_id}/{dataset_id}/{safe_name}"
+
+
+def confirmed_key(user_id: str, dataset_id: str, safe_name: str) -> str:
+    """A fresh key for the copy of a confirmed upload, the object validated and trained on.
+
+    No upload URL is ever signed for it, and each confirm gets its own, so a
+    late or concurrent write of the upload key cannot reach what was validated.
+    """
+    return f"{user_id}/{dataset_id}/validated/{uuid.uuid4().hex}/{safe_name}"
 
 
 def check_create(name: str, file_name: str, file_size: int, fmt: str, sha256: str) -> str:

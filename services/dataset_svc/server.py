@@ -18,7 +18,9 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     """Start the service; ``address`` defaults to ``settings.dataset_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("dataset_svc", settings, schema=schema, migrations=MIGRATIONS)
     storage = ObjectStorage.from_settings(settings)
-    validator = DatasetValidator(runtime.db, storage, max_line_bytes=settings.dataset_max_line_bytes)
+    validator = DatasetValidator(
+        runtime.db, storage, max_line_bytes=settings.dataset_max_line_bytes, model_dirs=settings.model_dirs
+    )
     runtime.consume(
         stream="DATASETS",
         durable=DURABLE,

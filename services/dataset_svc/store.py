@@ -55,7 +55,7 @@ async def set_status(conn: AsyncConnection, dataset_id: str, status: str, **fiel
     assignments = ", ".join(f"{name} = :{name}" for name in fields)
     sql = (
         "UPDATE datasets SET status = :status, training_ready = FALSE, validation_errors = NULL, "
-        "validation_attempts = 0, "
+        "validation_attempts = 0, content_sha256 = NULL, "
         f"updated_at = now(){', ' + assignments if assignments else ''} WHERE id = :id RETURNING *"
     )
     return (await conn.execute(text(sql), {"id": dataset_id, "status": status, **fields})).one()
@@ -72,14 +72,16 @@ async def begin_validation(conn: AsyncConnection, dataset_id: str) -> int | None
 
 
 async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dict) -> Row:
-    """Store a finished validation: ``ready`` with statistics or ``error`` with the bad lines."""
+    """Store a finished validation: ``ready`` with statistics or ``error`` with the bad lines, and the sha256
+    of the bytes it read."""
     result = await conn.execute(
         text(
             "UPDATE datasets SET status = :status, training_ready = :ready, format = :format, "
             "total_training_pairs = :pairs, total_validation_pairs = :validation_pairs, total_tokens = :tokens, "
             "avg_turns_per_conversation = :avg_turns, avg_tokens_per_turn = :avg_tokens, "
             "validation_errors = CAST(:errors AS JSONB), statistics = CAST(:statistics AS JSONB), "
-            "sample_data = CAST(:samples AS JSONB), validated_at = now(), updated_at = now() "
+            "sample_data = CAST(:samples AS JSONB), content_sha256 = :content_sha256, validated_at = now(), "
+            "updated_at = now() "
             "WHERE id = :id RETURNING *"
         ),
         {
@@ -95,6 +97,7 @@ async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dic
             "errors": json.dumps(outcome["errors"]) if outcome["errors"] else None,
             "statistics": json.dumps(outcome["statistics"]),
             "samples": json.dumps(outcome["sample_data"]) if outcome["sample_data"] else None,
+            "content_sha256": outcome.get("content_sha256"),
         },
     )
     return result.one()

@@ -54,7 +54,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     def _config(self, preset_id: str, hp: job_pb2.Hyperparameters, gpu: job_pb2.GpuConfig) -> JobConfig:
         given = json_format.MessageToDict(hp, preserving_proto_field_name=True)
-        return resolve(preset_id, given, gpu.type, gpu.count, self._settings.default_base_model)
+        return resolve(
+            preset_id, given, gpu.type, gpu.count, self._settings.default_base_model, self._settings.model_dirs
+        )
 
     @rpc
     async def ListPresets(self, request, context):
@@ -104,7 +106,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def CreateJob(self, request, context):
-        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready.
+        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready or has no
+        recorded content hash.
 
         A request id seen before answers with the job it created, before any
         other check (the dataset may have changed since); sent with a different
@@ -126,6 +129,11 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "Dataset not ready for training",
                 f"Dataset must have status='ready' and training_ready=true. Current: status='{status}', "
                 f"training_ready={str(dataset.training_ready).lower()}",
+            )
+        if not dataset.content_sha256:
+            raise FailedPrecondition(
+                "Dataset has no recorded content hash",
+                "It was validated before the platform recorded what it validated: revalidate it, then create the job",
             )
         pairs = dataset.total_training_pairs - dataset.total_validation_pairs
         _, steps = total_steps(pairs, config.batch_size, config.epochs)
@@ -153,7 +161,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 job_id=job_id, user_id=uid, hyperparameters=job_message(row).hyperparameters,
                 gpu_config=job_message(row).gpu_config, dataset_id=dataset.id,
                 dataset_bucket=dataset.storage_bucket, dataset_path=dataset.storage_path,
-                dataset_format=dataset.format, output_bucket=self._settings.models_bucket,
+                dataset_format=dataset.format, dataset_sha256=dataset.content_sha256,
+                output_bucket=self._settings.models_bucket,
                 output_prefix=f"{uid}/{job_id}/", total_steps=steps,
             )
             await events.add_message_to_outbox(

@@ -1,10 +1,13 @@
 """The job's configuration: the preset's values under the user's, every
-problem reported together. Pure."""
+problem reported together. Pure but for resolving a local base model's real path."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from services.common.base_models import ModelNotAllowed, resolve_base_model
 from services.common.errors import field_errors
 from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, TRAINER_OPTIONS, ZERO_STAGES
 from services.job_svc.catalogue import GPU_TYPES, PRESETS, GpuType
@@ -47,8 +50,12 @@ class JobConfig:
         return {key: value for key, value in values.items() if value is not None}
 
 
-def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_base_model: str) -> JobConfig:
-    """Merge ``given`` (zero/empty = unset) over the preset; raises InvalidArgument naming every bad field."""
+def resolve(
+    preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_base_model: str,
+    model_dirs: Sequence[Path] = (),
+) -> JobConfig:
+    """Merge ``given`` (zero/empty = unset) over the preset; raises InvalidArgument naming every bad field,
+    a base model that is a local path outside ``model_dirs`` among them."""
     problems: dict[str, list[str]] = {}
     preset = PRESETS.get(preset_id or "balanced")
     if preset is None:
@@ -73,6 +80,10 @@ def resolve(preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_
         max_seq_length=int(pick("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)),
         seed=int(given.get("seed") or 0),
     )
+    try:
+        config["base_model"] = resolve_base_model(config["base_model"], model_dirs)
+    except ModelNotAllowed as exc:
+        problems["hyperparameters.base_model"] = [str(exc)]
     _check_range(problems, "hyperparameters.learning_rate", config["learning_rate"], 1e-5, 1e-3)
     _check_range(problems, "hyperparameters.batch_size", config["batch_size"], 1, 64)
     _check_range(problems, "hyperparameters.epochs", config["epochs"], 1, 20)

@@ -368,6 +368,12 @@ class TrainerAgent:
             )
         except Exception as exc:  # The object store stayed away: another attempt may succeed.
             return {"type": "failed", "reason": f"could not download the dataset: {exc}", "retryable": True}
+        # Train only on the bytes that were validated: the object may have been
+        # replaced since, and every retry would read the same replacement.
+        if (actual := await asyncio.to_thread(_sha256, dataset)) != assignment.dataset_sha256:
+            reason = (f"the dataset's sha256 is {actual}, not the validated {assignment.dataset_sha256 or '(none)'}: "
+                      "its file changed after validation; revalidate the dataset and start a new job")
+            return {"type": "failed", "reason": reason, "retryable": False}
         spec = workdir / "assignment.json"
         spec.write_text(json_format.MessageToJson(assignment, preserving_proto_field_name=True))
         # Resume only from what an earlier attempt uploaded: its upload follows the

@@ -18,7 +18,7 @@ from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.db import Database
-from services.common.grpc import as_user, channel
+from services.common.grpc import as_user, channel, error_details
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.common.tiny_model import build_tiny_model
 from services.dataset_svc import store
@@ -57,6 +57,7 @@ async def _upload(stub, uid: str, body: bytes, name: str = "data", **extra) -> d
     await asyncio.to_thread(_put, created.upload_url, body)
     confirmed = await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
     assert confirmed.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
+    assert confirmed.dataset.storage_path.startswith(f"{uid}/{created.dataset.id}/validated/")
     return confirmed.dataset
 
 
@@ -271,7 +272,7 @@ async def test_the_read_url_serves_the_file_and_a_vanished_file_revalidates_to_e
     assert dataset.status == dataset_pb2.DATASET_STATUS_READY
 
     read = await stub.GetDatasetReadUrl(dataset_pb2.GetDatasetReadUrlRequest(dataset_id=dataset.id), metadata=as_user(uid))
-    assert read.storage_path == created.storage_path
+    assert read.storage_path == dataset.storage_path != created.storage_path
     with urllib.request.urlopen(read.url, timeout=30) as reply:
         assert reply.read() == body
 
@@ -314,13 +315,14 @@ async def test_lists_filter_by_status_and_page_newest_first(stub):
     assert len((await listed(page_size=1000)).datasets) == 3
 
 
-async def test_revalidating_against_another_base_model_counts_with_its_tokenizer(stub, tmp_path):
+async def test_revalidating_against_another_base_model_counts_with_its_tokenizer(stub, settings):
     uid = str(uuid.uuid4())
     body = _jsonl(GOOD)
     first = await _settled(stub, uid, (await _upload(stub, uid, body)).id)
     assert first.status == dataset_pb2.DATASET_STATUS_READY
     # A smaller vocabulary splits the same text into more tokens.
-    other = await asyncio.to_thread(build_tiny_model, tmp_path / "other-model", vocab_size=400, seed=1)
+    other = settings.model_dirs[0] / f"other-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(build_tiny_model, other, vocab_size=400, seed=1)
     again = await stub.RevalidateDataset(
         dataset_pb2.RevalidateDatasetRequest(dataset_id=first.id, base_model=str(other)), metadata=as_user(uid)
     )
@@ -335,12 +337,14 @@ async def test_revalidating_against_another_base_model_counts_with_its_tokenizer
     assert second.total_tokens == expected != first.total_tokens
 
 
-async def test_a_base_model_without_a_tokenizer_is_an_error_naming_it(stub, tmp_path):
+async def test_a_base_model_without_a_tokenizer_is_an_error_naming_it(stub, settings):
     uid = str(uuid.uuid4())
-    dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD), base_model=str(tmp_path))).id)
-    assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR and dataset.base_model == str(tmp_path)
+    empty = settings.model_dirs[0] / f"empty-{uuid.uuid4().hex[:8]}"
+    empty.mkdir(parents=True)
+    dataset = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD), base_model=str(empty))).id)
+    assert dataset.status == dataset_pb2.DATASET_STATUS_ERROR and dataset.base_model == str(empty)
     [error] = dataset.validation_errors
-    assert (error.line, error.code) == (0, "base_model_unavailable") and str(tmp_path) in error.error
+    assert (error.line, error.code) == (0, "base_model_unavailable") and str(empty) in error.error
 
 
 async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_starts_afresh(stub, settings):
@@ -361,7 +365,8 @@ async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_star
                 {"n": MAX_VALIDATION_ATTEMPTS, "id": dataset.id},
             )
             row = await store.get_dataset(conn, uid, dataset.id)
-        validator = DatasetValidator(database, ObjectStorage.from_settings(settings), max_line_bytes=MAX_LINE_BYTES)
+        validator = DatasetValidator(database, ObjectStorage.from_settings(settings), max_line_bytes=MAX_LINE_BYTES,
+                                     model_dirs=settings.model_dirs)
         await validator.handle(uploaded_event(row))
     finally:
         await database.close()
@@ -393,3 +398,97 @@ async def test_an_upload_event_without_a_dataset_is_parked_and_validation_goes_o
     finally:
         await nc.close()
     assert reasons[ack.seq] == "unappliable dataset.uploaded: dataset.uploaded carries no dataset_uploaded payload"
+
+
+async def test_confirm_copies_the_upload_so_a_later_put_changes_nothing_validated(stub, settings):
+    uid = str(uuid.uuid4())
+    body = _jsonl(GOOD)
+    storage = ObjectStorage.from_settings(settings)
+    created = await stub.CreateDataset(
+        dataset_pb2.CreateDatasetRequest(name="c", file_name="c.jsonl", file_size=len(body)), metadata=as_user(uid)
+    )
+    await asyncio.to_thread(_put, created.upload_url, body)
+    await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    ready = await _settled(stub, uid, created.dataset.id)
+    assert ready.status == dataset_pb2.DATASET_STATUS_READY
+    assert ready.content_sha256 == hashlib.sha256(body).hexdigest()
+    assert ready.storage_path != created.storage_path
+    with pytest.raises(ObjectMissing):  # the upload itself is gone once copied
+        await asyncio.to_thread(storage.size, ready.storage_bucket, created.storage_path)
+
+    # The upload URL still signs a PUT of its key for a while: that writes nothing validated.
+    other = _jsonl([{**GOOD[0], "conversation_id": "smuggled"}] * 5)
+    await asyncio.to_thread(_put, created.upload_url, other)
+    assert await asyncio.to_thread(storage.get_bytes, ready.storage_bucket, ready.storage_path) == body
+    after = (await stub.GetDataset(dataset_pb2.GetDatasetRequest(dataset_id=ready.id), metadata=as_user(uid))).dataset
+    assert (after.status, after.storage_path, after.content_sha256) == (ready.status, ready.storage_path,
+                                                                         ready.content_sha256)
+    assert "dataset.validated" in await _published(settings, ready.id, {"dataset.validated"})
+    validated = (await _published(settings, ready.id, {"dataset.validated"}))["dataset.validated"]
+    assert validated.dataset_validated.dataset.content_sha256 == ready.content_sha256
+
+    await stub.DeleteDataset(dataset_pb2.DeleteDatasetRequest(dataset_id=ready.id), metadata=as_user(uid))
+    for key in (ready.storage_path, created.storage_path):
+        with pytest.raises(ObjectMissing):
+            await asyncio.to_thread(storage.size, ready.storage_bucket, key)
+
+
+async def test_a_reconfirm_after_an_error_validates_a_fresh_copy_and_drops_the_old_one(stub, settings):
+    uid = str(uuid.uuid4())
+    bad, good = b'{"not": "a conversation"}\n', _jsonl(GOOD)
+    storage = ObjectStorage.from_settings(settings)
+    created = await stub.CreateDataset(
+        dataset_pb2.CreateDatasetRequest(name="e", file_name="e.jsonl", file_size=len(good)), metadata=as_user(uid)
+    )
+    await asyncio.to_thread(_put, created.upload_url, bad.ljust(len(good) - 1) + b"\n")
+    await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    failed = await _settled(stub, uid, created.dataset.id)
+    assert failed.status == dataset_pb2.DATASET_STATUS_ERROR
+    with pytest.raises(grpc.aio.AioRpcError) as unchanged:  # the upload went with the first confirm
+        await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    assert unchanged.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "since the last confirm" in unchanged.value.details()
+    await asyncio.to_thread(_put, created.upload_url, good)
+    await stub.ConfirmUpload(dataset_pb2.ConfirmUploadRequest(dataset_id=created.dataset.id), metadata=as_user(uid))
+    ready = await _settled(stub, uid, created.dataset.id)
+    assert ready.status == dataset_pb2.DATASET_STATUS_READY, ready.validation_errors
+    assert ready.storage_path != failed.storage_path and ready.content_sha256 == hashlib.sha256(good).hexdigest()
+    with pytest.raises(ObjectMissing):
+        await asyncio.to_thread(storage.size, failed.storage_bucket, failed.storage_path)
+
+
+@pytest.mark.parametrize("base_model", ["/etc", "/proc/self/root", "/proc/self/environ", "~/.ssh", "a/b/c"])
+async def test_a_base_model_outside_the_model_directories_is_an_invalid_argument(stub, settings, base_model):
+    uid = str(uuid.uuid4())
+    with pytest.raises(grpc.aio.AioRpcError) as created:
+        await stub.CreateDataset(
+            dataset_pb2.CreateDatasetRequest(name="m", file_name="m.jsonl", file_size=10, base_model=base_model),
+            metadata=as_user(uid),
+        )
+    assert created.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "base_model" in created.value.details()
+    [problem] = error_details(created.value)["details"]["base_model"]
+    assert str(settings.model_dirs[0]) in problem
+
+    ready = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD))).id)
+    with pytest.raises(grpc.aio.AioRpcError) as revalidated:
+        await stub.RevalidateDataset(
+            dataset_pb2.RevalidateDatasetRequest(dataset_id=ready.id, base_model=base_model), metadata=as_user(uid)
+        )
+    assert revalidated.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "base_model" in revalidated.value.details()
+
+
+async def test_the_validator_refuses_a_stored_base_model_outside_the_model_directories(stub, settings):
+    from sqlalchemy import text
+
+    uid = str(uuid.uuid4())
+    ready = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD))).id)
+    database = Database(settings.database_url, "dataset")
+    try:  # as a row stored before the rule existed would be
+        async with database.transaction() as conn:
+            await conn.execute(text("UPDATE datasets SET base_model = '/etc' WHERE id = :id"), {"id": ready.id})
+    finally:
+        await database.close()
+    await stub.RevalidateDataset(dataset_pb2.RevalidateDatasetRequest(dataset_id=ready.id), metadata=as_user(uid))
+    failed = await _settled(stub, uid, ready.id)
+    [error] = failed.validation_errors
+    assert error.code == "base_model_unavailable" and "outside" in error.error

@@ -29,20 +29,24 @@ from services.job_svc.server import start
 OWNER = str(uuid.uuid4())
 READY = str(uuid.uuid4())
 UPLOADING = str(uuid.uuid4())
+# Ready, but validated before content hashes were recorded.
+UNHASHED = str(uuid.uuid4())
+CONTENT_SHA256 = "5e" * 32
 
 
 class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
     @rpc
     async def GetDataset(self, request, context):
-        if user_id(context) != OWNER or request.dataset_id not in (READY, UPLOADING):
+        if user_id(context) != OWNER or request.dataset_id not in (READY, UPLOADING, UNHASHED):
             raise NotFound("Dataset not found")
-        ready = request.dataset_id == READY
+        ready = request.dataset_id != UPLOADING
         return dataset_pb2.GetDatasetResponse(
             dataset=dataset_pb2.Dataset(
                 id=request.dataset_id, user_id=OWNER, name="chats", format="brightrun_lora_v4",
                 status=dataset_pb2.DATASET_STATUS_READY if ready else dataset_pb2.DATASET_STATUS_UPLOADING,
                 training_ready=ready, total_training_pairs=40, total_validation_pairs=2, total_tokens=4000,
                 storage_bucket="lora-datasets", storage_path=f"{OWNER}/{request.dataset_id}/d.jsonl",
+                content_sha256=CONTENT_SHA256 if request.dataset_id == READY else "",
             )
         )
 
@@ -109,6 +113,7 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     await msgs[0].ack()
     await sub.unsubscribe()
     assert assignment.job_id == job.id and assignment.dataset_path.endswith("/d.jsonl")
+    assert assignment.dataset_sha256 == CONTENT_SHA256
     assert assignment.output_prefix == f"{OWNER}/{job.id}/"
 
     watched: list = []
@@ -245,6 +250,38 @@ async def test_a_dataset_that_is_not_ready_is_a_failed_precondition(stub):
         await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "dataset_id": UPLOADING}), metadata=as_user(OWNER))
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.details() == "Dataset not ready for training"
+
+
+async def test_a_dataset_without_a_recorded_content_hash_must_be_revalidated_first(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "dataset_id": UNHASHED}), metadata=as_user(OWNER))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "content hash" in info.value.details()
+
+
+@pytest.mark.parametrize("base_model", ["/etc", "/proc/self/root", "/proc/self/root/etc/passwd", "../../etc"])
+async def test_a_base_model_outside_the_model_directories_is_refused_naming_it(stub, settings, base_model):
+    hp = job_pb2.Hyperparameters(base_model=base_model, learning_rate=0.001, batch_size=8, epochs=2, rank=8)
+    for call in (
+        stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}), metadata=as_user(OWNER)),
+        stub.EstimateJob(job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=REQUEST["gpu_config"],
+                                                    hyperparameters=hp), metadata=as_user(OWNER)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "hyperparameters.base_model" in info.value.details()
+        [problem] = error_details(info.value)["details"]["hyperparameters.base_model"]
+        assert str(settings.model_dirs[0]) in problem
+
+
+async def test_a_base_model_inside_the_model_directories_is_stored_as_its_real_path(stub, settings):
+    inside = settings.model_dirs[0] / "some-model"
+    hp = job_pb2.Hyperparameters(base_model=f"{inside.parent}/./some-model", learning_rate=0.001, batch_size=8,
+                                 epochs=2, rank=8)
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}),
+                                metadata=as_user(OWNER))).job
+    assert job.hyperparameters.base_model == str(inside)
 
 
 async def test_another_users_job_and_dataset_are_not_found(stub):

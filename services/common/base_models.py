@@ -1,0 +1,77 @@
+"""Where a base model may come from: a Hugging Face hub id, or a local
+directory inside one of the configured model directories. Pure but for
+resolving paths on this machine's file system.
+
+A base model is handed to ``from_pretrained``, which reads whatever local
+path it is given and, for a name, looks for a local directory of that name
+first: an unchecked value lets a caller make the validator and the trainer
+read any file the service can (``/etc``, ``/proc/self/root/...``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.common.errors import InvalidArgument
+
+# The hub's repository id: `name` or `org/name`, each of letters, digits, '.', '_'
+# and '-', neither starting nor ending with '.' or '-', 96 characters at most.
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?"
+_HUB_ID = re.compile(rf"^{_HUB_PART}(?:/{_HUB_PART})?$")
+_HUB_ID_MAX = 96
+MAX_LENGTH = 1024
+
+
+class ModelNotAllowed(ValueError):
+    """The base model is neither a hub id nor inside an allowed model directory; the message says which."""
+
+
+def is_local_model(value: str) -> bool:
+    """Whether ``from_pretrained`` reads ``value`` from the file system: anything
+    but a hub id, and a hub id that names an existing relative path."""
+    hub_id = len(value) <= _HUB_ID_MAX and ".." not in value and _HUB_ID.match(value) is not None
+    return not hub_id or os.path.lexists(value)
+
+
+def resolve_base_model(value: str, model_dirs: Sequence[Path]) -> str:
+    """The base model to store and load: a hub id unchanged, a local model as its real absolute path.
+
+    A hub id that also names an existing path relative to the working
+    directory is a local model, as ``from_pretrained`` would load it. Raises
+    ModelNotAllowed for a local path outside every directory of
+    ``model_dirs`` (after following symlinks), for ``..``, control characters
+    or an over-long value.
+    """
+    if len(value) > MAX_LENGTH:
+        raise ModelNotAllowed(f"must be at most {MAX_LENGTH} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ModelNotAllowed("must not contain control characters")
+    if not is_local_model(value):
+        return value
+    allowed = _where(model_dirs)
+    if ".." in Path(value).parts:
+        raise ModelNotAllowed(f"{value!r} must not contain '..'; give a model directory inside {allowed}")
+    real = Path(os.path.realpath(os.path.expanduser(value)))
+    if not any(real.is_relative_to(os.path.realpath(d)) for d in model_dirs):
+        raise ModelNotAllowed(
+            f"{value!r} is a local path outside {allowed}: give a Hugging Face hub id (name or org/name), "
+            "or a model directory inside one of those"
+        )
+    return str(real)
+
+
+def check_base_model(value: str, model_dirs: Sequence[Path], field: str = "base_model") -> str:
+    """:func:`resolve_base_model` for a request; raises InvalidArgument naming ``field``."""
+    try:
+        return resolve_base_model(value, model_dirs)
+    except ModelNotAllowed as exc:
+        raise InvalidArgument(f"Validation error: check {field}", {field: [str(exc)]}) from None
+
+
+def _where(model_dirs: Sequence[Path]) -> str:
+    if not model_dirs:
+        return "an allowed model directory (none is configured: set BRIGHTRUN_MODEL_DIRS)"
+    return "the allowed model directories (" + ", ".join(str(d) for d in model_dirs) + ")"
