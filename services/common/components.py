@@ -178,7 +178,11 @@ class _Server(ABC):
         try:
             if not self._wanted or self.running:
                 return False
-            self._halt()  # its group's leftovers (a killed postmaster's backends) hold ports and memory
+            if self._proc is not None:
+                # What its group left (a killed postmaster's backends) holds
+                # ports and shared memory against the new server.
+                _kill_group(self._proc.pid)
+                self._proc = None
             self._start()
             return True
         finally:

@@ -54,6 +54,10 @@ def _main(args: list[str]) -> None:
         os.setuid(account.pw_uid)
         args = args[2:]
     die_with_parent(parent, sig)
+    # A parent that is stopping ignores SIGINT and SIGTERM, and exec keeps
+    # what is ignored: the program must still stop when asked.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_DFL)
     # execv, not execvp: its PATH search imports modules, which another user
     # may not be allowed to read (an interpreter under /root).
     os.execv(args[1], args[1:])  # args[0] is the "--"

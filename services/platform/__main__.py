@@ -22,32 +22,32 @@ from services.common.config import DEV_JWT_SECRET
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class _StopSignals:
     """SIGINT and SIGTERM as one request to stop.
 
     The first raises KeyboardInterrupt in the main thread, which unwinds
     whatever it does (starting, waiting, walking the demo) into the platform's
-    stop; later ones are only counted. A Python handler runs between any two
-    bytecodes of the main thread, the stop's and its own included, so it must
-    not raise twice, take a lock, or do the stopping itself.
+    stop; from then on the kernel ignores both. Not a Python handler that
+    counts them: it runs between any two bytecodes of the main thread, the
+    stop's included, and the interpreter gives a signal with a Python handler
+    its default action (death) back while it exits.
     """
 
     def __init__(self) -> None:
-        self.received = 0
-        self._armed = True
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, self._handle)
 
-    def disarm(self) -> None:
-        """From now on (the stop has begun) signals are only counted."""
-        self._armed = False
+    def ignore(self) -> None:
+        """From now on (the stop has begun) both signals are ignored."""
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.received += 1
-        if self._armed:
-            self._armed = False
-            raise KeyboardInterrupt
+        self.ignore()
+        raise KeyboardInterrupt
 
 
 def _home() -> Path:
@@ -72,7 +72,7 @@ def up() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signals.disarm()
+        signals.ignore()
         print("stopping...", flush=True)
         platform.stop()
         print("stopped.", flush=True)
@@ -91,7 +91,7 @@ def demo() -> int:
         print("\ndemo interrupted", flush=True)
         return 130
     finally:
-        signals.disarm()
+        signals.ignore()
         platform.stop()
         print(f"everything stopped; {time.monotonic() - started:.1f}s in all", flush=True)
 
