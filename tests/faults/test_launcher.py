@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from faultkit import assert_job_accounted, platform_env, ready_dataset, start_job, wait_ended
 from services.platform.journey import wait_for
+from services.platform.supervisor import Child, Supervisor
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +206,27 @@ def test_a_component_stopped_on_purpose_stays_down_until_started(platform, caplo
     # Started again, it is supervised again.
     os.kill(nats.pid, signal.SIGKILL)
     wait_for(lambda: caplog.text, lambda text: "NATS restarted" in text, 60, "NATS's restart")
+
+
+def test_a_child_that_keeps_failing_is_restarted_ever_later_and_a_clean_exit_is_left_alone(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="services.platform.supervisor")
+    env = platform_env()
+    # Real processes: a module that is not there exits 1 at once; ``site`` prints its paths and exits 0.
+    failing = Child("failing", "brightrun_no_such_module", env, tmp_path / "failing.log")
+    leaving = Child("leaving", "site", env, tmp_path / "leaving.log")
+    supervisor = Supervisor(lambda: [failing, leaving])
+    for child in (failing, leaving):
+        child.start()
+    supervisor.start()
+    try:
+        wait_for(lambda: caplog.text, lambda text: "failing restarted" in text and "in 4s" in text, 30, "a third failure")
+    finally:
+        supervisor.pause()
+        for child in (failing, leaving):
+            child.terminate()
+            child.finish(time.monotonic() + 5)
+        supervisor.close()
+    assert re.findall(r"failing died \(exit status 1\); restarting it in (\d+)s", caplog.text)[:3] == ["1", "2", "4"]
+    assert caplog.text.count("leaving exited with status 0 on its own; leaving it stopped") == 1
+    assert "leaving restarted" not in caplog.text
+    assert (tmp_path / "leaving.log").read_text().count("sys.path = [") == 1
