@@ -7,7 +7,10 @@ Kubernetes their endpoints come from the environment instead.
 Each server is a direct child of this process in its own process group, binds
 to 127.0.0.1 only, and keeps its state and log under the directory it is given
 (PostgreSQL may have to live elsewhere, see ``Postgres``). ``start()`` reuses
-existing state; ``stop()`` leaves no process behind.
+existing state; ``stop()`` leaves no process behind, and neither does this
+process dying outright: each server gets a parent-death signal. A supervisor
+restarts a server that died on its own with ``revive()``; one stopped with
+``stop()`` stays down until ``start()``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from abc import ABC, abstractmethod
@@ -33,6 +37,8 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from services.common.lifeline import lifeline_command
 
 _DEBIAN_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Names, inside a cluster moved to /tmp, the base_dir it belongs to.
@@ -107,12 +113,21 @@ class _Server(ABC):
     name = "server"
     # The signal that asks this server for a quick clean shutdown.
     stop_signal = signal.SIGTERM
+    # The signal it gets when the thread that started it ends (this process
+    # killed outright): nobody is left to SIGKILL it after a grace.
+    orphan_signal = signal.SIGKILL
 
     def __init__(self, log: Path, start_timeout: float, stop_timeout: float) -> None:
         self.log = log
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        # Whether it should run: set by start(), cleared only by stop(), so a
+        # server stopped on purpose (an outage in a fault test) is never revived.
+        self._wanted = False
+        # Held while starting or stopping: a supervisor's revive() never races
+        # a stop() or a start() from another thread.
+        self._lock = threading.RLock()
 
     @property
     def pid(self) -> int | None:
@@ -123,8 +138,55 @@ class _Server(ABC):
     def running(self) -> bool:
         return self.pid is not None
 
+    @property
+    def exit_status(self) -> int | None:
+        """The exit status of a server that ended without stop(); None while it
+        runs, after stop(), or when its last start failed."""
+        proc = self._proc
+        return proc.poll() if proc is not None else None
+
+    def start(self) -> None:
+        """Start the server (nothing when it runs), reusing its state.
+
+        Raises ComponentError (with the log tail) if a step fails or the server
+        is not ready within ``start_timeout``.
+        """
+        with self._lock:
+            self._wanted = True
+            if not self.running:
+                self._start()
+
     @abstractmethod
-    def start(self) -> None: ...
+    def _start(self) -> None: ...
+
+    def down(self) -> bool:
+        """True when the server was started and not stopped, yet does not run,
+        and no start or stop is under way in another thread."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._wanted and not self.running
+        finally:
+            self._lock.release()
+
+    def revive(self) -> bool:
+        """Start again a server that is ``down()``; True when it did (False: it
+        was not down, or a start or stop is under way). Raises ComponentError
+        when the start fails; the server stays down."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._wanted or self.running:
+                return False
+            if self._proc is not None:
+                # What its group left (a killed postmaster's backends) holds
+                # ports and shared memory against the new server.
+                _kill_group(self._proc.pid)
+                self._proc = None
+            self._start()
+            return True
+        finally:
+            self._lock.release()
 
     def _spawn(self, cmd: Sequence[str], *, user: str | None = None, cwd: Path | None = None) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +194,8 @@ class _Server(ABC):
             # A session of its own: a Ctrl-C meant for us does not reach it
             # first, and stop() can kill the whole group (PostgreSQL backends).
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, user=user, group=user, extra_groups=[] if user else None, cwd=cwd,
+                lifeline_command(cmd, self.orphan_signal, user), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
             )
 
     def _require_free(self, *ports: int) -> None:
@@ -155,7 +217,7 @@ class _Server(ABC):
         try:
             wait_until(alive_and_ready, self.start_timeout, self.name)
         except (TimeoutError, ComponentError) as error:
-            self.stop()
+            self._halt()
             raise ComponentError(f"{error}; tail of {self.log}:\n{self.log_tail()}") from None
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -163,6 +225,11 @@ class _Server(ABC):
 
     def stop(self) -> None:
         """Ask the server to stop, SIGKILL its process group after ``stop_timeout``. Never raises for a dead server."""
+        with self._lock:
+            self._wanted = False
+            self._halt()
+
+    def _halt(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -212,6 +279,9 @@ class Postgres(_Server):
     # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client
     # (connection pools) to leave; SIGINT is its fast, clean shutdown.
     stop_signal = signal.SIGINT
+    # Immediate shutdown: the postmaster ends its backends before it exits, so
+    # none is left attached to the data directory against the next start.
+    orphan_signal = signal.SIGQUIT
 
     def __init__(
         self, base_dir: Path, *, port: int | None = None, fast: bool = False,
@@ -248,14 +318,8 @@ class Postgres(_Server):
         digest = hashlib.sha256(str(base_dir).encode()).hexdigest()[:12]
         return Path("/tmp") / f"brightrun-pg-{digest}"
 
-    def start(self) -> None:
-        """Initialise the cluster if new, start it, ensure role and database.
-
-        Raises ComponentError (with the log tail) if a step fails or the server
-        is not ready within ``start_timeout``.
-        """
-        if self.running:
-            return
+    def _start(self) -> None:
+        # Initialise the cluster if new, start it, ensure role and database.
         if self.dir != self.base_dir:
             self._link_reachable_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -296,7 +360,7 @@ class Postgres(_Server):
             self._run(self._bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
                       "-U", "postgres", "-d", "postgres", stdin=script)
         except ComponentError:
-            self.stop()
+            self._halt()
             raise
 
     def _run(self, *cmd: str | Path, as_server: bool = False, stdin: str | None = None) -> None:
@@ -371,14 +435,8 @@ class Nats(_Server):
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        """Start the server.
-
-        Raises ComponentError (with the log tail) unless JetStream is ready
-        within ``start_timeout``.
-        """
-        if self.running:
-            return
+    def _start(self) -> None:
+        # Ready once JetStream is.
         self._require_free(self.port, self.monitor_port)
         self._spawn([
             _venv_binary("nats-server"), "-js", "-sd", str(self.dir / "jetstream"),
@@ -426,14 +484,8 @@ class ObjectStore(_Server):
                           retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
         )
 
-    def start(self) -> None:
-        """Start SeaweedFS and create missing buckets.
-
-        Raises ComponentError (with the log tail) unless every bucket exists
-        within ``start_timeout``.
-        """
-        if self.running:
-            return
+    def _start(self) -> None:
+        # Ready once every bucket exists.
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         config = self.dir / "s3.json"
@@ -460,8 +512,8 @@ class ObjectStore(_Server):
         client = self.client()
         self._await_ready(lambda: _buckets_exist(client, self.buckets))
 
-    def stop(self) -> None:
-        super().stop()
+    def _halt(self) -> None:
+        super()._halt()
         # SeaweedFS leaves unix sockets named after its ports in /tmp (not
         # $TMPDIR), e.g. seaweedfs-s3-grpc-18333.sock.
         ours = {str(p) for port in self._ports for p in (port, port + 10000)}

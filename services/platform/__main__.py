@@ -1,8 +1,10 @@
 """``python -m services.platform up|demo``: the embedded default.
 
-``up`` runs the whole platform in the foreground until Ctrl-C/SIGTERM.
-``demo`` starts it, walks the product journey over HTTP, prints where the
-adapter is and the job's final loss, and stops everything.
+``up`` runs the whole platform in the foreground until Ctrl-C/SIGTERM and
+exits 0 once it has stopped. ``demo`` starts it, walks the product journey over
+HTTP, prints where the adapter is and the job's final loss, and stops
+everything. A signal never cuts a stop short: the first SIGINT/SIGTERM starts
+it, later ones (a Ctrl-C held down, a supervisor's repeated SIGTERM) are ignored.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,44 +22,86 @@ from services.common.config import DEV_JWT_SECRET
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM as one request to stop.
+
+    The first raises KeyboardInterrupt in the main thread, which unwinds
+    whatever it does (starting, waiting, walking the demo) into the platform's
+    stop; from then on the kernel ignores both. Not a Python handler that
+    counts them: it runs between any two bytecodes of the main thread, the
+    stop's included, and the interpreter gives a signal with a Python handler
+    its default action (death) back while it exits.
+    """
+
+    def __init__(self) -> None:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def ignore(self) -> None:
+        """From now on (the stop has begun) both signals are ignored."""
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.ignore()
+        raise KeyboardInterrupt
+
 
 def _home() -> Path:
     return Path(os.environ.get("BRIGHTRUN_HOME", ".brightrun"))
 
 
 def up() -> int:
+    signals = _StopSignals()
     platform = Platform(_home())
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    print("starting BrightRun (PostgreSQL, NATS, S3, services, trainer agent, gateway)...", flush=True)
-    platform.start()
-    from gateway.auth import mint_token
-
-    secret = platform.env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET)
-    token = mint_token(str(uuid.uuid4()), secret, ttl_seconds=24 * 3600)
-    print(f"BrightRun is up: {platform.gateway_url}  (logs: {platform.home / 'logs'})")
-    print(f"development token (24 h): {token}")
-    print("Ctrl-C stops everything.", flush=True)
     try:
-        while not stop.is_set():
-            time.sleep(0.5)
+        print("starting BrightRun (PostgreSQL, NATS, S3, services, trainer agent, gateway)...", flush=True)
+        platform.start()
+        from gateway.auth import mint_token
+
+        secret = platform.env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET)
+        token = mint_token(str(uuid.uuid4()), secret, ttl_seconds=24 * 3600)
+        print(f"BrightRun is up: {platform.gateway_url}  (logs: {platform.home / 'logs'})")
+        print(f"development token (24 h): {token}")
+        print("Ctrl-C stops everything.", flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        return 0
     finally:
+        signals.ignore()
         print("stopping...", flush=True)
         platform.stop()
-    return 0
+        print("stopped.", flush=True)
+
+
+def demo() -> int:
+    signals = _StopSignals()
+    platform = Platform(_home(), http_port=0)
+    started = time.monotonic()
+    try:
+        print("starting BrightRun (PostgreSQL, NATS, S3, 4 services, trainer agent, gateway)...", flush=True)
+        platform.start()
+        print(f"platform up in {time.monotonic() - started:.1f}s at {platform.gateway_url}", flush=True)
+        return run_demo(platform)
+    except KeyboardInterrupt:
+        print("\ndemo interrupted", flush=True)
+        return 130
+    finally:
+        signals.ignore()
+        platform.stop()
+        print(f"everything stopped; {time.monotonic() - started:.1f}s in all", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.platform")
     parser.add_argument("command", choices=["up", "demo"])
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if args.command == "up":
-        return up()
-    # SIGTERM unwinds like Ctrl-C, so the platform's children are stopped on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    return run_demo(_home())
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return up() if args.command == "up" else demo()
 
 
 if __name__ == "__main__":

@@ -4,16 +4,16 @@ Starts PostgreSQL, NATS JetStream and the S3 store (unless their endpoints are
 configured in the environment, as on Kubernetes), builds the tiny base model,
 then runs every service, one local trainer agent and the gateway as child
 processes, each one exactly as it runs in production (``python -m ...``).
-``stop()`` ends every child and component and leaves no process behind.
+A supervisor thread restarts any of them, components included, that dies
+without being stopped. ``stop()`` ends every child and component and leaves no
+process behind; so does the launcher being killed outright, since every child
+gets a parent-death signal.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
-import subprocess
-import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -24,8 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.components import Nats, ObjectStore, Postgres, free_port
 from services.common.tiny_model import build_tiny_model
-
-log = logging.getLogger(__name__)
+from services.platform.supervisor import Child, Supervised, Supervisor
 
 SERVICES = ("dataset_svc", "job_svc", "artifact_svc", "billing_svc")
 _ADDR_VARS = {
@@ -36,17 +35,27 @@ _ADDR_VARS = {
 }
 DEV_S3_ACCESS_KEY = "brightrun"
 DEV_S3_SECRET_KEY = "brightrun-secret"
+# Each component gets this long to stop before its process group is killed,
+# so that a whole stop stays within the children's grace + 15 s.
+COMPONENT_STOP_SECONDS = 5.0
 
 
 class Platform:
-    """Everything BrightRun needs, started under ``home`` (``$BRIGHTRUN_HOME``)."""
+    """Everything BrightRun needs, started under ``home`` (``$BRIGHTRUN_HOME``).
+
+    Start it from a thread that lives until ``stop()`` (the main thread): the
+    children it starts die with that thread.
+    """
 
     def __init__(self, home: Path, env: Mapping[str, str] | None = None, *, http_port: int | None = None):
         self.home = home.resolve()
         self._base_env = dict(os.environ if env is None else env)
         self._http_port = http_port
         self._components: list = []
-        self._children: list[tuple[str, subprocess.Popen]] = []
+        self._children: list[Child] = []
+        self._supervisor = Supervisor(self._supervised)
+        # One stop at a time; a second finds nothing left to stop.
+        self._stop_lock = threading.Lock()
         self.env: dict[str, str] = {}
 
     @property
@@ -78,6 +87,7 @@ class Platform:
             self.spawn_agent()
             self._spawn("gateway", "gateway")
             _wait_http(self.gateway_url + "/healthz", self._children, timeout)
+            self._supervisor.start()
         except BaseException:
             self.stop()
             raise
@@ -85,7 +95,7 @@ class Platform:
     def processes(self) -> dict[str, int]:
         """Name to pid of every process the platform started and still holds."""
         pids = {type(c).__name__.lower(): c.pid for c in self._components if c.pid}
-        pids.update({name: proc.pid for name, proc in self._children})
+        pids.update({child.name: child.pid for child in self._children})
         return pids
 
     def component(self, name: str):
@@ -112,12 +122,12 @@ class Platform:
 
     def _start_components(self, env: dict[str, str]) -> None:
         if "BRIGHTRUN_DATABASE_URL" not in env:
-            pg = Postgres(self.home / "postgres")
+            pg = Postgres(self.home / "postgres", stop_timeout=COMPONENT_STOP_SECONDS)
             pg.start()
             self._components.append(pg)
             env["BRIGHTRUN_DATABASE_URL"] = pg.dsn
         if "BRIGHTRUN_NATS_URL" not in env:
-            nats = Nats(self.home / "nats")
+            nats = Nats(self.home / "nats", stop_timeout=COMPONENT_STOP_SECONDS)
             nats.start()
             self._components.append(nats)
             env["BRIGHTRUN_NATS_URL"] = nats.url
@@ -127,6 +137,7 @@ class Platform:
                 access_key=env["BRIGHTRUN_S3_ACCESS_KEY"],
                 secret_key=env["BRIGHTRUN_S3_SECRET_KEY"],
                 buckets=(env.get("BRIGHTRUN_DATASETS_BUCKET", "lora-datasets"), env.get("BRIGHTRUN_MODELS_BUCKET", "lora-models")),
+                stop_timeout=COMPONENT_STOP_SECONDS,
             )
             store.start()
             self._components.append(store)
@@ -134,35 +145,35 @@ class Platform:
 
     def spawn_agent(self) -> None:
         """Start one more local trainer agent (the platform starts one)."""
-        agents = sum(1 for name, _ in self._children if name.startswith("trainer_agent"))
+        agents = sum(1 for child in self._children if child.name.startswith("trainer_agent"))
         self._spawn("trainer_agent" if agents == 0 else f"trainer_agent-{agents + 1}", "services.trainer_agent")
 
     def _spawn(self, name: str, module: str) -> None:
-        logs = self.home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._children.append((name, proc))
+        child = Child(name, module, self.env, self.home / "logs" / f"{name}.log")
+        child.start()
+        self._children.append(child)
 
-    def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM every child (newest first), SIGKILL what outlives ``grace``, then stop components."""
-        for _, proc in reversed(self._children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for name, proc in reversed(self._children):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", name, grace)
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self._children.clear()
-        for component in reversed(self._components):
-            component.stop()
-        self._components.clear()
+    def _supervised(self) -> list[Supervised]:
+        return [*self._components, *self._children]
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every child (newest first), SIGKILL the process group of any
+        that outlives ``grace``, then stop the components: done within about
+        ``grace`` + 3 x COMPONENT_STOP_SECONDS. Idempotent, and safe from any
+        thread; never raises for a process that is already gone."""
+        with self._stop_lock:
+            self._supervisor.pause()
+            for child in reversed(self._children):
+                child.terminate()
+            deadline = time.monotonic() + grace
+            for child in reversed(self._children):
+                child.finish(deadline)
+            self._children.clear()
+            for component in reversed(self._components):
+                component.stop()
+            self._components.clear()
+            # Last: what the supervisor restarted dies with its thread.
+            self._supervisor.close()
 
     def __enter__(self) -> "Platform":
         self.start()
@@ -172,10 +183,10 @@ class Platform:
         self.stop()
 
 
-def _check_alive(children: list[tuple[str, subprocess.Popen]]) -> None:
-    for name, proc in children:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {proc.returncode}; see its log under $BRIGHTRUN_HOME/logs/")
+def _check_alive(children: list[Child]) -> None:
+    for child in children:
+        if child.exit_status is not None:
+            raise RuntimeError(f"{child.name} exited with code {child.exit_status}; see {child.log}")
 
 
 def _wait_serving(address: str, name: str, children, timeout: float) -> None:

@@ -10,7 +10,7 @@ import runpy
 import signal
 import sys
 
-from services.trainer_agent.lifeline import die_with_parent
+from services.common.lifeline import die_with_parent
 
 
 def main(argv: list[str]) -> None:

@@ -29,7 +29,7 @@ from services.common.training_choices import TRAINER_OPTIONS
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
 from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
-from services.trainer_agent.lifeline import die_with_parent
+from services.common.lifeline import die_with_parent
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 from services.trainer_agent.telemetry import default_gpu_reader, gpu_fields
 

@@ -1,11 +1,13 @@
-"""A job outlives what happens to its trainer: an agent killed mid-job (JetStream
-redelivers the assignment after its ack deadline), an agent shut down (it
-checkpoints and hands the job back at once), a worker that stalls (the
-watchdog kills it and the retry resumes it; K stalls fail the job). Each
-resumed job's metric history ends with exactly one point per step."""
+"""A job outlives what happens to its trainer: an agent killed mid-job (the
+platform restarts it, and JetStream redelivers the assignment to it after its
+ack deadline), an agent shut down (it checkpoints and hands the job back at
+once), a worker that stalls (the watchdog kills it and the retry resumes it; K
+stalls fail the job). Each resumed job's metric history ends with exactly one
+point per step."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -61,7 +63,8 @@ def _one_point_per_step(api: httpx.Client, job: dict) -> list[int]:
     return [m["step"] for m in call(api, "GET", f"/api/jobs/{job['id']}")["metrics"]]
 
 
-def test_a_killed_agents_job_resumes_on_another_agent(tmp_path):
+def test_a_killed_agent_is_restarted_and_resumes_its_job(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="services.platform.supervisor")
     with _platform(tmp_path, checkpoint_steps="5", ack_wait_seconds="4", heartbeat_seconds="1") as platform, \
             _api(platform) as api:
         job = _start_job(api, tmp_path)
@@ -71,12 +74,13 @@ def test_a_killed_agents_job_resumes_on_another_agent(tmp_path):
         # Its worker, in a process group of its own, dies with it rather than hold the device.
         wait_for(lambda: {"alive": worker in platform.training_workers(job["id"])}, lambda w: not w["alive"],
                  30, "the orphaned worker's end")
-        platform.spawn_agent()
         done = _ended(api, job)
         assert done["status"] == "completed", done["error_message"]
         assert done["retry_count"] >= 1
         assert _one_point_per_step(api, job) == list(range(1, done["total_steps"] + 1))
-    assert "attempt 2" in _log(platform, "trainer_agent-2")
+    # No other agent ran: the one the platform restarted resumed the job.
+    assert "trainer_agent died (exit status -9); restarting it in 1s" in caplog.text
+    assert "attempt 2 resumes from step-" in _log(platform, "trainer_agent")
 
 
 def test_a_stopping_agent_checkpoints_and_hands_the_job_to_another_at_once(tmp_path):

@@ -1,0 +1,232 @@
+"""The embedded launcher as a supervisor: its children die with it, its stop is
+bounded whatever signals arrive, and what dies under it without being stopped
+is restarted while what was stopped on purpose stays down.
+
+The first two tests run the real CLI (``python -m services.platform up``) in a
+process of its own; the others use the suite's platform.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from faultkit import assert_job_accounted, platform_env, ready_dataset, start_job, wait_ended
+from services.platform.journey import wait_for
+from services.platform.supervisor import Child, Supervisor
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+# The issue's bound for a stop; the launcher's own is 10 s of grace + 3 x 5 s.
+STOP_SECONDS = 30
+
+
+def _up(home: Path, out: Path) -> subprocess.Popen:
+    """``up`` on ``home``, once it says it is up; its output goes to ``out``."""
+    env = platform_env(BRIGHTRUN_HOME=str(home), BRIGHTRUN_HTTP_PORT="0")
+    with open(out, "ab") as sink:
+        launcher = subprocess.Popen([sys.executable, "-m", "services.platform", "up"], cwd=REPO, env=env,
+                                    stdout=sink, stderr=subprocess.STDOUT)
+
+    def said_up() -> bool:
+        if launcher.poll() is not None:
+            raise AssertionError(f"up exited with {launcher.returncode}:\n{out.read_text()[-3000:]}")
+        return "BrightRun is up" in out.read_text()
+
+    wait_for(said_up, bool, 180, "up")
+    return launcher
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid to (parent pid, start time) of every process now."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found[int(entry.name)] = (int(fields[1]), fields[19])
+    return found
+
+
+def _family(launcher: int, home: Path) -> set[tuple[int, str]]:
+    """(pid, start time) of every descendant of ``launcher`` and every process
+    whose environment names ``home`` (one started later, or re-parented)."""
+    processes = _processes()
+    family = {launcher}
+    while grown := {pid for pid, (parent, _) in processes.items() if parent in family} - family:
+        family |= grown
+    marker = f"BRIGHTRUN_HOME={home}".encode()
+    for pid in processes:
+        try:
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                family.add(pid)
+        except OSError:
+            continue
+    family.discard(launcher)
+    return {(pid, processes[pid][1]) for pid in family if pid in processes}
+
+
+def _alive(family: set[tuple[int, str]]) -> list[str]:
+    """Command lines of the processes of ``family`` still running (zombies are gone: nobody may reap them)."""
+    left = []
+    for pid, started in family:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[19] == started and fields[0] != "Z":
+            left.append(f"{pid}: {command[:120]}")
+    return left
+
+
+def _kill_left(family: set[tuple[int, str]]) -> None:
+    """SIGKILL what a failed test left of its own processes, so the next test has the machine."""
+    for line in _alive(family):
+        try:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _stop(launcher: subprocess.Popen) -> int:
+    """SIGTERM ``up``, then keep signalling it (SIGINT and SIGTERM, a burst then
+    one every 50 ms) until it exits; its exit status, within STOP_SECONDS."""
+    launcher.send_signal(signal.SIGTERM)
+    for sig in [signal.SIGINT, signal.SIGTERM] * 10:
+        launcher.send_signal(sig)
+    deadline = time.monotonic() + STOP_SECONDS
+    while launcher.poll() is None:
+        assert time.monotonic() < deadline, f"up did not exit within {STOP_SECONDS}s of SIGTERM"
+        launcher.send_signal(signal.SIGINT if int(time.monotonic() * 20) % 2 else signal.SIGTERM)
+        time.sleep(0.05)  # the pace of the signals, not a wait for a state
+    return launcher.returncode
+
+
+def test_every_child_dies_with_a_launcher_killed_outright_and_the_next_up_starts(tmp_path):
+    home = tmp_path / "home"
+    launcher = _up(home, tmp_path / "first.out")
+    family = _family(launcher.pid, home)
+    try:
+        # PostgreSQL and its backends, NATS, SeaweedFS, 4 services, the agent, the gateway.
+        assert len(family) >= 15, family
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: _alive(family), lambda left: not left, 10, "the end of the launcher's children")
+    finally:
+        _kill_left(family)
+    # Nothing it left (a postmaster.pid, SeaweedFS's locks, ports) stops the next one.
+    again = _up(home, tmp_path / "second.out")
+    family = _family(again.pid, home)
+    try:
+        assert _stop(again) == 0
+        assert _alive(family) == []
+    finally:
+        _kill_left(family)
+
+
+def test_a_burst_of_signals_during_stop_neither_cuts_it_short_nor_hangs_it(tmp_path):
+    home = tmp_path / "home"
+    out = tmp_path / "up.out"
+    launcher = _up(home, out)
+    family = _family(launcher.pid, home)
+    try:
+        assert _stop(launcher) == 0, out.read_text()[-3000:]
+        # Stopped, not killed: every child was still there to be asked.
+        assert _alive(family) == []
+        assert out.read_text().rstrip().endswith("stopped.")
+    finally:
+        _kill_left(family)
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_killed_agent_and_service_are_restarted_and_the_next_job_completes(platform, api, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="services.platform.supervisor")
+    agent, job_svc = platform.processes()["trainer_agent"], platform.processes()["job_svc"]
+    os.kill(agent, signal.SIGKILL)
+    os.kill(job_svc, signal.SIGKILL)
+    for name, pid in (("trainer_agent", agent), ("job_svc", job_svc)):
+        wait_for(lambda: caplog.text, lambda text, n=name: f"{n} restarted" in text, 60, f"{name}'s restart")
+        assert f"{name} died (exit status -9); restarting it in 1s" in caplog.text
+        assert platform.processes()[name] != pid
+    wait_for(lambda: _serving(platform.env["BRIGHTRUN_JOB_ADDR"]), bool, 60, "job_svc serving again")
+    done = wait_ended(api, start_job(api, ready_dataset(api, tmp_path)))
+    assert done["status"] == "completed", done
+    assert_job_accounted(api, done)
+
+
+@pytest.mark.parametrize("name", ["nats", "postgres", "objectstore"])
+def test_a_killed_component_is_restarted(platform, name, caplog):
+    caplog.set_level(logging.WARNING, logger="services.platform.supervisor")
+    component = platform.component(name)
+    old = component.pid
+    os.kill(old, signal.SIGKILL)
+    # revive() returns once the component is ready again, and only then is this logged.
+    wait_for(lambda: caplog.text, lambda text: f"{component.name} restarted" in text, 90, f"{name}'s restart")
+    assert f"{component.name} died (exit status -9); restarting it in" in caplog.text
+    assert component.running and component.pid != old
+
+
+def test_a_component_stopped_on_purpose_stays_down_until_started(platform, caplog):
+    caplog.set_level(logging.WARNING, logger="services.platform.supervisor")
+    nats = platform.component("nats")
+    nats.stop()
+    # Absence takes a window: three times the first restart's backoff (1 s).
+    time.sleep(3)
+    assert not nats.running
+    assert "NATS" not in caplog.text
+    nats.start()
+    health = f"http://127.0.0.1:{nats.monitor_port}/healthz?js-enabled-only=true"
+    with urllib.request.urlopen(health, timeout=5) as reply:
+        assert reply.status == 200
+    # Started again, it is supervised again.
+    os.kill(nats.pid, signal.SIGKILL)
+    wait_for(lambda: caplog.text, lambda text: "NATS restarted" in text, 60, "NATS's restart")
+
+
+def test_a_child_that_keeps_failing_is_restarted_ever_later_and_a_clean_exit_is_left_alone(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="services.platform.supervisor")
+    env = platform_env()
+    # Real processes: a module that is not there exits 1 at once; ``site`` prints its paths and exits 0.
+    failing = Child("failing", "brightrun_no_such_module", env, tmp_path / "failing.log")
+    leaving = Child("leaving", "site", env, tmp_path / "leaving.log")
+    supervisor = Supervisor(lambda: [failing, leaving])
+    for child in (failing, leaving):
+        child.start()
+    supervisor.start()
+    try:
+        wait_for(lambda: caplog.text, lambda text: "failing restarted" in text and "in 4s" in text, 30, "a third failure")
+    finally:
+        supervisor.pause()
+        for child in (failing, leaving):
+            child.terminate()
+            child.finish(time.monotonic() + 5)
+        supervisor.close()
+    assert re.findall(r"failing died \(exit status 1\); restarting it in (\d+)s", caplog.text)[:3] == ["1", "2", "4"]
+    assert caplog.text.count("leaving exited with status 0 on its own; leaving it stopped") == 1
+    assert "leaving restarted" not in caplog.text
+    assert (tmp_path / "leaving.log").read_text().count("sys.path = [") == 1
