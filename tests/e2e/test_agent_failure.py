@@ -22,6 +22,7 @@ from gateway.auth import mint_token
 from services.common.config import DEV_JWT_SECRET
 from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
+from services.trainer_agent.checkpoint import MANIFEST
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +70,7 @@ def test_a_killed_agent_is_restarted_and_resumes_its_job(tmp_path, caplog):
             _api(platform) as api:
         job = _start_job(api, tmp_path)
         _wait_step(api, job, 12)
+        _wait_uploaded_checkpoint(platform, job)  # uploads run beside training, a little behind it
         (worker,) = platform.training_workers(job["id"])
         os.kill(platform.processes()["trainer_agent"], signal.SIGKILL)  # without a word
         # Its worker, in a process group of its own, dies with it rather than hold the device.
@@ -168,6 +170,17 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _wait_uploaded_checkpoint(platform: Platform, job: dict) -> None:
+    store = platform.component("objectstore").client()
+    prefix = f"{job['user_id']}/{job['id']}/checkpoints/"
+
+    def manifests() -> dict:
+        listed = store.list_objects_v2(Bucket="lora-models", Prefix=prefix).get("Contents", [])
+        return {"keys": [o["Key"] for o in listed if o["Key"].endswith("/" + MANIFEST)]}
+
+    wait_for(manifests, lambda m: m["keys"], 60, "an uploaded checkpoint")
 
 
 def _log(platform: Platform, name: str) -> str:
