@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from services.common.chat_template import chat_template_of
 from services.trainer_agent.batching import collate, rows_of, to_device
 from services.trainer_agent.checkpoint import (
     CheckpointError,
@@ -44,7 +45,6 @@ from services.trainer_agent.conversations import (
     IGNORE_INDEX,
     TokenizedConversation,
     TrainingData,
-    chat_template_of,
     read_training_data,
 )
 from services.trainer_agent.distributed import SingleProcess
