@@ -122,6 +122,10 @@ def test_a_resumed_run_trains_the_steps_of_the_uninterrupted_one(
     for key in ("steps_completed", "trained_tokens", "epochs", "stopped"):
         assert summary[key] == whole_summary[key]
     torch.testing.assert_close(summary["final_loss"], whole_summary["final_loss"], rtol=1e-5, atol=0.0)
+    # What the artifact is graded from covers the whole run, the steps before the resume too.
+    assert summary["best_validation_step"] == whole_summary["best_validation_step"]
+    for key in ("training_loss_curve", "final_validation_loss", "best_validation_loss", "perplexity"):
+        torch.testing.assert_close(summary[key], whole_summary[key], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
