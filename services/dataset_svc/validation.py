@@ -17,7 +17,7 @@ from typing import BinaryIO, TypeVar
 from services.common.chat_template import chat_template_of
 from services.common.errors import InvalidArgument
 from services.common.formats import FORMATS, Conversation, Problem
-from services.common.splits import MIN_CONVERSATIONS_FOR_VALIDATION, split_score
+from services.common.splits import DEFAULT_VALIDATION_FRACTION, MIN_CONVERSATIONS_FOR_VALIDATION, split_score
 from services.dataset_svc.reading import BOM, Batch, Reader, read_lines
 from services.dataset_svc.statistics import Totals, count_tokens, training_pairs
 
@@ -44,7 +44,7 @@ def validate_dataset(
     max_seq_length: int = 2048,
     max_line_bytes: int = 8 << 20,
     chunk_size: int = 1 << 20,
-    validation_fraction: float = 0.05,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
 ) -> ValidationReport:
     """Validate the JSONL dataset read from ``stream`` (anything with ``.read(n) -> bytes``).
 

@@ -34,6 +34,7 @@ import torch
 
 from services.common import run_summary
 from services.common.chat_template import chat_template_of
+from services.common.steps import steps_per_epoch, total_steps
 from services.trainer_agent.batching import collate, rows_of, to_device
 from services.trainer_agent.checkpoint import (
     CheckpointError,
@@ -142,7 +143,7 @@ class LoRATrainingRecipe:
         # into one row of any length: it is never padded either.
         one_row = cfg.packing and packs_one_row_only(self.model)
         self._row_capacity = math.inf if one_row else cfg.max_seq_length
-        self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
+        self.total_steps = total_steps(len(self.data.train), cfg.batch_size, cfg.epochs)
         self.log_every = cfg.log_every or metric_interval(self.total_steps)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         # One kernel for every parameter's update: fused on CUDA, foreach on the CPU (which has no fused AdamW).
@@ -222,7 +223,7 @@ class LoRATrainingRecipe:
         stopped = False
         for epoch in range(self.epoch, cfg.epochs + 1):
             permutation = _epoch_order(cfg.seed, epoch, len(self.data.train))
-            batches = math.ceil(len(permutation) / cfg.batch_size)
+            batches = steps_per_epoch(len(permutation), cfg.batch_size)
             # A resumed run starts after the batches its checkpoint had done.
             for first in range(self.epoch_batches_done * cfg.batch_size, len(permutation), cfg.batch_size):
                 if self.stopped_early:
