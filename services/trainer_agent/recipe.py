@@ -207,7 +207,8 @@ class LoRATrainingRecipe:
         services.common.run_summary): final_loss (of the last step, None
         without one), final_validation_loss, perplexity, best_validation_loss
         and best_validation_step (each None without a validation split),
-        training_loss_curve (from the first step, also after a resume),
+        training_loss_curve (from the first step, also after a resume, in
+        at most run_summary.MAX_CURVE_POINTS points),
         total_steps, steps_completed, trained_tokens, epochs (completed),
         duration_seconds (of this call alone), stopped (by ``should_stop``),
         stopped_early, padding_fraction (of the tokens this call trained on),
@@ -436,10 +437,13 @@ class LoRATrainingRecipe:
         self.epoch_batches_done = state["epoch_batches_done"]
         self.trained_tokens = state["trained_tokens"]
         self.last_loss = state["last_loss"]
-        self.training_curve = [(step, loss) for step, loss in state["training_curve"]]
-        self.final_validation_loss = state["final_validation_loss"]
         self.best_validation_loss = state["best_validation_loss"]
-        self.best_validation_step = state["best_validation_step"]
+        # Absent from checkpoints written before the summary reported them: a
+        # job resumed across that upgrade reports the curve of the steps after
+        # it alone, and a best step only once a validation beats the best.
+        self.training_curve = [(step, loss) for step, loss in state.get("training_curve", [])]
+        self.final_validation_loss = state.get("final_validation_loss")
+        self.best_validation_step = state.get("best_validation_step")
         self.validations_without_improvement = state["validations_without_improvement"]
 
     def _adapter(self) -> dict[str, torch.nn.Parameter]:

@@ -21,6 +21,7 @@ from services.trainer_agent.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     read_checkpoint,
+    write_checkpoint,
 )
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
@@ -129,6 +130,20 @@ def test_a_resumed_run_trains_the_steps_of_the_uninterrupted_one(
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_checkpoint_written_before_the_summary_kept_the_curve_resumes(tiny_model, dataset, one_checkpoint, tmp_path):
+    tensors, state = read_checkpoint(one_checkpoint / "step-00000002")
+    for key in ("training_curve", "final_validation_loss", "best_validation_step"):
+        del state[key]
+    older = write_checkpoint(tmp_path / "older" / "step-00000002", tensors, state)
+
+    _, summary, _ = _run(tiny_model, dataset, recipe_args={"resume_from": older})
+
+    assert summary["steps_completed"] == 20
+    assert [step for step, _ in summary["training_loss_curve"]] == list(range(3, 21))
+    assert summary["final_validation_loss"] is not None
+
+
 def test_a_checkpoint_without_manifest_is_refused(tiny_model, dataset, one_checkpoint):
     (checkpoint_path(one_checkpoint, 2) / MANIFEST).unlink()
 
