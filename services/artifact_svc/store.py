@@ -15,8 +15,13 @@ from services.artifact_svc.quality import ArtifactDraft
 
 _ORDER = {
     "created": "created_at DESC, id",
-    # Lowest final training loss first; artifacts without one last.
-    "quality": "(quality_metrics->>'final_training_loss')::float8 ASC NULLS LAST, created_at DESC, id",
+    # Most stars first (the grade penalises overfitting, which a low training
+    # loss alone would reward), then the lowest validation and training losses.
+    "quality": (
+        "(quality_metrics->>'overall_score')::int DESC NULLS LAST, "
+        "(quality_metrics->>'final_validation_loss')::float8 ASC NULLS LAST, "
+        "(quality_metrics->>'final_training_loss')::float8 ASC NULLS LAST, created_at DESC, id"
+    ),
 }
 
 

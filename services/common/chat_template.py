@@ -1,7 +1,11 @@
-"""The documented default chat template: ChatML, as most instruction-tuned
-models use it, with the assistant's text and its end-of-turn marked by
-``{% generation %}`` so that exactly those tokens are trained. Used for a base
-model that brings no template of its own, and by the tiny offline model.
+"""Which chat template renders a base model's conversations: the model's own,
+else the documented default. The dataset validator (which counts tokens) and
+the trainer (which trains them) both ask ``chat_template_of``, so a dataset
+is measured exactly as it will be trained.
+
+The default is ChatML, as most instruction-tuned models use it, with the
+assistant's text and its end-of-turn marked by ``{% generation %}`` so that
+exactly those tokens are trained. The tiny offline model uses it too.
 """
 
 DEFAULT_CHAT_TEMPLATE = (
@@ -14,3 +18,16 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+def chat_template_of(tokenizer) -> str:
+    """The template ``tokenizer``'s conversations are rendered with: its own
+    (of several named ones, the one named ``default``), or DEFAULT_CHAT_TEMPLATE
+    when it has none.
+
+    Raises ValueError when the tokenizer names several templates and none of
+    them ``default``: which one the model expects cannot be told.
+    """
+    if not tokenizer.chat_template:
+        return DEFAULT_CHAT_TEMPLATE
+    return tokenizer.get_chat_template()

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from services.common.formats import Conversation
+from services.common.steps import CONVERSATIONS, VALIDATION_CONVERSATIONS
 
 HISTOGRAM_BOUNDS = tuple(2**k for k in range(5, 16))  # 32 .. 32768 tokens; one more bucket above
 SAMPLE_COUNT = 3
@@ -69,10 +70,10 @@ class Totals:
     def as_dict(self, validation_pairs: int, validation_conversations: int) -> dict:
         lengths = sorted(self.lengths)
         return {
-            "conversations": self.conversations,
+            CONVERSATIONS: self.conversations,
             "total_training_pairs": self.training_pairs,
             "total_validation_pairs": validation_pairs,
-            "validation_conversations": validation_conversations,
+            VALIDATION_CONVERSATIONS: validation_conversations,
             "total_tokens": self.total_tokens,
             "trained_tokens": self.trained_tokens,
             "avg_turns_per_conversation": round(self.turns / self.conversations, 3) if self.conversations else 0.0,

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
+from services.common.chat_template import chat_template_of
 from services.common.errors import InvalidArgument
 from services.common.formats import FORMATS, Conversation, Problem
-from services.common.splits import MIN_CONVERSATIONS_FOR_VALIDATION, split_score
+from services.common.splits import DEFAULT_VALIDATION_FRACTION, MIN_CONVERSATIONS_FOR_VALIDATION, split_score
 from services.dataset_svc.reading import BOM, Batch, Reader, read_lines
 from services.dataset_svc.statistics import Totals, count_tokens, training_pairs
 
@@ -43,22 +44,23 @@ def validate_dataset(
     max_seq_length: int = 2048,
     max_line_bytes: int = 8 << 20,
     chunk_size: int = 1 << 20,
-    validation_fraction: float = 0.05,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
 ) -> ValidationReport:
     """Validate the JSONL dataset read from ``stream`` (anything with ``.read(n) -> bytes``).
 
     ``tokenizer`` is the base model's fast tokenizer (its Rust backend and
     offsets give the trained-token counts). Problems with the data never
-    raise: they are in the report. Raises ``InvalidArgument`` for a
-    ``declared_format`` that is not a known format, and lets the tokenizer's
-    ``ValueError`` through when it has no chat template.
+    raise: they are in the report. Conversations are rendered with the
+    template the trainer uses (``chat_template_of``: the model's own, else
+    the documented default). Raises ``InvalidArgument`` for a
+    ``declared_format`` that is not a known format, and ``ValueError`` when
+    the tokenizer names several chat templates and none ``default``.
     """
     declared_format = declared_format or None
     if declared_format not in (None, *FORMATS):
         message = f"unknown dataset format {declared_format!r}; use one of {', '.join(FORMATS)} or leave it empty"
         raise InvalidArgument(message, {"format": [message]})
-    # Fails before reading anything when there is no template.
-    reader = Reader(declared_format, tokenizer.get_chat_template(), dict(tokenizer.special_tokens_map))
+    reader = Reader(declared_format, chat_template_of(tokenizer), dict(tokenizer.special_tokens_map))
     tally = _Tally(tokenizer.backend_tokenizer, _Split(validation_fraction), Totals(max_seq_length))
     chunks = _chunks(stream, chunk_size)
     head = next(chunks, b"")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.steps import CONVERSATIONS, steps_per_epoch, total_steps, training_conversations
 from services.job_svc.catalogue import GpuType
 
 # Initialization (10 min), validation between epochs (5 min each), final save (5 min).
@@ -26,19 +27,25 @@ class Estimate:
     throughput_tokens_per_sec: float
 
 
-def total_steps(training_pairs: int, batch_size: int, epochs: int) -> tuple[int, int]:
-    """(steps per epoch, total steps) for ``training_pairs`` at an effective ``batch_size``."""
-    per_epoch = math.ceil(max(training_pairs, 1) / batch_size)
-    return per_epoch, per_epoch * epochs
+# Assumed for a dataset whose conversations were never counted, as the spec assumes 1000 pairs.
+UNCOUNTED_CONVERSATIONS = 1000
+TOKENS_PER_UNCOUNTED_CONVERSATION = 200
 
 
-def estimate(gpu: GpuType, count: int, training_pairs: int, total_tokens: int, batch_size: int, epochs: int) -> Estimate:
-    pairs = training_pairs or 1000
-    tokens = total_tokens or pairs * 200
+def estimate(
+    gpu: GpuType, count: int, statistics: Mapping, total_tokens: int, batch_size: int, epochs: int
+) -> Estimate:
+    """The estimate of a job on a dataset with these validation ``statistics``
+    and ``total_tokens``; its total_steps is the job's (services.common.steps)."""
+    counted = int(statistics[CONVERSATIONS]) if CONVERSATIONS in statistics else 0
+    conversations = counted or UNCOUNTED_CONVERSATIONS
+    training = training_conversations(statistics) if counted else UNCOUNTED_CONVERSATIONS
+    tokens = total_tokens or conversations * TOKENS_PER_UNCOUNTED_CONVERSATION
     hourly_rate = gpu.price_per_gpu_hour * count
     throughput = gpu.throughput_tokens_per_second * count
-    per_epoch, steps = total_steps(pairs, batch_size, epochs)
-    seconds_per_step = (tokens / pairs) * batch_size / throughput
+    per_epoch, steps = steps_per_epoch(training, batch_size), total_steps(training, batch_size, epochs)
+    # A step trains batch_size conversations of the dataset's mean length.
+    seconds_per_step = (tokens / conversations) * batch_size / throughput
     seconds = steps * seconds_per_step + INIT_SECONDS + epochs * PER_EPOCH_SECONDS + SAVE_SECONDS
     hours = seconds / 3600
     compute = hourly_rate * hours

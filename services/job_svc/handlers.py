@@ -20,7 +20,7 @@ from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import idempotency, lifecycle, store
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
-from services.job_svc.estimate import estimate, total_steps
+from services.job_svc.estimate import estimate
 from services.job_svc.events import job_event
 from services.job_svc.hyperparameters import JobConfig, resolve
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
@@ -89,7 +89,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         uid = user_id(context)
         config = self._config("custom", request.hyperparameters, request.gpu_config)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
-        result = estimate(config.gpu, config.gpu_count, dataset.total_training_pairs, dataset.total_tokens,
+        result = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                           config.batch_size, config.epochs)
         return job_pb2.EstimateJobResponse(
             estimate=job_pb2.Estimate(
@@ -135,12 +135,10 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "Dataset has no recorded content hash",
                 "It was validated before the platform recorded what it validated: revalidate it, then create the job",
             )
-        pairs = dataset.total_training_pairs - dataset.total_validation_pairs
-        _, steps = total_steps(pairs, config.batch_size, config.epochs)
-        cost = request.estimated_cost or estimate(
-            config.gpu, config.gpu_count, dataset.total_training_pairs, dataset.total_tokens,
-            config.batch_size, config.epochs,
-        ).estimated_cost
+        # One estimate for both: the job plans the very steps the user was shown, which the trainer runs.
+        planned = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
+                           config.batch_size, config.epochs)
+        steps, cost = planned.total_steps, request.estimated_cost or planned.estimated_cost
         job_id = str(uuid.uuid4())
         gpu_config = {"type": config.gpu.type, "count": config.gpu_count, "gpu_memory_gb": config.gpu.memory_gb,
                       "cost_per_gpu_hour": config.gpu.price_per_gpu_hour}

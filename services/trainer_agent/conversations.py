@@ -9,7 +9,8 @@ assistant message the trained tokens are those the template marks with
 ``{% generation %}`` (exact, via ``return_assistant_tokens_mask``); a
 template without those markers trains everything after the assistant header
 (the render with ``add_generation_prompt``) up to the message's end. A model
-without any chat template gets ``DEFAULT_CHAT_TEMPLATE`` (ChatML).
+without any chat template gets the documented default
+(``services.common.chat_template``), as the dataset validator does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from services.common.chat_template import DEFAULT_CHAT_TEMPLATE
+from services.common.chat_template import chat_template_of
 from services.common.formats import Conversation, Problem, detect_format, read_conversation
 from services.common.splits import validation_indices
 
@@ -132,11 +133,6 @@ def parse_record(record: object, dataset_format: str = "") -> list[dict]:
     Raises InvalidRecordError listing every problem of the record.
     """
     return _messages(read_record(record, dataset_format))
-
-
-def chat_template_of(tokenizer) -> str:
-    """The template a model is trained with: its own, or the ChatML default."""
-    return tokenizer.chat_template or DEFAULT_CHAT_TEMPLATE
 
 
 def tokenize_conversation(tokenizer, messages: list[dict], max_seq_length: int) -> TokenizedConversation:

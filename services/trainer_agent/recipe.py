@@ -32,6 +32,9 @@ from pathlib import Path
 
 import torch
 
+from services.common import run_summary
+from services.common.chat_template import chat_template_of
+from services.common.steps import steps_per_epoch, total_steps
 from services.trainer_agent.batching import collate, rows_of, to_device
 from services.trainer_agent.checkpoint import (
     CheckpointError,
@@ -44,7 +47,6 @@ from services.trainer_agent.conversations import (
     IGNORE_INDEX,
     TokenizedConversation,
     TrainingData,
-    chat_template_of,
     read_training_data,
 )
 from services.trainer_agent.distributed import SingleProcess
@@ -141,7 +143,7 @@ class LoRATrainingRecipe:
         # into one row of any length: it is never padded either.
         one_row = cfg.packing and packs_one_row_only(self.model)
         self._row_capacity = math.inf if one_row else cfg.max_seq_length
-        self.total_steps = math.ceil(len(self.data.train) / cfg.batch_size) * cfg.epochs
+        self.total_steps = total_steps(len(self.data.train), cfg.batch_size, cfg.epochs)
         self.log_every = cfg.log_every or metric_interval(self.total_steps)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         # One kernel for every parameter's update: fused on CUDA, foreach on the CPU (which has no fused AdamW).
@@ -160,7 +162,10 @@ class LoRATrainingRecipe:
         self.epoch_batches_done = 0
         self.trained_tokens = 0
         self.last_loss: torch.Tensor | float | None = None
+        self.training_curve: list[tuple[int, float]] = []  # (step, training loss of its metric point)
+        self.final_validation_loss: float | None = None
         self.best_validation_loss: float | None = None
+        self.best_validation_step: int | None = None
         self.validations_without_improvement = 0
         # This call's tokens in training rows, padding included and not: the summary's padding_fraction.
         self._row_tokens = self._real_tokens = 0
@@ -198,8 +203,12 @@ class LoRATrainingRecipe:
         step, before that step's checkpoint, so that a checkpoint holds the
         early-stopping count of every step it covers.
 
-        Returns the run's summary: final_loss (of the last step, None without
-        one), best_validation_loss (None without a validation split),
+        Returns the run's summary (the keys other services read are named in
+        services.common.run_summary): final_loss (of the last step, None
+        without one), final_validation_loss, perplexity, best_validation_loss
+        and best_validation_step (each None without a validation split),
+        training_loss_curve (from the first step, also after a resume, in
+        at most run_summary.MAX_CURVE_POINTS points),
         total_steps, steps_completed, trained_tokens, epochs (completed),
         duration_seconds (of this call alone), stopped (by ``should_stop``),
         stopped_early, padding_fraction (of the tokens this call trained on),
@@ -215,7 +224,7 @@ class LoRATrainingRecipe:
         stopped = False
         for epoch in range(self.epoch, cfg.epochs + 1):
             permutation = _epoch_order(cfg.seed, epoch, len(self.data.train))
-            batches = math.ceil(len(permutation) / cfg.batch_size)
+            batches = steps_per_epoch(len(permutation), cfg.batch_size)
             # A resumed run starts after the batches its checkpoint had done.
             for first in range(self.epoch_batches_done * cfg.batch_size, len(permutation), cfg.batch_size):
                 if self.stopped_early:
@@ -240,14 +249,19 @@ class LoRATrainingRecipe:
 
     def _summary(self, duration: float, stopped: bool) -> dict:
         rows = self._row_tokens
+        final_validation = self.final_validation_loss
         return {
-            "final_loss": _number(self.last_loss),
-            "best_validation_loss": self.best_validation_loss,
-            "total_steps": self.total_steps,
-            "steps_completed": self.global_step,
-            "trained_tokens": self.trained_tokens,
-            "epochs": self.epoch - 1,
-            "duration_seconds": duration,
+            run_summary.FINAL_TRAINING_LOSS: _number(self.last_loss),
+            run_summary.FINAL_VALIDATION_LOSS: final_validation,
+            run_summary.PERPLEXITY: None if final_validation is None else run_summary.perplexity(final_validation),
+            run_summary.BEST_VALIDATION_LOSS: self.best_validation_loss,
+            run_summary.BEST_VALIDATION_STEP: self.best_validation_step,
+            run_summary.TRAINING_LOSS_CURVE: run_summary.thin_curve(self.training_curve),
+            run_summary.TOTAL_STEPS: self.total_steps,
+            run_summary.STEPS_COMPLETED: self.global_step,
+            run_summary.TRAINED_TOKENS: self.trained_tokens,
+            run_summary.EPOCHS: self.epoch - 1,
+            run_summary.DURATION_SECONDS: duration,
             "stopped": stopped,
             "stopped_early": self.stopped_early,
             "padding_fraction": (rows - self._real_tokens) / rows if rows else 0.0,
@@ -270,6 +284,8 @@ class LoRATrainingRecipe:
         # log_every, and so does a validated one (``point``): its validation
         # result joins that point, never standing alone on a loss chart.
         if point or self.global_step % self.log_every == 0 or self.global_step == self.total_steps:
+            measured = window.flush()
+            self.training_curve.append((self.global_step, measured["training_loss"]))
             self._on_metrics(
                 {
                     "epoch": epoch,
@@ -277,7 +293,7 @@ class LoRATrainingRecipe:
                     "total_steps": self.total_steps,
                     "learning_rate": learning_rate,
                     "grad_norm": float(grad_norm),
-                    **window.flush(),
+                    **measured,
                 }
             )
 
@@ -321,8 +337,10 @@ class LoRATrainingRecipe:
         if not self.data.validation:
             return
         validation_loss = self.evaluate()
+        self.final_validation_loss = validation_loss
         if self.best_validation_loss is None or validation_loss < self.best_validation_loss:
             self.best_validation_loss, self.validations_without_improvement = validation_loss, 0
+            self.best_validation_step = self.global_step
         else:
             self.validations_without_improvement += 1
         self._on_metrics(
@@ -331,7 +349,7 @@ class LoRATrainingRecipe:
                 "step": self.global_step,
                 "total_steps": self.total_steps,
                 "validation_loss": validation_loss,
-                "perplexity": math.exp(min(validation_loss, 50.0)),
+                "perplexity": run_summary.perplexity(validation_loss),
             }
         )
 
@@ -372,7 +390,10 @@ class LoRATrainingRecipe:
             "epoch_batches_done": self.epoch_batches_done,
             "trained_tokens": self.trained_tokens,
             "last_loss": _number(self.last_loss),
+            "training_curve": self.training_curve,
+            "final_validation_loss": self.final_validation_loss,
             "best_validation_loss": self.best_validation_loss,
+            "best_validation_step": self.best_validation_step,
             "validations_without_improvement": self.validations_without_improvement,
             "optimizer_param_groups": param_groups,
             "scheduler": self.scheduler.state_dict(),
@@ -417,6 +438,12 @@ class LoRATrainingRecipe:
         self.trained_tokens = state["trained_tokens"]
         self.last_loss = state["last_loss"]
         self.best_validation_loss = state["best_validation_loss"]
+        # Absent from checkpoints written before the summary reported them: a
+        # job resumed across that upgrade reports the curve of the steps after
+        # it alone, and a best step only once a validation beats the best.
+        self.training_curve = [(step, loss) for step, loss in state.get("training_curve", [])]
+        self.final_validation_loss = state.get("final_validation_loss")
+        self.best_validation_step = state.get("best_validation_step")
         self.validations_without_improvement = state["validations_without_improvement"]
 
     def _adapter(self) -> dict[str, torch.nn.Parameter]:

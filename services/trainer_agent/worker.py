@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from services.common import run_summary
 from services.common.training_choices import TRAINER_OPTIONS
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
@@ -85,6 +86,12 @@ def failure(exc: BaseException, *, setting_up: bool) -> dict:
     user_error = isinstance(exc, (ConfigError, TemplateError, CheckpointError, KeyError))
     user_error = user_error or (setting_up and isinstance(exc, OSError))
     return {"type": "failed", "reason": reason, "retryable": not user_error}
+
+
+def completed(recipe: LoRATrainingRecipe, summary: dict) -> dict:
+    """The ``completed`` line: the run's ``summary`` (as ``train()`` returned it)
+    and the chat template its adapter was trained with."""
+    return {"type": "completed", "summary": {**summary, run_summary.CHAT_TEMPLATE: recipe.tokenizer.chat_template}}
 
 
 def _save_on_stop(recipe: LoRATrainingRecipe, checkpoint_dir: Path | None, resumed_at: int, emit) -> None:
@@ -149,7 +156,7 @@ def main() -> int:
             emit({"type": "stopped", "step": recipe.global_step})
             return 0
         recipe.save_adapter(args.output)
-        emit({"type": "completed", "summary": {**summary, "chat_template": recipe.tokenizer.chat_template}})
+        emit(completed(recipe, summary))
         return 0
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)

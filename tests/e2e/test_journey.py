@@ -234,7 +234,11 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     models = call(alice, "GET", "/api/models")["models"]
     assert [m["id"] for m in models] == [job["artifact_id"]]
     model = call(alice, "GET", f"/api/models/{job['artifact_id']}")["model"]
-    assert model["quality_metrics"]["final_training_loss"] is not None
+    quality = model["quality_metrics"]
+    assert quality["final_training_loss"] is not None
+    # Graded from what the trainer measured: the last validation is the final one.
+    assert quality["final_validation_loss"] == pytest.approx(validated[12]["validation_loss"])
+    assert quality["perplexity"] == pytest.approx(validated[12]["perplexity"])
     assert bob.get(f"/api/models/{model['id']}").status_code == 404
 
     urls = call(alice, "POST", f"/api/models/{model['id']}/download", json={})["download_urls"]

@@ -30,7 +30,9 @@ async def service(settings):
     await runtime.stop()
 
 
-def _completed(user: str, *, final_loss: float, files: dict[str, bytes], bucket: str) -> events_pb2.Event:
+def _completed(
+    user: str, *, final_loss: float, files: dict[str, bytes], bucket: str, **summary: float
+) -> events_pb2.Event:
     job_id = str(uuid.uuid4())
     job = job_pb2.Job(
         id=job_id,
@@ -51,7 +53,7 @@ def _completed(user: str, *, final_loss: float, files: dict[str, bytes], bucket:
         ],
     )
     completed = events_pb2.JobCompleted(job=job, manifest=manifest)
-    completed.summary.update({"final_loss": final_loss, "total_steps": 12, "trained_tokens": 3000})
+    completed.summary.update({"final_loss": final_loss, "total_steps": 12, "trained_tokens": 3000, **summary})
     return events.new_event("job.completed", producer="test", user_id=user, subject_id=job_id, job_completed=completed)
 
 
@@ -169,6 +171,21 @@ async def test_quality_order_paging_and_soft_delete(service, nats, settings):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await service.GetArtifact(artifact_pb2.GetArtifactRequest(artifact_id=by_quality[0].id), metadata=as_user(user))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_by_quality_an_overfitted_model_ranks_below_one_that_generalises(service, nats, settings):
+    _, js = nats
+    user = str(uuid.uuid4())
+    # The case: training loss 0.42 with validation loss 1.9 is poor, however low the training loss.
+    overfitted = _completed(user, final_loss=0.42, final_validation_loss=1.9, files={}, bucket=settings.models_bucket)
+    generalises = _completed(user, final_loss=0.9, final_validation_loss=0.95, files={}, bucket=settings.models_bucket)
+    for event in (overfitted, generalises):
+        await _publish(js, event)
+
+    by_quality = await _artifacts(service, user, count=2, order_by="quality")
+
+    assert [a.job_id for a in by_quality] == [generalises.subject_id, overfitted.subject_id]
+    assert [a.quality_metrics["overall_score"] for a in by_quality] == [5, 2]
 
 
 async def test_another_users_artifact_is_not_found_and_bad_files_are_named(service, nats, settings):

@@ -21,6 +21,7 @@ from brightrun.artifact.v1 import artifact_pb2
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from google.protobuf import struct_pb2
 from services.common import events
 from services.common.errors import NotFound
 from services.common.grpc import as_user, channel, create_server, error_details, rpc, user_id
@@ -34,6 +35,12 @@ UNHASHED = str(uuid.uuid4())
 CONTENT_SHA256 = "5e" * 32
 
 
+def _statistics(**counts) -> struct_pb2.Struct:
+    statistics = struct_pb2.Struct()
+    statistics.update(counts)
+    return statistics
+
+
 class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
     @rpc
     async def GetDataset(self, request, context):
@@ -45,6 +52,7 @@ class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
                 id=request.dataset_id, user_id=OWNER, name="chats", format="brightrun_lora_v4",
                 status=dataset_pb2.DATASET_STATUS_READY if ready else dataset_pb2.DATASET_STATUS_UPLOADING,
                 training_ready=ready, total_training_pairs=40, total_validation_pairs=2, total_tokens=4000,
+                statistics=_statistics(conversations=40, validation_conversations=2),
                 storage_bucket="lora-datasets", storage_path=f"{OWNER}/{request.dataset_id}/d.jsonl",
                 content_sha256=CONTENT_SHA256 if request.dataset_id == READY else "",
             )
@@ -104,7 +112,7 @@ def _point(job_id: str, step: int, loss: float, **fields) -> job_pb2.MetricPoint
 async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
     assert job.status == job_pb2.JOB_STATUS_QUEUED
-    assert job.total_steps == 10  # ceil((40 - 2) / 8) * 2
+    assert job.total_steps == 10  # ceil((40 - 2 held-out conversations) / 8) * 2
     assert job.hyperparameters.alpha == 16
 
     sub = await js.pull_subscribe("assign.CPU.1", durable=None, stream="ASSIGN")
@@ -362,11 +370,17 @@ async def test_presets_gpu_types_and_the_estimate(stub, settings):
     request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=job_pb2.GpuConfig(type="H100", count=2),
                                          hyperparameters=job_pb2.Hyperparameters(batch_size=8, epochs=3))
     estimate = (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
-    # 40 pairs, 4000 tokens: 15 steps of 800 tokens at 4400 tokens/s, plus 10 + 3x5 + 5 minutes.
+    # 40 conversations (2 held out), 4000 tokens: 15 steps of 800 tokens at 4400 tokens/s, plus 10 + 3x5 + 5 minutes.
     hours = (15 * 800 / 4400 + 1800) / 3600
     assert estimate.training_details.total_steps == 15 and estimate.training_details.dataset_name == "chats"
     assert estimate.hourly_rate == 8.4 and estimate.estimated_duration_hours == round(hours, 2)
     assert estimate.estimated_cost == round(8.4 * hours + 0.5, 2)
+    # The job created with that configuration plans the estimate's steps.
+    created = job_pb2.CreateJobRequest(dataset_id=READY, preset_id="custom", gpu_config=request.gpu_config,
+                                       hyperparameters=request.hyperparameters)
+    job = (await stub.CreateJob(created, metadata=as_user(OWNER))).job
+    assert job.total_steps == estimate.training_details.total_steps
+    await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
 
 
 async def test_list_jobs_filters_by_status_and_pages(stub):

@@ -10,8 +10,8 @@ from services.job_svc.hyperparameters import resolve
 
 
 def test_the_estimate_follows_the_spec_formula():
-    # H100 x2: $8.40/h, 4400 tokens/s. 1000 pairs, 200k tokens, batch 8, 3 epochs.
-    result = estimate(GPU_TYPES["H100"], 2, 1000, 200_000, 8, 3)
+    # H100 x2: $8.40/h, 4400 tokens/s. 1000 conversations, 200k tokens, batch 8, 3 epochs.
+    result = estimate(GPU_TYPES["H100"], 2, {"conversations": 1000, "validation_conversations": 0}, 200_000, 8, 3)
     assert result.steps_per_epoch == 125 and result.total_steps == 375
     training_seconds = 375 * (200 * 8 / 4400)  # 136.36 s
     hours = (training_seconds + 600 + 3 * 300 + 300) / 3600
@@ -23,13 +23,21 @@ def test_the_estimate_follows_the_spec_formula():
     assert result.throughput_tokens_per_sec == 4400
 
 
+def test_the_estimate_steps_over_the_training_conversations_and_costs_all_their_tokens():
+    statistics = {"conversations": 50, "validation_conversations": 10, "total_training_pairs": 150}
+    result = estimate(GPU_TYPES["H100"], 2, statistics, 20_000, 8, 2)
+    assert (result.steps_per_epoch, result.total_steps) == (5, 10)  # 40 conversations, not 150 pairs
+    # A step is 8 conversations of 400 tokens (20k over all 50) at 4400 tokens/s.
+    assert result.estimated_duration_hours == round((10 * 8 * 400 / 4400 + 600 + 2 * 300 + 300) / 3600, 2)
+
+
 def test_the_estimate_falls_back_like_the_spec_when_the_dataset_has_no_statistics():
-    result = estimate(GPU_TYPES["A100-80GB"], 1, 0, 0, 4, 1)
-    assert result.total_steps == 250  # 1000 pairs assumed
+    result = estimate(GPU_TYPES["A100-80GB"], 1, {}, 0, 4, 1)
+    assert result.total_steps == 250  # 1000 conversations assumed
 
 
 def test_a_cpu_job_costs_nothing_but_storage():
-    assert estimate(GPU_TYPES["CPU"], 1, 48, 4000, 8, 2).estimated_cost == 0.50
+    assert estimate(GPU_TYPES["CPU"], 1, {"conversations": 48}, 4000, 8, 2).estimated_cost == 0.50
 
 
 def test_the_preset_fills_what_the_user_left_out():

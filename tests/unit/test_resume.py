@@ -21,6 +21,7 @@ from services.trainer_agent.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     read_checkpoint,
+    write_checkpoint,
 )
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
@@ -122,9 +123,27 @@ def test_a_resumed_run_trains_the_steps_of_the_uninterrupted_one(
     for key in ("steps_completed", "trained_tokens", "epochs", "stopped"):
         assert summary[key] == whole_summary[key]
     torch.testing.assert_close(summary["final_loss"], whole_summary["final_loss"], rtol=1e-5, atol=0.0)
+    # What the artifact is graded from covers the whole run, the steps before the resume too.
+    assert summary["best_validation_step"] == whole_summary["best_validation_step"]
+    for key in ("training_loss_curve", "final_validation_loss", "best_validation_loss", "perplexity"):
+        torch.testing.assert_close(summary[key], whole_summary[key], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_checkpoint_written_before_the_summary_kept_the_curve_resumes(tiny_model, dataset, one_checkpoint, tmp_path):
+    tensors, state = read_checkpoint(one_checkpoint / "step-00000002")
+    for key in ("training_curve", "final_validation_loss", "best_validation_step"):
+        del state[key]
+    older = write_checkpoint(tmp_path / "older" / "step-00000002", tensors, state)
+
+    _, summary, _ = _run(tiny_model, dataset, recipe_args={"resume_from": older})
+
+    assert summary["steps_completed"] == 20
+    assert [step for step, _ in summary["training_loss_curve"]] == list(range(3, 21))
+    assert summary["final_validation_loss"] is not None
+
+
 def test_a_checkpoint_without_manifest_is_refused(tiny_model, dataset, one_checkpoint):
     (checkpoint_path(one_checkpoint, 2) / MANIFEST).unlink()
 
