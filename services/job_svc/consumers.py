@@ -17,7 +17,7 @@ from google.protobuf import json_format
 
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
-from services.common import events
+from services.common import events, run_summary
 from services.common.db import Database, claim_event
 from services.job_svc import lifecycle, store
 from services.job_svc.events import job_event
@@ -98,7 +98,8 @@ class TrainerEvents:
         cost = lifecycle.cost_so_far(row.started_at or now, now, rate)
         # Early stopping ends a job before its planned last step: the job shows the step it reached.
         summary = completed.summary
-        steps = int(summary["steps_completed"]) if "steps_completed" in summary else row.total_steps
+        done = run_summary.STEPS_COMPLETED
+        steps = int(summary[done]) if done in summary else row.total_steps
         row = await store.update_job(
             conn, str(row.id), status="completed", current_stage="completed", progress=100.0,
             current_step=steps, completed_at=now, started_at=row.started_at or now,
