@@ -105,11 +105,6 @@ class Job:
     def ended(self) -> bool:
         return self.status in TERMINAL
 
-    def check_not_ended(self, what: str) -> None:
-        """Raises FailedPrecondition when the job ended: it ``what`` no more (a late report)."""
-        if self.ended:
-            raise FailedPrecondition(f"A {self.status} job {what}")
-
     def _set(self, **fields) -> None:
         for name, value in fields.items():
             setattr(self, name, value)
@@ -135,7 +130,8 @@ class Job:
 
         Raises FailedPrecondition for an ended job.
         """
-        self.check_not_ended("starts no attempt")
+        if self.ended:
+            raise FailedPrecondition(f"A {self.status} job starts no attempt")
         # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
         self._set(attempt=attempt, retry_count=max(self.retry_count, attempt - 1),
                   total_steps=total_steps or self.total_steps, pace_step=None, pace_since=None)
@@ -151,7 +147,6 @@ class Job:
         unless the point is older than the step the job shows. Raises
         FailedPrecondition for an ended job.
         """
-        self.check_not_ended("records no progress")
         events = []
         if self.status != "running":
             first_start = self.started_at is None
