@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from services.common.errors import FailedPrecondition
-from services.job_svc import job as jobs
+from services.job_svc import job as jobs, measures
 from services.job_svc.job import MAX_RETRIES, Job
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -40,23 +40,23 @@ def test_the_state_machine_allows_exactly_its_moves(current, target):
 
 
 def test_the_numbers():
-    assert jobs.progress(25, 100) == 25.0
-    assert jobs.progress(1, 3) == 33.33
-    assert jobs.progress(150, 100) == 100.0
-    assert jobs.progress(5, 0) == 0.0
-    assert jobs.hourly_rate({"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2}) == 8.4
-    assert jobs.cost_so_far(T0, T0 + timedelta(minutes=30), 8.4) == 4.2
-    assert jobs.cost_so_far(None, T0, 8.4) == 0.0
-    assert jobs.cost_so_far(T0, T0 - timedelta(minutes=1), 8.4) == 0.0  # a clock behind the start costs nothing
+    assert measures.progress(25, 100) == 25.0
+    assert measures.progress(1, 3) == 33.33
+    assert measures.progress(150, 100) == 100.0
+    assert measures.progress(5, 0) == 0.0
+    assert measures.hourly_rate({"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2}) == 8.4
+    assert measures.cost_so_far(T0, T0 + timedelta(minutes=30), 8.4) == 4.2
+    assert measures.cost_so_far(None, T0, 8.4) == 0.0
+    assert measures.cost_so_far(T0, T0 - timedelta(minutes=1), 8.4) == 0.0  # a clock behind the start costs nothing
 
 
 def test_the_eta_is_the_pace_between_points_not_since_the_start():
     # Step 1 done at T0, step 5 at T0+4 min: a minute a step, 5 steps left.
     at = T0 + timedelta(minutes=4)
-    assert jobs.estimated_completion(T0, 1, at, 5, 10) == at + timedelta(minutes=5)
-    assert jobs.estimated_completion(T0, 1, T0, 1, 10) is None  # one point times no step
-    assert jobs.estimated_completion(None, None, at, 5, 10) is None
-    assert jobs.estimated_completion(T0, 1, at, 10, 10) == at  # the last step: done now
+    assert measures.estimated_completion(T0, 1, at, 5, 10) == at + timedelta(minutes=5)
+    assert measures.estimated_completion(T0, 1, T0, 1, 10) is None  # one point times no step
+    assert measures.estimated_completion(None, None, at, 5, 10) is None
+    assert measures.estimated_completion(T0, 1, at, 10, 10) == at  # the last step: done now
 
 
 def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls():
