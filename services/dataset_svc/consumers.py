@@ -15,17 +15,15 @@ from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.base_models import resolve_base_model
 from services.common.db import Database, claim_event
+from services.common.errors import FailedPrecondition
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
-from services.dataset_svc.handlers import PRODUCER
-from services.dataset_svc.messages import dataset_message
+from services.dataset_svc.events import save
 from services.dataset_svc.statistics import load_tokenizer
 from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
 DURABLE = "dataset-validator"
-# Validations of one upload that may die before a dataset is declared in error.
-MAX_VALIDATION_ATTEMPTS = 3
 
 
 class _HashingReader:
@@ -132,18 +130,22 @@ class DatasetValidator:
             raise events.Unappliable(f"{event.type} carries no dataset_uploaded payload")
         uploaded = event.dataset_uploaded.dataset
         async with self._db.transaction() as conn:
-            dataset = await store.get_dataset(conn, uploaded.user_id, uploaded.id)
-            attempt = await store.begin_validation(conn, uploaded.id) if dataset is not None else None
-        if attempt is None:
-            return
+            loaded = await store.load_dataset(conn, uploaded.user_id, uploaded.id)
+            if loaded is None:
+                return
+            try:
+                give_up = loaded.begin_validation()
+            except FailedPrecondition:
+                return  # recorded by an earlier delivery, or validating a newer upload under a newer event
+            dataset = await store.save_dataset(conn, loaded)
         try:
-            if attempt > MAX_VALIDATION_ATTEMPTS:
+            if give_up:
                 # The earlier passes died without a word (killed, out of memory): a
                 # fourth would too, and the dataset must not stay validating for ever.
                 outcome = _failed(dataset, _file_error(
                     "validation_crashed",
-                    f"Validation stopped {attempt - 1} times before finishing this file (the validator was killed, "
-                    "most likely out of memory)",
+                    f"Validation stopped {dataset.validation_attempts - 1} times before finishing this file "
+                    "(the validator was killed, most likely out of memory)",
                     "Split the file or shorten its longest lines, upload it again, and report it if this repeats",
                 ))
             else:
@@ -155,20 +157,15 @@ class DatasetValidator:
         async with self._db.transaction() as conn:
             if not await claim_event(conn, DURABLE, event.event_id):
                 return
-            current = await store.get_dataset(conn, uploaded.user_id, uploaded.id, lock=True)
-            if current is None or current.status != "validating":
+            current = await store.load_dataset(conn, uploaded.user_id, uploaded.id)
+            if current is None:
                 return
-            row = await store.record_validation(conn, str(dataset.id), outcome)
-            message = dataset_message(row)
-            if outcome["status"] == "ready":
-                follow = events.new_event("dataset.validated", producer=PRODUCER, user_id=str(row.user_id),
-                                          subject_id=str(row.id),
-                                          dataset_validated=events_pb2.DatasetValidated(dataset=message))
-            else:
-                follow = events.new_event("dataset.validation_failed", producer=PRODUCER, user_id=str(row.user_id),
-                                          subject_id=str(row.id),
-                                          dataset_validation_failed=events_pb2.DatasetValidationFailed(dataset=message))
-            await events.add_to_outbox(conn, follow)
+            try:
+                types = current.record_validation(outcome["status"] == "ready")
+            except FailedPrecondition:
+                return  # no longer validating: deleted from under it, or recorded already
+            await store.record_validation(conn, current.id, outcome)
+            await save(conn, current, types)
 
 
 USAGE_DURABLE = "dataset-usage"

@@ -5,23 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import datetime, timezone
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
-from brightrun.events.v1 import events_pb2
-from services.common import events
 from services.common.base_models import check_base_model
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.errors import Conflict, FailedPrecondition, NotFound
+from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import rpc, user_id
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
+from services.dataset_svc.dataset import Dataset
+from services.dataset_svc.events import save
 from services.dataset_svc.messages import STATUS_NAMES, dataset_message
 from services.dataset_svc.naming import check_create, confirmed_key, storage_key
 
 log = logging.getLogger(__name__)
-PRODUCER = "dataset_svc"
 # Long enough to start uploading 500 MB; the copy made at confirm, not this
 # lifetime, is what keeps a late PUT away from validated data.
 UPLOAD_URL_SECONDS = 900
@@ -33,17 +33,6 @@ def _uuid_or_404(value: str) -> str:
     if canonical is None:
         raise NotFound("Dataset not found")
     return canonical
-
-
-def uploaded_event(row) -> events_pb2.Event:
-    """``dataset.uploaded``: what triggers validation."""
-    return events.new_event(
-        "dataset.uploaded",
-        producer=PRODUCER,
-        user_id=str(row.user_id),
-        subject_id=str(row.id),
-        dataset_uploaded=events_pb2.DatasetUploaded(dataset=dataset_message(row)),
-    )
 
 
 class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
@@ -115,8 +104,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         inside this call, would make confirming take as long as validating.
         """
         row = await self._get(user_id(context), request.dataset_id)
-        if row.status not in ("uploading", "error"):
-            raise FailedPrecondition(f"Dataset is already {row.status}; confirm applies to an uploaded file")
+        Dataset.from_row(row).check_confirmable()
         bucket, upload = row.storage_bucket, storage_key(str(row.user_id), str(row.id), row.file_name)
         confirmed = confirmed_key(str(row.user_id), str(row.id), row.file_name)
         try:
@@ -136,16 +124,16 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
                     "upload the whole file again or create the dataset with its real size"
                 )
             async with self._db.transaction() as conn:
-                locked = await store.get_dataset(conn, str(row.user_id), str(row.id), lock=True)
-                if locked is None or locked.status not in ("uploading", "error"):
-                    raise FailedPrecondition("Dataset changed while confirming; fetch it again")
-                row = await store.set_status(conn, str(row.id), "validating", storage_path=confirmed)
-                await events.add_to_outbox(conn, uploaded_event(row))
+                dataset = await store.load_dataset(conn, str(row.user_id), str(row.id))
+                if dataset is None:
+                    raise NotFound("Dataset not found")
+                previous = dataset.storage_path  # a confirm beside this one may have changed it since the read
+                row = await save(conn, dataset, dataset.confirm_upload(confirmed))
         except Exception:
             await self._discard(bucket, confirmed)
             raise
         # The previous confirm's copy, if any, is replaced; the upload is no longer needed.
-        for key in {upload, locked.storage_path} - {confirmed}:
+        for key in {upload, previous} - {confirmed}:
             await self._discard(bucket, key)
         return dataset_pb2.ConfirmUploadResponse(dataset=dataset_message(row))
 
@@ -170,25 +158,13 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
     @rpc
     async def DeleteDataset(self, request, context):
         """Soft-deletes and removes the object; raises NotFound, or Conflict while a job uses the dataset."""
-        row = await self._get(user_id(context), request.dataset_id)
+        uid = user_id(context)
         async with self._db.transaction() as conn:
-            jobs = await store.active_jobs(conn, str(row.id))
-            if jobs:
-                raise Conflict(
-                    f"Dataset is used by {len(jobs)} queued or running job(s); cancel them or wait until they end",
-                    {"jobs": jobs},
-                )
-            row = await store.soft_delete(conn, str(row.id))
-            await events.add_to_outbox(
-                conn,
-                events.new_event(
-                    "dataset.deleted",
-                    producer=PRODUCER,
-                    user_id=str(row.user_id),
-                    subject_id=str(row.id),
-                    dataset_deleted=events_pb2.DatasetDeleted(dataset=dataset_message(row)),
-                ),
-            )
+            dataset = await store.load_dataset(conn, uid, _uuid_or_404(request.dataset_id))
+            if dataset is None:
+                raise NotFound("Dataset not found")
+            jobs = await store.active_jobs(conn, dataset.id)
+            row = await save(conn, dataset, dataset.delete(jobs, datetime.now(timezone.utc)))
         # The upload key too: a PUT after the confirm may have written it again.
         for key in {row.storage_path, storage_key(str(row.user_id), str(row.id), row.file_name)}:
             await asyncio.to_thread(self._storage.delete, row.storage_bucket, key)
@@ -199,13 +175,11 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         """Raises InvalidArgument for a base model outside the model directories, FailedPrecondition unless the
         dataset is ready or in error."""
         base_model = self._base_model(request.base_model)
-        row = await self._get(user_id(context), request.dataset_id)
-        if row.status not in ("ready", "error"):
-            raise FailedPrecondition(f"Dataset is {row.status}; only a ready or failed dataset can be revalidated")
         async with self._db.transaction() as conn:
-            fields = {"base_model": base_model} if base_model else {}
-            row = await store.set_status(conn, str(row.id), "validating", **fields)
-            await events.add_to_outbox(conn, uploaded_event(row))
+            dataset = await store.load_dataset(conn, user_id(context), _uuid_or_404(request.dataset_id))
+            if dataset is None:
+                raise NotFound("Dataset not found")
+            row = await save(conn, dataset, dataset.revalidate(base_model))
         return dataset_pb2.RevalidateDatasetResponse(dataset=dataset_message(row))
 
     @rpc

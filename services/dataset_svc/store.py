@@ -11,6 +11,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.paging import Page
+from services.dataset_svc.dataset import Dataset
 
 _LIVE = "user_id = :user_id AND deleted_at IS NULL"
 
@@ -50,33 +51,28 @@ async def list_datasets(
     return list(rows), total
 
 
-async def set_status(conn: AsyncConnection, dataset_id: str, status: str, **fields) -> Row:
-    """Move a dataset to ``status``, resetting the previous validation outcome and attempts."""
-    assignments = ", ".join(f"{name} = :{name}" for name in fields)
-    sql = (
-        "UPDATE datasets SET status = :status, training_ready = FALSE, validation_errors = NULL, "
-        "validation_attempts = 0, content_sha256 = NULL, "
-        f"updated_at = now(){', ' + assignments if assignments else ''} WHERE id = :id RETURNING *"
-    )
-    return (await conn.execute(text(sql), {"id": dataset_id, "status": status, **fields})).one()
+async def load_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> Dataset | None:
+    """The live dataset as an aggregate, its row locked until the transaction ends."""
+    row = await get_dataset(conn, user_id, dataset_id, lock=True)
+    return None if row is None else Dataset.from_row(row)
 
 
-async def begin_validation(conn: AsyncConnection, dataset_id: str) -> int | None:
-    """Count one more validation of a validating dataset; how many have begun
-    (this one included), or None when it is no longer validating."""
-    sql = (
-        "UPDATE datasets SET validation_attempts = validation_attempts + 1 "
-        "WHERE id = :id AND status = 'validating' RETURNING validation_attempts"
-    )
-    return (await conn.execute(text(sql), {"id": dataset_id})).scalar_one_or_none()
+async def save_dataset(conn: AsyncConnection, dataset: Dataset) -> Row:
+    """Write the fields ``dataset`` changed since it was loaded; returns the row as it is now."""
+    fields = dict(dataset.changes)
+    assignments = "".join(f", {name} = :{name}" for name in fields)
+    sql = f"UPDATE datasets SET updated_at = now(){assignments} WHERE id = :id RETURNING *"
+    row = (await conn.execute(text(sql), {"id": dataset.id, **fields})).one()
+    dataset.changes.clear()
+    return row
 
 
 async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dict) -> Row:
-    """Store a finished validation: ``ready`` with statistics or ``error`` with the bad lines, and the sha256
-    of the bytes it read."""
+    """Store what a finished validation found (the dataset's status is the aggregate's to save): statistics or
+    the bad lines, and the sha256 of the bytes it read."""
     result = await conn.execute(
         text(
-            "UPDATE datasets SET status = :status, training_ready = :ready, format = :format, "
+            "UPDATE datasets SET format = :format, "
             "total_training_pairs = :pairs, total_validation_pairs = :validation_pairs, total_tokens = :tokens, "
             "avg_turns_per_conversation = :avg_turns, avg_tokens_per_turn = :avg_tokens, "
             "validation_errors = CAST(:errors AS JSONB), statistics = CAST(:statistics AS JSONB), "
@@ -86,8 +82,6 @@ async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dic
         ),
         {
             "id": dataset_id,
-            "status": outcome["status"],
-            "ready": outcome["status"] == "ready",
             "format": outcome["format"],
             "pairs": outcome.get("total_training_pairs"),
             "validation_pairs": outcome.get("total_validation_pairs"),
@@ -101,11 +95,6 @@ async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dic
         },
     )
     return result.one()
-
-
-async def soft_delete(conn: AsyncConnection, dataset_id: str) -> Row:
-    sql = "UPDATE datasets SET deleted_at = now(), updated_at = now() WHERE id = :id RETURNING *"
-    return (await conn.execute(text(sql), {"id": dataset_id})).one()
 
 
 async def record_usage(conn: AsyncConnection, job_id: str, dataset_id: str, active: bool) -> None:

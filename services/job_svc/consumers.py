@@ -11,24 +11,28 @@ it followed.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 
 from google.protobuf import json_format
 
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
-from services.common import events, run_summary
+from services.common import run_summary
 from services.common.db import Database, claim_event
-from services.job_svc import lifecycle, store
-from services.job_svc.events import job_event
+from services.common.errors import FailedPrecondition
+from services.job_svc import events, store
 from services.job_svc.messages import current_metrics, metric_point_message
 
+log = logging.getLogger(__name__)
 TRAINER_DURABLE = "job-trainer"
 ARTIFACTS_DURABLE = "job-artifacts"
-MAX_RETRIES = 3
 
 
 class TrainerEvents:
+    """Each trainer event is one Job method; an event that would be an illegal
+    move (a late report for an ended job) is logged and changes nothing."""
+
     def __init__(self, db: Database):
         self._db = db
 
@@ -42,85 +46,40 @@ class TrainerEvents:
         }.get(kind)
         if apply is None:
             return
-        async with self._db.transaction() as conn:
-            if not await claim_event(conn, TRAINER_DURABLE, event.event_id):
-                return
-            row = await store.get_job(conn, event.subject_id, lock=True)
-            if row is None or row.status in lifecycle.TERMINAL:
-                return
-            await apply(conn, row, getattr(event, kind), datetime.now(timezone.utc))
+        try:
+            async with self._db.transaction() as conn:
+                if not await claim_event(conn, TRAINER_DURABLE, event.event_id):
+                    return
+                job = await store.load_job(conn, event.subject_id)
+                if job is None:
+                    return
+                await apply(conn, job, getattr(event, kind), datetime.now(timezone.utc))
+        except FailedPrecondition as exc:
+            # Rolled back whole, the metric point stored before the move included: no redelivery can make it legal.
+            log.info("job %s: %s ignored: %s", event.subject_id, event.type, exc)
 
-    async def _started(self, conn, row, started: events_pb2.TrainerAttemptStarted, now) -> None:
-        # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
-        fields = {
-            "attempt": started.attempt,
-            "retry_count": max(row.retry_count, started.attempt - 1),
-            "total_steps": started.total_steps or row.total_steps,
-        }
+    async def _started(self, conn, job, started: events_pb2.TrainerAttemptStarted, now) -> None:
+        layout = None
         if started.HasField("batch_layout"):
-            fields["batch_layout"] = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
-        if row.status == "queued":
-            fields.update(status="initializing", current_stage="initializing")
-        await store.update_job(conn, str(row.id), **fields)
+            layout = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
+        await events.save(conn, job, job.start_attempt(started.attempt, started.total_steps, layout))
 
-    async def _metrics(self, conn, row, metrics: events_pb2.TrainerMetrics, now) -> None:
+    async def _metrics(self, conn, job, metrics: events_pb2.TrainerMetrics, now) -> None:
         stored = await store.insert_metric_point(conn, metrics.metric_point)
         if stored is None:
-            return
+            return  # a replay: the point is there already
         point = metric_point_message(stored)
-        if row.status in ("queued", "initializing"):
-            first_start = row.started_at is None
-            row = await store.update_job(conn, str(row.id), status="running", current_stage="training",
-                                         started_at=row.started_at or now)
-            # A job requeued after its agent let it go runs again, but it
-            # started once: telling the user again would be a second "Training Started".
-            if first_start:
-                await events.add_to_outbox(conn, job_event("job.started", row))
-        if point.step < row.current_step:
-            return  # a late point of an earlier step: stored, but the job is already past it
-        total = metrics.total_steps or row.total_steps
-        rate = lifecycle.hourly_rate(row.gpu_config)
-        row = await store.update_job(
-            conn,
-            str(row.id),
-            current_step=point.step,
-            current_epoch=point.epoch,
-            total_steps=total,
-            progress=lifecycle.progress(point.step, total),
-            current_metrics=current_metrics(point),
-            current_cost=lifecycle.cost_so_far(row.started_at, now, rate),
-            estimated_completion_at=lifecycle.estimated_completion(row.started_at, now, point.step, total),
-        )
-        await events.add_to_outbox(conn, job_event("job.progressed", row, metric_point=point))
+        types = job.record_point(point.step, point.epoch, current_metrics(point), stored.timestamp, now)
+        await events.save(conn, job, types, {"job.progressed": {"metric_point": point}})
 
-    async def _completed(self, conn, row, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
-        rate = lifecycle.hourly_rate(row.gpu_config)
-        cost = lifecycle.cost_so_far(row.started_at or now, now, rate)
-        # Early stopping ends a job before its planned last step: the job shows the step it reached.
+    async def _completed(self, conn, job, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
         summary = completed.summary
         done = run_summary.STEPS_COMPLETED
-        steps = int(summary[done]) if done in summary else row.total_steps
-        row = await store.update_job(
-            conn, str(row.id), status="completed", current_stage="completed", progress=100.0,
-            current_step=steps, completed_at=now, started_at=row.started_at or now,
-            current_cost=cost, final_cost=cost, estimated_completion_at=now,
-        )
-        await events.add_to_outbox(
-            conn, job_event("job.completed", row, manifest=completed.manifest, summary=completed.summary)
-        )
+        types = job.complete(int(summary[done]) if done in summary else None, now)
+        await events.save(conn, job, types, {"job.completed": {"manifest": completed.manifest, "summary": summary}})
 
-    async def _failed(self, conn, row, failed: events_pb2.TrainerAttemptFailed, now) -> None:
-        if failed.cancelled:
-            return
-        if failed.retryable and row.retry_count < MAX_RETRIES:
-            await store.update_job(conn, str(row.id), status="queued", current_stage="retrying",
-                                   retry_count=row.retry_count + 1, error_message=failed.reason)
-            return
-        rate = lifecycle.hourly_rate(row.gpu_config)
-        cost = lifecycle.cost_so_far(row.started_at, now, rate)
-        row = await store.update_job(conn, str(row.id), status="failed", current_stage="failed", completed_at=now,
-                                     error_message=failed.reason, current_cost=cost, final_cost=cost)
-        await events.add_to_outbox(conn, job_event("job.failed", row))
+    async def _failed(self, conn, job, failed: events_pb2.TrainerAttemptFailed, now) -> None:
+        await events.save(conn, job, job.attempt_failed(failed.reason, failed.retryable, failed.cancelled, now))
 
 
 class ArtifactEvents:
@@ -167,10 +126,7 @@ class AbandonedAssignments:
             "responding); the last checkpoint is kept — start a new job to try again"
         )
         async with self._db.transaction() as conn:
-            row = await store.get_job(conn, assignment.job_id, lock=True)
-            if row is not None and row.status not in lifecycle.TERMINAL:
-                now = datetime.now(timezone.utc)
-                row = await store.update_job(conn, str(row.id), status="failed", current_stage="failed",
-                                             completed_at=now, error_message=reason, final_cost=row.current_cost)
-                await events.add_to_outbox(conn, job_event("job.failed", row))
+            job = await store.load_job(conn, assignment.job_id)
+            if job is not None and not job.ended:
+                await events.save(conn, job, job.abandon(reason, datetime.now(timezone.utc)))
         await self._js.delete_msg("ASSIGN", seq)

@@ -1,9 +1,11 @@
-"""The job's events, built from its row."""
+"""The job's events, built from its row, and the one way a changed job is saved with them."""
 
 from __future__ import annotations
 
 from brightrun.events.v1 import events_pb2
 from services.common import events
+from services.job_svc import store
+from services.job_svc.job import Job
 from services.job_svc.messages import job_message
 
 PRODUCER = "job_svc"
@@ -27,3 +29,12 @@ def job_event(type_: str, row, **extra) -> events_pb2.Event:
         subject_id=str(row.id),
         **{field: payload(job=job_message(row), **extra)},
     )
+
+
+async def save(conn, job: Job, types: list[str], extras: dict[str, dict] | None = None):
+    """Save ``job``'s changes and add the events of ``types`` (each with its ``extras`` payload
+    fields) to the outbox, in the caller's transaction; returns the saved row."""
+    row = await store.save_job(conn, job)
+    for type_ in types:
+        await events.add_to_outbox(conn, job_event(type_, row, **(extras or {}).get(type_, {})))
+    return row

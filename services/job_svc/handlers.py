@@ -18,11 +18,12 @@ from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
-from services.job_svc import idempotency, lifecycle, store
+from services.job_svc import idempotency, store
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import estimate
-from services.job_svc.events import job_event
+from services.job_svc.events import job_event, save
 from services.job_svc.hyperparameters import JobConfig, resolve
+from services.job_svc.job import TERMINAL
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
 
 
@@ -196,16 +197,10 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         """Raises NotFound, or FailedPrecondition when the job already ended."""
         uid = user_id(context)
         async with self._db.transaction() as conn:
-            row = await store.get_job(conn, _uuid(request.job_id, "Job"), uid, lock=True)
-            if row is None:
+            job = await store.load_job(conn, _uuid(request.job_id, "Job"), uid)
+            if job is None:
                 raise NotFound("Job not found")
-            lifecycle.check_move(row.status, "cancelled")
-            now = datetime.now(timezone.utc)
-            rate = lifecycle.hourly_rate(row.gpu_config)
-            cost = lifecycle.cost_so_far(row.started_at, now, rate)
-            row = await store.update_job(conn, str(row.id), status="cancelled", current_stage="cancelled",
-                                         completed_at=now, current_cost=cost, final_cost=cost)
-            await events.add_to_outbox(conn, job_event("job.cancelled", row))
+            row = await save(conn, job, job.cancel(datetime.now(timezone.utc)))
         return job_pb2.CancelJobResponse(job=job_message(row))
 
     @rpc
@@ -242,7 +237,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             for point in points:
                 yield job_pb2.WatchJobResponse(metric_point=metric_point_message(point))
                 last_step = point.step
-            if row.status in lifecycle.TERMINAL:
+            if row.status in TERMINAL:
                 return
             while True:
                 event = await updates.get()
@@ -257,7 +252,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 if event.HasField("job_progressed") and (point.step > last_step or fresh and point.step == last_step):
                     last_step = point.step
                     yield job_pb2.WatchJobResponse(metric_point=point)
-                if STATUS_NAMES[job.status] in lifecycle.TERMINAL:
+                if STATUS_NAMES[job.status] in TERMINAL:
                     return
         finally:
             await subscription.unsubscribe()

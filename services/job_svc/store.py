@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
 from services.common.paging import Page
+from services.job_svc.job import Job
 from services.job_svc.messages import METRIC_FIELDS
 
 
@@ -39,6 +40,21 @@ async def get_job(conn: AsyncConnection, job_id: str, user_id: str | None = None
     sql = "SELECT * FROM jobs WHERE id = :id" + (" AND user_id = :user_id" if user_id else "")
     sql += " FOR UPDATE" if lock else ""
     return (await conn.execute(text(sql), {"id": job_id, "user_id": user_id})).first()
+
+
+async def load_job(conn: AsyncConnection, job_id: str, user_id: str | None = None) -> Job | None:
+    """The job as an aggregate, its row locked until the transaction ends; scoped like get_job."""
+    row = await get_job(conn, job_id, user_id, lock=True)
+    return None if row is None else Job.from_row(row)
+
+
+async def save_job(conn: AsyncConnection, job: Job) -> Row:
+    """Write the fields ``job`` changed since it was loaded; returns the row as it is now."""
+    if not job.changes:
+        return await get_job(conn, job.id)
+    row = await update_job(conn, job.id, **job.changes)
+    job.changes.clear()
+    return row
 
 
 async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):

@@ -16,22 +16,21 @@ import httpx
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
 
 
-def write_demo_dataset(path: Path, conversations: int = 96, seed: int = 0) -> Path:
-    """A learnable task in the brightrun_lora_v4 format: the assistant repeats the words in reverse order."""
+def write_demo_dataset(path: Path, conversations: int = 96, seed: int = 0, exchanges: int = 1) -> Path:
+    """A learnable task in the brightrun_lora_v4 format: the assistant repeats the words in reverse order,
+    ``exchanges`` times a conversation (a system turn, then that many user and assistant turns)."""
     rng = random.Random(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as out:
         for i in range(conversations):
-            words = [rng.choice(WORDS) for _ in range(rng.randint(2, 5))]
-            record = {
-                "conversation_id": f"demo-{i:04d}",
-                "turns": [
-                    {"role": "system", "content": "Reverse the words."},
+            turns = [{"role": "system", "content": "Reverse the words."}]
+            for _ in range(exchanges):
+                words = [rng.choice(WORDS) for _ in range(rng.randint(2, 5))]
+                turns += [
                     {"role": "user", "content": " ".join(words)},
                     {"role": "assistant", "content": " ".join(reversed(words))},
-                ],
-            }
-            out.write(json.dumps(record) + "\n")
+                ]
+            out.write(json.dumps({"conversation_id": f"demo-{i:04d}", "turns": turns}) + "\n")
     return path
 
 

@@ -10,7 +10,7 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -60,7 +60,8 @@ def bob(platform):
 
 @pytest.fixture(scope="module")
 def ready_dataset(platform, alice, tmp_path_factory):
-    path = write_demo_dataset(tmp_path_factory.mktemp("data") / "reverse.jsonl", conversations=48)
+    # Multi-turn: three exchanges a conversation, so that steps and progress are counted in conversations.
+    path = write_demo_dataset(tmp_path_factory.mktemp("data") / "reverse.jsonl", conversations=48, exchanges=3)
     confirmed = upload_dataset(alice, path, "reverse words")
     assert confirmed["status"] == "validating"
     dataset = wait_dataset(alice, confirmed["id"])
@@ -87,10 +88,10 @@ def test_dataset_statistics_come_from_the_base_models_tokenizer(platform, ready_
     for line in path.read_text().splitlines():
         turns = json.loads(line)["turns"]
         expected += len(tokenizer.apply_chat_template(turns, tokenize=True, return_dict=False))
-    assert dataset["total_training_pairs"] == 48
+    assert dataset["total_training_pairs"] == 48 * 3
     assert dataset["total_tokens"] == expected
     assert dataset["training_ready"] is True
-    assert dataset["avg_turns_per_conversation"] == pytest.approx(3.0)
+    assert dataset["avg_turns_per_conversation"] == pytest.approx(7.0)
     assert len(dataset["sample_data"]) == 3
 
 
@@ -208,15 +209,17 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     job = reply.json()["data"]
     assert job["status"] == "queued"
 
-    statuses, steps = [], []
+    updates, points = [], []
     for name, data in job_events(alice, job["id"], timeout=300):
         if name == "status":
-            statuses.append(data["status"])
+            updates.append(data)
         elif name == "metric":
-            steps.append(data["step"])
+            points.append(data)
+    statuses = [u["status"] for u in updates]
     assert statuses[-1] == "completed"
     assert "running" in statuses
-    assert sorted(set(steps)) == list(range(1, 13))
+    assert sorted({p["step"] for p in points}) == list(range(1, 13))
+    _assert_progress_and_eta(updates, points)
 
     detail = call(alice, "GET", f"/api/jobs/{job['id']}")
     job = detail["job"]
@@ -251,6 +254,50 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     _assert_adapter_reproduces_training_logits(platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"], adapter)
 
     _assert_notifications_and_costs(alice, bob, job)
+
+
+def _assert_progress_and_eta(updates: list[dict], points: list[dict]) -> None:
+    """What the monitor page saw: progress that only grows and is exactly 100 at the last step,
+    and an ETA whose remaining time only falls, as far as the pace of the steps lets it.
+
+    "Monotone ETA", defined: the ETA extrapolates the pace of the steps timed so
+    far. With a steady pace it is one point in time and the remaining time (ETA
+    minus the time of the step it was computed at) falls at every step. A step
+    slower than the ones before (the epoch's validation, a busy CPU) lengthens the
+    pace, and the remaining time may then grow, but by no more than the steps left
+    times the spread between the fastest and the slowest step seen: more than
+    that is an ETA that slides for no reason (the old one, timed from the job's
+    start, grew every step). It never lies before its step, and is that step at
+    the last one. One attempt is assumed (retry_count 0): a retry times its pace afresh.
+    """
+    running = [u for u in updates if u["status"] == "running"]
+    assert running and all(u["retry_count"] == 0 for u in updates)
+    total = running[-1]["total_steps"]
+    progress = [u["progress"] for u in updates]
+    assert progress == sorted(progress), progress
+    for update in running:
+        assert update["progress"] == round(100 * update["current_step"] / total, 2)
+    assert [u["progress"] for u in running if u["current_step"] == total] and all(
+        u["progress"] == 100.0 for u in running if u["current_step"] == total)
+    assert all(u["progress"] < 100.0 for u in running if u["current_step"] < total)
+    assert updates[-1]["progress"] == 100.0
+
+    at = {}  # each step's time, as the trainer reported it
+    for point in points:
+        at.setdefault(point["step"], datetime.fromisoformat(point["timestamp"]))
+    durations = {step: at[step] - at[step - 1] for step in at if step - 1 in at}
+    timed = [u for u in running if u["estimated_completion_at"]]
+    assert timed and timed[-1]["current_step"] == total
+    previous = None
+    for update in timed:
+        step = update["current_step"]
+        remaining = datetime.fromisoformat(update["estimated_completion_at"]) - at[step]
+        assert remaining >= timedelta(0), (step, remaining)
+        seen = [durations[s] for s in durations if s <= step] or [timedelta(0)]  # one step timed: no spread
+        slack = (total - step) * (max(seen) - min(seen)) + timedelta(milliseconds=1)
+        assert previous is None or remaining <= previous + slack, (step, remaining, previous, slack)
+        previous = remaining
+    assert previous <= timedelta(milliseconds=1)  # at the last step the ETA is that step's time
 
 
 def _assert_adapter_reproduces_training_logits(base_model: str, adapter: Path) -> None:

@@ -350,8 +350,9 @@ async def test_a_base_model_without_a_tokenizer_is_an_error_naming_it(stub, sett
 async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_starts_afresh(stub, settings):
     from sqlalchemy import text
 
-    from services.dataset_svc.consumers import MAX_VALIDATION_ATTEMPTS, DatasetValidator
-    from services.dataset_svc.handlers import uploaded_event
+    from services.dataset_svc.consumers import DatasetValidator
+    from services.dataset_svc.dataset import MAX_VALIDATION_ATTEMPTS
+    from services.dataset_svc.events import dataset_event
 
     uid = str(uuid.uuid4())
     dataset = await _upload(stub, uid, _jsonl(GOOD))
@@ -367,7 +368,7 @@ async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_star
             row = await store.get_dataset(conn, uid, dataset.id)
         validator = DatasetValidator(database, ObjectStorage.from_settings(settings), max_line_bytes=MAX_LINE_BYTES,
                                      model_dirs=settings.model_dirs)
-        await validator.handle(uploaded_event(row))
+        await validator.handle(dataset_event("dataset.uploaded", row))
     finally:
         await database.close()
 

@@ -247,6 +247,34 @@ async def test_a_job_requeued_and_resumed_is_announced_as_started_once(stub, js)
     assert [e.type for e in seen if e.type == "job.started"] == ["job.started"]
 
 
+async def test_a_late_report_for_a_cancelled_job_changes_nothing(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 1, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(stub, job.id, lambda j: j.current_step == 1)
+    cancelled = (await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+
+    # Reports the trainer sent before it heard of the cancel, each an illegal move now.
+    late = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 2, 1.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=late)
+    completed = events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1)
+    await _trainer_event(js, job, "trainer.attempt.completed", trainer_attempt_completed=completed)
+    failed = events_pb2.TrainerAttemptFailed(job_id=job.id, attempt=1, reason="node lost", retryable=True)
+    await _trainer_event(js, job, "trainer.attempt.failed", trainer_attempt_failed=failed)
+    # The consumer takes trainer events in order: once a later job's start is applied, the late ones were too.
+    marker = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    await _trainer_event(js, marker, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=marker.id, attempt=1))
+    await _wait(stub, marker.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
+
+    after = (await stub.GetJob(job_pb2.GetJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+    assert after == cancelled
+    points = (await stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id), metadata=as_user(OWNER))).metric_points
+    assert [p.step for p in points] == [1]
+
+
 async def test_cancel_ends_a_queued_job(stub):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
     cancelled = (await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))).job

@@ -1,9 +1,6 @@
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
-from services.common.errors import FailedPrecondition, InvalidArgument
-from services.job_svc import lifecycle
+from services.common.errors import InvalidArgument
 from services.job_svc.catalogue import GPU_TYPES
 from services.job_svc.estimate import estimate
 from services.job_svc.hyperparameters import resolve
@@ -69,37 +66,6 @@ def test_gpu_count_is_bounded_by_the_catalogue():
     with pytest.raises(InvalidArgument) as info:
         resolve("balanced", {}, "CPU", 2, "b")
     assert set(info.value.details) == {"gpu_config.count"}
-
-
-@pytest.mark.parametrize(
-    ("current", "target", "legal"),
-    [
-        ("queued", "initializing", True),
-        ("initializing", "running", True),
-        ("running", "completed", True),
-        ("running", "cancelled", True),
-        ("queued", "completed", False),
-        ("completed", "cancelled", False),
-        ("failed", "running", False),
-        ("cancelled", "queued", False),
-    ],
-)
-def test_the_state_machine(current, target, legal):
-    assert lifecycle.can_move(current, target) is legal
-    if not legal:
-        with pytest.raises(FailedPrecondition):
-            lifecycle.check_move(current, target)
-
-
-def test_progress_cost_and_eta():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    now = start + timedelta(minutes=30)
-    assert lifecycle.progress(25, 100) == 25.0
-    assert lifecycle.progress(150, 100) == 100.0
-    assert lifecycle.cost_so_far(start, now, 8.4) == 4.2
-    assert lifecycle.estimated_completion(start, now, 25, 100) == now + timedelta(minutes=90)
-    assert lifecycle.estimated_completion(None, now, 0, 100) is None
-    assert lifecycle.hourly_rate({"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2}) == 8.4
 
 
 def test_a_dropout_of_zero_is_kept_not_replaced_by_the_preset():
