@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -59,8 +59,7 @@ def check_launch(config: JobConfig, hub: HubLookup | None, has_hf_token: bool) -
             warnings += check_hub_model(config.base_model, hub, has_hf_token)
         model_config = KNOWN_CONFIGS.get(config.base_model.lower())
     report = _memory(config, model_config)
-    return LaunchReport(report.memory_per_gpu_gb, report.gpu, report.fits, report.to_lower,
-                        warnings + report.warnings)
+    return replace(report, warnings=warnings + report.warnings)
 
 
 def read_model_config(base_model: str) -> dict | None:

@@ -124,7 +124,9 @@ class MemoryEstimate:
 
 def estimate_memory(model: ModelShape, run: RunShape) -> MemoryEstimate:
     """Peak memory of one GPU training ``model`` with ``run``."""
-    sharded = run.gpu_count if run.gpu_count > 1 and run.zero_stage == 3 else 1
+    zero_3 = run.gpu_count > 1 and run.zero_stage == 3
+    # The trainer places a whole 4-bit model on each GPU: ZeRO-3 shards only bf16 weights.
+    sharded = run.gpu_count if zero_3 and run.quantization != "nf4" else 1
     linear = model.num_layers * model.layer_linear_parameters()
     rest = model.parameters() - linear
     if run.quantization == "nf4":
@@ -135,9 +137,8 @@ def estimate_memory(model: ModelShape, run: RunShape) -> MemoryEstimate:
     if sharded > 1:
         weights += _ZERO3_LIVE_LAYERS * model.layer_linear_parameters() * _BF16
     # ZeRO (2 or 3) shards the adapter's gradients and optimizer states; only ZeRO-3 its weights.
-    adapter_parameters = model.adapter_parameters(run.rank)
-    states = run.gpu_count if run.gpu_count > 1 else 1
-    adapter = adapter_parameters * (4 / sharded + (_ADAPTER_BYTES - 4) / states)
+    adapter = model.adapter_parameters(run.rank) * (
+        4 / (run.gpu_count if zero_3 else 1) + (_ADAPTER_BYTES - 4) / run.gpu_count)
     tokens = run.micro_batch_size * run.seq_length
     h, kv, i = model.hidden_size, model.kv_width, model.intermediate_size
     a, b, c = _SAVED_PER_TOKEN

@@ -73,3 +73,13 @@ def test_what_to_lower_names_the_fields_and_prefers_changes_that_fit():
 def test_a_config_without_the_sizes_is_an_unknown_architecture():
     with pytest.raises(UnknownArchitecture, match="num_hidden_layers"):
         ModelShape.from_config({k: v for k, v in LLAMA_2_7B.items() if k != "num_hidden_layers"})
+
+
+def test_zero_3_shards_bf16_weights_but_not_a_4_bit_model_each_gpu_holds_whole():
+    model = ModelShape.from_config(LLAMA_2_70B)
+    one = RunShape(rank=8, micro_batch_size=1, seq_length=512, gradient_checkpointing=True)
+    eight = RunShape(rank=8, micro_batch_size=1, seq_length=512, gradient_checkpointing=True, gpu_count=8, zero_stage=3)
+
+    assert estimate_memory(model, eight).weights < estimate_memory(model, one).weights / 4
+    nf4_one, nf4_eight = (estimate_memory(model, RunShape(**{**run.__dict__, "quantization": "nf4"})) for run in (one, eight))
+    assert nf4_eight.weights == nf4_one.weights
