@@ -125,3 +125,36 @@ def test_no_agent_of_the_type_and_count_within_the_window_is_a_warning():
     for sightings, count in (([], 1), ([stale], 1), ([busy_elsewhere], 1), ([_seen(waiting=1)], 4)):
         warning = no_agent_warning(sightings, "H100", count, NOW, WINDOW)
         assert warning and f"{count} x H100" in warning and "10 minutes" in warning
+
+
+def test_the_hub_lookup_reads_the_hubs_answers_and_errors(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    from types import SimpleNamespace
+
+    from services.job_svc.hub import hub_lookup
+
+    # Their constructors want an HTTP response; the lookup reads only their type.
+    answers = {
+        "org/open": SimpleNamespace(gated=False), "org/manual": SimpleNamespace(gated="manual"),
+        "org/missing": RepositoryNotFoundError.__new__(RepositoryNotFoundError),
+        "org/locked": GatedRepoError.__new__(GatedRepoError), "org/offline": ConnectionError("no route to host"),
+    }
+    seen = []
+
+    def model_info(model_id, *, token, timeout):
+        seen.append((token, timeout))
+        answer = answers[model_id]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(huggingface_hub, "model_info", model_info)
+    lookup = hub_lookup("")
+    assert lookup("org/open") == HubModel(exists=True, gated=False)
+    assert lookup("org/manual") == HubModel(exists=True, gated=True)
+    assert lookup("org/missing") == HubModel(exists=False)
+    assert lookup("org/locked") == HubModel(exists=True, gated=True)
+    with pytest.raises(OSError, match="no route to host"):
+        lookup("org/offline")
+    assert seen[0] == (False, 5.0)  # anonymous, bounded
