@@ -158,7 +158,8 @@ def what_to_lower(model: ModelShape, run: RunShape, batch_size: int, limit_gib: 
     current = estimate_memory(model, run).total_gib
     options: list[tuple[str, RunShape]] = []
     if not run.gradient_checkpointing:
-        options.append(("set hyperparameters.gradient_checkpointing to true", replace(run, gradient_checkpointing=True)))
+        options.append(("set hyperparameters.gradient_checkpointing to true",
+                        replace(run, gradient_checkpointing=True)))
     if run.micro_batch_size > 1:
         options.append((f"lower hyperparameters.batch_size to {run.gpu_count} (one row per GPU at a time)",
                         replace(run, micro_batch_size=1)))

@@ -427,12 +427,16 @@ async def test_a_local_base_model_that_is_missing_or_has_no_config_is_refused_wi
             assert reason in problem and str(path) in problem
 
 
+async def _estimate(stub, gpu: job_pb2.GpuConfig, hp: job_pb2.Hyperparameters) -> job_pb2.Estimate:
+    request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=gpu, hyperparameters=hp)
+    return (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
+
+
 async def test_a_job_too_big_for_its_gpu_is_estimated_as_such_and_refused_naming_what_to_lower(stub):
     # Llama-2-7B (sizes known without the hub), 8 rows of 2048 tokens, no checkpointing, on one 40 GB GPU.
     hp = _hp(base_model="meta-llama/Llama-2-7b-hf", max_seq_length=2048, gradient_checkpointing=False)
     gpu = job_pb2.GpuConfig(type="A100-40GB", count=1)
-    estimate = (await stub.EstimateJob(job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=gpu,
-                                                                  hyperparameters=hp), metadata=as_user(OWNER))).estimate
+    estimate = await _estimate(stub, gpu, hp)
     assert estimate.memory_per_gpu_gb > 40 and not estimate.fits_gpu_memory
     assert "cannot be created" in estimate.warnings[0]
 
@@ -442,8 +446,7 @@ async def test_a_job_too_big_for_its_gpu_is_estimated_as_such_and_refused_naming
     assert any("hyperparameters.gradient_checkpointing" in line for line in details["hyperparameters"])
 
     fitting = _hp(base_model="meta-llama/Llama-2-7b-hf", max_seq_length=2048)  # the trainer's default: checkpointing
-    estimate = (await stub.EstimateJob(job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=gpu,
-                                                                  hyperparameters=fitting), metadata=as_user(OWNER))).estimate
+    estimate = await _estimate(stub, gpu, fitting)
     assert 14 < estimate.memory_per_gpu_gb <= 40 and estimate.fits_gpu_memory and not estimate.warnings
 
 

@@ -7,6 +7,8 @@ GB below are GiB, as nvidia-smi and the GPU catalogue count them.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from services.job_svc.memory_fit import ModelShape, RunShape, UnknownArchitecture, estimate_memory, what_to_lower
@@ -81,5 +83,5 @@ def test_zero_3_shards_bf16_weights_but_not_a_4_bit_model_each_gpu_holds_whole()
     eight = RunShape(rank=8, micro_batch_size=1, seq_length=512, gradient_checkpointing=True, gpu_count=8, zero_stage=3)
 
     assert estimate_memory(model, eight).weights < estimate_memory(model, one).weights / 4
-    nf4_one, nf4_eight = (estimate_memory(model, RunShape(**{**run.__dict__, "quantization": "nf4"})) for run in (one, eight))
+    nf4_one, nf4_eight = (estimate_memory(model, replace(run, quantization="nf4")) for run in (one, eight))
     assert nf4_eight.weights == nf4_one.weights
