@@ -60,8 +60,12 @@ def caller(request: Request) -> Caller:
     return Caller(user_id, request.app.state.stubs)
 
 
-def ok(data: object, status: int = 200) -> JSONResponse:
-    return JSONResponse({"success": True, "data": data}, status_code=status)
+def ok(data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
+    """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside ``data``."""
+    body = {"success": True, "data": data}
+    if warnings is not None:
+        body["warnings"] = warnings
+    return JSONResponse(body, status_code=status)
 
 
 def path_id(request: Request, name: str = "id") -> str:

@@ -63,7 +63,7 @@ async def create_job(request: Request):
     )
     message.request_id = _idempotency_key(request, message.request_id)
     reply = await api(api.stubs.jobs.CreateJob, message)
-    return ok(message_to_json(reply.job), status=201)
+    return ok(message_to_json(reply.job), status=201, warnings=list(reply.warnings))
 
 
 def _idempotency_key(request: Request, request_id: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.base_models import ModelNotAllowed, is_local_model, resolve_base_model
@@ -45,6 +45,12 @@ class Settings:
     grpc_port: int
     dataset_max_line_bytes: int  # a longer dataset line is reported as line_too_long, never loaded whole
     max_request_body_bytes: int  # the gateway answers a bigger request body with 413
+    # Whether job_svc asks the Hugging Face hub that a job's hub-id base model exists and is not gated.
+    hub_check: bool = False
+    # The hub token trainers download gated models with; job_svc only needs to know one is set.
+    hf_token: str = field(default="", repr=False)
+    # A job for a GPU type and count no agent was seen taking in this long is created with a warning.
+    agent_seen_minutes: int = 10
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +78,20 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name}={raw!r} is not a size in bytes (a whole number above 0)")
             return default
         return int(raw)
+
+    def minutes(name: str, default: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or int(raw) == 0:
+            problems.append(f"{name}={raw!r} is not a number of minutes (a whole number above 0)")
+            return default
+        return int(raw)
+
+    def switch(name: str, default: bool) -> bool:
+        raw = env.get(name, "on" if default else "off").lower()
+        if raw not in ("on", "off"):
+            problems.append(f"{name}={raw!r} must be on or off")
+            return default
+        return raw == "on"
 
     s3_endpoint = need("BRIGHTRUN_S3_ENDPOINT")
     default_base_model = env.get("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home / "models" / "tiny-llama"))
@@ -104,6 +124,9 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         dataset_max_line_bytes=size("BRIGHTRUN_DATASET_MAX_LINE_BYTES", 8 << 20),
         # API bodies are small JSON; datasets go straight to the object store by presigned URL.
         max_request_body_bytes=size("BRIGHTRUN_MAX_REQUEST_BODY_BYTES", 1 << 20),
+        hub_check=switch("BRIGHTRUN_HUB_CHECK", False),
+        hf_token=env.get("HF_TOKEN", ""),
+        agent_seen_minutes=minutes("BRIGHTRUN_AGENT_SEEN_MINUTES", 10),
     )
     if problems:
         raise ConfigError("; ".join(problems))

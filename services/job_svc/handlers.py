@@ -18,7 +18,7 @@ from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
-from services.job_svc import idempotency, store
+from services.job_svc import idempotency, launch_checks, preflight, store
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import estimate
 from services.job_svc.events import job_event, save
@@ -89,6 +89,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         """Raises InvalidArgument for bad fields, NotFound for another user's dataset."""
         uid = user_id(context)
         config = self._config("custom", request.hyperparameters, request.gpu_config)
+        launch = await preflight.launch_report(config, self._settings)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
         result = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                           config.batch_size, config.epochs)
@@ -102,6 +103,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                     total_steps=result.total_steps, steps_per_epoch=result.steps_per_epoch,
                     estimated_throughput_tokens_per_sec=result.throughput_tokens_per_sec, dataset_name=dataset.name,
                 ),
+                # The memory figure, and a warning when it does not fit (EstimateJob does not refuse)
+                memory_per_gpu_gb=launch.memory_per_gpu_gb, fits_gpu_memory=launch.fits, warnings=launch.warnings,
             )
         )
 
@@ -123,6 +126,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 idempotency.check_replay(existing.request_fingerprint, request)
                 return job_pb2.CreateJobResponse(job=job_message(existing))
         config = self._config(request.preset_id, request.hyperparameters, request.gpu_config)
+        launch = await preflight.launch_report(config, self._settings)
+        launch_checks.refuse_unless_fits(launch)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
         if dataset.status != dataset_pb2.DATASET_STATUS_READY or not dataset.training_ready:
             status = dataset_pb2.DatasetStatus.Name(dataset.status).removeprefix("DATASET_STATUS_").lower()
@@ -140,6 +145,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         planned = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                            config.batch_size, config.epochs)
         steps, cost = planned.total_steps, request.estimated_cost or planned.estimated_cost
+        warnings = launch.warnings + await preflight.agent_warnings(self._nc, config, self._settings)
         job_id = str(uuid.uuid4())
         gpu_config = {"type": config.gpu.type, "count": config.gpu_count, "gpu_memory_gb": config.gpu.memory_gb,
                       "cost_per_gpu_hour": config.gpu.price_per_gpu_hour}
@@ -168,7 +174,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),
                 str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_id}:assign")),
             )
-        return job_pb2.CreateJobResponse(job=job_message(row))
+        return job_pb2.CreateJobResponse(job=job_message(row), warnings=warnings)
 
     async def _job(self, uid: str, job_id: str):
         async with self._db.transaction() as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -183,10 +184,20 @@ async def _assignments_in_flight(nats_url: str) -> int:
         await nc.close()
 
 
-def test_a_model_that_cannot_be_loaded_fails_at_once_without_a_retry(platform, alice, ready_dataset):
+def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_without_a_retry(
+        platform, alice, ready_dataset):
     dataset, _ = ready_dataset
-    missing = str(platform.home / "models" / "no-such-model")
-    broken = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": missing}}
+    missing = str(platform.home / "models" / "gone-model")
+    gone = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": missing}}
+    refused = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **gone})
+    assert refused.status_code == 400, refused.text
+    assert "does not exist" in refused.json()["details"]["hyperparameters.base_model"][0]
+    # A model directory with its config and tokenizer but no weights passes job_svc's launch check;
+    # the trainer cannot load it.
+    weightless = platform.home / "models" / "no-such-model"
+    shutil.copytree(platform.home / "models" / "tiny-llama", weightless, ignore=shutil.ignore_patterns("*.safetensors"),
+                    dirs_exist_ok=True)
+    broken = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": str(weightless)}}
     job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})
     failed = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"],
                       lambda j: j["status"] in ("completed", "failed"), 120, "the job's end")

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.message import DecodeError
 import pytest
 import pytest_asyncio
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
@@ -313,6 +314,8 @@ async def test_a_base_model_outside_the_model_directories_is_refused_naming_it(s
 
 async def test_a_base_model_inside_the_model_directories_is_stored_as_its_real_path(stub, settings):
     inside = settings.model_dirs[0] / "some-model"
+    inside.mkdir(parents=True, exist_ok=True)
+    (inside / "config.json").write_text("{}")  # a model directory; no sizes, so its memory goes unchecked
     hp = job_pb2.Hyperparameters(base_model=f"{inside.parent}/./some-model", learning_rate=0.001, batch_size=8,
                                  epochs=2, rank=8)
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}),
@@ -424,3 +427,75 @@ async def test_list_jobs_filters_by_status_and_pages(stub):
             break
     assert len(seen) == page.total_size and job.id in [j.id for j in seen]
     assert {j.status for j in seen} == {job_pb2.JOB_STATUS_CANCELLED}
+
+
+def _hp(**fields) -> job_pb2.Hyperparameters:
+    return job_pb2.Hyperparameters(**{"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, **fields})
+
+
+async def _refused(call) -> dict:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    return error_details(info.value)["details"]
+
+
+async def test_a_local_base_model_that_is_missing_or_has_no_config_is_refused_with_the_reason(stub, settings):
+    empty = settings.model_dirs[0] / f"empty-{uuid.uuid4()}"
+    empty.mkdir(parents=True)
+    for path, reason in ((settings.model_dirs[0] / f"gone-{uuid.uuid4()}", "does not exist"),
+                         (empty, "has no config.json")):
+        hp = _hp(base_model=str(path))
+        for call in (
+            stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}), metadata=as_user(OWNER)),
+            stub.EstimateJob(job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=REQUEST["gpu_config"],
+                                                        hyperparameters=hp), metadata=as_user(OWNER)),
+        ):
+            [problem] = (await _refused(call))["hyperparameters.base_model"]
+            assert reason in problem and str(path) in problem
+
+
+async def _estimate(stub, gpu: job_pb2.GpuConfig, hp: job_pb2.Hyperparameters) -> job_pb2.Estimate:
+    request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=gpu, hyperparameters=hp)
+    return (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
+
+
+async def test_a_job_too_big_for_its_gpu_is_estimated_as_such_and_refused_naming_what_to_lower(stub):
+    # Llama-2-7B (sizes known without the hub), 8 rows of 2048 tokens, no checkpointing, on one 40 GB GPU.
+    hp = _hp(base_model="meta-llama/Llama-2-7b-hf", max_seq_length=2048, gradient_checkpointing=False)
+    gpu = job_pb2.GpuConfig(type="A100-40GB", count=1)
+    estimate = await _estimate(stub, gpu, hp)
+    assert estimate.memory_per_gpu_gb > 40 and not estimate.fits_gpu_memory
+    assert "cannot be created" in estimate.warnings[0]
+
+    details = await _refused(stub.CreateJob(job_pb2.CreateJobRequest(
+        **{**REQUEST, "gpu_config": gpu, "hyperparameters": hp}), metadata=as_user(OWNER)))
+    assert f"{estimate.memory_per_gpu_gb:.1f} GB" in details["gpu_config"][0] and "40 GB" in details["gpu_config"][0]
+    assert any("hyperparameters.gradient_checkpointing" in line for line in details["hyperparameters"])
+
+    fitting = _hp(base_model="meta-llama/Llama-2-7b-hf", max_seq_length=2048)  # the trainer's default: checkpointing
+    estimate = await _estimate(stub, gpu, fitting)
+    assert 14 < estimate.memory_per_gpu_gb <= 40 and estimate.fits_gpu_memory and not estimate.warnings
+
+
+async def test_a_gpu_no_agent_was_seen_taking_is_accepted_with_a_warning_and_one_seen_without(stub, js):
+    gpu = job_pb2.GpuConfig(type="V100-32GB", count=1)
+    request = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": gpu})
+    reply = await stub.CreateJob(request, metadata=as_user(OWNER))
+    assert reply.job.status == job_pb2.JOB_STATUS_QUEUED
+    assert any("No trainer agent for 1 x V100-32GB" in w for w in reply.warnings)
+    await stub.CancelJob(job_pb2.CancelJobRequest(job_id=reply.job.id), metadata=as_user(OWNER))
+
+    # An agent of that hardware, just handed that job's assignment and holding it un-acked.
+    durable = f"agents-test-{uuid.uuid4().hex[:8]}"
+    await js.add_consumer("ASSIGN", ConsumerConfig(durable_name=durable, filter_subjects=["assign.V100-32GB.1"],
+                                                   ack_policy=AckPolicy.EXPLICIT, ack_wait=300))
+    try:
+        sub = await js.pull_subscribe_bind(durable, stream="ASSIGN")
+        [held] = await sub.fetch(batch=1, timeout=10)
+        assert job_pb2.TrainingAssignment.FromString(held.data).job_id == reply.job.id
+        again = await stub.CreateJob(request, metadata=as_user(OWNER))
+        assert not any("No trainer agent" in w for w in again.warnings)
+        await stub.CancelJob(job_pb2.CancelJobRequest(job_id=again.job.id), metadata=as_user(OWNER))
+    finally:
+        await js.delete_consumer("ASSIGN", durable)

@@ -41,3 +41,14 @@ def test_the_request_body_cap_is_a_positive_size():
     with pytest.raises(ConfigError) as info:
         read_settings(BASE | {"BRIGHTRUN_MAX_REQUEST_BODY_BYTES": "1MiB"})
     assert "BRIGHTRUN_MAX_REQUEST_BODY_BYTES" in str(info.value)
+
+
+def test_launch_check_settings_default_off_and_ten_minutes_and_bad_values_are_reported():
+    settings = read_settings(BASE)
+    assert (settings.hub_check, settings.hf_token, settings.agent_seen_minutes) == (False, "", 10)
+    assert "secret-token" not in repr(read_settings(BASE | {"HF_TOKEN": "secret-token"}))
+    on = read_settings(BASE | {"BRIGHTRUN_HUB_CHECK": "on", "BRIGHTRUN_AGENT_SEEN_MINUTES": "3"})
+    assert (on.hub_check, on.agent_seen_minutes) == (True, 3)
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_HUB_CHECK": "yes", "BRIGHTRUN_AGENT_SEEN_MINUTES": "0"})
+    assert "BRIGHTRUN_HUB_CHECK" in str(info.value) and "BRIGHTRUN_AGENT_SEEN_MINUTES" in str(info.value)

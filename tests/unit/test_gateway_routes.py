@@ -25,6 +25,8 @@ from services.common.grpc import rpc, stream_rpc, user_id
 SECRET = "route-test-secret-that-is-long-enough"
 KNOWN_DATASET = str(uuid.uuid4())
 MISSING_JOB = str(uuid.uuid4())
+# CreateJob queues a job on this dataset and answers with a warning.
+QUEUED_WITH_WARNING = str(uuid.uuid4())
 
 
 class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
@@ -62,6 +64,9 @@ class FakeJobs(job_pb2_grpc.JobServiceServicer):
     @rpc
     async def CreateJob(self, request, context):
         self.seen.append((user_id(context), request))
+        if request.dataset_id == QUEUED_WITH_WARNING:
+            job = job_pb2.Job(id=str(uuid.uuid4()), dataset_id=request.dataset_id, status=job_pb2.JOB_STATUS_QUEUED)
+            return job_pb2.CreateJobResponse(job=job, warnings=["No trainer agent for 1 x CPU has been seen."])
         raise FailedPrecondition("Dataset not ready for training", "status='uploading'")
 
     @stream_rpc
@@ -436,3 +441,13 @@ async def test_a_grpc_caller_of_a_buggy_handler_gets_internal_without_its_text(s
 async def test_a_request_id_in_the_body_is_checked_like_the_header_and_named_as_sent(client):
     reply = await client.post("/api/jobs", json={**JOB, "request_id": "k" * 256}, headers=_auth(str(uuid.uuid4())))
     assert list(_assert_spec_4xx(reply)["details"]) == ["request_id"]
+
+
+async def test_a_created_job_comes_with_the_services_warnings_beside_it(client):
+    reply = await client.post("/api/jobs", json={**JOB, "dataset_id": QUEUED_WITH_WARNING},
+                              headers=_auth(str(uuid.uuid4())))
+
+    assert reply.status_code == 201
+    body = reply.json()
+    assert body["data"]["status"] == "queued" and body["data"]["dataset_id"] == QUEUED_WITH_WARNING
+    assert body["warnings"] == ["No trainer agent for 1 x CPU has been seen."]
