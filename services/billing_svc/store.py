@@ -9,18 +9,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.billing_svc.accrual import Ledger
 from services.billing_svc.costs import CostDraft
 from services.common.paging import Page
 from services.billing_svc.notices import NotificationDraft
 
 
 async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | None:
-    """The new record; None when the job already has a record of this type."""
+    """The new record; None when a record with the draft's key exists."""
     result = await conn.execute(
         text(
-            "INSERT INTO cost_records (user_id, job_id, cost_type, amount, details, billing_period, recorded_at) "
-            "VALUES (:user_id, :job_id, :cost_type, :amount, CAST(:details AS JSONB), :period, :recorded_at) "
-            "ON CONFLICT (job_id, cost_type) WHERE job_id IS NOT NULL DO NOTHING RETURNING *"
+            "INSERT INTO cost_records (user_id, job_id, cost_type, amount, details, billing_period, recorded_at, "
+            "natural_key) VALUES (:user_id, :job_id, :cost_type, :amount, CAST(:details AS JSONB), :period, "
+            ":recorded_at, :key) ON CONFLICT (natural_key) WHERE natural_key IS NOT NULL DO NOTHING RETURNING *"
         ),
         {
             "user_id": draft.user_id,
@@ -30,9 +31,38 @@ async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | N
             "details": json.dumps(draft.details),
             "period": draft.billing_period,
             "recorded_at": draft.recorded_at,
+            "key": draft.key,
         },
     )
     return result.first()
+
+
+async def lock_ledger(conn: AsyncConnection, job_id: str, user_id: str) -> Ledger:
+    """The job's ledger, created empty on first use, locked until the transaction ends."""
+    await conn.execute(
+        text("INSERT INTO job_charges (job_id, user_id) VALUES (:job_id, :user_id) ON CONFLICT (job_id) DO NOTHING"),
+        {"job_id": job_id, "user_id": user_id},
+    )
+    row = (
+        await conn.execute(text("SELECT * FROM job_charges WHERE job_id = :job_id FOR UPDATE"), {"job_id": job_id})
+    ).one()
+    return Ledger(row.estimated_cents, row.charged_cents, row.last_accrued_at, row.ended)
+
+
+async def save_ledger(conn: AsyncConnection, job_id: str, ledger: Ledger) -> None:
+    await conn.execute(
+        text(
+            "UPDATE job_charges SET estimated_cents = :estimated, charged_cents = :charged, "
+            "last_accrued_at = :last_accrued_at, ended = :ended WHERE job_id = :job_id"
+        ),
+        {
+            "job_id": job_id,
+            "estimated": ledger.estimated_cents,
+            "charged": ledger.charged_cents,
+            "last_accrued_at": ledger.last_accrued_at,
+            "ended": ledger.ended,
+        },
+    )
 
 
 async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -> Row | None:
