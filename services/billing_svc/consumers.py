@@ -11,6 +11,7 @@ from __future__ import annotations
 from brightrun.events.v1 import events_pb2
 
 from services.billing_svc import store
+from services.billing_svc.budgets import notify_thresholds
 from services.billing_svc.charges import charge, charges_anything
 from services.billing_svc.messages import cost_record_message
 from services.billing_svc.notices import notification_for
@@ -45,7 +46,10 @@ class BillingEvents:
                 return
             if notification is not None:
                 await store.insert_notification(conn, notification)
-            for row in await charge(conn, event):
+            charged = await charge(conn, event)
+            if charged:
+                await notify_thresholds(conn, str(charged[-1].user_id), charged[-1].recorded_at)
+            for row in charged:
                 record = cost_record_message(row)
                 await add_to_outbox(
                     conn,

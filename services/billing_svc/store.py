@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
@@ -146,3 +146,34 @@ async def mark_all_read(conn: AsyncConnection, user_id: str) -> int:
         text("UPDATE notifications SET read = TRUE WHERE user_id = :user_id AND NOT read"), {"user_id": user_id}
     )
     return result.rowcount
+
+
+async def budget_cents(conn: AsyncConnection, user_id: str) -> int | None:
+    """The user's monthly budget in cents; None when they set none."""
+    sql = "SELECT amount_cents FROM budgets WHERE user_id = :user_id"
+    return (await conn.execute(text(sql), {"user_id": user_id})).scalar_one_or_none()
+
+
+async def set_budget(conn: AsyncConnection, user_id: str, amount_cents: int) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO budgets (user_id, amount_cents) VALUES (:user_id, :amount) ON CONFLICT (user_id) "
+            "DO UPDATE SET amount_cents = EXCLUDED.amount_cents, updated_at = now()"
+        ),
+        {"user_id": user_id, "amount": amount_cents},
+    )
+
+
+async def spent_cents(conn: AsyncConnection, user_id: str, month: date) -> int:
+    """What the user's cost records of the billing month starting ``month`` charged, in cents."""
+    sql = "SELECT COALESCE(SUM(amount), 0) FROM cost_records WHERE user_id = :user_id AND billing_period = :month"
+    return round((await conn.execute(text(sql), {"user_id": user_id, "month": month})).scalar_one() * 100)
+
+
+async def committed_cents(conn: AsyncConnection, user_id: str) -> int:
+    """The part of the estimates of the user's jobs not yet ended that is not yet charged, in cents."""
+    sql = (
+        "SELECT COALESCE(SUM(GREATEST(estimated_cents - charged_cents, 0)), 0) FROM job_charges "
+        "WHERE user_id = :user_id AND NOT ended"
+    )
+    return int((await conn.execute(text(sql), {"user_id": user_id})).scalar_one())

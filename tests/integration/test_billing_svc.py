@@ -310,3 +310,56 @@ async def test_costs_accrue_while_a_job_runs_and_sum_exactly_to_its_final_cost(s
     records = await _cost_records(service, user, lambda rs: True, job_id=job_id)
     assert _cents(records) == 233
     assert sorted(r.amount for r in records) == [0.38, 0.51, 0.69, 0.75]
+
+
+async def test_a_monthly_budget_counts_spent_and_committed_and_notifies_at_80_and_100_percent(service, nats):
+    _, js = nats
+    user, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+    me = as_user(user)
+    empty = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
+    assert not empty.HasField("amount") and not empty.HasField("remaining") and empty.spent == 0
+    assert (await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=1e6), metadata=me)).allowed
+
+    budget = (await service.SetBudget(billing_pb2.SetBudgetRequest(amount=10.0), metadata=me)).budget
+    assert (budget.amount, budget.remaining, budget.month) == (
+        10.0, 10.0, datetime.now(timezone.utc).date().replace(day=1).isoformat()
+    )
+    # Another user's budget is their own.
+    other = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=as_user(stranger))).budget
+    assert not other.HasField("amount")
+
+    # A queued job commits its estimate until it is charged.
+    job = _job(user, estimated_total_cost=6.0)
+    await _publish(js, _job_event(user, job, "job_queued"))
+    for _ in range(200):
+        budget = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
+        if budget.committed == 6.0:
+            break
+        await asyncio.sleep(0.1)
+    assert (budget.committed, budget.remaining) == (6.0, 4.0)
+    check = await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=4.01), metadata=me)
+    assert not check.allowed and check.budget.remaining == 4.0
+    assert (await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=4.0), metadata=me)).allowed
+
+    # Its charges cross 80%, then 100%: one notice each, however often replayed.
+    start = datetime.now(timezone.utc)
+    crossing = []
+    for i, cost in enumerate((8.5, 10.2)):
+        running = _job(user, current_cost=cost)
+        running.id = job.id
+        crossing.append(_job_event(user, running, "job_progressed", start + timedelta(minutes=2 * i)))
+    for event in [*crossing, *map(_fresh, crossing)]:
+        await _publish(js, event)
+    notes = await _notifications(service, user, count=3)
+    budget_notes = sorted((n.type, n.metadata["threshold"]) for n in notes.notifications if n.type.startswith("budget"))
+    assert budget_notes == [("budget_exceeded", 100), ("budget_warning", 80)]
+    budget = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
+    assert (budget.spent, budget.committed, budget.remaining) == (10.2, 0.0, -0.2)
+    # Setting the budget again in the same month tells nothing twice.
+    await service.SetBudget(billing_pb2.SetBudgetRequest(amount=5.0), metadata=me)
+    assert len((await service.ListNotifications(billing_pb2.ListNotificationsRequest(), metadata=me)).notifications) == 3
+
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await service.SetBudget(billing_pb2.SetBudgetRequest(amount=bad), metadata=me)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "amount" in caught.value.details()
