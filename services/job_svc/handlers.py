@@ -19,6 +19,7 @@ from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import idempotency, lifecycle, store
+from services.job_svc.budget_gate import BudgetGate  # issue 8 item 6 (budget)
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import estimate
 from services.job_svc.events import job_event
@@ -34,11 +35,13 @@ def _uuid(value: str, what: str) -> str:
 
 
 class JobHandlers(job_pb2_grpc.JobServiceServicer):
-    def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc):
+    def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc,
+                 budget: BudgetGate):  # issue 8 item 6 (budget): the billing_svc budget check
         self._db = db
         self._settings = settings
         self._datasets = datasets
         self._nc = nc
+        self._budget = budget  # issue 8 item 6 (budget)
 
     async def _dataset(self, uid: str, dataset_id: str) -> dataset_pb2.Dataset:
         """The caller's dataset from dataset_svc; NotFound passes through as NotFound."""
@@ -106,8 +109,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def CreateJob(self, request, context):
-        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready or has no
-        recorded content hash.
+        """Raises InvalidArgument, NotFound, FailedPrecondition when the dataset is not ready or has no
+        recorded content hash, or BudgetExceeded when the estimate does not fit the user's monthly budget.
 
         A request id seen before answers with the job it created, before any
         other check (the dataset may have changed since); sent with a different
@@ -139,6 +142,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         planned = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                            config.batch_size, config.epochs)
         steps, cost = planned.total_steps, request.estimated_cost or planned.estimated_cost
+        # issue 8 item 6 (budget): the platform's own estimate, not the client's, must fit the budget.
+        await self._budget.check(uid, planned.estimated_cost)
         job_id = str(uuid.uuid4())
         gpu_config = {"type": config.gpu.type, "count": config.gpu_count, "gpu_memory_gb": config.gpu.memory_gb,
                       "cost_per_gpu_hour": config.gpu.price_per_gpu_hour}

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from brightrun.artifact.v1 import artifact_pb2
+from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
@@ -59,13 +60,31 @@ class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
         )
 
 
+class Billing(billing_pb2_grpc.BillingServiceServicer):
+    """Budgets of $``remaining[user]`` left this month; a user not in it has no budget."""
+
+    remaining: dict[str, float] = {}
+
+    @rpc
+    async def CheckBudget(self, request, context):
+        left = self.remaining.get(user_id(context))
+        budget = billing_pb2.Budget(month="2026-12-01")
+        if left is not None:
+            budget.amount, budget.remaining = 20.0, left
+        return billing_pb2.CheckBudgetResponse(allowed=left is None or request.estimated_cost <= left, budget=budget)
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(settings):
     server, port, _ = create_server(
-        "127.0.0.1:0", [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s)], []
+        "127.0.0.1:0",
+        [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s),
+         lambda s: billing_pb2_grpc.add_BillingServiceServicer_to_server(Billing(), s)],
+        [],
     )
     await server.start()
-    runtime = await start(dataclasses.replace(settings, dataset_addr=f"127.0.0.1:{port}"), address="127.0.0.1:0")
+    fakes = f"127.0.0.1:{port}"
+    runtime = await start(dataclasses.replace(settings, dataset_addr=fakes, billing_addr=fakes), address="127.0.0.1:0")
     async with channel(f"127.0.0.1:{runtime.port}") as ch:
         yield job_pb2_grpc.JobServiceStub(ch)
     await runtime.stop()
@@ -396,3 +415,22 @@ async def test_list_jobs_filters_by_status_and_pages(stub):
             break
     assert len(seen) == page.total_size and job.id in [j.id for j in seen]
     assert {j.status for j in seen} == {job_pb2.JOB_STATUS_CANCELLED}
+
+
+async def test_a_job_whose_estimate_exceeds_the_remaining_budget_is_refused_with_the_numbers(stub):
+    Billing.remaining[OWNER] = 0.25
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST, estimated_cost=0.01), metadata=as_user(OWNER))
+        before = await stub.ListJobs(job_pb2.ListJobsRequest(page_size=100), metadata=as_user(OWNER))
+        Billing.remaining[OWNER] = 0.5
+        fits = await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))
+    finally:
+        del Billing.remaining[OWNER]
+    # ABORTED is the gateway's 409; the CPU job's estimate is its storage, and the client's lower figure is ignored.
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    trailer = error_details(caught.value)
+    assert trailer["reason"] == "budget_exceeded"
+    assert trailer["details"] == {"estimated_cost": 0.5, "remaining": 0.25, "budget": 20.0, "month": "2026-12-01"}
+    after = await stub.ListJobs(job_pb2.ListJobsRequest(page_size=100), metadata=as_user(OWNER))
+    assert fits.job.id in {j.id for j in after.jobs} and after.total_size == before.total_size + 1
