@@ -36,6 +36,11 @@ class Standing:
             return None
         return self.budget_cents - self.spent_cents - self.committed_cents
 
+    @property
+    def spent_all(self) -> bool:
+        """Whether this month's records charged the whole budget: running jobs are then stopped."""
+        return self.budget_cents is not None and self.spent_cents >= self.budget_cents
+
     def allows(self, estimate_cents: int) -> bool:
         """Whether a job estimated at ``estimate_cents`` fits what remains (always, without a budget)."""
         remaining = self.remaining_cents

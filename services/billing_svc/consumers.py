@@ -11,14 +11,12 @@ from __future__ import annotations
 from brightrun.events.v1 import events_pb2
 
 from services.billing_svc import store
-from services.billing_svc.budgets import notify_thresholds
+from services.billing_svc.budgets import notify_thresholds, stop_if_spent
 from services.billing_svc.charges import charge, charges_anything
-from services.billing_svc.messages import cost_record_message
+from services.billing_svc.messages import PRODUCER, cost_record_message
 from services.billing_svc.notices import notification_for
 from services.common.db import Database, claim_event
 from services.common.events import add_to_outbox, new_event
-
-PRODUCER = "billing_svc"
 
 # Durable name -> (stream, subjects).
 SUBSCRIPTIONS = {
@@ -48,7 +46,10 @@ class BillingEvents:
                 await store.insert_notification(conn, notification)
             charged = await charge(conn, event)
             if charged:
-                await notify_thresholds(conn, str(charged[-1].user_id), charged[-1].recorded_at)
+                last = charged[-1]
+                await notify_thresholds(conn, str(last.user_id), last.recorded_at)
+                if event.HasField("job_progressed"):
+                    await stop_if_spent(conn, str(last.user_id), str(last.job_id), last.recorded_at)
             for row in charged:
                 record = cost_record_message(row)
                 await add_to_outbox(

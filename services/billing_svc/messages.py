@@ -9,6 +9,9 @@ from sqlalchemy.engine import Row
 
 from services.billing_svc.budget import Standing
 
+# The producer named on every event billing_svc publishes.
+PRODUCER = "billing_svc"
+
 
 def cost_record_message(row: Row) -> billing_pb2.CostRecord:
     record = billing_pb2.CostRecord(

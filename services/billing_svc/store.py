@@ -177,3 +177,12 @@ async def committed_cents(conn: AsyncConnection, user_id: str) -> int:
         "WHERE user_id = :user_id AND NOT ended"
     )
     return int((await conn.execute(text(sql), {"user_id": user_id})).scalar_one())
+
+
+async def request_stop(conn: AsyncConnection, job_id: str) -> bool:
+    """Marks the job's stop as requested; False when it already was (or the job has ended)."""
+    sql = (
+        "UPDATE job_charges SET stop_requested = TRUE WHERE job_id = :job_id AND NOT stop_requested AND NOT ended "
+        "RETURNING job_id"
+    )
+    return (await conn.execute(text(sql), {"job_id": job_id})).first() is not None

@@ -1,4 +1,4 @@
-"""Wiring of job_svc: database, trainer and artifact consumers, the dataset_svc and billing_svc clients, gRPC."""
+"""Wiring of job_svc: database, trainer, artifact and budget consumers, the dataset_svc and billing_svc clients, gRPC."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from services.job_svc.consumers import (
     TrainerEvents,
 )
 from services.job_svc.budget_gate import BudgetGate
+from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
 from services.job_svc.handlers import JobHandlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,6 +32,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
                     handler=TrainerEvents(runtime.db).handle)
     runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
                     handler=ArtifactEvents(runtime.db).handle)
+    runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],
+                    handler=BudgetStops(runtime.db).handle)
     # Advisories are not durable: one sent while job_svc is down is missed (see the issue note).
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
     datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))

@@ -341,10 +341,18 @@ async def test_a_monthly_budget_counts_spent_and_committed_and_notifies_at_80_an
     assert not check.allowed and check.budget.remaining == 4.0
     assert (await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=4.0), metadata=me)).allowed
 
-    # Its charges cross 80%, then 100%: one notice each, however often replayed.
+    stops: list[events_pb2.Event] = []
+
+    async def collect(msg):
+        event = events_pb2.Event.FromString(msg.data)
+        if event.user_id == user:
+            stops.append(event)
+
+    sub = await nats[0].subscribe("billing.budget_exceeded", cb=collect)
+    # Its charges cross 80%, then 100%, then go on: one notice each, however often replayed, and one stop.
     start = datetime.now(timezone.utc)
     crossing = []
-    for i, cost in enumerate((8.5, 10.2)):
+    for i, cost in enumerate((8.5, 10.2, 11.0)):
         running = _job(user, current_cost=cost)
         running.id = job.id
         crossing.append(_job_event(user, running, "job_progressed", start + timedelta(minutes=2 * i)))
@@ -353,8 +361,16 @@ async def test_a_monthly_budget_counts_spent_and_committed_and_notifies_at_80_an
     notes = await _notifications(service, user, count=3)
     budget_notes = sorted((n.type, n.metadata["threshold"]) for n in notes.notifications if n.type.startswith("budget"))
     assert budget_notes == [("budget_exceeded", 100), ("budget_warning", 80)]
+    await _cost_records(service, user, lambda rs: _cents(rs) == 1100)
     budget = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
-    assert (budget.spent, budget.committed, budget.remaining) == (10.2, 0.0, -0.2)
+    assert (budget.spent, budget.committed, budget.remaining) == (11.0, 0.0, -1.0)
+    for _ in range(100):
+        if stops:
+            break
+        await asyncio.sleep(0.1)
+    await sub.unsubscribe()
+    [stop] = stops
+    assert (stop.budget_exceeded.job_id, stop.budget_exceeded.budget, stop.budget_exceeded.spent) == (job.id, 10.0, 10.2)
     # Setting the budget again in the same month tells nothing twice.
     await service.SetBudget(billing_pb2.SetBudgetRequest(amount=5.0), metadata=me)
     assert len((await service.ListNotifications(billing_pb2.ListNotificationsRequest(), metadata=me)).notifications) == 3

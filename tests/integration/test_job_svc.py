@@ -434,3 +434,28 @@ async def test_a_job_whose_estimate_exceeds_the_remaining_budget_is_refused_with
     assert trailer["details"] == {"estimated_cost": 0.5, "remaining": 0.25, "budget": 20.0, "month": "2026-12-01"}
     after = await stub.ListJobs(job_pb2.ListJobsRequest(page_size=100), metadata=as_user(OWNER))
     assert fits.job.id in {j.id for j in after.jobs} and after.total_size == before.total_size + 1
+
+
+async def _budget_exceeded(js, job: job_pb2.Job, user: str = OWNER, budget: float = 20.0) -> None:
+    exceeded = events_pb2.BudgetExceeded(job_id=job.id, budget=budget, spent=budget + 0.4, month="2026-12-01")
+    event = events.new_event("billing.budget_exceeded", producer="test", user_id=user, subject_id=job.id,
+                             budget_exceeded=exceeded)
+    await events.publish(js, event.type, event.SerializeToString(), event.event_id)
+
+
+async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    metrics = events_pb2.TrainerMetrics(metric_point=_point(job.id, 1, 2.0), total_steps=10)
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING)
+    # Another user's budget stops nothing of this user's: handled first, it would have named $99.00.
+    await _budget_exceeded(js, job, user=str(uuid.uuid4()), budget=99.0)
+    await _budget_exceeded(js, job)
+
+    stopped = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_CANCELLED)
+    assert stopped.error_message.startswith("budget_exceeded: your monthly budget of $20.00 for 2026-12 is spent")
+    assert stopped.HasField("final_cost") and stopped.final_cost == stopped.current_cost
+    seen = await _job_events(js, job.id, lambda e: e.HasField("job_cancelled"))
+    assert [e.type for e in seen].count("job.cancelled") == 1

@@ -5,3 +5,6 @@ CREATE TABLE budgets (
   amount_cents BIGINT NOT NULL CHECK (amount_cents >= 0),
   updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- Whether billing asked job_svc to stop the job for its user's budget: once per job.
+ALTER TABLE job_charges ADD COLUMN stop_requested BOOLEAN NOT NULL DEFAULT FALSE;
