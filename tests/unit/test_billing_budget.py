@@ -49,3 +49,9 @@ def test_amounts_become_whole_cents():
     with pytest.raises(InvalidArgument) as caught:
         estimate_cents(-1)
     assert list(caught.value.details) == ["estimated_cost"]
+
+
+def test_running_jobs_are_stopped_once_the_budget_is_spent():
+    assert not Standing(MARCH, budget_cents=10_000, spent_cents=9_999, committed_cents=5_000).spent_all
+    assert Standing(MARCH, budget_cents=10_000, spent_cents=10_000, committed_cents=0).spent_all
+    assert not Standing(MARCH, budget_cents=None, spent_cents=10**9, committed_cents=0).spent_all
