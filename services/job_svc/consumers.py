@@ -20,6 +20,7 @@ from brightrun.job.v1 import job_pb2
 from services.common import events, run_summary
 from services.common.db import Database, claim_event
 from services.job_svc import lifecycle, store
+from services.job_svc.charge_time import charged_until  # issue 8 item 5 (budget)
 from services.job_svc.events import job_event
 from services.job_svc.messages import current_metrics, metric_point_message
 
@@ -48,7 +49,9 @@ class TrainerEvents:
             row = await store.get_job(conn, event.subject_id, lock=True)
             if row is None or row.status in lifecycle.TERMINAL:
                 return
-            await apply(conn, row, getattr(event, kind), datetime.now(timezone.utc))
+            # issue 8 item 5 (budget): a run's end is charged up to when it happened, not when it was read.
+            now = charged_until(event, datetime.now(timezone.utc))
+            await apply(conn, row, getattr(event, kind), now)
 
     async def _started(self, conn, row, started: events_pb2.TrainerAttemptStarted, now) -> None:
         # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
