@@ -24,6 +24,7 @@ from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import estimate
 from services.job_svc.events import job_event
 from services.job_svc.hyperparameters import JobConfig, resolve
+from services.job_svc.live_cost import with_cost_now  # issue 8 item 5 (budget)
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
 
 
@@ -183,7 +184,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetJob(self, request, context):
-        return job_pb2.GetJobResponse(job=job_message(await self._job(user_id(context), request.job_id)))
+        row = await self._job(user_id(context), request.job_id)
+        # issue 8 item 5 (budget): the cost so far as of this read, not of the last metric point.
+        return job_pb2.GetJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
 
     @rpc
     async def ListJobs(self, request, context):
@@ -240,7 +243,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         subscription = await self._nc.subscribe("job.>", cb=on_event)
         try:
             row = await self._job(uid, job_id)
-            yield job_pb2.WatchJobResponse(job=job_message(row))
+            # issue 8 item 5 (budget): the snapshot's cost so far as of now.
+            yield job_pb2.WatchJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
             seen, last_step = row.updated_at, request.after_step
             async with self._db.transaction() as conn:
                 points = await store.metric_points(conn, job_id, last_step, 100_000)
