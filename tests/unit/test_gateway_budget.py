@@ -2,6 +2,7 @@
 in-test gRPC services: body validation naming the field, the caller's scope,
 409 with the numbers. No database."""
 
+import json
 import uuid
 
 import grpc
@@ -9,9 +10,10 @@ import httpx
 import pytest_asyncio
 
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
-from brightrun.job.v1 import job_pb2_grpc
+from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from gateway.app import create_app
 from gateway.auth import mint_token
+from gateway.routes.job_events import format_event
 from services.billing_svc.budget import budget_cents
 from services.common.config import read_settings
 from services.common.errors import BudgetExceeded
@@ -102,3 +104,10 @@ async def test_a_job_over_budget_is_a_409_with_the_numbers(client):
     reply = await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 409
     assert reply.json()["details"] == {"estimated_cost": 12.5, "remaining": 3.0, "budget": 20.0}
+
+
+def test_the_cost_so_far_reaches_the_jobs_sse_status_frames():
+    frame = format_event(job_pb2.WatchJobResponse(job=job_pb2.Job(id="j", current_cost=1.23, estimated_total_cost=9.5)))
+    assert frame.startswith("event: status\n")
+    data = json.loads(frame.split("data: ", 1)[1])
+    assert (data["current_cost"], data["estimated_total_cost"]) == (1.23, 9.5)
