@@ -87,7 +87,9 @@ def accrue(event: events_pb2.Event, ledger: Ledger) -> Accrual | None:
     total = cents(job.final_cost if job.HasField("final_cost") else job.current_cost)
     # May be negative: a final cost below what was charged is credited back, so the records still sum to it.
     remainder = total - ledger.charged_cents
-    drafts = [_compute(event, job, remainder, total, when, "final")] if remainder else []
+    # A completed job always shows a compute record, even a free one (its hours and rate are its account).
+    completed_unbilled = kind == "job_completed" and ledger.last_accrued_at is None
+    drafts = [_compute(event, job, remainder, total, when, "final")] if remainder or completed_unbilled else []
     if kind == "job_completed":
         stored = sum(f.size_bytes for f in event.job_completed.manifest.files)
         drafts.append(_draft(event, job, "storage", STORAGE_COST_CENTS, {"bytes": stored}, when, "storage"))

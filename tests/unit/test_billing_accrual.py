@@ -109,3 +109,11 @@ def test_queued_commits_the_estimate_until_the_job_ends():
     _, ledger = _apply([_event(job_cancelled=events_pb2.JobCancelled(job=_job(current_cost=3.0)))], ledger)
     assert ledger.committed_cents == 0
     assert accrue(_progressed(9.0, AT + 9 * ACCRUAL_INTERVAL), ledger) is None
+
+
+def test_a_free_completed_job_still_has_its_compute_record_and_a_free_stopped_one_none():
+    job = _job(current_cost=0.0, final_cost=0.0)
+    drafts, _ = _apply([_event(job_completed=events_pb2.JobCompleted(job=job))])
+    assert [(d.cost_type, d.amount) for d in drafts] == [("compute", 0.0), ("storage", 0.5)]
+    drafts, _ = _apply([_progressed(1.0, AT), _event(job_completed=events_pb2.JobCompleted(job=_job(final_cost=1.0)))])
+    assert [(d.cost_type, d.amount) for d in drafts] == [("compute", 1.0), ("storage", 0.5)]
