@@ -60,7 +60,7 @@ def cents(dollars: float) -> int:
     return round(dollars * 100)
 
 
-def event_time(event: events_pb2.Event) -> datetime:
+def _event_time(event: events_pb2.Event) -> datetime:
     # An envelope without a time would bill to 1970: fall back to now.
     if event.HasField("occurred_at"):
         return event.occurred_at.ToDatetime(tzinfo=timezone.utc)
@@ -78,7 +78,7 @@ def accrue(event: events_pb2.Event, ledger: Ledger) -> Accrual | None:
     job = getattr(event, kind).job
     if not job.id:
         return None
-    when = event_time(event)
+    when = _event_time(event)
     if kind == "job_queued":
         estimated = cents(job.estimated_total_cost)
         return None if estimated == ledger.estimated_cents else Accrual([], replace(ledger, estimated_cents=estimated))

@@ -1,9 +1,11 @@
 """Turns platform events into notifications and cost records.
 
-A durable consumer belongs to one stream, so there is one per stream; each
-claims the event id under its own name, so a redelivered or re-published
+A durable consumer belongs to one stream, so there is one per stream (and
+one more on JOBS for job.progressed); each claims the event id under its own name, so a redelivered or re-published
 event writes nothing twice. A job's charges accrue against its ledger
 (charges.py), so even its events re-sent under new event ids bill once.
+A charge can cross 80% or 100% of its user's monthly budget (a notice, once
+a month each) or spend it all (a running job is asked to stop, once).
 """
 
 from __future__ import annotations
