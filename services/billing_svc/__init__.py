@@ -1,1 +1,1 @@
-"""billing_svc: cost records, the cost dashboard, and notifications."""
+"""billing_svc: cost records accrued from job events, the cost dashboard, monthly budgets, and notifications."""

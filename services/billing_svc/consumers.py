@@ -1,9 +1,11 @@
 """Turns platform events into notifications and cost records.
 
-A durable consumer belongs to one stream, so there is one per stream; each
-claims the event id under its own name, so a redelivered or re-published
-event writes nothing twice. Charges are also unique per job and cost type,
-so even a job's final event re-sent under a new event id bills once.
+A durable consumer belongs to one stream, so there is one per stream (and
+one more on JOBS for job.progressed); each claims the event id under its own name, so a redelivered or re-published
+event writes nothing twice. A job's charges accrue against its ledger
+(charges.py), so even its events re-sent under new event ids bill once.
+A charge can cross 80% or 100% of its user's monthly budget (a notice, once
+a month each) or spend it all (a running job is asked to stop, once).
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ from __future__ import annotations
 from brightrun.events.v1 import events_pb2
 
 from services.billing_svc import store
-from services.billing_svc.costs import cost_records_for
-from services.billing_svc.messages import cost_record_message
+from services.billing_svc.budgets import notify_thresholds, stop_if_spent
+from services.billing_svc.charges import charge, charges_anything
+from services.billing_svc.messages import PRODUCER, cost_record_message
 from services.billing_svc.notices import notification_for
 from services.common.db import Database, claim_event
 from services.common.events import add_to_outbox, new_event
-
-PRODUCER = "billing_svc"
 
 # Durable name -> (stream, subjects).
 SUBSCRIPTIONS = {
     "billing-datasets": ("DATASETS", ["dataset.validated", "dataset.validation_failed"]),
     "billing-jobs": ("JOBS", ["job.queued", "job.started", "job.completed", "job.failed", "job.cancelled"]),
+    # Its own durable: a consumer's subjects are fixed when it is first created.
+    "billing-progress": ("JOBS", ["job.progressed"]),
     "billing-artifacts": ("ARTIFACTS", ["artifact.created"]),
 }
 
@@ -36,18 +39,20 @@ class BillingEvents:
 
     async def handle(self, event: events_pb2.Event) -> None:
         notification = notification_for(event)
-        costs = cost_records_for(event)
-        if notification is None and not costs:
+        if notification is None and not charges_anything(event):
             return
         async with self._db.transaction() as conn:
             if not await claim_event(conn, self._durable, event.event_id):
                 return
             if notification is not None:
                 await store.insert_notification(conn, notification)
-            for draft in costs:
-                row = await store.insert_cost_record(conn, draft)
-                if row is None:
-                    continue
+            charged = await charge(conn, event)
+            if charged:
+                last = charged[-1]
+                await notify_thresholds(conn, str(last.user_id), last.recorded_at)
+                if event.HasField("job_progressed"):
+                    await stop_if_spent(conn, str(last.user_id), str(last.job_id), last.recorded_at)
+            for row in charged:
                 record = cost_record_message(row)
                 await add_to_outbox(
                     conn,

@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.billing_svc import store
+from services.billing_svc import budgets, store
+from services.billing_svc.budget import budget_cents, estimate_cents
 from services.billing_svc.costs import period_start, summarize
 from services.common.paging import canonical_uuid, next_page_token, parse_page
-from services.billing_svc.messages import cost_record_message, notification_message
+from services.billing_svc.messages import budget_message, cost_record_message, notification_message
 from services.common.db import Database
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
@@ -81,3 +82,29 @@ class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
         async with self._db.transaction() as conn:
             updated = await store.mark_all_read(conn, user_id(context))
         return billing_pb2.MarkAllNotificationsReadResponse(updated_count=updated)
+
+    @rpc
+    async def GetBudget(self, request, context):
+        async with self._db.transaction() as conn:
+            month = await budgets.standing(conn, user_id(context), datetime.now(timezone.utc))
+        return billing_pb2.GetBudgetResponse(budget=budget_message(month))
+
+    @rpc
+    async def SetBudget(self, request, context):
+        """Raises InvalidArgument naming ``amount`` when it is negative, not finite or too large."""
+        amount = budget_cents(request.amount)
+        uid, now = user_id(context), datetime.now(timezone.utc)
+        async with self._db.transaction() as conn:
+            await store.set_budget(conn, uid, amount)
+            # A budget lowered below this month's spending warrants its notices now.
+            await budgets.notify_thresholds(conn, uid, now)
+            month = await budgets.standing(conn, uid, now)
+        return billing_pb2.SetBudgetResponse(budget=budget_message(month))
+
+    @rpc
+    async def CheckBudget(self, request, context):
+        """Raises InvalidArgument naming ``estimated_cost`` when it is negative or not finite."""
+        estimate = estimate_cents(request.estimated_cost)
+        async with self._db.transaction() as conn:
+            month = await budgets.standing(conn, user_id(context), datetime.now(timezone.utc))
+        return billing_pb2.CheckBudgetResponse(allowed=month.allows(estimate), budget=budget_message(month))

@@ -1,4 +1,4 @@
-"""Database rows to ``brightrun.billing.v1`` messages."""
+"""Database rows and budget standings to ``brightrun.billing.v1`` messages."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import json
 
 from brightrun.billing.v1 import billing_pb2
 from sqlalchemy.engine import Row
+
+from services.billing_svc.budget import Standing
+
+# The producer named on every event billing_svc publishes.
+PRODUCER = "billing_svc"
 
 
 def cost_record_message(row: Row) -> billing_pb2.CostRecord:
@@ -45,3 +50,15 @@ def notification_message(row: Row) -> billing_pb2.Notification:
 def _json(value) -> dict:
     # asyncpg hands JSONB back as text unless a codec is registered.
     return json.loads(value) if isinstance(value, str) else value
+
+
+def budget_message(standing: Standing) -> billing_pb2.Budget:
+    budget = billing_pb2.Budget(
+        month=standing.month.isoformat(),
+        spent=standing.spent_cents / 100,
+        committed=standing.committed_cents / 100,
+    )
+    if standing.budget_cents is not None:
+        budget.amount = standing.budget_cents / 100
+        budget.remaining = standing.remaining_cents / 100
+    return budget

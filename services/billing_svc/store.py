@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.billing_svc.accrual import Ledger
 from services.billing_svc.costs import CostDraft
 from services.common.paging import Page
 from services.billing_svc.notices import NotificationDraft
 
 
 async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | None:
-    """The new record; None when the job already has a record of this type."""
+    """The new record; None when a record with the draft's key exists."""
     result = await conn.execute(
         text(
-            "INSERT INTO cost_records (user_id, job_id, cost_type, amount, details, billing_period, recorded_at) "
-            "VALUES (:user_id, :job_id, :cost_type, :amount, CAST(:details AS JSONB), :period, :recorded_at) "
-            "ON CONFLICT (job_id, cost_type) WHERE job_id IS NOT NULL DO NOTHING RETURNING *"
+            "INSERT INTO cost_records (user_id, job_id, cost_type, amount, details, billing_period, recorded_at, "
+            "natural_key) VALUES (:user_id, :job_id, :cost_type, :amount, CAST(:details AS JSONB), :period, "
+            ":recorded_at, :key) ON CONFLICT (natural_key) WHERE natural_key IS NOT NULL DO NOTHING RETURNING *"
         ),
         {
             "user_id": draft.user_id,
@@ -30,9 +31,38 @@ async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | N
             "details": json.dumps(draft.details),
             "period": draft.billing_period,
             "recorded_at": draft.recorded_at,
+            "key": draft.key,
         },
     )
     return result.first()
+
+
+async def lock_ledger(conn: AsyncConnection, job_id: str, user_id: str) -> Ledger:
+    """The job's ledger, created empty on first use, locked until the transaction ends."""
+    await conn.execute(
+        text("INSERT INTO job_charges (job_id, user_id) VALUES (:job_id, :user_id) ON CONFLICT (job_id) DO NOTHING"),
+        {"job_id": job_id, "user_id": user_id},
+    )
+    row = (
+        await conn.execute(text("SELECT * FROM job_charges WHERE job_id = :job_id FOR UPDATE"), {"job_id": job_id})
+    ).one()
+    return Ledger(row.estimated_cents, row.charged_cents, row.last_accrued_at, row.ended)
+
+
+async def save_ledger(conn: AsyncConnection, job_id: str, ledger: Ledger) -> None:
+    await conn.execute(
+        text(
+            "UPDATE job_charges SET estimated_cents = :estimated, charged_cents = :charged, "
+            "last_accrued_at = :last_accrued_at, ended = :ended WHERE job_id = :job_id"
+        ),
+        {
+            "job_id": job_id,
+            "estimated": ledger.estimated_cents,
+            "charged": ledger.charged_cents,
+            "last_accrued_at": ledger.last_accrued_at,
+            "ended": ledger.ended,
+        },
+    )
 
 
 async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -> Row | None:
@@ -116,3 +146,43 @@ async def mark_all_read(conn: AsyncConnection, user_id: str) -> int:
         text("UPDATE notifications SET read = TRUE WHERE user_id = :user_id AND NOT read"), {"user_id": user_id}
     )
     return result.rowcount
+
+
+async def budget_cents(conn: AsyncConnection, user_id: str) -> int | None:
+    """The user's monthly budget in cents; None when they set none."""
+    sql = "SELECT amount_cents FROM budgets WHERE user_id = :user_id"
+    return (await conn.execute(text(sql), {"user_id": user_id})).scalar_one_or_none()
+
+
+async def set_budget(conn: AsyncConnection, user_id: str, amount_cents: int) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO budgets (user_id, amount_cents) VALUES (:user_id, :amount) ON CONFLICT (user_id) "
+            "DO UPDATE SET amount_cents = EXCLUDED.amount_cents, updated_at = now()"
+        ),
+        {"user_id": user_id, "amount": amount_cents},
+    )
+
+
+async def spent_cents(conn: AsyncConnection, user_id: str, month: date) -> int:
+    """What the user's cost records of the billing month starting ``month`` charged, in cents."""
+    sql = "SELECT COALESCE(SUM(amount), 0) FROM cost_records WHERE user_id = :user_id AND billing_period = :month"
+    return round((await conn.execute(text(sql), {"user_id": user_id, "month": month})).scalar_one() * 100)
+
+
+async def committed_cents(conn: AsyncConnection, user_id: str) -> int:
+    """The part of the estimates of the user's jobs not yet ended that is not yet charged, in cents."""
+    sql = (
+        "SELECT COALESCE(SUM(GREATEST(estimated_cents - charged_cents, 0)), 0) FROM job_charges "
+        "WHERE user_id = :user_id AND NOT ended"
+    )
+    return int((await conn.execute(text(sql), {"user_id": user_id})).scalar_one())
+
+
+async def request_stop(conn: AsyncConnection, job_id: str) -> bool:
+    """Marks the job's stop as requested; False when it already was (or the job has ended)."""
+    sql = (
+        "UPDATE job_charges SET stop_requested = TRUE WHERE job_id = :job_id AND NOT stop_requested AND NOT ended "
+        "RETURNING job_id"
+    )
+    return (await conn.execute(text(sql), {"job_id": job_id})).first() is not None

@@ -42,6 +42,15 @@ class Conflict(DomainError):
     reason = "conflict"
 
 
+class BudgetExceeded(Conflict):
+    """A job's estimate does not fit what remains of its user's monthly budget (409 at the gateway).
+
+    ``details`` carries ``estimated_cost``, ``remaining`` and ``budget`` in dollars.
+    """
+
+    reason = "budget_exceeded"
+
+
 class ResourceExhausted(DomainError):
     """A limit or budget is exceeded."""
 

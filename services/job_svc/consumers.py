@@ -22,6 +22,7 @@ from services.common import run_summary
 from services.common.db import Database, claim_event
 from services.common.errors import FailedPrecondition
 from services.job_svc import events, store
+from services.job_svc.charge_time import charged_until
 from services.job_svc.messages import current_metrics, metric_point_message
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class TrainerEvents:
         }.get(kind)
         if apply is None:
             return
+        # A run's end is charged up to when it happened, not when it was read.
+        now = charged_until(event, datetime.now(timezone.utc))
         try:
             async with self._db.transaction() as conn:
                 if not await claim_event(conn, TRAINER_DURABLE, event.event_id):
@@ -53,7 +56,7 @@ class TrainerEvents:
                 job = await store.load_job(conn, event.subject_id)
                 if job is None:
                     return
-                await apply(conn, job, getattr(event, kind), datetime.now(timezone.utc))
+                await apply(conn, job, getattr(event, kind), now)
         except FailedPrecondition as exc:
             # Rolled back whole, the metric point stored before the move included: no redelivery can make it legal.
             log.info("job %s: %s ignored: %s", event.subject_id, event.type, exc)

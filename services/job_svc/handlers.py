@@ -19,11 +19,13 @@ from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import idempotency, launch_checks, preflight, store
+from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import estimate
 from services.job_svc.events import job_event, save
 from services.job_svc.hyperparameters import JobConfig, resolve
 from services.job_svc.job import TERMINAL
+from services.job_svc.live_cost import with_cost_now
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
 
 
@@ -35,11 +37,13 @@ def _uuid(value: str, what: str) -> str:
 
 
 class JobHandlers(job_pb2_grpc.JobServiceServicer):
-    def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc):
+    def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc,
+                 budget: BudgetGate):
         self._db = db
         self._settings = settings
         self._datasets = datasets
         self._nc = nc
+        self._budget = budget
 
     async def _dataset(self, uid: str, dataset_id: str) -> dataset_pb2.Dataset:
         """The caller's dataset from dataset_svc; NotFound passes through as NotFound."""
@@ -110,8 +114,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def CreateJob(self, request, context):
-        """Raises InvalidArgument, NotFound, or FailedPrecondition when the dataset is not ready or has no
-        recorded content hash.
+        """Raises InvalidArgument, NotFound, FailedPrecondition when the dataset is not ready or has no
+        recorded content hash, or BudgetExceeded when the estimate does not fit the user's monthly budget.
 
         A request id seen before answers with the job it created, before any
         other check (the dataset may have changed since); sent with a different
@@ -145,6 +149,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         planned = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                            config.batch_size, config.epochs)
         steps, cost = planned.total_steps, request.estimated_cost or planned.estimated_cost
+        # The platform's own estimate, not the client's, must fit the budget.
+        await self._budget.check(uid, planned.estimated_cost)
         warnings = launch.warnings + await preflight.agent_warnings(self._nc, config, self._settings)
         job_id = str(uuid.uuid4())
         gpu_config = {"type": config.gpu.type, "count": config.gpu_count, "gpu_memory_gb": config.gpu.memory_gb,
@@ -185,7 +191,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetJob(self, request, context):
-        return job_pb2.GetJobResponse(job=job_message(await self._job(user_id(context), request.job_id)))
+        row = await self._job(user_id(context), request.job_id)
+        # The cost so far as of this read, not of the last metric point.
+        return job_pb2.GetJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
 
     @rpc
     async def ListJobs(self, request, context):
@@ -236,7 +244,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         subscription = await self._nc.subscribe("job.>", cb=on_event)
         try:
             row = await self._job(uid, job_id)
-            yield job_pb2.WatchJobResponse(job=job_message(row))
+            # The snapshot's cost so far as of now.
+            yield job_pb2.WatchJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
             seen, last_step = row.updated_at, request.after_step
             async with self._db.transaction() as conn:
                 points = await store.metric_points(conn, job_id, last_step, 100_000)

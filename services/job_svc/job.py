@@ -178,9 +178,10 @@ class Job:
         self._set(completed_at=now, error_message=reason, final_cost=self.current_cost)
         return ["job.failed"]
 
-    def cancel(self, now: datetime) -> list[str]:
-        """Raises FailedPrecondition when the job already ended."""
-        return self._end("cancelled", now)
+    def cancel(self, now: datetime, reason: str | None = None) -> list[str]:
+        """Cancelled by its user, or for ``reason`` (a spent budget); raises
+        FailedPrecondition when the job already ended."""
+        return self._end("cancelled", now, **({"error_message": reason} if reason else {}))
 
     def _end(self, status: str, now: datetime, **fields) -> list[str]:
         self._move(status)

@@ -1,9 +1,10 @@
-"""Wiring of job_svc: database, trainer and artifact consumers, the dataset_svc client, gRPC."""
+"""Wiring of job_svc: database, trainer, artifact and budget consumers, the dataset_svc and billing_svc clients, gRPC."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from brightrun.billing.v1 import billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from services.common.config import Settings
@@ -17,6 +18,8 @@ from services.job_svc.consumers import (
     ArtifactEvents,
     TrainerEvents,
 )
+from services.job_svc.budget_gate import BudgetGate
+from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
 from services.job_svc.handlers import JobHandlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,10 +32,13 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
                     handler=TrainerEvents(runtime.db).handle)
     runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
                     handler=ArtifactEvents(runtime.db).handle)
+    runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],
+                    handler=BudgetStops(runtime.db).handle)
     # Advisories are not durable: one sent while job_svc is down is missed (see the issue note).
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
     datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
-    handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc)
+    budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr)))
+    handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget)
     await runtime.serve(
         address or settings.job_addr,
         [lambda server: job_pb2_grpc.add_JobServiceServicer_to_server(handlers, server)],

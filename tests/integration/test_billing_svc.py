@@ -250,3 +250,132 @@ async def test_bad_requests_name_the_field(service):
             billing_pb2.MarkNotificationReadRequest(notification_id="x"), metadata=as_user(user)
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _job_event(user: str, job: job_pb2.Job, kind: str, at: datetime | None = None) -> events_pb2.Event:
+    payload = {"job_progressed": events_pb2.JobProgressed, "job_queued": events_pb2.JobQueued,
+               "job_cancelled": events_pb2.JobCancelled, "job_completed": events_pb2.JobCompleted}[kind]
+    event = events.new_event(
+        "job." + kind.removeprefix("job_"), producer="test", user_id=user, subject_id=job.id, **{kind: payload(job=job)}
+    )
+    if at is not None:
+        event.occurred_at.FromDatetime(at)
+    return event
+
+
+async def _cost_records(service, user: str, done, job_id: str = "") -> list[billing_pb2.CostRecord]:
+    """The user's cost records once ``done(records)`` holds (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while True:
+        request = billing_pb2.ListCostRecordsRequest(job_id=job_id, page_size=100)
+        records = list((await service.ListCostRecords(request, metadata=as_user(user))).cost_records)
+        if done(records):
+            return records
+        assert time.monotonic() < deadline, f"cost records never settled: {records}"
+        await asyncio.sleep(0.1)
+
+
+def _cents(records) -> int:
+    return sum(round(r.amount * 100) for r in records if r.cost_type == "compute")
+
+
+async def test_costs_accrue_while_a_job_runs_and_sum_exactly_to_its_final_cost(service, nats):
+    _, js = nats
+    user = str(uuid.uuid4())
+    start = datetime.now(timezone.utc)
+    running = [_job_event(user, _job(user, current_cost=cost), "job_progressed", start + timedelta(minutes=2 * i))
+               for i, cost in enumerate((0.0, 0.51, 1.20, 1.95))]
+    job_id = running[0].subject_id
+    for event in running:
+        event.job_progressed.job.id = job_id
+        await _publish(js, event)
+    # The cost so far is billed while the job runs, one record per interval.
+    records = await _cost_records(service, user, lambda rs: _cents(rs) == 195)
+    assert sorted(r.amount for r in records) == [0.51, 0.69, 0.75]
+    assert all(r.job_id == job_id and r.details["hourly_rate"] == 6.0 for r in records)
+
+    cancelled = _job(user, current_cost=2.33, final_cost=2.33)
+    cancelled.id = job_id
+    end = _job_event(user, cancelled, "job_cancelled")
+    # Replays under new event ids, before and after the end, and the end itself again.
+    for event in [*map(_fresh, running), end, _fresh(end), *map(_fresh, running)]:
+        await _publish(js, event)
+    # Each consumer handles its messages in order: once another job's events
+    # behind these are applied, the replays were too.
+    marker = _job(user, current_cost=0.07)
+    await _publish(js, _job_event(user, marker, "job_progressed"))
+    await _publish(js, _job_event(user, marker, "job_cancelled"))
+    await _cost_records(service, user, lambda rs: any(r.job_id == marker.id for r in rs))
+
+    records = await _cost_records(service, user, lambda rs: True, job_id=job_id)
+    assert _cents(records) == 233
+    assert sorted(r.amount for r in records) == [0.38, 0.51, 0.69, 0.75]
+
+
+async def test_a_monthly_budget_counts_spent_and_committed_and_notifies_at_80_and_100_percent(service, nats):
+    _, js = nats
+    user, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+    me = as_user(user)
+    empty = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
+    assert not empty.HasField("amount") and not empty.HasField("remaining") and empty.spent == 0
+    assert (await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=1e6), metadata=me)).allowed
+
+    budget = (await service.SetBudget(billing_pb2.SetBudgetRequest(amount=10.0), metadata=me)).budget
+    assert (budget.amount, budget.remaining, budget.month) == (
+        10.0, 10.0, datetime.now(timezone.utc).date().replace(day=1).isoformat()
+    )
+    # Another user's budget is their own.
+    other = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=as_user(stranger))).budget
+    assert not other.HasField("amount")
+
+    # A queued job commits its estimate until it is charged.
+    job = _job(user, estimated_total_cost=6.0)
+    await _publish(js, _job_event(user, job, "job_queued"))
+    for _ in range(200):
+        budget = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
+        if budget.committed == 6.0:
+            break
+        await asyncio.sleep(0.1)
+    assert (budget.committed, budget.remaining) == (6.0, 4.0)
+    check = await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=4.01), metadata=me)
+    assert not check.allowed and check.budget.remaining == 4.0
+    assert (await service.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=4.0), metadata=me)).allowed
+
+    stops: list[events_pb2.Event] = []
+
+    async def collect(msg):
+        event = events_pb2.Event.FromString(msg.data)
+        if event.user_id == user:
+            stops.append(event)
+
+    sub = await nats[0].subscribe("billing.budget_exceeded", cb=collect)
+    # Its charges cross 80%, then 100%, then go on: one notice each, however often replayed, and one stop.
+    start = datetime.now(timezone.utc)
+    crossing = []
+    for i, cost in enumerate((8.5, 10.2, 11.0)):
+        running = _job(user, current_cost=cost)
+        running.id = job.id
+        crossing.append(_job_event(user, running, "job_progressed", start + timedelta(minutes=2 * i)))
+    for event in [*crossing, *map(_fresh, crossing)]:
+        await _publish(js, event)
+    notes = await _notifications(service, user, count=3)
+    budget_notes = sorted((n.type, n.metadata["threshold"]) for n in notes.notifications if n.type.startswith("budget"))
+    assert budget_notes == [("budget_exceeded", 100), ("budget_warning", 80)]
+    await _cost_records(service, user, lambda rs: _cents(rs) == 1100)
+    budget = (await service.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me)).budget
+    assert (budget.spent, budget.committed, budget.remaining) == (11.0, 0.0, -1.0)
+    for _ in range(100):
+        if stops:
+            break
+        await asyncio.sleep(0.1)
+    await sub.unsubscribe()
+    [stop] = stops
+    assert (stop.budget_exceeded.job_id, stop.budget_exceeded.budget, stop.budget_exceeded.spent) == (job.id, 10.0, 10.2)
+    # Setting the budget again in the same month tells nothing twice.
+    await service.SetBudget(billing_pb2.SetBudgetRequest(amount=5.0), metadata=me)
+    assert len((await service.ListNotifications(billing_pb2.ListNotificationsRequest(), metadata=me)).notifications) == 3
+
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await service.SetBudget(billing_pb2.SetBudgetRequest(amount=bad), metadata=me)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "amount" in caught.value.details()

@@ -19,6 +19,7 @@ import pytest_asyncio
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from brightrun.artifact.v1 import artifact_pb2
+from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
@@ -60,13 +61,31 @@ class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
         )
 
 
+class Billing(billing_pb2_grpc.BillingServiceServicer):
+    """Budgets of $``remaining[user]`` left this month; a user not in it has no budget."""
+
+    remaining: dict[str, float] = {}
+
+    @rpc
+    async def CheckBudget(self, request, context):
+        left = self.remaining.get(user_id(context))
+        budget = billing_pb2.Budget(month="2026-12-01")
+        if left is not None:
+            budget.amount, budget.remaining = 20.0, left
+        return billing_pb2.CheckBudgetResponse(allowed=left is None or request.estimated_cost <= left, budget=budget)
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(settings):
     server, port, _ = create_server(
-        "127.0.0.1:0", [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s)], []
+        "127.0.0.1:0",
+        [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s),
+         lambda s: billing_pb2_grpc.add_BillingServiceServicer_to_server(Billing(), s)],
+        [],
     )
     await server.start()
-    runtime = await start(dataclasses.replace(settings, dataset_addr=f"127.0.0.1:{port}"), address="127.0.0.1:0")
+    fakes = f"127.0.0.1:{port}"
+    runtime = await start(dataclasses.replace(settings, dataset_addr=fakes, billing_addr=fakes), address="127.0.0.1:0")
     async with channel(f"127.0.0.1:{runtime.port}") as ch:
         yield job_pb2_grpc.JobServiceStub(ch)
     await runtime.stop()
@@ -499,3 +518,47 @@ async def test_a_gpu_no_agent_was_seen_taking_is_accepted_with_a_warning_and_one
         await stub.CancelJob(job_pb2.CancelJobRequest(job_id=again.job.id), metadata=as_user(OWNER))
     finally:
         await js.delete_consumer("ASSIGN", durable)
+
+
+async def test_a_job_whose_estimate_exceeds_the_remaining_budget_is_refused_with_the_numbers(stub):
+    Billing.remaining[OWNER] = 0.25
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST, estimated_cost=0.01), metadata=as_user(OWNER))
+        before = await stub.ListJobs(job_pb2.ListJobsRequest(page_size=100), metadata=as_user(OWNER))
+        Billing.remaining[OWNER] = 0.5
+        fits = await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))
+    finally:
+        del Billing.remaining[OWNER]
+    # ABORTED is the gateway's 409; the CPU job's estimate is its storage, and the client's lower figure is ignored.
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    trailer = error_details(caught.value)
+    assert trailer["reason"] == "budget_exceeded"
+    assert trailer["details"] == {"estimated_cost": 0.5, "remaining": 0.25, "budget": 20.0, "month": "2026-12-01"}
+    after = await stub.ListJobs(job_pb2.ListJobsRequest(page_size=100), metadata=as_user(OWNER))
+    assert fits.job.id in {j.id for j in after.jobs} and after.total_size == before.total_size + 1
+
+
+async def _budget_exceeded(js, job: job_pb2.Job, user: str = OWNER, budget: float = 20.0) -> None:
+    exceeded = events_pb2.BudgetExceeded(job_id=job.id, budget=budget, spent=budget + 0.4, month="2026-12-01")
+    event = events.new_event("billing.budget_exceeded", producer="test", user_id=user, subject_id=job.id,
+                             budget_exceeded=exceeded)
+    await events.publish(js, event.type, event.SerializeToString(), event.event_id)
+
+
+async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    metrics = events_pb2.TrainerMetrics(metric_point=_point(job.id, 1, 2.0), total_steps=10)
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING)
+    # Another user's budget stops nothing of this user's: handled first, it would have named $99.00.
+    await _budget_exceeded(js, job, user=str(uuid.uuid4()), budget=99.0)
+    await _budget_exceeded(js, job)
+
+    stopped = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_CANCELLED)
+    assert stopped.error_message.startswith("budget_exceeded: your monthly budget of $20.00 for 2026-12 is spent")
+    assert stopped.HasField("final_cost") and stopped.final_cost == stopped.current_cost
+    seen = await _job_events(js, job.id, lambda e: e.HasField("job_cancelled"))
+    assert [e.type for e in seen].count("job.cancelled") == 1

@@ -1,55 +1,12 @@
-"""Cost records from job events, periods, and the dashboard's aggregates."""
+"""Billing periods and the dashboard's aggregates (job charges: test_billing_accrual.py)."""
 
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from brightrun.artifact.v1 import artifact_pb2
-from brightrun.events.v1 import events_pb2
-from brightrun.job.v1 import job_pb2
 
-from services.billing_svc.costs import billing_period, cost_records_for, period_start, summarize
+from services.billing_svc.costs import billing_period, period_start, summarize
 from services.common.paging import Page, canonical_uuid, next_page_token, parse_page
 from services.common.errors import InvalidArgument
-
-USER = "22222222-2222-2222-2222-222222222222"
-AT = datetime(2026, 3, 31, 23, 30, tzinfo=timezone.utc)
-
-
-def _job(**fields) -> job_pb2.Job:
-    job = job_pb2.Job(
-        id="j1", user_id=USER, gpu_config=job_pb2.GpuConfig(type="H100", count=2, cost_per_gpu_hour=3.0), **fields
-    )
-    job.started_at.FromDatetime(AT - timedelta(hours=1, minutes=30))
-    return job
-
-
-def _event(**payload) -> events_pb2.Event:
-    event = events_pb2.Event(event_id="e", user_id=USER, **payload)
-    event.occurred_at.FromDatetime(AT)
-    return event
-
-
-def test_completed_job_records_compute_and_storage():
-    job = _job(current_cost=8.0, final_cost=9.004)
-    job.completed_at.FromDatetime(AT)
-    manifest = artifact_pb2.AdapterManifest(
-        files=[artifact_pb2.ArtifactFile(name="a", size_bytes=1000), artifact_pb2.ArtifactFile(name="b", size_bytes=24)]
-    )
-    compute, storage = cost_records_for(_event(job_completed=events_pb2.JobCompleted(job=job, manifest=manifest)))
-
-    assert (compute.cost_type, compute.amount, compute.job_id, compute.user_id) == ("compute", 9.0, "j1", USER)
-    assert compute.details == {"gpu_type": "H100", "gpu_count": 2, "hours": 1.5, "hourly_rate": 6.0}
-    assert (storage.cost_type, storage.amount, storage.details) == ("storage", 0.5, {"bytes": 1024})
-    assert compute.billing_period == storage.billing_period == date(2026, 3, 1)
-    assert compute.recorded_at == AT
-
-
-def test_stopped_job_records_the_cost_so_far_only_when_there_is_one():
-    [failed] = cost_records_for(_event(job_failed=events_pb2.JobFailed(job=_job(current_cost=1.234))))
-    assert (failed.cost_type, failed.amount, failed.details["hours"]) == ("compute", 1.23, 1.5)
-    assert cost_records_for(_event(job_cancelled=events_pb2.JobCancelled(job=_job(current_cost=0.001)))) == []
-    assert cost_records_for(_event(job_queued=events_pb2.JobQueued(job=_job(current_cost=5)))) == []
-
 
 def test_billing_period_is_the_first_of_the_utc_month():
     late_evening_west = datetime(2026, 4, 30, 20, 0, tzinfo=timezone(timedelta(hours=-5)))
