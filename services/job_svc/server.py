@@ -28,8 +28,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def start(settings: Settings, *, address: str | None = None, schema: str = "job") -> ServiceRuntime:
     """Start the service; ``address`` defaults to ``settings.job_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("job_svc", settings, schema=schema, migrations=MIGRATIONS)
+    # One short transaction a message: a delivery lost with a NATS outage comes back within 15 s, not a
+    # minute, so a job's metric history has no gap for long.
     runtime.consume(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
-                    handler=TrainerEvents(runtime.db).handle)
+                    handler=TrainerEvents(runtime.db).handle, ack_wait=15.0)
     runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
                     handler=ArtifactEvents(runtime.db).handle)
     runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],

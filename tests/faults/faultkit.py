@@ -13,9 +13,12 @@ from pathlib import Path
 
 import httpx
 
+from brightrun.billing.v1 import billing_pb2
+from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from gateway.auth import mint_token
 from services.common import events
 from services.common.config import DEV_JWT_SECRET
+from services.common.grpc import as_user, channel
 from services.platform.journey import call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
 
@@ -70,17 +73,51 @@ def notifications_of(api: httpx.Client, job_id: str) -> list[dict]:
     return [n for n in notes if (n.get("metadata") or {}).get("job_id") == job_id]
 
 
-def assert_job_accounted(api: httpx.Client, job: dict) -> None:
+def assert_job_accounted(platform: Platform, api: httpx.Client, job: dict) -> None:
     """What a finished job leaves, exactly once: one metric point per step, one
-    notification of each kind (waited for: billing consumes asynchronously)."""
-    steps = [m["step"] for m in call(api, "GET", f"/api/jobs/{job['id']}")["metrics"]]
+    notification of each kind, cost records that sum to its final cost and one
+    storage charge for a trained model (waited for: billing consumes asynchronously)."""
+    def points() -> dict:
+        return {"steps": [m["step"] for m in call(api, "GET", f"/api/jobs/{job['id']}")["metrics"]]}
+
+    if job["status"] == "completed":
+        # A point whose delivery an outage lost comes back when JetStream redelivers it: eventually, every step.
+        expected = list(range(1, job["current_step"] + 1))
+        wait_for(points, lambda p: p["steps"] == expected or len(p["steps"]) > len(expected), 60, "every step's point")
+    steps = points()["steps"]
     assert steps == sorted(set(steps)), f"metric points repeat or go back: {steps}"
     if job["status"] == "completed":
-        assert steps == list(range(1, job["current_step"] + 1)), steps
+        assert steps == expected, steps
     final = {"completed": "job_completed", "failed": "job_failed", "cancelled": "job_cancelled"}[job["status"]]
     notes = wait_for(lambda: {"kinds": [n["type"] for n in notifications_of(api, job["id"])]},
                      lambda n: final in n["kinds"], 60, f"the {final} notification")["kinds"]
     assert sorted(notes) == sorted(set(notes)), f"a notification came twice: {notes}"
+    stored = 1 if job["status"] == "completed" else 0
+    charged = wait_for(lambda: _charges(platform, job), lambda c: c["storage"] >= stored and c["final"], 60,
+                       "the job's cost records")
+    assert charged["storage"] == stored, charged
+    assert round(charged["compute"], 2) == round(job["final_cost"] or 0.0, 2), charged
+
+
+def _charges(platform: Platform, job: dict) -> dict:
+    """The job's cost records as billing_svc lists them to its owner: compute
+    charged, storage records, and whether the closing compute record is there."""
+
+    async def read() -> list:
+        async with channel(platform.env["BRIGHTRUN_BILLING_ADDR"]) as ch:
+            reply = await BillingServiceStub(ch).ListCostRecords(
+                billing_pb2.ListCostRecordsRequest(job_id=job["id"], page_size=100), metadata=as_user(job["user_id"])
+            )
+        return list(reply.cost_records)
+
+    records = asyncio.run(read())
+    compute = [r for r in records if r.cost_type == "compute"]
+    return {
+        "compute": sum(r.amount for r in compute),
+        "storage": sum(1 for r in records if r.cost_type == "storage"),
+        "final": any(r.details["cumulative"] == round(job["final_cost"] or 0.0, 2) for r in compute)
+        or not (job["final_cost"] or 0.0),
+    }
 
 
 def consumer_backlog(platform: Platform) -> dict[str, int]:
@@ -91,7 +128,7 @@ def consumer_backlog(platform: Platform) -> dict[str, int]:
         nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-probe")
         try:
             backlog = {}
-            for stream in ("DATASETS", "JOBS", "ARTIFACTS", "TRAINER"):
+            for stream in ("DATASETS", "JOBS", "ARTIFACTS", "TRAINER", "BILLING"):
                 for info in await js.consumers_info(stream):
                     if info.config.durable_name:
                         backlog[info.name] = info.num_pending + info.num_ack_pending

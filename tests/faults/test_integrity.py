@@ -45,7 +45,7 @@ def test_a_put_to_the_upload_url_after_validation_changes_nothing_a_job_trains_o
 
     done = wait_ended(api, start_job(api, dataset))
     assert done["status"] == "completed", done
-    assert_job_accounted(api, done)
+    assert_job_accounted(platform, api, done)
 
 
 def test_a_dataset_object_replaced_in_the_store_fails_its_job_naming_the_sha256_without_a_retry(
@@ -61,7 +61,7 @@ def test_a_dataset_object_replaced_in_the_store_fails_its_job_naming_the_sha256_
     reason = failed["error_message"]
     assert "sha256" in reason and dataset["content_sha256"] in reason
     assert hashlib.sha256(replaced).hexdigest() in reason
-    assert_job_accounted(api, failed)
+    assert_job_accounted(platform, api, failed)
 
 
 @pytest.mark.parametrize("base_model", ["/etc", "/proc/self/root"])

@@ -176,7 +176,7 @@ def test_a_killed_agent_and_service_are_restarted_and_the_next_job_completes(pla
     wait_for(lambda: _serving(platform.env["BRIGHTRUN_JOB_ADDR"]), bool, 60, "job_svc serving again")
     done = wait_ended(api, start_job(api, ready_dataset(api, tmp_path)))
     assert done["status"] == "completed", done
-    assert_job_accounted(api, done)
+    assert_job_accounted(platform, api, done)
 
 
 @pytest.mark.parametrize("name", ["nats", "postgres", "objectstore"])

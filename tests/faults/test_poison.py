@@ -83,7 +83,7 @@ def _models_of(api, job_id: str) -> list[dict]:
 
 def _assert_completed_once(platform, api, job: dict) -> None:
     """One model, one notification of each kind, one compute and one storage record."""
-    assert_job_accounted(api, job)
+    assert_job_accounted(platform, api, job)
     models = wait_for(lambda: {"models": _models_of(api, job["id"])}, lambda m: m["models"], 60, "the model")
     assert len(models["models"]) == 1, models
     kinds = wait_for(lambda: {"kinds": sorted(n["type"] for n in notifications_of(api, job["id"]))},

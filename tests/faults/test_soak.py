@@ -49,5 +49,5 @@ def test_jobs_survive_rounds_of_outages_and_poison(platform, api, tmp_path):
     for job in jobs:
         done = wait_ended(api, job, timeout=600)
         assert done["status"] == "completed", done["error_message"]
-        assert_job_accounted(api, done)
+        assert_job_accounted(platform, api, done)
     assert_consumers_drain(platform, timeout=120)
