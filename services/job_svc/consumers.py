@@ -21,7 +21,7 @@ from brightrun.job.v1 import job_pb2
 from services.common import run_summary
 from services.common.db import Database, claim_event
 from services.common.errors import FailedPrecondition
-from services.job_svc import events, store
+from services.job_svc import calibration, events, store
 from services.job_svc.charge_time import charged_until
 from services.job_svc.messages import current_metrics, metric_point_message
 
@@ -79,7 +79,9 @@ class TrainerEvents:
         summary = completed.summary
         done = run_summary.STEPS_COMPLETED
         types = job.complete(int(summary[done]) if done in summary else None, now)
-        await events.save(conn, job, types, {"job.completed": {"manifest": completed.manifest, "summary": summary}})
+        row = await events.save(conn, job, types,
+                                {"job.completed": {"manifest": completed.manifest, "summary": summary}})
+        await calibration.record_completed(conn, row)
 
     async def _failed(self, conn, job, failed: events_pb2.TrainerAttemptFailed, now) -> None:
         await events.save(conn, job, job.attempt_failed(failed.reason, failed.retryable, failed.cancelled, now))

@@ -1,4 +1,6 @@
-"""Cost and duration of a configuration: the spec's FR-3.1 formula. Pure."""
+"""Cost and duration of a configuration: the spec's FR-3.1 formula, its
+throughput scaled by the model's size, or the speed measured on earlier runs
+of the same kind (services/job_svc/speed.py) when there is one. Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 
 from services.common.steps import CONVERSATIONS, steps_per_epoch, total_steps, training_conversations
 from services.job_svc.catalogue import GpuType
+from services.job_svc.speed import MeasuredSpeed
 
 # Initialization (10 min), validation between epochs (5 min each), final save (5 min).
 INIT_SECONDS = 10 * 60
@@ -25,6 +28,11 @@ class Estimate:
     total_steps: int
     steps_per_epoch: int
     throughput_tokens_per_sec: float
+    # The tokens the job trains, in the unit measured speeds count.
+    trained_tokens: float
+    estimated_duration_seconds: float
+    # "measured": from earlier runs of the same kind; "table": from the catalogue and the model's size.
+    basis: str
 
 
 # Assumed for a dataset whose conversations were never counted, as the spec assumes 1000 pairs.
@@ -33,20 +41,29 @@ TOKENS_PER_UNCOUNTED_CONVERSATION = 200
 
 
 def estimate(
-    gpu: GpuType, count: int, statistics: Mapping, total_tokens: int, batch_size: int, epochs: int
+    gpu: GpuType, count: int, statistics: Mapping, total_tokens: int, batch_size: int, epochs: int,
+    speedup: float = 1.0, measured: MeasuredSpeed | None = None,
 ) -> Estimate:
     """The estimate of a job on a dataset with these validation ``statistics``
-    and ``total_tokens``; its total_steps is the job's (services.common.steps)."""
+    and ``total_tokens``; its total_steps is the job's (services.common.steps).
+
+    Its duration is ``measured``'s when given, else the spec's table with the
+    catalogue's throughput times ``speedup`` (the model's size: speed.table_speedup).
+    """
     counted = int(statistics[CONVERSATIONS]) if CONVERSATIONS in statistics else 0
     conversations = counted or UNCOUNTED_CONVERSATIONS
     training = training_conversations(statistics) if counted else UNCOUNTED_CONVERSATIONS
     tokens = total_tokens or conversations * TOKENS_PER_UNCOUNTED_CONVERSATION
     hourly_rate = gpu.price_per_gpu_hour * count
-    throughput = gpu.throughput_tokens_per_second * count
     per_epoch, steps = steps_per_epoch(training, batch_size), total_steps(training, batch_size, epochs)
     # A step trains batch_size conversations of the dataset's mean length.
-    seconds_per_step = (tokens / conversations) * batch_size / throughput
-    seconds = steps * seconds_per_step + INIT_SECONDS + epochs * PER_EPOCH_SECONDS + SAVE_SECONDS
+    trained_tokens = steps * (tokens / conversations) * batch_size
+    if measured is not None:
+        throughput = measured.tokens_per_second
+        seconds = measured.duration_seconds(trained_tokens)
+    else:
+        throughput = gpu.throughput_tokens_per_second * count * speedup
+        seconds = trained_tokens / throughput + INIT_SECONDS + epochs * PER_EPOCH_SECONDS + SAVE_SECONDS
     hours = seconds / 3600
     compute = hourly_rate * hours
     return Estimate(
@@ -58,4 +75,7 @@ def estimate(
         total_steps=steps,
         steps_per_epoch=per_epoch,
         throughput_tokens_per_sec=throughput,
+        trained_tokens=trained_tokens,
+        estimated_duration_seconds=seconds,
+        basis="table" if measured is None else "measured",
     )

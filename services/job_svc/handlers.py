@@ -21,12 +21,13 @@ from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import idempotency, launch_checks, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
-from services.job_svc.estimate import estimate
+from services.job_svc.estimate import Estimate, estimate
 from services.job_svc.events import job_event, save
 from services.job_svc.hyperparameters import JobConfig, resolve
 from services.job_svc.job import TERMINAL
 from services.job_svc.live_cost import with_cost_now
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
+from services.job_svc.speed import speed_key, table_speedup
 
 
 def _uuid(value: str, what: str) -> str:
@@ -63,6 +64,14 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             preset_id, given, gpu.type, gpu.count, self._settings.default_base_model, self._settings.model_dirs
         )
 
+    async def _estimate(self, config: JobConfig, launch, dataset) -> tuple[str, Estimate]:
+        """The job's kind of run (speed.speed_key) and its estimate, from that kind's measured speed if any."""
+        kind = speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
+        async with self._db.transaction() as conn:
+            measured = await store.measured_speed(conn, kind)
+        return kind, estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
+                              config.batch_size, config.epochs, table_speedup(launch.model_parameters), measured)
+
     @rpc
     async def ListPresets(self, request, context):
         return job_pb2.ListPresetsResponse(
@@ -95,8 +104,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         config = self._config("custom", request.hyperparameters, request.gpu_config)
         launch = await preflight.launch_report(config, self._settings)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
-        result = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
-                          config.batch_size, config.epochs)
+        _, result = await self._estimate(config, launch, dataset)
         return job_pb2.EstimateJobResponse(
             estimate=job_pb2.Estimate(
                 estimated_cost=result.estimated_cost,
@@ -109,6 +117,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 ),
                 # The memory figure, and a warning when it does not fit (EstimateJob does not refuse)
                 memory_per_gpu_gb=launch.memory_per_gpu_gb, fits_gpu_memory=launch.fits, warnings=launch.warnings,
+                basis=result.basis, estimated_duration_seconds=result.estimated_duration_seconds,
             )
         )
 
@@ -146,8 +155,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "It was validated before the platform recorded what it validated: revalidate it, then create the job",
             )
         # One estimate for both: the job plans the very steps the user was shown, which the trainer runs.
-        planned = estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
-                           config.batch_size, config.epochs)
+        kind, planned = await self._estimate(config, launch, dataset)
         steps, cost = planned.total_steps, request.estimated_cost or planned.estimated_cost
         # The platform's own estimate, not the client's, must fit the budget.
         await self._budget.check(uid, planned.estimated_cost)
@@ -162,6 +170,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "total_epochs": config.epochs, "total_steps": steps, "estimated_total_cost": cost,
                 "request_id": request.request_id or None,
                 "request_fingerprint": idempotency.fingerprint(request) if request.request_id else None,
+                "speed_key": kind, "planned_tokens": planned.trained_tokens,
             })
             if row is None:  # a concurrent retry with the same request id won
                 row = await store.job_by_request(conn, uid, request.request_id)

@@ -44,6 +44,8 @@ class LaunchReport:
     fits: bool
     to_lower: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The base model's parameter count from its config.json; None when it is not known here.
+    model_parameters: int | None = None
 
 
 def check_launch(config: JobConfig, hub: HubLookup | None, has_hf_token: bool) -> LaunchReport:
@@ -59,7 +61,16 @@ def check_launch(config: JobConfig, hub: HubLookup | None, has_hf_token: bool) -
             warnings += check_hub_model(config.base_model, hub, has_hf_token)
         model_config = KNOWN_CONFIGS.get(config.base_model.lower())
     report = _memory(config, model_config)
-    return replace(report, warnings=warnings + report.warnings)
+    return replace(report, warnings=warnings + report.warnings, model_parameters=_parameters(model_config))
+
+
+def _parameters(model_config: dict | None) -> int | None:
+    if model_config is None:
+        return None
+    try:
+        return ModelShape.from_config(model_config).parameters()
+    except UnknownArchitecture:
+        return None
 
 
 def read_model_config(base_model: str) -> dict | None:

@@ -13,6 +13,7 @@ from brightrun.job.v1 import job_pb2
 from services.common.paging import Page
 from services.job_svc.job import Job
 from services.job_svc.messages import METRIC_FIELDS
+from services.job_svc.speed import MeasuredSpeed
 
 
 async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
@@ -20,9 +21,11 @@ async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
     result = await conn.execute(
         text(
             "INSERT INTO jobs (id, user_id, dataset_id, dataset_name, preset_id, hyperparameters, gpu_config, "
-            "total_epochs, total_steps, estimated_total_cost, request_id, request_fingerprint) VALUES (:id, :user_id, "
-            ":dataset_id, :dataset_name, :preset_id, CAST(:hyperparameters AS JSONB), CAST(:gpu_config AS JSONB), "
-            ":total_epochs, :total_steps, :estimated_total_cost, :request_id, :request_fingerprint) "
+            "total_epochs, total_steps, estimated_total_cost, request_id, request_fingerprint, speed_key, "
+            "planned_tokens) "
+            "VALUES (:id, :user_id, :dataset_id, :dataset_name, :preset_id, CAST(:hyperparameters AS JSONB), "
+            "CAST(:gpu_config AS JSONB), :total_epochs, :total_steps, :estimated_total_cost, :request_id, "
+            ":request_fingerprint, :speed_key, :planned_tokens) "
             "ON CONFLICT (user_id, request_id) DO NOTHING RETURNING *"
         ),
         {**values, "hyperparameters": json.dumps(values["hyperparameters"]), "gpu_config": json.dumps(values["gpu_config"])},
@@ -115,3 +118,32 @@ async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, lim
         {"job_id": job_id, "after": after_step, "limit": limit},
     )
     return list(rows)
+
+
+async def last_metric_point(conn: AsyncConnection, job_id: str) -> Row | None:
+    """The job's point of its highest step."""
+    rows = await conn.execute(
+        text("SELECT * FROM metric_points WHERE job_id = :job_id ORDER BY step DESC LIMIT 1"), {"job_id": job_id}
+    )
+    return rows.first()
+
+
+async def measured_speed(conn: AsyncConnection, speed_key: str) -> MeasuredSpeed | None:
+    """The speed kept for runs of ``speed_key``; None when none completed yet."""
+    row = (await conn.execute(
+        text("SELECT tokens_per_second, overhead_seconds FROM measured_speeds WHERE speed_key = :key"),
+        {"key": speed_key},
+    )).first()
+    return None if row is None else MeasuredSpeed(row.tokens_per_second, row.overhead_seconds)
+
+
+async def save_measured_speed(conn: AsyncConnection, speed_key: str, speed: MeasuredSpeed) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO measured_speeds (speed_key, tokens_per_second, overhead_seconds, runs) "
+            "VALUES (:key, :tps, :overhead, 1) ON CONFLICT (speed_key) DO UPDATE SET "
+            "tokens_per_second = EXCLUDED.tokens_per_second, overhead_seconds = EXCLUDED.overhead_seconds, "
+            "runs = measured_speeds.runs + 1, updated_at = now()"
+        ),
+        {"key": speed_key, "tps": speed.tokens_per_second, "overhead": speed.overhead_seconds},
+    )

@@ -420,8 +420,12 @@ async def test_presets_gpu_types_and_the_estimate(stub, settings):
     request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=job_pb2.GpuConfig(type="H100", count=2),
                                          hyperparameters=job_pb2.Hyperparameters(batch_size=8, epochs=3))
     estimate = (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
-    # 40 conversations (2 held out), 4000 tokens: 15 steps of 800 tokens at 4400 tokens/s, plus 10 + 3x5 + 5 minutes.
-    hours = (15 * 800 / 4400 + 1800) / 3600
+    # The default base model is a tiny local one (under 100M parameters, read from its config.json):
+    # 20 times the catalogue's 7B figure of 4400 tokens/s for two H100s. No job of its kind ran: the table.
+    assert estimate.basis == "table" and estimate.training_details.estimated_throughput_tokens_per_sec == 88000
+    # 40 conversations (2 held out), 4000 tokens: 15 steps of 800 tokens at 88000 tokens/s, plus 10 + 3x5 + 5 minutes.
+    hours = (15 * 800 / 88000 + 1800) / 3600
+    assert estimate.estimated_duration_seconds == pytest.approx(hours * 3600)
     assert estimate.training_details.total_steps == 15 and estimate.training_details.dataset_name == "chats"
     assert estimate.hourly_rate == 8.4 and estimate.estimated_duration_hours == round(hours, 2)
     assert estimate.estimated_cost == round(8.4 * hours + 0.5, 2)
@@ -562,3 +566,37 @@ async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js)
     assert stopped.HasField("final_cost") and stopped.final_cost == stopped.current_cost
     seen = await _job_events(js, job.id, lambda e: e.HasField("job_cancelled"))
     assert [e.type for e in seen].count("job.cancelled") == 1
+
+
+async def test_a_completed_job_measures_its_speed_and_the_next_estimate_of_its_kind_uses_it(stub, js):
+    # A sequence length bucket no other test uses: this kind of run has no measured speed yet.
+    hp = job_pb2.Hyperparameters(learning_rate=0.001, batch_size=8, epochs=2, rank=8, max_seq_length=8000)
+    before = await _estimate(stub, REQUEST["gpu_config"], hp)
+    assert before.basis == "table"
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}),
+                                metadata=as_user(OWNER))).job
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    # The trainer's clock: step 1 now, step 10 nine seconds later (the points time the steps, not their arrival).
+    first = _point(job.id, 1, 2.0)
+    last = _point(job.id, 10, 1.0)
+    last.timestamp.FromSeconds(first.timestamp.seconds + 9)
+    last.timestamp.nanos = first.timestamp.nanos
+    for point in (first, last):
+        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=point, total_steps=10)
+        await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(stub, job.id, lambda j: j.current_step == 10)
+    completed = events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1)
+    await _trainer_event(js, job, "trainer.attempt.completed", trainer_attempt_completed=completed)
+    done = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_COMPLETED)
+
+    after = await _estimate(stub, REQUEST["gpu_config"], hp)
+    assert after.basis == "measured"
+    # 10 steps of 8 conversations of 100 tokens: 8000 tokens; 9 steps' 7200 of them in 9 s.
+    assert after.training_details.estimated_throughput_tokens_per_sec == pytest.approx(800)
+    # The same job again is predicted the time this one was charged for.
+    charged = (done.completed_at.ToDatetime() - done.started_at.ToDatetime()).total_seconds()
+    assert after.estimated_duration_seconds == pytest.approx(charged, abs=1e-3)
+    # Another kind of run (another sequence length bucket) still has only the table.
+    other = job_pb2.Hyperparameters(learning_rate=0.001, batch_size=8, epochs=2, rank=8, max_seq_length=16000)
+    assert (await _estimate(stub, REQUEST["gpu_config"], other)).basis == "table"

@@ -158,3 +158,12 @@ def test_the_hub_lookup_reads_the_hubs_answers_and_errors(monkeypatch):
     with pytest.raises(OSError, match="no route to host"):
         lookup("org/offline")
     assert seen[0] == (False, 5.0)  # anonymous, bounded
+
+
+def test_the_model_size_is_read_for_every_gpu_type_cpu_included_and_is_unknown_without_a_config(tmp_path):
+    # Llama-2-7B's config: 6.74 billion parameters, as published.
+    assert check_launch(_config(LLAMA_2_7B, "CPU"), None, False).model_parameters == pytest.approx(6.74e9, rel=0.01)
+    assert check_launch(_config(LLAMA_2_7B, "H100"), None, False).model_parameters == pytest.approx(6.74e9, rel=0.01)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"model_type": "odd"}))
+    assert check_launch(_config(str(tmp_path / "odd"), model_dirs=(tmp_path,)), None, False).model_parameters is None

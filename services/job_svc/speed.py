@@ -1,0 +1,108 @@
+"""Training speed: what a finished job measured, and what the estimate takes
+from it. Pure.
+
+A job's measured duration is its charged time, from its first metric point
+(``started_at``) to its completion: what its cost is charged for, so the
+estimate's duration and cost predict the same span. It is fitted as
+``tokens_to_train / tokens_per_second + overhead_seconds``. The speed comes
+from the steps between the attempt's first and last metric points; the
+overhead is the rest of the measured duration (saving the adapter, reporting
+the end), so an identical job is predicted exactly, and a larger one adds
+time only for its extra tokens. The overhead may be negative: the step
+trained before the first point counts in the tokens but not in the charged time.
+
+Runs are grouped by what sets the speed: GPU type and count, the model's
+size class and the sequence length bucket. Tokens are counted as the
+estimate counts them (services/job_svc/estimate.py), so a measured speed
+and the estimate's token count always agree on their unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# Upper bounds of the model size classes, in parameters, and how many times
+# faster than the 7B models the catalogue's planning throughputs are for
+# (training compute grows with the parameter count) a model of each trains.
+SIZE_CLASSES: tuple[tuple[str, float, float], ...] = (
+    ("<=100M", 100e6, 20.0),
+    ("<=1B", 1e9, 7.0),
+    ("<=3B", 3e9, 2.5),
+    ("<=8B", 8e9, 1.0),
+    ("<=15B", 15e9, 0.5),
+    ("<=35B", 35e9, 0.2),
+    ("<=80B", 80e9, 0.1),
+    (">80B", float("inf"), 0.04),
+)
+UNKNOWN_SIZE = "unknown"
+# How much the newest run counts against all earlier runs of the same kind:
+# speed drifts (drivers, contention on a shared node), so recent runs lead.
+NEWEST_WEIGHT = 0.5
+
+
+def size_class(parameters: int | None) -> str:
+    """The size class of a model of ``parameters`` parameters; UNKNOWN_SIZE when its config was not read."""
+    if not parameters:
+        return UNKNOWN_SIZE
+    return next(name for name, bound, _ in SIZE_CLASSES if parameters <= bound)
+
+
+def table_speedup(parameters: int | None) -> float:
+    """How many times the catalogue's planning throughput a model of ``parameters`` trains at (1: unknown)."""
+    if not parameters:
+        return 1.0
+    return next(speedup for _, bound, speedup in SIZE_CLASSES if parameters <= bound)
+
+
+def speed_key(gpu_type: str, gpu_count: int, parameters: int | None, max_seq_length: int) -> str:
+    """The kind of run a speed is measured for: GPU type and count, model size class,
+    and max_seq_length rounded up to a power of two."""
+    bucket = 1 << max(0, max_seq_length - 1).bit_length()
+    return f"{gpu_type}/{gpu_count}/{size_class(parameters)}/{bucket}"
+
+
+@dataclass(frozen=True)
+class MeasuredSpeed:
+    tokens_per_second: float
+    overhead_seconds: float
+
+    def duration_seconds(self, tokens: float) -> float:
+        """The charged time of a job training ``tokens``, never below zero."""
+        return max(0.0, tokens / self.tokens_per_second + self.overhead_seconds)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A completed job as job_svc recorded it: its plan, first and last metric points and charged span."""
+
+    planned_tokens: float
+    total_steps: int
+    first_step: int
+    first_at: datetime
+    last_step: int
+    last_at: datetime
+    started_at: datetime
+    completed_at: datetime
+
+
+def measure(run: FinishedRun) -> MeasuredSpeed | None:
+    """The speed ``run`` trained at; None when it cannot tell (fewer than two
+    points apart in steps and time, or no planned steps)."""
+    seconds = (run.last_at - run.first_at).total_seconds()
+    steps = run.last_step - run.first_step
+    if steps <= 0 or seconds <= 0 or run.total_steps <= 0 or run.planned_tokens <= 0:
+        return None
+    tokens_per_second = run.planned_tokens * steps / run.total_steps / seconds
+    charged = (run.completed_at - run.started_at).total_seconds()
+    return MeasuredSpeed(tokens_per_second, charged - run.planned_tokens / tokens_per_second)
+
+
+def blend(previous: MeasuredSpeed | None, newest: MeasuredSpeed) -> MeasuredSpeed:
+    """The figure to keep after ``newest``: an exponentially weighted average with the earlier ones."""
+    if previous is None:
+        return newest
+    def mix(old: float, new: float) -> float:
+        return (1 - NEWEST_WEIGHT) * old + NEWEST_WEIGHT * new
+    return MeasuredSpeed(mix(previous.tokens_per_second, newest.tokens_per_second),
+                         mix(previous.overhead_seconds, newest.overhead_seconds))
