@@ -65,7 +65,7 @@ class TrainerEvents:
         layout = None
         if started.HasField("batch_layout"):
             layout = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
-        await events.save(conn, job, job.start_attempt(started.attempt, started.total_steps, layout))
+        await events.save(conn, job, job.start_attempt(started.attempt, started.total_steps, layout, now))
 
     async def _metrics(self, conn, job, metrics: events_pb2.TrainerMetrics, now) -> None:
         stored = await store.insert_metric_point(conn, metrics.metric_point)

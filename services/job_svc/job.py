@@ -60,6 +60,8 @@ class Job:
     # The first point of the current attempt: where the ETA's pace is measured from.
     pace_step: int | None = None
     pace_since: datetime | None = None
+    # When the current attempt began (its agent took the job and loads the model): what measured durations count from.
+    attempt_started_at: datetime | None = None
     changes: dict = field(default_factory=dict)
 
     @classmethod
@@ -92,8 +94,8 @@ class Job:
         self._began()
         self._move("running", "training")
 
-    def start_attempt(self, attempt: int, total_steps: int, batch_layout: dict | None) -> list[str]:
-        """An attempt began with the trainer's plan of ``total_steps`` (0: it kept the job's).
+    def start_attempt(self, attempt: int, total_steps: int, batch_layout: dict | None, now: datetime) -> list[str]:
+        """An attempt began ``now`` with the trainer's plan of ``total_steps`` (0: it kept the job's).
 
         Raises FailedPrecondition for an ended job.
         """
@@ -101,7 +103,8 @@ class Job:
             raise FailedPrecondition(f"A {self.status} job starts no attempt")
         # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
         self._set(attempt=attempt, retry_count=max(self.retry_count, attempt - 1),
-                  total_steps=total_steps or self.total_steps, pace_step=None, pace_since=None)
+                  total_steps=total_steps or self.total_steps, pace_step=None, pace_since=None,
+                  attempt_started_at=now)
         if batch_layout is not None:
             self._set(batch_layout=batch_layout)
         self._began()

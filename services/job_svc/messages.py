@@ -51,7 +51,8 @@ def job_message(row) -> job_pb2.Job:
         job.current_metrics.CopyFrom(job_pb2.TrainingMetrics(**row.current_metrics))
     if row.batch_layout:
         job.batch_layout.CopyFrom(job_pb2.BatchLayout(**row.batch_layout))
-    for field in ("queued_at", "started_at", "completed_at", "estimated_completion_at", "created_at", "updated_at"):
+    for field in ("queued_at", "attempt_started_at", "started_at", "completed_at", "estimated_completion_at",
+                  "created_at", "updated_at"):
         if getattr(row, field) is not None:
             getattr(job, field).FromDatetime(getattr(row, field))
     if row.final_cost is not None:

@@ -1,15 +1,15 @@
 """Training speed: what a finished job measured, and what the estimate takes
 from it. Pure.
 
-A job's measured duration is its charged time, from its first metric point
-(``started_at``) to its completion: what its cost is charged for, so the
-estimate's duration and cost predict the same span. It is fitted as
+A job's measured duration is its attempt's wall time, from the agent taking
+the job (``attempt_started_at``: it starts loading the model) to its
+completion, as the spec's duration counts initialization; the wait in the
+queue depends on other jobs and is not predicted. It is fitted as
 ``tokens_to_train / tokens_per_second + overhead_seconds``. The speed comes
 from the steps between the attempt's first and last metric points; the
-overhead is the rest of the measured duration (saving the adapter, reporting
-the end), so an identical job is predicted exactly, and a larger one adds
-time only for its extra tokens. The overhead may be negative: the step
-trained before the first point counts in the tokens but not in the charged time.
+overhead is the rest of the measured duration (loading the model, the first
+step, saving the adapter, reporting the end), so an identical job is
+predicted exactly, and a larger one adds time only for its extra tokens.
 
 Runs are grouped by what sets the speed: GPU type and count, the model's
 size class and the sequence length bucket. Tokens are counted as the
@@ -68,13 +68,13 @@ class MeasuredSpeed:
     overhead_seconds: float
 
     def duration_seconds(self, tokens: float) -> float:
-        """The charged time of a job training ``tokens``, never below zero."""
+        """The attempt's wall time of a job training ``tokens``, never below zero."""
         return max(0.0, tokens / self.tokens_per_second + self.overhead_seconds)
 
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """A completed job as job_svc recorded it: its plan, first and last metric points and charged span."""
+    """A completed job as job_svc recorded it: its plan, its attempt's first and last metric points and span."""
 
     planned_tokens: float
     total_steps: int
@@ -82,7 +82,7 @@ class FinishedRun:
     first_at: datetime
     last_step: int
     last_at: datetime
-    started_at: datetime
+    attempt_started_at: datetime
     completed_at: datetime
 
 
@@ -94,8 +94,8 @@ def measure(run: FinishedRun) -> MeasuredSpeed | None:
     if steps <= 0 or seconds <= 0 or run.total_steps <= 0 or run.planned_tokens <= 0:
         return None
     tokens_per_second = run.planned_tokens * steps / run.total_steps / seconds
-    charged = (run.completed_at - run.started_at).total_seconds()
-    return MeasuredSpeed(tokens_per_second, charged - run.planned_tokens / tokens_per_second)
+    duration = (run.completed_at - run.attempt_started_at).total_seconds()
+    return MeasuredSpeed(tokens_per_second, duration - run.planned_tokens / tokens_per_second)
 
 
 def blend(previous: MeasuredSpeed | None, newest: MeasuredSpeed) -> MeasuredSpeed:

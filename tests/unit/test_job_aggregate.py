@@ -25,6 +25,7 @@ def _job(status="queued", **fields) -> Job:
         current_epoch=0, progress=0.0, gpu_config={"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2},
         current_cost=0.0, final_cost=None, started_at=None, completed_at=None, estimated_completion_at=None,
         error_message=None, current_metrics=None, batch_layout=None, pace_step=None, pace_since=None,
+        attempt_started_at=None,
     )
     row.update(fields)
     return Job.from_row(SimpleNamespace(**row))
@@ -61,7 +62,7 @@ def test_the_eta_is_the_pace_between_points_not_since_the_start():
 
 def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls():
     job = _job()
-    job.start_attempt(1, 10, None)
+    job.start_attempt(1, 10, None, T0)
     etas = []
     for step in range(1, 11):
         at = T0 + timedelta(seconds=30 * step)
@@ -75,17 +76,20 @@ def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls
 
 def test_an_attempt_start_takes_the_trainers_plan_and_counts_a_redelivery_as_a_retry():
     job = _job()
-    assert job.start_attempt(1, 12, {"micro_batch_size": 4}) == []
+    assert job.start_attempt(1, 12, {"micro_batch_size": 4}, T0) == []
     assert (job.status, job.current_stage, job.total_steps, job.batch_layout) == ("initializing", "initializing", 12,
                                                                                {"micro_batch_size": 4})
-    job.start_attempt(3, 0, None)  # the agent died twice without a word; 0: the plan is unchanged
+    assert job.attempt_started_at == T0
+    # The agent died twice without a word; 0: the plan is unchanged.
+    job.start_attempt(3, 0, None, T0 + timedelta(minutes=1))
     assert (job.attempt, job.retry_count, job.total_steps) == (3, 2, 12)
+    assert job.changes["attempt_started_at"] == T0 + timedelta(minutes=1)  # a measured duration counts from the last
     assert job.changes["status"] == "initializing" and job.changes["retry_count"] == 2
 
 
 def test_progress_counts_against_the_plan_the_attempt_reported():
     job = _job()
-    job.start_attempt(1, 12, None)
+    job.start_attempt(1, 12, None, T0)
     job.record_point(12, 2, {}, T0, T0)
     assert (job.current_step, job.progress) == (12, 100.0)
 
@@ -106,7 +110,7 @@ def test_a_point_reaching_a_queued_job_passes_through_initializing():
 
 def test_a_requeued_job_runs_again_without_a_second_start_and_times_its_pace_afresh():
     job = _job("queued", started_at=T0, current_step=4, pace_step=1, pace_since=T0)
-    job.start_attempt(2, 10, None)
+    job.start_attempt(2, 10, None, T0)
     assert (job.pace_step, job.pace_since) == (None, None)
     resumed = T0 + timedelta(hours=1)
     assert job.record_point(5, 1, {}, resumed, resumed) == ["job.progressed"]
@@ -159,7 +163,7 @@ def test_a_retryable_failure_requeues_until_the_retries_are_spent():
         assert job.attempt_failed("node lost", True, False, T0) == []
         assert (job.status, job.current_stage, job.retry_count, job.error_message) == ("queued", "retrying", retry,
                                                                                      "node lost")
-        job.start_attempt(retry + 1, 10, None)
+        job.start_attempt(retry + 1, 10, None, T0)
     now = T0 + timedelta(minutes=30)
     assert job.attempt_failed("node lost", True, False, now) == ["job.failed"]
     assert (job.status, job.retry_count, job.completed_at, job.final_cost) == ("failed", MAX_RETRIES, now, 4.2)
@@ -202,7 +206,7 @@ def test_abandoning_fails_the_job_at_the_cost_last_reported():
 @pytest.mark.parametrize(
     "report",
     [
-        lambda j: j.start_attempt(2, 10, None),
+        lambda j: j.start_attempt(2, 10, None, T0),
         lambda j: j.record_point(3, 1, {}, T0, T0),
         lambda j: j.complete(None, T0),
         lambda j: j.attempt_failed("late", True, False, T0),

@@ -11,3 +11,5 @@ CREATE TABLE measured_speeds (
 -- run and the tokens its estimate planned; NULL for jobs created before.
 ALTER TABLE jobs ADD COLUMN speed_key TEXT;
 ALTER TABLE jobs ADD COLUMN planned_tokens DOUBLE PRECISION;
+-- When the current attempt began: a measured duration counts from it.
+ALTER TABLE jobs ADD COLUMN attempt_started_at TIMESTAMPTZ;
