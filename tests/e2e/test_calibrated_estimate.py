@@ -30,6 +30,10 @@ JOB = {
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTRUN_")}
+    # One intra-op thread for torch: on a small machine the trainer shares its cores with the rest of the
+    # platform (and whatever else runs), and its OpenMP threads wait on each other whenever another process
+    # holds a core, which made steps of one run 20 times slower than the next (40 ms to 1 s).
+    env["OMP_NUM_THREADS"] = "1"
     with Platform(tmp_path_factory.mktemp("brightrun-home"), env, http_port=0) as platform:
         token = mint_token(str(uuid.uuid4()), DEV_JWT_SECRET)
         headers = {"Authorization": f"Bearer {token}"}
