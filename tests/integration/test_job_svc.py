@@ -568,29 +568,31 @@ async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js)
     assert [e.type for e in seen].count("job.cancelled") == 1
 
 
-async def test_a_completed_job_measures_its_speed_and_the_next_estimate_of_its_kind_uses_it(stub, js):
-    # A sequence length bucket no other test uses: this kind of run has no measured speed yet.
-    hp = job_pb2.Hyperparameters(learning_rate=0.001, batch_size=8, epochs=2, rank=8, max_seq_length=8000)
-    before = await _estimate(stub, REQUEST["gpu_config"], hp)
-    assert before.basis == "table"
+async def _run_job(stub, js, hp: job_pb2.Hyperparameters, attempt: int = 1) -> job_pb2.Job:
+    """A job of REQUEST with ``hp`` through one attempt: 1 s to load, steps 1 to 10 in 9 s of the trainer's clock."""
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}),
                                 metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt, total_steps=10)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     await asyncio.sleep(1)  # loading the model: the duration counts it, the speed does not
-    # The trainer's clock: step 1 now, step 10 nine seconds later (the points time the steps, not their arrival).
-    first = _point(job.id, 1, 2.0)
-    last = _point(job.id, 10, 1.0)
+    # The points time the steps as the trainer saw them, not as they arrive.
+    first, last = _point(job.id, 1, 2.0), _point(job.id, 10, 1.0)
     last.timestamp.FromSeconds(first.timestamp.seconds + 9)
     last.timestamp.nanos = first.timestamp.nanos
     for point in (first, last):
-        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=point, total_steps=10)
+        metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=point, total_steps=10)
         await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
     await _wait(stub, job.id, lambda j: j.current_step == 10)
-    completed = events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1)
+    completed = events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=attempt)
     await _trainer_event(js, job, "trainer.attempt.completed", trainer_attempt_completed=completed)
-    done = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_COMPLETED)
+    return await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_COMPLETED)
+
+
+async def test_a_completed_job_measures_its_speed_and_the_next_estimate_of_its_kind_uses_it(stub, js):
+    hp = _hp(max_seq_length=8000)  # each test its own sequence length bucket: a kind of run no other test completes
+    assert (await _estimate(stub, REQUEST["gpu_config"], hp)).basis == "table"
+    done = await _run_job(stub, js, hp)
 
     after = await _estimate(stub, REQUEST["gpu_config"], hp)
     assert after.basis == "measured"
@@ -600,5 +602,12 @@ async def test_a_completed_job_measures_its_speed_and_the_next_estimate_of_its_k
     took = (done.completed_at.ToDatetime() - done.attempt_started_at.ToDatetime()).total_seconds()
     assert took > 1 and after.estimated_duration_seconds == pytest.approx(took, abs=1e-3)
     # Another kind of run (another sequence length bucket) still has only the table.
-    other = job_pb2.Hyperparameters(learning_rate=0.001, batch_size=8, epochs=2, rank=8, max_seq_length=16000)
-    assert (await _estimate(stub, REQUEST["gpu_config"], other)).basis == "table"
+    assert (await _estimate(stub, REQUEST["gpu_config"], _hp(max_seq_length=16000))).basis == "table"
+
+
+async def test_a_job_that_needed_a_second_attempt_is_not_measured(stub, js):
+    hp = _hp(max_seq_length=30000)
+    # Its assignment was redelivered (the first agent died): it may have resumed mid-run.
+    done = await _run_job(stub, js, hp, attempt=2)
+    assert done.retry_count == 1
+    assert (await _estimate(stub, REQUEST["gpu_config"], hp)).basis == "table"
