@@ -64,7 +64,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             preset_id, given, gpu.type, gpu.count, self._settings.default_base_model, self._settings.model_dirs
         )
 
-    async def _estimate(self, config: JobConfig, launch, dataset) -> tuple[str, Estimate]:
+    async def _estimate(self, config: JobConfig, launch: launch_checks.LaunchReport,
+                        dataset: dataset_pb2.Dataset) -> tuple[str, Estimate]:
         """The job's kind of run (speed.speed_key) and its estimate, from that kind's measured speed if any."""
         kind = speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
         async with self._db.transaction() as conn:
