@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest -ra
 
 test-fast: venv
-	$(PY) -m pytest -ra -m "not slow and not soak"
+	$(PY) -m pytest -ra -m "not slow and not soak and not timing"
 
 demo: venv
 	$(PY) -m services.platform demo
