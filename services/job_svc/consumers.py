@@ -71,6 +71,10 @@ class TrainerEvents:
         stored = await store.insert_metric_point(conn, metrics.metric_point)
         if stored is None:
             return  # a replay: the point is there already
+        if job.ended:
+            # A step trained before the end but delivered after it (held back by an outage, or sent
+            # before the trainer heard of a cancel): it belongs in the history; the job stays as it ended.
+            return
         point = metric_point_message(stored)
         types = job.record_point(point.step, point.epoch, current_metrics(point), stored.timestamp, now)
         await events.save(conn, job, types, {"job.progressed": {"metric_point": point}})
