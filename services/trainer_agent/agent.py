@@ -49,7 +49,7 @@ from services.common.storage import ObjectStorage
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
 from services.trainer_agent.distributed import batch_layout, launch_command
-from services.trainer_agent.relay import EventRelay, backoff, retry_io
+from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -335,18 +335,10 @@ class TrainerAgent:
         after ``io_retry_seconds``: JetStream then redelivers it after ``ack_wait``,
         and a redelivered settled job is skipped by job_svc's state machine."""
         act = {"ack": msg.ack_sync, "term": msg.term, "nak": lambda: msg.nak(delay=delay)}[how]
-        deadline = asyncio.get_running_loop().time() + self._agent.io_retry_seconds
-        tries = 0
-        while True:
-            try:
-                await act()
-                return
-            except Exception as exc:
-                tries += 1
-                if asyncio.get_running_loop().time() > deadline:
-                    log.error("could not %s an assignment (%s); JetStream redelivers it", how, exc)
-                    return
-                await asyncio.sleep(backoff(tries))
+        try:
+            await retry(act, f"{how} of an assignment", deadline_s=self._agent.io_retry_seconds)
+        except Exception as exc:
+            log.error("could not %s an assignment (%s); JetStream redelivers it", how, exc)
 
     async def _heartbeat(self, msg) -> None:
         while True:

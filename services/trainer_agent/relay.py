@@ -15,7 +15,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from brightrun.events.v1 import events_pb2
@@ -114,14 +114,14 @@ class EventRelay:
                 self._changed.notify_all()
 
 
-async def retry_io(call: Callable[[], T], what: str, *, deadline_s: float) -> T:
-    """Run the blocking ``call`` in a thread, retrying with backoff for up to
-    ``deadline_s`` seconds (an object store restarting); raises the last error after that."""
+async def retry(call: Callable[[], Awaitable[T]], what: str, *, deadline_s: float) -> T:
+    """``await call()``, retrying with backoff for up to ``deadline_s`` seconds (a
+    dependency restarting); raises the last error after that."""
     give_up = time.monotonic() + deadline_s
     tries = 0
     while True:
         try:
-            return await asyncio.to_thread(call)
+            return await call()
         except Exception as exc:
             tries += 1
             if time.monotonic() + backoff(tries) > give_up:
@@ -129,3 +129,8 @@ async def retry_io(call: Callable[[], T], what: str, *, deadline_s: float) -> T:
             if tries == 1:
                 log.warning("%s failed (%s); retrying for up to %.0fs", what, exc, deadline_s)
             await asyncio.sleep(backoff(tries))
+
+
+async def retry_io(call: Callable[[], T], what: str, *, deadline_s: float) -> T:
+    """:func:`retry` for a blocking ``call`` (boto3), run in a thread."""
+    return await retry(lambda: asyncio.to_thread(call), what, deadline_s=deadline_s)
