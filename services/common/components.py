@@ -65,6 +65,24 @@ def free_port(*, with_grpc_offset: bool = False) -> int:
             return port
 
 
+def _seaweed_ports(*, taken: Sequence[int], count: int) -> list[int]:
+    """``count`` free ports for SeaweedFS listeners besides those ``taken``.
+
+    Each listener also claims port + 10000 for gRPC, and ``weed`` refuses a
+    port that is another listener's gRPC port, so no port of the whole set
+    may equal another's + 10000.
+    """
+    claimed = {p for port in taken for p in (port, port + 10000)}
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(with_grpc_offset=True)
+        if port in claimed or port + 10000 in claimed:
+            continue
+        claimed.update((port, port + 10000))
+        ports.append(port)
+    return ports
+
+
 def _is_free(port: int) -> bool:
     with socket.socket() as s:
         # As the servers do: connections in TIME_WAIT after a stop must not
@@ -496,7 +514,7 @@ class ObjectStore(_Server):
         }
         config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
-        master, volume, filer, admin = (free_port(with_grpc_offset=True) for _ in range(4))
+        master, volume, filer, admin = _seaweed_ports(taken=(self.port,), count=4)
         self._ports = (self.port, master, volume, filer, admin)
         self._require_free(*self._ports, *(port + 10000 for port in self._ports))
         # Every port is given: the defaults (9333, 8333, ...) would collide
