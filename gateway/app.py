@@ -7,6 +7,7 @@ import contextlib
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
+from gateway.auth import Authenticate, TokenVerifier
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
 from gateway.http import Stubs
@@ -31,6 +33,18 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def _cors(origins: tuple[str, ...]) -> Middleware:
+    """Browser access from ``origins``: the headers the API reads and the ones a client needs to see."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -42,8 +56,10 @@ def create_app(
     """The gateway app; each ``*_addr`` overrides the matching address in ``settings``.
 
     Channels are opened by the app's lifespan, so run it under a server (or
-    ``app.router.lifespan_context``) before sending requests.
+    ``app.router.lifespan_context``) before sending requests. Raises
+    ConfigError when the settings give no way to verify bearer tokens.
     """
+    verifier = TokenVerifier.from_settings(settings)
     addresses = {
         "datasets": dataset_addr or settings.dataset_addr,
         "jobs": job_addr or settings.job_addr,
@@ -76,9 +92,15 @@ def create_app(
         *models.ROUTES,
         *billing.ROUTES,
     ]
+    middleware = [
+        Middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes),
+        Middleware(Authenticate, verifier=verifier),
+    ]
+    if settings.cors_origins:
+        middleware.insert(0, _cors(settings.cors_origins))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes)],
+        middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )

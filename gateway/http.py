@@ -15,7 +15,7 @@ from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
-from gateway.auth import authenticate
+from gateway.auth import authenticated_user
 from gateway.errors import validation_error
 from services.common.grpc import as_user
 
@@ -56,8 +56,7 @@ class Caller:
 
 def caller(request: Request) -> Caller:
     """The request's caller; raises HttpError 401 without a valid bearer token."""
-    user_id = authenticate(request.headers.get("authorization"), request.app.state.settings.jwt_secret)
-    return Caller(user_id, request.app.state.stubs)
+    return Caller(authenticated_user(request), request.app.state.stubs)
 
 
 def ok(data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:

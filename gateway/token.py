@@ -1,6 +1,8 @@
 """Print a development bearer token: ``python -m gateway.token [--user UUID] [--ttl 3600]``.
 
-Signed with ``BRIGHTRUN_JWT_SECRET``, or the development default when unset.
+Signed with ``BRIGHTRUN_JWT_SECRET`` (the embedded default's development
+secret when unset) for the audience ``BRIGHTRUN_JWT_AUDIENCE`` (default
+``authenticated``, as Supabase issues).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import argparse
 import os
 import uuid
 
-from gateway.auth import mint_token
+from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common.config import DEV_JWT_SECRET
 
 
@@ -21,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.ttl <= 0:
         parser.error("--ttl must be a positive number of seconds")
     user = str(args.user or uuid.uuid4())
-    print(mint_token(user, os.environ.get("BRIGHTRUN_JWT_SECRET") or DEV_JWT_SECRET, args.ttl))
+    secret = os.environ.get("BRIGHTRUN_JWT_SECRET") or DEV_JWT_SECRET
+    print(mint_token(user, secret, args.ttl, audience=os.environ.get("BRIGHTRUN_JWT_AUDIENCE", SUPABASE_AUDIENCE)))
 
 
 if __name__ == "__main__":

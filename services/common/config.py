@@ -13,6 +13,8 @@ from pathlib import Path
 
 from services.common.base_models import ModelNotAllowed, is_local_model, resolve_base_model
 
+# The embedded default's HS256 secret (``services.platform`` sets it); a
+# deployment sets its own or a JWKS, and the gateway refuses to start with neither.
 DEV_JWT_SECRET = "brightrun-development-secret-change-me"
 
 
@@ -35,7 +37,15 @@ class Settings:
     default_base_model: str
     # Where local base models may come from; any other local path is refused.
     model_dirs: tuple[Path, ...]
-    jwt_secret: str
+    # HS256 secret of bearer tokens; empty when only the JWKS verifies them.
+    jwt_secret: str = field(repr=False)
+    # The identity provider's key set (an http(s) URL or a file) for RS256/ES256 tokens; empty for none.
+    jwt_jwks: str
+    # The ``aud`` every token must carry (Supabase: "authenticated") and the ``iss``, when set.
+    jwt_audience: str
+    jwt_issuer: str
+    # Browser origins allowed to call the API (CORS); empty allows none.
+    cors_origins: tuple[str, ...]
     http_host: str
     http_port: int
     dataset_addr: str
@@ -94,6 +104,9 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         return raw == "on"
 
     s3_endpoint = need("BRIGHTRUN_S3_ENDPOINT")
+    jwks = env.get("BRIGHTRUN_JWT_JWKS", "")
+    if jwks and not jwks.startswith(("http://", "https://")) and not Path(jwks).is_file():
+        problems.append(f"BRIGHTRUN_JWT_JWKS={jwks!r} is neither an http(s) URL nor a file")
     default_base_model = env.get("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home / "models" / "tiny-llama"))
     model_dirs = _model_dirs(env.get("BRIGHTRUN_MODEL_DIRS", ""), home, default_base_model)
     try:
@@ -113,7 +126,11 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         models_bucket=env.get("BRIGHTRUN_MODELS_BUCKET", "lora-models"),
         default_base_model=default_base_model,
         model_dirs=model_dirs,
-        jwt_secret=env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET),
+        jwt_secret=env.get("BRIGHTRUN_JWT_SECRET", ""),
+        jwt_jwks=jwks,
+        jwt_audience=env.get("BRIGHTRUN_JWT_AUDIENCE", "authenticated"),
+        jwt_issuer=env.get("BRIGHTRUN_JWT_ISSUER", ""),
+        cors_origins=tuple(origin.strip() for origin in env.get("BRIGHTRUN_CORS_ORIGINS", "").split(",") if origin.strip()),
         http_host=env.get("BRIGHTRUN_HTTP_HOST", "127.0.0.1"),
         http_port=port("BRIGHTRUN_HTTP_PORT", 8080),
         dataset_addr=env.get("BRIGHTRUN_DATASET_ADDR", "127.0.0.1:50051"),

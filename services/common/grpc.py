@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from services.common.errors import (
     Conflict,
@@ -136,8 +137,11 @@ def stream_rpc(method: Callable) -> Callable:
 def create_server(
     address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """A grpc.aio server with the servicers and grpc.health.v1; returns (server, bound port, health).
+    """A grpc.aio server with the servicers, grpc.health.v1 and server reflection;
+    returns (server, bound port, health).
 
+    Reflection lets any gRPC client (grpcurl, Postman, grpcui) list the
+    services and read their contracts, doc comments aside, without the protos.
     Bind port 0 in tests. Every service name starts SERVING.
     """
     server = grpc.aio.server()
@@ -145,6 +149,9 @@ def create_server(
         add(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
     port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind gRPC server to {address}")

@@ -18,7 +18,6 @@ import time
 import uuid
 from pathlib import Path
 
-from services.common.config import DEV_JWT_SECRET
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
 
@@ -60,10 +59,7 @@ def up() -> int:
     try:
         print("starting BrightRun (PostgreSQL, NATS, S3, services, trainer agent, gateway)...", flush=True)
         platform.start()
-        from gateway.auth import mint_token
-
-        secret = platform.env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET)
-        token = mint_token(str(uuid.uuid4()), secret, ttl_seconds=24 * 3600)
+        token = platform.token(str(uuid.uuid4()), ttl_seconds=24 * 3600)
         print(f"BrightRun is up: {platform.gateway_url}  (logs: {platform.home / 'logs'})")
         print(f"development token (24 h): {token}")
         print("Ctrl-C stops everything.", flush=True)

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import httpx
 
-from gateway.auth import mint_token
-from services.common.config import DEV_JWT_SECRET
 from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
 
@@ -38,7 +36,7 @@ def _download(urls: list[dict], into: Path) -> None:
 def run_demo(platform: Platform) -> int:
     """Walk the product journey on a started platform; 1 when the dataset or the job fails."""
     started = time.monotonic()
-    token = mint_token(str(uuid.uuid4()), platform.env.get("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET))
+    token = platform.token(str(uuid.uuid4()))
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=platform.gateway_url, headers=headers, timeout=60) as client:
         path = write_demo_dataset(platform.home / "demo" / "reverse-words.jsonl")

@@ -22,7 +22,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common.components import Nats, ObjectStore, Postgres, free_port
+from services.common.config import DEV_JWT_SECRET
 from services.common.tiny_model import build_tiny_model
 from services.platform.supervisor import Child, Supervised, Supervisor
 
@@ -62,6 +64,11 @@ class Platform:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.env['BRIGHTRUN_HTTP_PORT']}"
 
+    def token(self, user_id: str, ttl_seconds: int = 3600) -> str:
+        """A bearer token for ``user_id`` that this platform's gateway accepts (its secret and audience)."""
+        audience = self.env.get("BRIGHTRUN_JWT_AUDIENCE", SUPABASE_AUDIENCE)
+        return mint_token(user_id, self.env["BRIGHTRUN_JWT_SECRET"], ttl_seconds, audience=audience)
+
     def start(self, *, timeout: float = 120.0) -> None:
         """Start components, services, agent and gateway; raises RuntimeError naming what failed."""
         self.home.mkdir(parents=True, exist_ok=True)
@@ -69,6 +76,8 @@ class Platform:
         env["BRIGHTRUN_HOME"] = str(self.home)
         env.setdefault("BRIGHTRUN_S3_ACCESS_KEY", DEV_S3_ACCESS_KEY)
         env.setdefault("BRIGHTRUN_S3_SECRET_KEY", DEV_S3_SECRET_KEY)
+        # The embedded default signs its own development tokens; a deployment's gateway has no default.
+        env.setdefault("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET)
         try:
             self._start_components(env)
             model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(self.home / "models" / "tiny-llama")))

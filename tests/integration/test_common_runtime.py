@@ -7,7 +7,11 @@ import asyncio
 import time
 import uuid
 
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from brightrun.job.v1 import job_pb2, job_pb2_grpc
 
 from services.common.grpc import channel
 from services.common.runtime import ServiceRuntime
@@ -42,3 +46,27 @@ async def test_a_consumer_that_ends_turns_health_not_serving(settings, tmp_path)
             assert not runtime.consuming
     finally:
         await runtime.stop()
+
+
+async def test_a_service_describes_itself_by_reflection(settings, tmp_path):
+    # What grpcurl does: list the services, then fetch the contract of one.
+    runtime = await ServiceRuntime.open("test", settings, schema=f"t_{uuid.uuid4().hex[:12]}", migrations=tmp_path)
+    name = job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+    register = [lambda server: job_pb2_grpc.add_JobServiceServicer_to_server(job_pb2_grpc.JobServiceServicer(), server)]
+    port = await runtime.serve("127.0.0.1:0", register, [name])
+    try:
+        async with channel(f"127.0.0.1:{port}") as ch:
+            stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+            asks = [
+                reflection_pb2.ServerReflectionRequest(list_services=""),
+                reflection_pb2.ServerReflectionRequest(file_containing_symbol=name),
+            ]
+            listed, described = [answer async for answer in stub.ServerReflectionInfo(iter(asks))]
+    finally:
+        await runtime.stop()
+    services = {service.name for service in listed.list_services_response.service}
+    assert {name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= services
+    files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
+             for raw in described.file_descriptor_response.file_descriptor_proto]
+    methods = {method.name for file in files for service in file.service for method in service.method}
+    assert {"CreateJob", "EstimateJob", "WatchJob"} <= methods

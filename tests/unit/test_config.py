@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.config import DEV_JWT_SECRET, ConfigError, read_settings
+from services.common.config import ConfigError, read_settings
 
 BASE = {
     "BRIGHTRUN_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:5432/db",
@@ -12,7 +12,10 @@ BASE = {
 
 def test_defaults_fill_what_is_optional():
     settings = read_settings(BASE)
-    assert settings.jwt_secret == DEV_JWT_SECRET
+    # No token secret by default: only the embedded default sets its development one.
+    assert settings.jwt_secret == ""
+    assert settings.jwt_audience == "authenticated"
+    assert settings.cors_origins == ()
     assert settings.s3_public_endpoint == BASE["BRIGHTRUN_S3_ENDPOINT"]
     assert settings.http_port == 8080
     assert settings.datasets_bucket == "lora-datasets"
@@ -52,3 +55,10 @@ def test_launch_check_settings_default_off_and_ten_minutes_and_bad_values_are_re
     with pytest.raises(ConfigError) as info:
         read_settings(BASE | {"BRIGHTRUN_HUB_CHECK": "yes", "BRIGHTRUN_AGENT_SEEN_MINUTES": "0"})
     assert "BRIGHTRUN_HUB_CHECK" in str(info.value) and "BRIGHTRUN_AGENT_SEEN_MINUTES" in str(info.value)
+
+
+def test_a_jwks_that_is_neither_a_url_nor_a_file_is_refused_and_origins_are_a_list(tmp_path):
+    with pytest.raises(ConfigError, match="BRIGHTRUN_JWT_JWKS"):
+        read_settings({**BASE, "BRIGHTRUN_JWT_JWKS": str(tmp_path / "missing.json")})
+    settings = read_settings({**BASE, "BRIGHTRUN_CORS_ORIGINS": "https://a.example, https://b.example"})
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
