@@ -69,6 +69,8 @@ class Platform:
         env["BRIGHTRUN_HOME"] = str(self.home)
         env.setdefault("BRIGHTRUN_S3_ACCESS_KEY", DEV_S3_ACCESS_KEY)
         env.setdefault("BRIGHTRUN_S3_SECRET_KEY", DEV_S3_SECRET_KEY)
+        # Local receivers (a script on this machine) have no certificate.
+        env.setdefault("BRIGHTRUN_WEBHOOKS_ALLOW_HTTP", "on")
         try:
             self._start_components(env)
             model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(self.home / "models" / "tiny-llama")))
