@@ -18,7 +18,7 @@ from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
 from gateway.http import Stubs
-from gateway.routes import billing, datasets, job_events, jobs, models
+from gateway.routes import billing, datasets, job_events, jobs, models, webhooks
 from services.common.config import Settings
 from services.common.grpc import channel
 
@@ -75,6 +75,7 @@ def create_app(
         *job_events.ROUTES,
         *models.ROUTES,
         *billing.ROUTES,
+        *webhooks.ROUTES,
     ]
     app = Starlette(
         routes=routes,
