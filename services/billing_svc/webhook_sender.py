@@ -1,7 +1,8 @@
-"""Sends pending webhook deliveries: signed POSTs, several at once (bounded),
-each with a time limit, so one receiver that never answers holds one slot
-and delays no other; each attempt is logged and a failure is retried on the
-RetryPolicy's schedule until a 2xx ends the delivery or its window does.
+"""Sends pending webhook deliveries: signed POSTs, several at once (bounded
+in all and per endpoint), each with a time limit, so a receiver that never
+answers holds a few slots and delays no other; each attempt is logged and a
+failure is retried on the RetryPolicy's schedule until a 2xx ends the
+delivery or its window does.
 
 A claimed delivery is leased (its next_attempt_at moved past the attempt's
 time limit), so replicas never send it at once and one claimed by a process
@@ -25,8 +26,10 @@ from services.common.db import Database
 
 log = logging.getLogger(__name__)
 
-# Attempts in flight at once.
+# Attempts in flight at once, in all and to one endpoint (an endpoint with some in flight gets no more
+# until they end, so one that never answers holds at most this many slots).
 MAX_CONCURRENT = 16
+MAX_PER_ENDPOINT = 4
 # How often due deliveries are looked for (new ones and retries).
 POLL_SECONDS = 0.25
 # A claimed delivery is not taken again until its attempt's time limit and this much more have passed.
@@ -42,30 +45,40 @@ class WebhookSender:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due deliveries until ``stop`` is set; attempts in flight then are abandoned to their lease."""
-        in_flight: set[asyncio.Task] = set()
+        in_flight: dict[asyncio.Task, object] = {}  # attempt -> its endpoint's id
+        ended = asyncio.Event()
+
+        def done(task: asyncio.Task) -> None:
+            in_flight.pop(task, None)
+            ended.set()
+
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
             try:
                 while not stop.is_set():
+                    ended.clear()
                     free = MAX_CONCURRENT - len(in_flight)
-                    for row in await self._claim(free) if free else []:
+                    for row in await self._claim(free, list(set(in_flight.values()))) if free else []:
                         task = asyncio.create_task(self._attempt(client, row))
-                        in_flight.add(task)
-                        task.add_done_callback(in_flight.discard)
-                    try:
-                        await asyncio.wait_for(stop.wait(), POLL_SECONDS)
-                    except TimeoutError:
-                        pass
+                        in_flight[task] = row.webhook_id
+                        task.add_done_callback(done)
+                    # Until an attempt ends (its endpoint may take more), stop, or the next look for due ones.
+                    waits = [asyncio.ensure_future(ended.wait()), asyncio.ensure_future(stop.wait())]
+                    await asyncio.wait(waits, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                    for wait in waits:
+                        wait.cancel()
             finally:
-                for task in in_flight:
+                for task in list(in_flight):
                     task.cancel()
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _claim(self, limit: int) -> list[Row]:
+    async def _claim(self, limit: int, busy: list) -> list[Row]:
         now = datetime.now(timezone.utc)
         lease_until = now + timedelta(seconds=self._timeout + _LEASE_MARGIN_SECONDS)
         try:
             async with self._db.transaction() as conn:
-                return await webhook_store.claim_due(conn, now, lease_until, limit)
+                return await webhook_store.claim_due(
+                    conn, now, lease_until, limit, per_endpoint=MAX_PER_ENDPOINT, busy=busy
+                )
         except Exception:  # PostgreSQL away: the deliveries wait in it; the next round retries.
             log.exception("could not claim due webhook deliveries; retrying")
             return []

@@ -111,19 +111,27 @@ async def redeliver(conn: AsyncConnection, webhook_id: str, delivery_id: str) ->
     return (await conn.execute(text(sql), {"id": delivery_id, "webhook_id": webhook_id})).first()
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int) -> list[Row]:
-    """Up to ``limit`` pending deliveries due by ``now`` to enabled endpoints, with the endpoint's URL and
-    secret and how many attempts they had; each is leased to the caller until ``lease_until``."""
+async def claim_due(conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int, *,
+                    per_endpoint: int, busy: list) -> list[Row]:
+    """Up to ``limit`` pending deliveries due by ``now`` to enabled endpoints, at most ``per_endpoint`` of one
+    endpoint and none of the endpoints in ``busy``, oldest due first, with the endpoint's URL and secret and how
+    many attempts they had; each is leased to the caller until ``lease_until``."""
     sql = (
-        "WITH due AS (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
-        "  WHERE d.status = 'pending' AND d.next_attempt_at <= :now AND w.enabled "
-        "  ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED) "
+        "WITH candidates AS (SELECT d.id, d.webhook_id, d.next_attempt_at FROM webhook_deliveries d "
+        "  JOIN webhooks w ON w.id = d.webhook_id "
+        "  WHERE d.status = 'pending' AND d.next_attempt_at <= :now AND w.enabled AND d.webhook_id <> ALL(:busy) "
+        "  ORDER BY d.next_attempt_at LIMIT :scan FOR UPDATE OF d SKIP LOCKED), "
+        "due AS (SELECT id FROM (SELECT id, next_attempt_at, "
+        "  row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS nth FROM candidates) c "
+        "  WHERE nth <= :per_endpoint ORDER BY next_attempt_at LIMIT :limit) "
         "UPDATE webhook_deliveries d SET next_attempt_at = :lease_until FROM due, webhooks w "
         "WHERE d.id = due.id AND w.id = d.webhook_id "
-        "RETURNING d.id, d.notification_id, d.payload, d.final_attempt, d.created_at, w.url, w.secret, "
-        "(SELECT count(*) FROM webhook_attempts a WHERE a.delivery_id = d.id) AS attempts"
+        "RETURNING d.id, d.webhook_id, d.notification_id, d.payload, d.final_attempt, d.created_at, w.url, "
+        "w.secret, (SELECT count(*) FROM webhook_attempts a WHERE a.delivery_id = d.id) AS attempts"
     )
-    return list(await conn.execute(text(sql), {"now": now, "lease_until": lease_until, "limit": limit}))
+    params = {"now": now, "lease_until": lease_until, "limit": limit, "scan": limit * per_endpoint,
+              "per_endpoint": per_endpoint, "busy": busy}
+    return list(await conn.execute(text(sql), params))
 
 
 async def record_attempt(conn: AsyncConnection, delivery_id, *, attempted_at: datetime, status_code: int | None,
