@@ -11,6 +11,7 @@ from services.billing_svc import webhook_store
 from services.billing_svc.messages import delivery_message, webhook_message
 from services.billing_svc.webhooks import description_problems, event_type_problems, new_secret, url_problems
 from services.common import idempotency
+from services.common.db import Database
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
 from services.common.paging import canonical_uuid, next_page_token, parse_page
@@ -19,7 +20,7 @@ DEFAULT_PAGE_SIZE = 50
 
 
 class WebhookHandlers:
-    _db: object
+    _db: Database
     _allow_http_webhooks: bool
 
     @rpc

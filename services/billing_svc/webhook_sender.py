@@ -75,7 +75,8 @@ class WebhookSender:
         now = datetime.now(timezone.utc)
         lease_until = now + timedelta(seconds=self._timeout + _LEASE_MARGIN_SECONDS)
         try:
-            async with self._db.transaction() as conn:
+            # engine.begin(), not Database.transaction(): nothing here goes to the outbox, so the relay is not woken.
+            async with self._db.engine.begin() as conn:
                 return await webhook_store.claim_due(
                     conn, now, lease_until, limit, per_endpoint=MAX_PER_ENDPOINT, busy=busy
                 )
@@ -106,7 +107,7 @@ class WebhookSender:
             )
             status = "pending" if next_at else "failed"
         try:
-            async with self._db.transaction() as conn:
+            async with self._db.engine.begin() as conn:
                 await webhook_store.record_attempt(
                     conn, row.id, attempted_at=attempted_at, status_code=status_code, error=error,
                     duration_ms=duration_ms, status=status, next_attempt_at=next_at,
