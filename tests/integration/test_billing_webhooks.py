@@ -288,3 +288,16 @@ async def test_bad_webhooks_are_refused_naming_the_field_and_a_reused_key_replay
     assert error_details(caught.value)["reason"] == "idempotency_key_reused"
     other = await _create(service, user, "https://example.com/a", ["budget.alert"], request_id="key-2")
     assert other.webhook.id != first.webhook.id and other.secret != first.secret
+
+
+async def test_budget_alerts_are_sent_at_80_and_100_percent(service, nats):
+    _, js = nats
+    user = str(uuid.uuid4())
+    async with Receiver() as receiver:
+        hook = (await _create(service, user, receiver.url, ["budget.alert"])).webhook
+        await service.SetBudget(billing_pb2.SetBudgetRequest(amount=1.0), metadata=as_user(user))
+        await _publish(js, _job_event(user, "job.failed", current_cost=1.25, error_message="stopped"))
+        await _until(lambda: _settled(service, user, hook.id, 2))
+        bodies = [json.loads(body) for _, body in receiver.requests]
+        assert {(b["type"], b["data"]["threshold"]) for b in bodies} == {("budget.alert", 80), ("budget.alert", 100)}
+        assert len(receiver.requests) == 2  # the job.failed notice is not subscribed to
