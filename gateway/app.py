@@ -20,7 +20,7 @@ from gateway.auth import Authenticate, TokenVerifier
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
 from gateway.http import Stubs
-from gateway.routes import billing, datasets, job_events, jobs, models
+from gateway.routes import billing, datasets, job_events, jobs, models, webhooks
 from services.common.config import Settings
 from services.common.grpc import channel
 
@@ -91,6 +91,7 @@ def create_app(
         *job_events.ROUTES,
         *models.ROUTES,
         *billing.ROUTES,
+        *webhooks.ROUTES,
     ]
     middleware = [
         Middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes),

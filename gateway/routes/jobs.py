@@ -10,9 +10,7 @@ from starlette.routing import Route
 from brightrun.billing.v1 import billing_pb2
 from brightrun.job.v1 import job_pb2
 from gateway.convert import enum_from_json, json_to_message, message_to_json, parse_json_object
-from gateway.errors import validation_error
-from gateway.http import Caller, Page, caller, int_param, ok, path_id
-from services.common.text import has_control_characters
+from gateway.http import Caller, Page, caller, idempotency_key, int_param, ok, path_id
 
 _GPU_REQUIRED = ("gpu_config", "gpu_config.type", "gpu_config.count")
 _ESTIMATE_REQUIRED = (
@@ -24,8 +22,6 @@ _ESTIMATE_REQUIRED = (
     "hyperparameters.epochs",
     "hyperparameters.rank",
 )
-# The service's limit on a request id (services.job_svc.idempotency).
-MAX_REQUEST_ID_LENGTH = 255
 # The most metric points one answer carries (the service's page limit).
 _DETAIL_METRIC_POINTS = 10000
 _COST_RECORDS_PAGE = 100
@@ -61,19 +57,9 @@ async def create_job(request: Request):
     message = json_to_message(
         body, job_pb2.CreateJobRequest, required=("preset_id", *_ESTIMATE_REQUIRED), uuids=("dataset_id",)
     )
-    message.request_id = _idempotency_key(request, message.request_id)
+    message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.jobs.CreateJob, message)
     return ok(message_to_json(reply.job), status=201, warnings=list(reply.warnings))
-
-
-def _idempotency_key(request: Request, request_id: str) -> str:
-    """The header's key, else the body's request_id; raises HttpError 400 naming whichever was sent."""
-    header = request.headers.get("idempotency-key")
-    key, field = (request_id, "request_id") if header is None else (header, "Idempotency-Key")
-    if len(key) > MAX_REQUEST_ID_LENGTH or has_control_characters(key):
-        problem = f"Must be at most {MAX_REQUEST_ID_LENGTH} characters and hold no control characters; use a UUID"
-        raise validation_error({field: [problem]})
-    return key
 
 
 async def list_jobs(request: Request):

@@ -11,6 +11,7 @@ from services.billing_svc.budget import budget_cents, estimate_cents
 from services.billing_svc.costs import period_start, summarize
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.billing_svc.messages import budget_message, cost_record_message, notification_message
+from services.billing_svc.webhook_handlers import WebhookHandlers
 from services.common.db import Database
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
@@ -19,9 +20,10 @@ from services.common.grpc import rpc, user_id
 DEFAULT_PAGE_SIZE = 50
 
 
-class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, db: Database):
+class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
+    def __init__(self, db: Database, *, allow_http_webhooks: bool = False):
         self._db = db
+        self._allow_http_webhooks = allow_http_webhooks
 
     @rpc
     async def GetCostSummary(self, request, context):

@@ -1,4 +1,4 @@
-"""Database rows and budget standings to ``brightrun.billing.v1`` messages."""
+"""Database rows and budget standings to ``brightrun.billing.v1`` messages, and notifications to webhook bodies."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from brightrun.billing.v1 import billing_pb2
 from sqlalchemy.engine import Row
 
+from services.billing_svc import webhooks
 from services.billing_svc.budget import Standing
 
 # The producer named on every event billing_svc publishes.
@@ -62,3 +63,48 @@ def budget_message(standing: Standing) -> billing_pb2.Budget:
         budget.amount = standing.budget_cents / 100
         budget.remaining = standing.remaining_cents / 100
     return budget
+
+
+def webhook_body(notification: Row, event_type: str) -> str:
+    """The JSON body that tells ``notification`` to a webhook endpoint as ``event_type``."""
+    metadata = _json(notification.metadata) if notification.metadata is not None else {}
+    return webhooks.payload(event_type, notification.created_at, notification.title, notification.message,
+                            notification.action_url, metadata)
+
+
+def webhook_message(row: Row) -> billing_pb2.Webhook:
+    webhook = billing_pb2.Webhook(
+        id=str(row.id),
+        user_id=str(row.user_id),
+        url=row.url,
+        event_types=row.event_types,
+        description=row.description,
+        enabled=row.enabled,
+    )
+    webhook.created_at.FromDatetime(row.created_at)
+    webhook.updated_at.FromDatetime(row.updated_at)
+    return webhook
+
+
+def delivery_message(row: Row, attempts: list[Row]) -> billing_pb2.WebhookDelivery:
+    delivery = billing_pb2.WebhookDelivery(
+        id=str(row.id),
+        webhook_id=str(row.webhook_id),
+        event_type=row.event_type,
+        message_id=str(row.notification_id),
+        status=row.status,
+        payload=row.payload,
+        attempts=[_attempt_message(attempt) for attempt in attempts],
+    )
+    if row.status == "pending" and row.next_attempt_at is not None:
+        delivery.next_attempt_at.FromDatetime(row.next_attempt_at)
+    delivery.created_at.FromDatetime(row.created_at)
+    return delivery
+
+
+def _attempt_message(row: Row) -> billing_pb2.WebhookAttempt:
+    attempt = billing_pb2.WebhookAttempt(error=row.error, duration_ms=row.duration_ms)
+    if row.status_code is not None:
+        attempt.status_code = row.status_code
+    attempt.attempted_at.FromDatetime(row.attempted_at)
+    return attempt

@@ -1,4 +1,4 @@
-"""Wiring of billing_svc: database, one event consumer per stream, gRPC."""
+"""Wiring of billing_svc: database, one event consumer per stream, the webhook sender, gRPC."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing_svc.consumers import SUBSCRIPTIONS, BillingEvents
 from services.billing_svc.handlers import BillingHandlers
+from services.billing_svc.webhook_sender import WebhookSender
 from services.common.config import Settings
 from services.common.runtime import ServiceRuntime
 
@@ -21,7 +22,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
         runtime.consume(
             stream=stream, durable=durable, subjects=subjects, handler=BillingEvents(runtime.db, durable).handle
         )
-    handlers = BillingHandlers(runtime.db)
+    runtime.run_task("webhook-sender", WebhookSender(runtime.db, settings).run)
+    handlers = BillingHandlers(runtime.db, allow_http_webhooks=settings.webhooks_allow_http)
     await runtime.serve(
         address or settings.billing_addr,
         [lambda server: billing_pb2_grpc.add_BillingServiceServicer_to_server(handlers, server)],

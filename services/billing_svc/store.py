@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing_svc.accrual import Ledger
 from services.billing_svc.costs import CostDraft
+from services.billing_svc.webhook_store import queue_deliveries
 from services.common.paging import Page
 from services.billing_svc.notices import NotificationDraft
 
@@ -66,7 +67,7 @@ async def save_ledger(conn: AsyncConnection, job_id: str, ledger: Ledger) -> Non
 
 
 async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -> Row | None:
-    """The new notification; None when one with the draft's key exists."""
+    """The new notification, queued for the user's webhook endpoints; None when one with the draft's key exists."""
     result = await conn.execute(
         text(
             "INSERT INTO notifications (user_id, type, title, message, priority, action_url, metadata, natural_key) "
@@ -84,7 +85,10 @@ async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -
             "key": draft.key,
         },
     )
-    return result.first()
+    row = result.first()
+    if row is not None:
+        await queue_deliveries(conn, row)
+    return row
 
 
 async def costs_since(conn: AsyncConnection, user_id: str, start: datetime) -> list[tuple[str, float, datetime]]:

@@ -61,6 +61,13 @@ class Settings:
     hf_token: str = field(default="", repr=False)
     # A job for a GPU type and count no agent was seen taking in this long is created with a warning.
     agent_seen_minutes: int = 10
+    # Whether webhook endpoints may be plain http (on in the embedded default, for local receivers).
+    webhooks_allow_http: bool = False
+    # A webhook delivery is retried for this long after its event, the first retry this long after the
+    # first failure (later ones up to 720 times that), and each attempt waits this long for an answer.
+    webhook_retry_seconds: float = 86400.0
+    webhook_first_retry_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +110,17 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
             return default
         return raw == "on"
 
+    def seconds(name: str, default: float) -> float:
+        raw = env.get(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < float("inf"):
+            problems.append(f"{name}={raw!r} is not a number of seconds (above 0, decimals allowed)")
+            return default
+        return value
+
     s3_endpoint = need("BRIGHTRUN_S3_ENDPOINT")
     jwks = env.get("BRIGHTRUN_JWT_JWKS", "")
     if jwks and not jwks.startswith(("http://", "https://")) and not Path(jwks).is_file():
@@ -144,6 +162,10 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         hub_check=switch("BRIGHTRUN_HUB_CHECK", False),
         hf_token=env.get("HF_TOKEN", ""),
         agent_seen_minutes=minutes("BRIGHTRUN_AGENT_SEEN_MINUTES", 10),
+        webhooks_allow_http=switch("BRIGHTRUN_WEBHOOKS_ALLOW_HTTP", False),
+        webhook_retry_seconds=seconds("BRIGHTRUN_WEBHOOK_RETRY_SECONDS", 86400.0),
+        webhook_first_retry_seconds=seconds("BRIGHTRUN_WEBHOOK_FIRST_RETRY_SECONDS", 5.0),
+        webhook_timeout_seconds=seconds("BRIGHTRUN_WEBHOOK_TIMEOUT_SECONDS", 10.0),
     )
     if problems:
         raise ConfigError("; ".join(problems))

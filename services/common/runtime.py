@@ -77,6 +77,13 @@ class ServiceRuntime:
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
 
+    def run_task(self, name: str, work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """Run ``work(stopping)`` until the service stops, watched like a consumer: its
+        task ending before then turns health NOT_SERVING."""
+        task = asyncio.create_task(work(self.stopping), name=f"{self.name}-{name}")
+        task.add_done_callback(self._consumer_ended)
+        self._consumers.append(task)
+
     async def serve(
         self, address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
     ) -> int:

@@ -12,13 +12,13 @@ from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf import json_format
-from services.common import events
+from services.common import events, idempotency
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
-from services.job_svc import idempotency, launch_checks, preflight, store
+from services.job_svc import launch_checks, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate
@@ -137,7 +137,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             async with self._db.transaction() as conn:
                 existing = await store.job_by_request(conn, uid, request.request_id)
             if existing is not None:
-                idempotency.check_replay(existing.request_fingerprint, request)
+                idempotency.check_replay(existing.request_fingerprint, request, "job")
                 return job_pb2.CreateJobResponse(job=job_message(existing))
         config = self._config(request.preset_id, request.hyperparameters, request.gpu_config)
         launch = await preflight.launch_report(config, self._settings)
@@ -175,7 +175,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             })
             if row is None:  # a concurrent retry with the same request id won
                 row = await store.job_by_request(conn, uid, request.request_id)
-                idempotency.check_replay(row.request_fingerprint, request)
+                idempotency.check_replay(row.request_fingerprint, request, "job")
                 return job_pb2.CreateJobResponse(job=job_message(row))
             await events.add_to_outbox(conn, job_event("job.queued", row))
             assignment = job_pb2.TrainingAssignment(

@@ -78,6 +78,8 @@ class Platform:
         env.setdefault("BRIGHTRUN_S3_SECRET_KEY", DEV_S3_SECRET_KEY)
         # The embedded default signs its own development tokens; a deployment's gateway has no default.
         env.setdefault("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET)
+        # Local receivers (a script on this machine) have no certificate.
+        env.setdefault("BRIGHTRUN_WEBHOOKS_ALLOW_HTTP", "on")
         try:
             self._start_components(env)
             model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(self.home / "models" / "tiny-llama")))

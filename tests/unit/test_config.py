@@ -62,3 +62,16 @@ def test_a_jwks_that_is_neither_a_url_nor_a_file_is_refused_and_origins_are_a_li
         read_settings({**BASE, "BRIGHTRUN_JWT_JWKS": str(tmp_path / "missing.json")})
     settings = read_settings({**BASE, "BRIGHTRUN_CORS_ORIGINS": "https://a.example, https://b.example"})
     assert settings.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_webhook_settings_default_to_https_only_a_day_of_retries_and_bad_values_are_reported():
+    settings = read_settings(BASE)
+    assert (settings.webhooks_allow_http, settings.webhook_retry_seconds, settings.webhook_first_retry_seconds,
+            settings.webhook_timeout_seconds) == (False, 86400.0, 5.0, 10.0)
+    quick = read_settings(BASE | {"BRIGHTRUN_WEBHOOKS_ALLOW_HTTP": "on", "BRIGHTRUN_WEBHOOK_FIRST_RETRY_SECONDS": "0.2"})
+    assert (quick.webhooks_allow_http, quick.webhook_first_retry_seconds) == (True, 0.2)
+    bad = {"BRIGHTRUN_WEBHOOK_RETRY_SECONDS": "0", "BRIGHTRUN_WEBHOOK_FIRST_RETRY_SECONDS": "nan",
+           "BRIGHTRUN_WEBHOOK_TIMEOUT_SECONDS": "10s"}
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | bad)
+    assert all(name in str(info.value) for name in bad)

@@ -4,7 +4,7 @@ import pytest
 
 from brightrun.job.v1 import job_pb2
 from services.common.errors import IdempotencyKeyReused, InvalidArgument
-from services.job_svc.idempotency import check_replay, check_request_id, fingerprint
+from services.common.idempotency import check_replay, check_request_id, fingerprint
 
 
 def _request(**changes) -> job_pb2.CreateJobRequest:
@@ -35,13 +35,13 @@ def test_the_fingerprint_ignores_the_request_id_and_fields_left_at_their_default
 def test_any_other_change_is_another_request(changed):
     assert fingerprint(_request(**changed)) != fingerprint(_request())
     with pytest.raises(IdempotencyKeyReused) as info:
-        check_replay(fingerprint(_request()), _request(**changed))
+        check_replay(fingerprint(_request()), _request(**changed), "job")
     assert list(info.value.details) == ["Idempotency-Key"]
 
 
 def test_the_same_request_replays_and_so_does_a_job_kept_without_a_fingerprint():
-    check_replay(fingerprint(_request()), _request())
-    check_replay(None, _request(preset_id="balanced"))
+    check_replay(fingerprint(_request()), _request(), "job")
+    check_replay(None, _request(preset_id="balanced"), "job")
 
 
 @pytest.mark.parametrize("request_id", ["k" * 256, "nul\x00", "line\nbreak"])
