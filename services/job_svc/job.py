@@ -62,6 +62,8 @@ class Job:
     pace_since: datetime | None = None
     # When the current attempt began (its agent took the job and loads the model): what measured durations count from.
     attempt_started_at: datetime | None = None
+    # The step the current attempt resumed after (its checkpoint's), as its plan reported; 0: it started fresh.
+    resumed_from_step: int = 0
     changes: dict = field(default_factory=dict)
 
     @classmethod
@@ -94,20 +96,34 @@ class Job:
         self._began()
         self._move("running", "training")
 
-    def start_attempt(self, attempt: int, total_steps: int, batch_layout: dict | None, now: datetime) -> list[str]:
-        """An attempt began ``now`` with the trainer's plan of ``total_steps`` (0: it kept the job's).
+    def start_attempt(self, attempt: int, batch_layout: dict | None, now: datetime) -> list[str]:
+        """An attempt began ``now``: its agent took the job. Its plan follows (plan_attempt).
 
         Raises FailedPrecondition for an ended job.
         """
         if self.ended:
             raise FailedPrecondition(f"A {self.status} job starts no attempt")
         # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
-        self._set(attempt=attempt, retry_count=max(self.retry_count, attempt - 1),
-                  total_steps=total_steps or self.total_steps, pace_step=None, pace_since=None,
-                  attempt_started_at=now)
+        self._set(attempt=attempt, retry_count=max(self.retry_count, attempt - 1), pace_step=None, pace_since=None,
+                  attempt_started_at=now, resumed_from_step=0)
         if batch_layout is not None:
             self._set(batch_layout=batch_layout)
         self._began()
+        return []
+
+    def plan_attempt(self, attempt: int, total_steps: int, resumed_from_step: int) -> list[str]:
+        """The trainer's recipe planned ``total_steps`` from the data it loaded, resuming after
+        ``resumed_from_step``: the job counts its progress and ETA against that plan.
+
+        A plan of an earlier attempt than the job's changes nothing. Raises
+        FailedPrecondition for an ended job.
+        """
+        if self.ended:
+            raise FailedPrecondition(f"A {self.status} job takes no plan")
+        if attempt < self.attempt or total_steps <= 0:
+            return []
+        self._set(total_steps=total_steps, resumed_from_step=resumed_from_step,
+                  progress=progress(self.current_step, total_steps))
         return []
 
     def record_point(self, step: int, epoch: int, metrics: dict, at: datetime, now: datetime) -> list[str]:

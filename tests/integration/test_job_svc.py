@@ -154,7 +154,7 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     while not watched:  # the snapshot first, so that it shows the job still queued
         await asyncio.sleep(0.05)
     layout = job_pb2.BatchLayout(micro_batch_size=4, gradient_accumulation_steps=1, world_size=2)
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10, batch_layout=layout)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, batch_layout=layout)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     initializing = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     assert initializing.batch_layout == layout and not job.HasField("batch_layout")
@@ -252,7 +252,7 @@ async def _job_events(js, job_id: str, until) -> list[events_pb2.Event]:
 async def test_a_job_requeued_and_resumed_is_announced_as_started_once(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
     for attempt in (1, 2):
-        started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt, total_steps=10)
+        started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt)
         await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
         metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=_point(job.id, attempt, 2.0))
         await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
@@ -269,7 +269,7 @@ async def test_a_job_requeued_and_resumed_is_announced_as_started_once(stub, js)
 
 async def test_a_late_report_for_a_cancelled_job_moves_nothing_and_keeps_the_step_it_trained(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 1, 2.0))
     await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
@@ -553,7 +553,7 @@ async def _budget_exceeded(js, job: job_pb2.Job, user: str = OWNER, budget: floa
 
 async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     metrics = events_pb2.TrainerMetrics(metric_point=_point(job.id, 1, 2.0), total_steps=10)
     await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
@@ -569,17 +569,21 @@ async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js)
     assert [e.type for e in seen].count("job.cancelled") == 1
 
 
-async def _run_job(stub, js, hp: job_pb2.Hyperparameters, attempt: int = 1) -> job_pb2.Job:
-    """A job of REQUEST with ``hp`` through one attempt: 1 s to load, steps 1 to 10 in 9 s of the trainer's clock."""
+async def _run_job(stub, js, hp: job_pb2.Hyperparameters, attempt: int = 1, resumed_from: int = 0) -> job_pb2.Job:
+    """A job of REQUEST with ``hp`` through one attempt that resumes after step ``resumed_from``: 1 s to
+    load, then steps ``resumed_from + 1`` to 10 at one a second of the trainer's clock."""
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}),
                                 metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    planned = events_pb2.TrainerAttemptPlanned(job_id=job.id, attempt=attempt, total_steps=10,
+                                               resumed_from_step=resumed_from)
+    await _trainer_event(js, job, "trainer.attempt.planned", trainer_attempt_planned=planned)
     await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     await asyncio.sleep(1)  # loading the model: the duration counts it, the speed does not
     # The points time the steps as the trainer saw them, not as they arrive.
-    first, last = _point(job.id, 1, 2.0), _point(job.id, 10, 1.0)
-    last.timestamp.FromSeconds(first.timestamp.seconds + 9)
+    first, last = _point(job.id, resumed_from + 1, 2.0), _point(job.id, 10, 1.0)
+    last.timestamp.FromSeconds(first.timestamp.seconds + 9 - resumed_from)
     last.timestamp.nanos = first.timestamp.nanos
     for point in (first, last):
         metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=point, total_steps=10)
@@ -606,9 +610,32 @@ async def test_a_completed_job_measures_its_speed_and_the_next_estimate_of_its_k
     assert (await _estimate(stub, REQUEST["gpu_config"], _hp(max_seq_length=16000))).basis == "table"
 
 
-async def test_a_job_that_needed_a_second_attempt_is_not_measured(stub, js):
+async def test_a_job_that_needed_a_second_attempt_is_measured_on_its_last_attempt(stub, js):
     hp = _hp(max_seq_length=30000)
-    # Its assignment was redelivered (the first agent died): it may have resumed mid-run.
-    done = await _run_job(stub, js, hp, attempt=2)
+    # Its assignment was redelivered (the first agent died): the second attempt resumed after step 5.
+    done = await _run_job(stub, js, hp, attempt=2, resumed_from=5)
     assert done.retry_count == 1
-    assert (await _estimate(stub, REQUEST["gpu_config"], hp)).basis == "table"
+
+    after = await _estimate(stub, REQUEST["gpu_config"], hp)
+    assert after.basis == "measured"
+    # Steps 6 to 10 in 4 s between the first and last points: 4 steps of 800 tokens, 800 tokens/s.
+    assert after.training_details.estimated_throughput_tokens_per_sec == pytest.approx(800)
+    # The attempt trained 5 steps' 4000 tokens in its span; the whole job's 8000 take 5 s more.
+    took = (done.completed_at.ToDatetime() - done.attempt_started_at.ToDatetime()).total_seconds()
+    assert after.estimated_duration_seconds == pytest.approx(took + 5, abs=1e-3)
+
+
+async def test_the_job_counts_its_progress_against_the_plan_its_attempt_reported(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    assert job.total_steps == 10  # the estimate's, from the validator's counts
+    await _trainer_event(js, job, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1))
+    # The recipe dropped conversations beyond max_seq_length: it will run 8 steps.
+    planned = events_pb2.TrainerAttemptPlanned(job_id=job.id, attempt=1, total_steps=8)
+    await _trainer_event(js, job, "trainer.attempt.planned", trainer_attempt_planned=planned)
+    await _wait(stub, job.id, lambda j: j.total_steps == 8)
+    metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 2, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    running = await _wait(stub, job.id, lambda j: j.current_step == 2)
+    assert running.progress == 25.0
+    await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
