@@ -6,6 +6,7 @@ calls :func:`read_settings` and passes the frozen result down.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,10 @@ class Settings:
     hf_token: str = field(default="", repr=False)
     # A job for a GPU type and count no agent was seen taking in this long is created with a warning.
     agent_seen_minutes: int = 10
+    # A job still queued this long (no agent took it) gets one notification to its owner.
+    queued_alert_minutes: float = 15.0
+    # A running job publishes its cost so far at least this often, even when no step arrives.
+    cost_tick_seconds: float = 60.0
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +90,17 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name}={raw!r} is not a number of minutes (a whole number above 0)")
             return default
         return int(raw)
+
+    def positive(name: str, default: float, unit: str) -> float:
+        raw = env.get(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            problems.append(f"{name}={raw!r} is not a number of {unit} (a number above 0)")
+            return default
+        return value
 
     def switch(name: str, default: bool) -> bool:
         raw = env.get(name, "on" if default else "off").lower()
@@ -127,6 +143,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         hub_check=switch("BRIGHTRUN_HUB_CHECK", False),
         hf_token=env.get("HF_TOKEN", ""),
         agent_seen_minutes=minutes("BRIGHTRUN_AGENT_SEEN_MINUTES", 10),
+        queued_alert_minutes=positive("BRIGHTRUN_QUEUED_ALERT_MINUTES", 15.0, "minutes"),
+        cost_tick_seconds=positive("BRIGHTRUN_COST_TICK_SECONDS", 60.0, "seconds"),
     )
     if problems:
         raise ConfigError("; ".join(problems))

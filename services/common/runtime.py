@@ -77,6 +77,25 @@ class ServiceRuntime:
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
 
+    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` every ``seconds`` until the service stops; a failed run (the database away,
+        say) is logged and the next one comes on time."""
+
+        async def loop() -> None:
+            while not self.stopping.is_set():
+                try:
+                    await work()
+                except Exception:
+                    log.exception("%s: %s failed; retrying in %.1f s", self.name, name, seconds)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), seconds)
+                except TimeoutError:
+                    pass
+
+        task = asyncio.create_task(loop(), name=f"{self.name}-{name}")
+        task.add_done_callback(self._consumer_ended)
+        self._consumers.append(task)
+
     async def serve(
         self, address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
     ) -> int:

@@ -273,8 +273,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                     seen = job.updated_at.ToDatetime(tzinfo=timezone.utc)
                     yield job_pb2.WatchJobResponse(job=job)
                 point = event.job_progressed.metric_point
-                # A fresh point of the last step sent is that step's validation result.
-                if event.HasField("job_progressed") and (point.step > last_step or fresh and point.step == last_step):
+                # A fresh point of the last step sent is that step's validation result; a clock tick has no point.
+                if event.job_progressed.HasField("metric_point") and (
+                        point.step > last_step or fresh and point.step == last_step):
                     last_step = point.step
                     yield job_pb2.WatchJobResponse(metric_point=point)
                 if STATUS_NAMES[job.status] in TERMINAL:

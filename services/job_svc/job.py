@@ -64,6 +64,10 @@ class Job:
     attempt_started_at: datetime | None = None
     # The step the current attempt resumed after (its checkpoint's), as its plan reported; 0: it started fresh.
     resumed_from_step: int = 0
+    # When the job last became queued (created, or handed back for a retry).
+    waiting_since: datetime | None = None
+    # When its owner was told no agent had taken it; None: not yet (once per job).
+    waiting_alerted_at: datetime | None = None
     changes: dict = field(default_factory=dict)
 
     @classmethod
@@ -183,9 +187,31 @@ class Job:
         self._began()
         if retryable and self.retry_count < MAX_RETRIES:
             self._move("queued", "retrying")
-            self._set(retry_count=self.retry_count + 1, error_message=reason)
+            self._set(retry_count=self.retry_count + 1, error_message=reason, waiting_since=now)
             return []
         return self._end("failed", now, error_message=reason)
+
+    def tick(self, now: datetime) -> list[str]:
+        """The clock, while the job runs between steps: its cost so far brought up to ``now``.
+
+        Returns ``job.progressed`` (without a metric point), so billing accrues
+        the cost and watchers see it, even when no step arrives for a long
+        time; nothing for a job that is not running.
+        """
+        if self.status != "running":
+            return []
+        self._set(current_cost=cost_so_far(self.started_at, now, self.hourly_rate))
+        return ["job.progressed"]
+
+    def waited_too_long(self, now: datetime) -> list[str]:
+        """The job stayed queued past the bound: ``job.waiting_for_agent``, once per job (its owner is told).
+
+        Nothing for a job no longer queued or whose owner was told already.
+        """
+        if self.status != "queued" or self.waiting_alerted_at is not None:
+            return []
+        self._set(waiting_alerted_at=now)
+        return ["job.waiting_for_agent"]
 
     def abandon(self, reason: str, now: datetime) -> list[str]:
         """JetStream gave up redelivering the assignment: the job fails.

@@ -27,6 +27,7 @@ from google.protobuf import struct_pb2
 from services.common import events
 from services.common.errors import NotFound
 from services.common.grpc import as_user, channel, create_server, error_details, rpc, user_id
+from services.billing_svc.server import start as start_billing
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())
@@ -76,7 +77,8 @@ class Billing(billing_pb2_grpc.BillingServiceServicer):
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def stub(settings):
+async def fakes():
+    """The address of the fake DatasetService and BillingService."""
     server, port, _ = create_server(
         "127.0.0.1:0",
         [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s),
@@ -84,12 +86,16 @@ async def stub(settings):
         [],
     )
     await server.start()
-    fakes = f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def stub(settings, fakes):
     runtime = await start(dataclasses.replace(settings, dataset_addr=fakes, billing_addr=fakes), address="127.0.0.1:0")
     async with channel(f"127.0.0.1:{runtime.port}") as ch:
         yield job_pb2_grpc.JobServiceStub(ch)
     await runtime.stop()
-    await server.stop(0)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -639,3 +645,91 @@ async def test_the_job_counts_its_progress_against_the_plan_its_attempt_reported
     running = await _wait(stub, job.id, lambda j: j.current_step == 2)
     assert running.progress == 25.0
     await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+
+
+# A short clock: a running job ticks at least every 1.5 s, a job queued 3 s gets its notice.
+TICK_SECONDS, QUEUED_ALERT_MINUTES = 1.5, 0.05
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def clocked(settings, fakes):
+    """job_svc with a short clock, beside the real billing_svc that turns its events into costs and notices."""
+    billing = await start_billing(settings, address="127.0.0.1:0")
+    tuned = dataclasses.replace(settings, dataset_addr=fakes, billing_addr=f"127.0.0.1:{billing.port}",
+                                cost_tick_seconds=TICK_SECONDS, queued_alert_minutes=QUEUED_ALERT_MINUTES)
+    jobs = await start(tuned, address="127.0.0.1:0")
+    async with channel(f"127.0.0.1:{jobs.port}") as job_ch, channel(f"127.0.0.1:{billing.port}") as billing_ch:
+        yield job_pb2_grpc.JobServiceStub(job_ch), billing_pb2_grpc.BillingServiceStub(billing_ch)
+    await jobs.stop()
+    await billing.stop()
+
+
+async def _compute_records(billing, job_id: str) -> list[billing_pb2.CostRecord]:
+    reply = await billing.ListCostRecords(billing_pb2.ListCostRecordsRequest(job_id=job_id), metadata=as_user(OWNER))
+    return [r for r in reply.cost_records if r.cost_type == "compute"]
+
+
+async def test_a_running_job_without_steps_is_charged_by_the_clock_and_its_records_sum_to_its_final_cost(
+        clocked, js):
+    jobs, billing = clocked
+    request = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="H100", count=8)})
+    job = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job  # $33.60 an hour: a cent every 1.1 s
+    await _trainer_event(js, job, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1))
+    metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 1, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(jobs, job.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING)
+
+    # No step after the first, for longer than the tick: billing still records the cost so far.
+    for _ in range(100):
+        charged = await _compute_records(billing, job.id)
+        if charged:
+            break
+        await asyncio.sleep(0.1)
+    assert charged and charged[0].amount > 0
+    running = (await jobs.GetJob(job_pb2.GetJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+    assert running.status == job_pb2.JOB_STATUS_RUNNING and running.current_step == 1
+
+    cancelled = (await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+    final = round(cancelled.final_cost * 100)
+    for _ in range(100):
+        records = await _compute_records(billing, job.id)
+        if sum(round(r.amount * 100) for r in records) == final and len(records) > len(charged):
+            break
+        await asyncio.sleep(0.1)
+    # The clock's records and the final remainder sum exactly to the job's final cost.
+    assert sum(round(r.amount * 100) for r in records) == final > 0
+    assert len(records) > len(charged)
+
+
+async def _waiting_notices(billing, job_id: str) -> list[billing_pb2.Notification]:
+    reply = await billing.ListNotifications(billing_pb2.ListNotificationsRequest(page_size=100),
+                                            metadata=as_user(OWNER))
+    return [n for n in reply.notifications if n.type == "job_waiting" and n.metadata["job_id"] == job_id]
+
+
+async def test_a_job_no_agent_takes_tells_its_owner_once_which_gpu_it_waits_for(clocked, js):
+    jobs, billing = clocked
+    request = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="A100-40GB", count=2)})
+    waiting = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job
+    taken = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job
+    # An agent takes the second job before the bound.
+    await _trainer_event(js, taken, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=taken.id, attempt=1))
+    await _wait(jobs, taken.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
+
+    for _ in range(150):
+        notices = await _waiting_notices(billing, waiting.id)
+        if notices:
+            break
+        await asyncio.sleep(0.1)
+    assert len(notices) == 1
+    assert notices[0].message == ('Your training job for "chats" has been queued for 0 minutes: no trainer agent '
+                                  "has taken it. It waits for an agent with 2x A100-40GB.")
+    assert notices[0].metadata["gpu_type"] == "A100-40GB"
+    # Several more sweeps: still one notice, and none for the job an agent took.
+    await asyncio.sleep(3 * TICK_SECONDS)
+    assert len(await _waiting_notices(billing, waiting.id)) == 1
+    assert await _waiting_notices(billing, taken.id) == []
+    for job in (waiting, taken):
+        await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))

@@ -52,3 +52,14 @@ def test_launch_check_settings_default_off_and_ten_minutes_and_bad_values_are_re
     with pytest.raises(ConfigError) as info:
         read_settings(BASE | {"BRIGHTRUN_HUB_CHECK": "yes", "BRIGHTRUN_AGENT_SEEN_MINUTES": "0"})
     assert "BRIGHTRUN_HUB_CHECK" in str(info.value) and "BRIGHTRUN_AGENT_SEEN_MINUTES" in str(info.value)
+
+
+def test_the_queue_alert_and_cost_tick_bounds_default_and_bad_ones_are_named():
+    settings = read_settings(BASE)
+    assert (settings.queued_alert_minutes, settings.cost_tick_seconds) == (15.0, 60.0)
+    short = read_settings(BASE | {"BRIGHTRUN_QUEUED_ALERT_MINUTES": "0.5", "BRIGHTRUN_COST_TICK_SECONDS": "2"})
+    assert (short.queued_alert_minutes, short.cost_tick_seconds) == (0.5, 2.0)
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_QUEUED_ALERT_MINUTES": "soon", "BRIGHTRUN_COST_TICK_SECONDS": "-1"})
+    assert "BRIGHTRUN_QUEUED_ALERT_MINUTES='soon'" in str(info.value)
+    assert "BRIGHTRUN_COST_TICK_SECONDS='-1'" in str(info.value)

@@ -25,7 +25,7 @@ def _job(status="queued", **fields) -> Job:
         current_epoch=0, progress=0.0, gpu_config={"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2},
         current_cost=0.0, final_cost=None, started_at=None, completed_at=None, estimated_completion_at=None,
         error_message=None, current_metrics=None, batch_layout=None, pace_step=None, pace_since=None,
-        attempt_started_at=None, resumed_from_step=0,
+        attempt_started_at=None, resumed_from_step=0, waiting_since=T0, waiting_alerted_at=None,
     )
     row.update(fields)
     return Job.from_row(SimpleNamespace(**row))
@@ -238,3 +238,25 @@ def test_an_ended_job_takes_no_move_and_changes_nothing(status, report):
     with pytest.raises(FailedPrecondition):
         report(job)
     assert job.status == status and job.changes == {}
+
+
+def test_the_clock_brings_a_running_jobs_cost_up_to_now_and_nothing_else_ticks():
+    job = _job("running", started_at=T0, current_cost=1.0)
+    assert job.tick(T0 + timedelta(minutes=30)) == ["job.progressed"]
+    assert job.current_cost == 4.2 and job.changes == {"current_cost": 4.2}  # $8.40 an hour
+    for status in ("queued", "initializing", "completed", "failed", "cancelled"):
+        assert _job(status, started_at=T0).tick(T0 + timedelta(hours=1)) == []
+
+
+def test_a_job_that_waited_too_long_in_the_queue_says_so_once_and_only_while_queued():
+    job = _job()
+    assert job.waited_too_long(T0) == ["job.waiting_for_agent"]
+    assert job.waiting_alerted_at == T0
+    assert job.waited_too_long(T0 + timedelta(minutes=1)) == []
+    assert _job("initializing").waited_too_long(T0) == []
+
+
+def test_a_job_handed_back_for_a_retry_waits_again_from_then():
+    job = _job("running", waiting_since=T0 - timedelta(hours=1))
+    job.attempt_failed("agent stopping", retryable=True, cancelled=False, now=T0)
+    assert (job.status, job.waiting_since) == ("queued", T0)
