@@ -184,7 +184,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 dataset_bucket=dataset.storage_bucket, dataset_path=dataset.storage_path,
                 dataset_format=dataset.format, dataset_sha256=dataset.content_sha256,
                 output_bucket=self._settings.models_bucket,
-                output_prefix=f"{uid}/{job_id}/", total_steps=steps,
+                output_prefix=f"{uid}/{job_id}/",
             )
             await events.add_message_to_outbox(
                 conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),

@@ -57,7 +57,8 @@ def dataset(tmp_path) -> Path:
 def _worker(tiny_model: Path, dataset: Path, tmp_path: Path, *extra: str) -> list[str]:
     assignment = tmp_path / "assignment.json"
     hyperparameters = {"base_model": str(tiny_model), "batch_size": 1, "epochs": 3, "rank": 4, "seed": 3}
-    # The job's estimate planned 999 steps: the worker reports the steps its recipe plans from the data instead.
+    # An assignment from before plans were the recipe's carried the estimate's steps: the worker ignores them
+    # and reports the steps its recipe plans from the data.
     assignment.write_text(json.dumps({"hyperparameters": hyperparameters, "total_steps": 999}))
     command = [sys.executable, "-m", "services.trainer_agent.worker", "--assignment", str(assignment)]
     return command + ["--dataset", str(dataset), "--output", str(tmp_path / "adapter"), *extra]
