@@ -19,9 +19,8 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 
 from services.billing_svc.costs import CostDraft, billing_period
+from services.common.gpu_catalogue import CATALOGUE
 
-# The spec's estimate charges a flat storage cost per trained model (FR-3.1).
-STORAGE_COST_CENTS = 50
 # A record per progress event would be one every few seconds on a large
 # node; a minute keeps the records readable and the budget check timely.
 ACCRUAL_INTERVAL = timedelta(minutes=1)
@@ -92,7 +91,9 @@ def accrue(event: events_pb2.Event, ledger: Ledger) -> Accrual | None:
     drafts = [_compute(event, job, remainder, total, when, "final")] if remainder or completed_unbilled else []
     if kind == "job_completed":
         stored = sum(f.size_bytes for f in event.job_completed.manifest.files)
-        drafts.append(_draft(event, job, "storage", STORAGE_COST_CENTS, {"bytes": stored}, when, "storage"))
+        # A flat storage cost per trained model (FR-3.1), at the catalogue's price.
+        storage = cents(CATALOGUE.storage_price_per_model)
+        drafts.append(_draft(event, job, "storage", storage, {"bytes": stored}, when, "storage"))
     return Accrual(drafts, replace(ledger, charged_cents=total, ended=True))
 
 

@@ -1,7 +1,7 @@
 """Turns platform events into notifications and cost records.
 
 A durable consumer belongs to one stream, so there is one per stream (and
-one more on JOBS for job.progressed); each claims the event id under its own name, so a redelivered or re-published
+one more on JOBS each for job.progressed and job.waiting_for_agent); each claims the event id under its own name, so a redelivered or re-published
 event writes nothing twice. A job's charges accrue against its ledger
 (charges.py), so even its events re-sent under new event ids bill once.
 A charge can cross 80% or 100% of its user's monthly budget (a notice, once
@@ -26,6 +26,7 @@ SUBSCRIPTIONS = {
     "billing-jobs": ("JOBS", ["job.queued", "job.started", "job.completed", "job.failed", "job.cancelled"]),
     # Its own durable: a consumer's subjects are fixed when it is first created.
     "billing-progress": ("JOBS", ["job.progressed"]),
+    "billing-waits": ("JOBS", ["job.waiting_for_agent"]),
     "billing-artifacts": ("ARTIFACTS", ["artifact.created"]),
 }
 

@@ -13,6 +13,7 @@ from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.billing_svc.messages import budget_message, cost_record_message, notification_message
 from services.billing_svc.webhook_handlers import WebhookHandlers
 from services.common.db import Database
+from services.common.gpu_catalogue import CATALOGUE
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
 
@@ -110,3 +111,11 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
         async with self._db.transaction() as conn:
             month = await budgets.standing(conn, user_id(context), datetime.now(timezone.utc))
         return billing_pb2.CheckBudgetResponse(allowed=month.allows(estimate), budget=budget_message(month))
+
+    @rpc
+    async def GetPrices(self, request, context):
+        return billing_pb2.GetPricesResponse(
+            gpu_types=[billing_pb2.GpuPrice(type=g.type, memory_gb=g.memory_gb, price_per_gpu_hour=g.price_per_gpu_hour)
+                       for g in CATALOGUE.gpus.values()],
+            storage_price_per_model=CATALOGUE.storage_price_per_model,
+        )

@@ -5,7 +5,7 @@ FR-5.1). Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from brightrun.dataset.v1 import dataset_pb2
 from brightrun.events.v1 import events_pb2
@@ -92,6 +92,18 @@ def _job_started(event: events_pb2.Event) -> NotificationDraft:
     )
 
 
+def _job_waiting(event: events_pb2.Event) -> NotificationDraft:
+    waiting = event.job_waiting_for_agent
+    job, gpus = waiting.job, f"{waiting.job.gpu_config.count}x {waiting.job.gpu_config.type}"
+    message = (
+        f'Your training job for "{_dataset(job)}" has been queued for {waiting.waited_seconds // 60} minutes: '
+        f"no trainer agent has taken it. It waits for an agent with {gpus}."
+    )
+    draft = _job_notice(event, job, "job_waiting", "No Trainer Agent Yet", message, "medium")
+    return replace(draft, metadata={**draft.metadata, "gpu_type": job.gpu_config.type,
+                                    "gpu_count": job.gpu_config.count})
+
+
 def _job_completed(event: events_pb2.Event) -> NotificationDraft:
     job = event.job_completed.job
     cost = job.final_cost if job.HasField("final_cost") else job.current_cost
@@ -163,6 +175,7 @@ _BUILDERS = {
     "dataset_validation_failed": _dataset_error,
     "job_queued": _job_queued,
     "job_started": _job_started,
+    "job_waiting_for_agent": _job_waiting,
     "job_completed": _job_completed,
     "job_failed": _job_failed,
     "job_cancelled": _job_cancelled,

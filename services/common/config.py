@@ -6,6 +6,7 @@ calls :func:`read_settings` and passes the frozen result down.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class Settings:
     webhook_retry_seconds: float = 86400.0
     webhook_first_retry_seconds: float = 5.0
     webhook_timeout_seconds: float = 10.0
+    # A job still queued this long (no agent took it) gets one notification to its owner.
+    queued_alert_minutes: float = 15.0
+    # A running job publishes its cost so far at least this often, even when no step arrives.
+    cost_tick_seconds: float = 60.0
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -103,23 +108,23 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
             return default
         return int(raw)
 
+    def positive(name: str, default: float, unit: str) -> float:
+        raw = env.get(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            problems.append(f"{name}={raw!r} is not a number of {unit} (a number above 0)")
+            return default
+        return value
+
     def switch(name: str, default: bool) -> bool:
         raw = env.get(name, "on" if default else "off").lower()
         if raw not in ("on", "off"):
             problems.append(f"{name}={raw!r} must be on or off")
             return default
         return raw == "on"
-
-    def seconds(name: str, default: float) -> float:
-        raw = env.get(name, str(default))
-        try:
-            value = float(raw)
-        except ValueError:
-            value = 0.0
-        if not 0 < value < float("inf"):
-            problems.append(f"{name}={raw!r} is not a number of seconds (above 0, decimals allowed)")
-            return default
-        return value
 
     s3_endpoint = need("BRIGHTRUN_S3_ENDPOINT")
     jwks = env.get("BRIGHTRUN_JWT_JWKS", "")
@@ -163,9 +168,11 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         hf_token=env.get("HF_TOKEN", ""),
         agent_seen_minutes=minutes("BRIGHTRUN_AGENT_SEEN_MINUTES", 10),
         webhooks_allow_http=switch("BRIGHTRUN_WEBHOOKS_ALLOW_HTTP", False),
-        webhook_retry_seconds=seconds("BRIGHTRUN_WEBHOOK_RETRY_SECONDS", 86400.0),
-        webhook_first_retry_seconds=seconds("BRIGHTRUN_WEBHOOK_FIRST_RETRY_SECONDS", 5.0),
-        webhook_timeout_seconds=seconds("BRIGHTRUN_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        webhook_retry_seconds=positive("BRIGHTRUN_WEBHOOK_RETRY_SECONDS", 86400.0, "seconds"),
+        webhook_first_retry_seconds=positive("BRIGHTRUN_WEBHOOK_FIRST_RETRY_SECONDS", 5.0, "seconds"),
+        webhook_timeout_seconds=positive("BRIGHTRUN_WEBHOOK_TIMEOUT_SECONDS", 10.0, "seconds"),
+        queued_alert_minutes=positive("BRIGHTRUN_QUEUED_ALERT_MINUTES", 15.0, "minutes"),
+        cost_tick_seconds=positive("BRIGHTRUN_COST_TICK_SECONDS", 60.0, "seconds"),
     )
     if problems:
         raise ConfigError("; ".join(problems))

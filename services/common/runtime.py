@@ -84,6 +84,23 @@ class ServiceRuntime:
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
 
+    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` every ``seconds`` until the service stops; a failed run (the database away,
+        say) is logged and the next one comes on time."""
+
+        async def loop(stopping: asyncio.Event) -> None:
+            while not stopping.is_set():
+                try:
+                    await work()
+                except Exception:
+                    log.exception("%s: %s failed; retrying in %.1f s", self.name, name, seconds)
+                try:
+                    await asyncio.wait_for(stopping.wait(), seconds)
+                except TimeoutError:
+                    pass
+
+        self.run_task(name, loop)
+
     async def serve(
         self, address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
     ) -> int:

@@ -12,18 +12,19 @@ from services.job_svc.speed import FinishedRun, blend, measure
 async def record_completed(conn, row: Row) -> None:
     """Fold the completed job ``row`` (the jobs table's row) into its kind's measured speed.
 
-    Only a job that completed in its first attempt is measured: a retried job
-    may have resumed from a checkpoint, training fewer tokens. A job created before
+    The attempt that completed the job is measured: its span, its own first and
+    last metric points, and only the steps it trained after the checkpoint it
+    resumed from, so a retried job calibrates like any other. A job created before
     speeds were recorded (no speed_key), or whose points cannot tell a speed,
     changes nothing.
     """
-    if row.speed_key is None or row.retry_count or row.pace_since is None or row.attempt_started_at is None:
+    if row.speed_key is None or row.pace_since is None or row.attempt_started_at is None:
         return
     last = await store.last_metric_point(conn, str(row.id))
     if last is None:
         return
     measured = measure(FinishedRun(
-        planned_tokens=row.planned_tokens, total_steps=row.total_steps,
+        planned_tokens=row.planned_tokens, total_steps=row.total_steps, resumed_from_step=row.resumed_from_step,
         first_step=row.pace_step, first_at=row.pace_since, last_step=last.step, last_at=last.timestamp,
         attempt_started_at=row.attempt_started_at, completed_at=row.completed_at,
     ))

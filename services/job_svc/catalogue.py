@@ -1,31 +1,13 @@
-"""Presets and the GPU catalogue. Prices and planning throughputs are the spec's (FR-3.1)."""
+"""Presets, and the GPU catalogue as job_svc sees it (the configured one: services/common/gpu_catalogue.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The GPU catalogue is configuration, read once by services.common.gpu_catalogue (which billing_svc serves).
+from services.common.gpu_catalogue import CATALOGUE, GpuType
 
-@dataclass(frozen=True)
-class GpuType:
-    type: str
-    memory_gb: float
-    price_per_gpu_hour: float
-    # Planning figure for estimates, tokens per second per GPU.
-    throughput_tokens_per_second: float
-    max_count: int
-
-
-GPU_TYPES: dict[str, GpuType] = {
-    gpu.type: gpu
-    for gpu in (
-        GpuType("A100-80GB", 80, 3.50, 1800, 8),
-        GpuType("A100-40GB", 40, 2.80, 1500, 8),
-        GpuType("H100", 80, 4.20, 2200, 8),
-        GpuType("V100-32GB", 32, 2.10, 1200, 8),
-        # Local agents on machines without a GPU: free, one process.
-        GpuType("CPU", 0, 0.0, 2000, 1),
-    )
-}
+GPU_TYPES: dict[str, GpuType] = CATALOGUE.gpus
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class TrainerEvents:
         kind = event.WhichOneof("payload")
         apply = {
             "trainer_attempt_started": self._started,
+            "trainer_attempt_planned": self._planned,
             "trainer_metrics": self._metrics,
             "trainer_attempt_completed": self._completed,
             "trainer_attempt_failed": self._failed,
@@ -65,7 +66,10 @@ class TrainerEvents:
         layout = None
         if started.HasField("batch_layout"):
             layout = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
-        await events.save(conn, job, job.start_attempt(started.attempt, started.total_steps, layout, now))
+        await events.save(conn, job, job.start_attempt(started.attempt, layout, now))
+
+    async def _planned(self, conn, job, planned: events_pb2.TrainerAttemptPlanned, now) -> None:
+        await events.save(conn, job, job.plan_attempt(planned.attempt, planned.total_steps, planned.resumed_from_step))
 
     async def _metrics(self, conn, job, metrics: events_pb2.TrainerMetrics, now) -> None:
         stored = await store.insert_metric_point(conn, metrics.metric_point)

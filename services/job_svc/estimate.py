@@ -8,14 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.steps import CONVERSATIONS, steps_per_epoch, total_steps, training_conversations
-from services.job_svc.catalogue import GpuType
+from services.common.gpu_catalogue import CATALOGUE, GpuType
 from services.job_svc.speed import MeasuredSpeed
 
 # Initialization (10 min), validation between epochs (5 min each), final save (5 min).
 INIT_SECONDS = 10 * 60
 PER_EPOCH_SECONDS = 5 * 60
 SAVE_SECONDS = 5 * 60
-STORAGE_COST = 0.50
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,11 @@ def estimate(
         seconds = trained_tokens / throughput + INIT_SECONDS + epochs * PER_EPOCH_SECONDS + SAVE_SECONDS
     hours = seconds / 3600
     compute = hourly_rate * hours
+    storage = CATALOGUE.storage_price_per_model
     return Estimate(
-        estimated_cost=round(compute + STORAGE_COST, 2),
+        estimated_cost=round(compute + storage, 2),
         compute=round(compute, 2),
-        storage=STORAGE_COST,
+        storage=storage,
         estimated_duration_hours=round(hours, 2),
         hourly_rate=round(hourly_rate, 2),
         total_steps=steps,

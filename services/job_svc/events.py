@@ -16,6 +16,7 @@ _PAYLOADS = {
     "job.completed": ("job_completed", events_pb2.JobCompleted),
     "job.failed": ("job_failed", events_pb2.JobFailed),
     "job.cancelled": ("job_cancelled", events_pb2.JobCancelled),
+    "job.waiting_for_agent": ("job_waiting_for_agent", events_pb2.JobWaitingForAgent),
 }
 
 

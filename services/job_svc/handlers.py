@@ -184,7 +184,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 dataset_bucket=dataset.storage_bucket, dataset_path=dataset.storage_path,
                 dataset_format=dataset.format, dataset_sha256=dataset.content_sha256,
                 output_bucket=self._settings.models_bucket,
-                output_prefix=f"{uid}/{job_id}/", total_steps=steps,
+                output_prefix=f"{uid}/{job_id}/",
             )
             await events.add_message_to_outbox(
                 conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),
@@ -273,8 +273,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                     seen = job.updated_at.ToDatetime(tzinfo=timezone.utc)
                     yield job_pb2.WatchJobResponse(job=job)
                 point = event.job_progressed.metric_point
-                # A fresh point of the last step sent is that step's validation result.
-                if event.HasField("job_progressed") and (point.step > last_step or fresh and point.step == last_step):
+                # A fresh point of the last step sent is that step's validation result; a clock tick has no point.
+                if event.job_progressed.HasField("metric_point") and (
+                        point.step > last_step or fresh and point.step == last_step):
                     last_step = point.step
                     yield job_pb2.WatchJobResponse(metric_point=point)
                 if STATUS_NAMES[job.status] in TERMINAL:

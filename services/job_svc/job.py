@@ -62,6 +62,12 @@ class Job:
     pace_since: datetime | None = None
     # When the current attempt began (its agent took the job and loads the model): what measured durations count from.
     attempt_started_at: datetime | None = None
+    # The step the current attempt resumed after (its checkpoint's), as its plan reported; 0: it started fresh.
+    resumed_from_step: int = 0
+    # When the job last became queued (created, or handed back for a retry).
+    waiting_since: datetime | None = None
+    # When its owner was told no agent had taken it; None: not yet (once per job).
+    waiting_alerted_at: datetime | None = None
     changes: dict = field(default_factory=dict)
 
     @classmethod
@@ -94,20 +100,34 @@ class Job:
         self._began()
         self._move("running", "training")
 
-    def start_attempt(self, attempt: int, total_steps: int, batch_layout: dict | None, now: datetime) -> list[str]:
-        """An attempt began ``now`` with the trainer's plan of ``total_steps`` (0: it kept the job's).
+    def start_attempt(self, attempt: int, batch_layout: dict | None, now: datetime) -> list[str]:
+        """An attempt began ``now``: its agent took the job. Its plan follows (plan_attempt).
 
         Raises FailedPrecondition for an ended job.
         """
         if self.ended:
             raise FailedPrecondition(f"A {self.status} job starts no attempt")
         # A redelivered assignment (its agent died) is a retry too, even though no failure was reported.
-        self._set(attempt=attempt, retry_count=max(self.retry_count, attempt - 1),
-                  total_steps=total_steps or self.total_steps, pace_step=None, pace_since=None,
-                  attempt_started_at=now)
+        self._set(attempt=attempt, retry_count=max(self.retry_count, attempt - 1), pace_step=None, pace_since=None,
+                  attempt_started_at=now, resumed_from_step=0)
         if batch_layout is not None:
             self._set(batch_layout=batch_layout)
         self._began()
+        return []
+
+    def plan_attempt(self, attempt: int, total_steps: int, resumed_from_step: int) -> list[str]:
+        """The trainer's recipe planned ``total_steps`` from the data it loaded, resuming after
+        ``resumed_from_step``: the job counts its progress and ETA against that plan.
+
+        A plan of an earlier attempt than the job's changes nothing. Raises
+        FailedPrecondition for an ended job.
+        """
+        if self.ended:
+            raise FailedPrecondition(f"A {self.status} job takes no plan")
+        if attempt < self.attempt or total_steps <= 0:
+            return []
+        self._set(total_steps=total_steps, resumed_from_step=resumed_from_step,
+                  progress=progress(self.current_step, total_steps))
         return []
 
     def record_point(self, step: int, epoch: int, metrics: dict, at: datetime, now: datetime) -> list[str]:
@@ -167,9 +187,31 @@ class Job:
         self._began()
         if retryable and self.retry_count < MAX_RETRIES:
             self._move("queued", "retrying")
-            self._set(retry_count=self.retry_count + 1, error_message=reason)
+            self._set(retry_count=self.retry_count + 1, error_message=reason, waiting_since=now)
             return []
         return self._end("failed", now, error_message=reason)
+
+    def tick(self, now: datetime) -> list[str]:
+        """The clock, while the job runs between steps: its cost so far brought up to ``now``.
+
+        Returns ``job.progressed`` (without a metric point), so billing accrues
+        the cost and watchers see it, even when no step arrives for a long
+        time; nothing for a job that is not running.
+        """
+        if self.status != "running":
+            return []
+        self._set(current_cost=cost_so_far(self.started_at, now, self.hourly_rate))
+        return ["job.progressed"]
+
+    def waited_too_long(self, now: datetime) -> list[str]:
+        """The job stayed queued past the bound: ``job.waiting_for_agent``, once per job (its owner is told).
+
+        Nothing for a job no longer queued or whose owner was told already.
+        """
+        if self.status != "queued" or self.waiting_alerted_at is not None:
+            return []
+        self._set(waiting_alerted_at=now)
+        return ["job.waiting_for_agent"]
 
     def abandon(self, reason: str, now: datetime) -> list[str]:
         """JetStream gave up redelivering the assignment: the job fails.

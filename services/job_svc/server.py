@@ -1,4 +1,4 @@
-"""Wiring of job_svc: database, trainer, artifact and budget consumers, the dataset_svc and billing_svc clients, gRPC."""
+"""Wiring of job_svc: database, trainer, artifact and budget consumers, the clock (cost ticks, queue alerts), the dataset_svc and billing_svc clients, gRPC."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from services.job_svc.consumers import (
 )
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
+from services.job_svc.clock import JobClock
 from services.job_svc.handlers import JobHandlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,6 +39,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
                     handler=BudgetStops(runtime.db).handle)
     # Advisories are not durable: one sent while job_svc is down is missed (see the issue note).
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
+    clock = JobClock(runtime.db, settings)
+    runtime.every("clock", clock.period, clock.sweep)
     datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
     budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr)))
     handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget)

@@ -1,7 +1,8 @@
 """Training speed: what a finished job measured, and what the estimate takes
 from it. Pure.
 
-A job's measured duration is its attempt's wall time, from the agent taking
+A job's measured duration is its last attempt's wall time (a retried job is
+measured on the attempt that completed it), from the agent taking
 the job (``attempt_started_at``: it starts loading the model) to its
 completion, as the spec's duration counts initialization; the wait in the
 queue depends on other jobs and is not predicted. It is fitted as
@@ -74,10 +75,12 @@ class MeasuredSpeed:
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """A completed job as job_svc recorded it: its plan, its attempt's first and last metric points and span."""
+    """A completed job as job_svc recorded it: its plan, and its last attempt's start, the step it
+    resumed after, its first and last metric points and its end."""
 
     planned_tokens: float
     total_steps: int
+    resumed_from_step: int
     first_step: int
     first_at: datetime
     last_step: int
@@ -93,9 +96,12 @@ def measure(run: FinishedRun) -> MeasuredSpeed | None:
     steps = run.last_step - run.first_step
     if steps <= 0 or seconds <= 0 or run.total_steps <= 0 or run.planned_tokens <= 0:
         return None
-    tokens_per_second = run.planned_tokens * steps / run.total_steps / seconds
+    tokens_per_step = run.planned_tokens / run.total_steps
+    tokens_per_second = tokens_per_step * steps / seconds
+    # The attempt trained the steps after the one it resumed from; the rest of its time is overhead.
+    trained = tokens_per_step * max(0, run.last_step - run.resumed_from_step)
     duration = (run.completed_at - run.attempt_started_at).total_seconds()
-    return MeasuredSpeed(tokens_per_second, duration - run.planned_tokens / tokens_per_second)
+    return MeasuredSpeed(tokens_per_second, duration - trained / tokens_per_second)
 
 
 def blend(previous: MeasuredSpeed | None, newest: MeasuredSpeed) -> MeasuredSpeed:

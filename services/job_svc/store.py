@@ -51,6 +51,21 @@ async def load_job(conn: AsyncConnection, job_id: str, user_id: str | None = Non
     return None if row is None else Job.from_row(row)
 
 
+async def running_jobs_quiet_for(conn: AsyncConnection, seconds: float, limit: int = 100) -> list[Job]:
+    """Running jobs unchanged for ``seconds``, locked; rows another transaction holds are skipped."""
+    sql = ("SELECT * FROM jobs WHERE status = 'running' AND updated_at < clock_timestamp() - make_interval(secs => :s) "
+           "ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED")
+    return [Job.from_row(row) for row in await conn.execute(text(sql), {"s": seconds, "limit": limit})]
+
+
+async def jobs_queued_for(conn: AsyncConnection, seconds: float, limit: int = 100) -> list[Job]:
+    """Queued jobs waiting for ``seconds`` whose owner was not told yet, locked; held rows are skipped."""
+    sql = ("SELECT * FROM jobs WHERE status = 'queued' AND waiting_alerted_at IS NULL "
+           "AND waiting_since < clock_timestamp() - make_interval(secs => :s) "
+           "ORDER BY waiting_since LIMIT :limit FOR UPDATE SKIP LOCKED")
+    return [Job.from_row(row) for row in await conn.execute(text(sql), {"s": seconds, "limit": limit})]
+
+
 async def save_job(conn: AsyncConnection, job: Job) -> Row:
     """Write the fields ``job`` changed since it was loaded; returns the row as it is now."""
     if not job.changes:

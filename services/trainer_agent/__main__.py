@@ -24,6 +24,7 @@ import socket
 from pathlib import Path
 
 from services.common.config import read_settings
+from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
 
 
@@ -31,11 +32,11 @@ def _hardware() -> tuple[str, int]:
     import torch
 
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    gpu_type = os.environ.get("BRIGHTRUN_AGENT_GPU_TYPE") or ("CPU" if cuda == 0 else "")
+    gpu_type = os.environ.get("BRIGHTRUN_AGENT_GPU_TYPE") or (CPU if cuda == 0 else "")
     if not gpu_type:
         raise SystemExit(
             f"{cuda} CUDA device(s) found ({torch.cuda.get_device_name(0)}): set BRIGHTRUN_AGENT_GPU_TYPE "
-            "to their catalogue type (A100-80GB, A100-40GB, H100, V100-32GB)"
+            f"to their catalogue type ({', '.join(t for t in CATALOGUE.gpus if t != CPU)})"
         )
     return gpu_type, int(os.environ.get("BRIGHTRUN_AGENT_GPU_COUNT") or max(cuda, 1))
 

@@ -253,7 +253,6 @@ class TrainerAgent:
                     job_id=job_id,
                     attempt=attempt,
                     agent_id=self._agent.agent_id,
-                    total_steps=assignment.total_steps,
                     batch_layout=_batch_layout(assignment),
                 ),
             )
@@ -414,6 +413,8 @@ class TrainerAgent:
             async for line in worker.lines():
                 if line["type"] == "metrics":
                     self._send_metrics(assignment, attempt, line)
+                elif line["type"] == "plan":
+                    self._send_plan(assignment, attempt, line)
                 elif line["type"] == "checkpoint":
                     uploads.add(Path(line["path"]), line["step"])
                 else:
@@ -432,6 +433,20 @@ class TrainerAgent:
             outcome = {"type": "failed", "reason": f"the training worker exited with code {code}", "retryable": True}
         return outcome
 
+    def _send_plan(self, assignment, attempt: int, line: dict) -> None:
+        """The recipe's own plan, computed from the data it loaded: job_svc counts progress against it."""
+        self._send(
+            self._event(
+                "trainer.attempt.planned",
+                assignment,
+                _event_id(assignment.job_id, attempt, "planned"),
+                trainer_attempt_planned=events_pb2.TrainerAttemptPlanned(
+                    job_id=assignment.job_id, attempt=attempt, total_steps=line["total_steps"],
+                    resumed_from_step=line["resumed_from_step"],
+                ),
+            )
+        )
+
     def _send_metrics(self, assignment, attempt: int, line: dict) -> None:
         point = metric_point(assignment.job_id, line)
         self._send(
@@ -442,7 +457,7 @@ class TrainerAgent:
                 # is dropped by JetStream, and a resumed attempt's replay of a step by job_svc.
                 _event_id(assignment.job_id, attempt, "metrics", point.step, point.HasField("validation_loss")),
                 trainer_metrics=events_pb2.TrainerMetrics(
-                    job_id=assignment.job_id, attempt=attempt, metric_point=point, total_steps=assignment.total_steps
+                    job_id=assignment.job_id, attempt=attempt, metric_point=point, total_steps=line["total_steps"]
                 ),
             )
         )

@@ -88,6 +88,11 @@ def failure(exc: BaseException, *, setting_up: bool) -> dict:
     return {"type": "failed", "reason": reason, "retryable": not user_error}
 
 
+def plan(recipe: LoRATrainingRecipe) -> dict:
+    """The run as the set-up recipe planned it from the data it loaded: its steps, and the step it resumes after."""
+    return {"type": "plan", "total_steps": recipe.total_steps, "resumed_from_step": recipe.global_step}
+
+
 def completed(recipe: LoRATrainingRecipe, summary: dict) -> dict:
     """The ``completed`` line: the run's ``summary`` (as ``train()`` returned it)
     and the chat template its adapter was trained with."""
@@ -150,6 +155,7 @@ def main() -> int:
         )
         recipe.setup()
         setting_up, resumed_at = False, recipe.global_step
+        emit(plan(recipe))
         summary = recipe.train()
         if summary["stopped"]:
             _save_on_stop(recipe, args.checkpoint_dir, resumed_at, emit)

@@ -21,6 +21,7 @@ from brightrun.job.v1 import job_pb2
 
 from services.billing_svc.server import start
 from services.common import events
+from services.common.gpu_catalogue import DEFAULT_PATH, load
 from services.common.grpc import as_user, channel
 
 JOURNEY = {"dataset_ready", "job_queued", "job_started", "job_completed", "model_ready"}
@@ -250,6 +251,16 @@ async def test_bad_requests_name_the_field(service):
             billing_pb2.MarkNotificationReadRequest(notification_id="x"), metadata=as_user(user)
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_get_prices_serves_the_configured_gpu_catalogue(service):
+    reply = await service.GetPrices(billing_pb2.GetPricesRequest(), metadata=as_user(str(uuid.uuid4())))
+    catalogue = load(DEFAULT_PATH)  # the file this process was configured with (no BRIGHTRUN_GPU_CATALOGUE)
+    assert {g.type: (g.memory_gb, g.price_per_gpu_hour) for g in reply.gpu_types} == {
+        g.type: (g.memory_gb, g.price_per_gpu_hour) for g in catalogue.gpus.values()
+    }
+    assert reply.storage_price_per_model == catalogue.storage_price_per_model == 0.5
+    assert [g.type for g in reply.gpu_types] == ["A100-80GB", "A100-40GB", "H100", "V100-32GB", "CPU"]
 
 
 def _job_event(user: str, job: job_pb2.Job, kind: str, at: datetime | None = None) -> events_pb2.Event:

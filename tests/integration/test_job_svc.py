@@ -27,6 +27,7 @@ from google.protobuf import struct_pb2
 from services.common import events
 from services.common.errors import NotFound
 from services.common.grpc import as_user, channel, create_server, error_details, rpc, user_id
+from services.billing_svc.server import start as start_billing
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())
@@ -76,7 +77,8 @@ class Billing(billing_pb2_grpc.BillingServiceServicer):
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def stub(settings):
+async def fakes():
+    """The address of the fake DatasetService and BillingService."""
     server, port, _ = create_server(
         "127.0.0.1:0",
         [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), s),
@@ -84,12 +86,16 @@ async def stub(settings):
         [],
     )
     await server.start()
-    fakes = f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def stub(settings, fakes):
     runtime = await start(dataclasses.replace(settings, dataset_addr=fakes, billing_addr=fakes), address="127.0.0.1:0")
     async with channel(f"127.0.0.1:{runtime.port}") as ch:
         yield job_pb2_grpc.JobServiceStub(ch)
     await runtime.stop()
-    await server.stop(0)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -154,7 +160,7 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     while not watched:  # the snapshot first, so that it shows the job still queued
         await asyncio.sleep(0.05)
     layout = job_pb2.BatchLayout(micro_batch_size=4, gradient_accumulation_steps=1, world_size=2)
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10, batch_layout=layout)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, batch_layout=layout)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     initializing = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     assert initializing.batch_layout == layout and not job.HasField("batch_layout")
@@ -252,7 +258,7 @@ async def _job_events(js, job_id: str, until) -> list[events_pb2.Event]:
 async def test_a_job_requeued_and_resumed_is_announced_as_started_once(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
     for attempt in (1, 2):
-        started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt, total_steps=10)
+        started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt)
         await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
         metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=_point(job.id, attempt, 2.0))
         await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
@@ -269,7 +275,7 @@ async def test_a_job_requeued_and_resumed_is_announced_as_started_once(stub, js)
 
 async def test_a_late_report_for_a_cancelled_job_moves_nothing_and_keeps_the_step_it_trained(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 1, 2.0))
     await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
@@ -553,7 +559,7 @@ async def _budget_exceeded(js, job: job_pb2.Job, user: str = OWNER, budget: floa
 
 async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js):
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     metrics = events_pb2.TrainerMetrics(metric_point=_point(job.id, 1, 2.0), total_steps=10)
     await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
@@ -569,17 +575,21 @@ async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js)
     assert [e.type for e in seen].count("job.cancelled") == 1
 
 
-async def _run_job(stub, js, hp: job_pb2.Hyperparameters, attempt: int = 1) -> job_pb2.Job:
-    """A job of REQUEST with ``hp`` through one attempt: 1 s to load, steps 1 to 10 in 9 s of the trainer's clock."""
+async def _run_job(stub, js, hp: job_pb2.Hyperparameters, attempt: int = 1, resumed_from: int = 0) -> job_pb2.Job:
+    """A job of REQUEST with ``hp`` through one attempt that resumes after step ``resumed_from``: 1 s to
+    load, then steps ``resumed_from + 1`` to 10 at one a second of the trainer's clock."""
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**{**REQUEST, "hyperparameters": hp}),
                                 metadata=as_user(OWNER))).job
-    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt, total_steps=10)
+    started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
+    planned = events_pb2.TrainerAttemptPlanned(job_id=job.id, attempt=attempt, total_steps=10,
+                                               resumed_from_step=resumed_from)
+    await _trainer_event(js, job, "trainer.attempt.planned", trainer_attempt_planned=planned)
     await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     await asyncio.sleep(1)  # loading the model: the duration counts it, the speed does not
     # The points time the steps as the trainer saw them, not as they arrive.
-    first, last = _point(job.id, 1, 2.0), _point(job.id, 10, 1.0)
-    last.timestamp.FromSeconds(first.timestamp.seconds + 9)
+    first, last = _point(job.id, resumed_from + 1, 2.0), _point(job.id, 10, 1.0)
+    last.timestamp.FromSeconds(first.timestamp.seconds + 9 - resumed_from)
     last.timestamp.nanos = first.timestamp.nanos
     for point in (first, last):
         metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=attempt, metric_point=point, total_steps=10)
@@ -606,9 +616,120 @@ async def test_a_completed_job_measures_its_speed_and_the_next_estimate_of_its_k
     assert (await _estimate(stub, REQUEST["gpu_config"], _hp(max_seq_length=16000))).basis == "table"
 
 
-async def test_a_job_that_needed_a_second_attempt_is_not_measured(stub, js):
+async def test_a_job_that_needed_a_second_attempt_is_measured_on_its_last_attempt(stub, js):
     hp = _hp(max_seq_length=30000)
-    # Its assignment was redelivered (the first agent died): it may have resumed mid-run.
-    done = await _run_job(stub, js, hp, attempt=2)
+    # Its assignment was redelivered (the first agent died): the second attempt resumed after step 5.
+    done = await _run_job(stub, js, hp, attempt=2, resumed_from=5)
     assert done.retry_count == 1
-    assert (await _estimate(stub, REQUEST["gpu_config"], hp)).basis == "table"
+
+    after = await _estimate(stub, REQUEST["gpu_config"], hp)
+    assert after.basis == "measured"
+    # Steps 6 to 10 in 4 s between the first and last points: 4 steps of 800 tokens, 800 tokens/s.
+    assert after.training_details.estimated_throughput_tokens_per_sec == pytest.approx(800)
+    # The attempt trained 5 steps' 4000 tokens in its span; the whole job's 8000 take 5 s more.
+    took = (done.completed_at.ToDatetime() - done.attempt_started_at.ToDatetime()).total_seconds()
+    assert after.estimated_duration_seconds == pytest.approx(took + 5, abs=1e-3)
+
+
+async def test_the_job_counts_its_progress_against_the_plan_its_attempt_reported(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    assert job.total_steps == 10  # the estimate's, from the validator's counts
+    await _trainer_event(js, job, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1))
+    # The recipe dropped conversations beyond max_seq_length: it will run 8 steps.
+    planned = events_pb2.TrainerAttemptPlanned(job_id=job.id, attempt=1, total_steps=8)
+    await _trainer_event(js, job, "trainer.attempt.planned", trainer_attempt_planned=planned)
+    await _wait(stub, job.id, lambda j: j.total_steps == 8)
+    metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 2, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    running = await _wait(stub, job.id, lambda j: j.current_step == 2)
+    assert running.progress == 25.0
+    await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+
+
+# A short clock: a running job ticks at least every 1.5 s, a job queued 3 s gets its notice.
+TICK_SECONDS, QUEUED_ALERT_MINUTES = 1.5, 0.05
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def clocked(settings, fakes):
+    """job_svc with a short clock, beside the real billing_svc that turns its events into costs and notices."""
+    billing = await start_billing(settings, address="127.0.0.1:0")
+    tuned = dataclasses.replace(settings, dataset_addr=fakes, billing_addr=f"127.0.0.1:{billing.port}",
+                                cost_tick_seconds=TICK_SECONDS, queued_alert_minutes=QUEUED_ALERT_MINUTES)
+    jobs = await start(tuned, address="127.0.0.1:0")
+    async with channel(f"127.0.0.1:{jobs.port}") as job_ch, channel(f"127.0.0.1:{billing.port}") as billing_ch:
+        yield job_pb2_grpc.JobServiceStub(job_ch), billing_pb2_grpc.BillingServiceStub(billing_ch)
+    await jobs.stop()
+    await billing.stop()
+
+
+async def _compute_records(billing, job_id: str) -> list[billing_pb2.CostRecord]:
+    reply = await billing.ListCostRecords(billing_pb2.ListCostRecordsRequest(job_id=job_id), metadata=as_user(OWNER))
+    return [r for r in reply.cost_records if r.cost_type == "compute"]
+
+
+async def test_a_running_job_without_steps_is_charged_by_the_clock_and_its_records_sum_to_its_final_cost(
+        clocked, js):
+    jobs, billing = clocked
+    request = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="H100", count=8)})
+    job = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job  # $33.60 an hour: a cent every 1.1 s
+    await _trainer_event(js, job, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1))
+    metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 1, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(jobs, job.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING)
+
+    # No step after the first, for longer than the tick: billing still records the cost so far.
+    for _ in range(100):
+        charged = await _compute_records(billing, job.id)
+        if charged:
+            break
+        await asyncio.sleep(0.1)
+    assert charged and charged[0].amount > 0
+    running = (await jobs.GetJob(job_pb2.GetJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+    assert running.status == job_pb2.JOB_STATUS_RUNNING and running.current_step == 1
+
+    cancelled = (await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))).job
+    final = round(cancelled.final_cost * 100)
+    for _ in range(100):
+        records = await _compute_records(billing, job.id)
+        if sum(round(r.amount * 100) for r in records) == final and len(records) > len(charged):
+            break
+        await asyncio.sleep(0.1)
+    # The clock's records and the final remainder sum exactly to the job's final cost.
+    assert sum(round(r.amount * 100) for r in records) == final > 0
+    assert len(records) > len(charged)
+
+
+async def _waiting_notices(billing, job_id: str) -> list[billing_pb2.Notification]:
+    reply = await billing.ListNotifications(billing_pb2.ListNotificationsRequest(page_size=100),
+                                            metadata=as_user(OWNER))
+    return [n for n in reply.notifications if n.type == "job_waiting" and n.metadata["job_id"] == job_id]
+
+
+async def test_a_job_no_agent_takes_tells_its_owner_once_which_gpu_it_waits_for(clocked, js):
+    jobs, billing = clocked
+    request = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="A100-40GB", count=2)})
+    waiting = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job
+    taken = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job
+    # An agent takes the second job before the bound.
+    await _trainer_event(js, taken, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=taken.id, attempt=1))
+    await _wait(jobs, taken.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
+
+    for _ in range(150):
+        notices = await _waiting_notices(billing, waiting.id)
+        if notices:
+            break
+        await asyncio.sleep(0.1)
+    assert len(notices) == 1
+    assert notices[0].message == ('Your training job for "chats" has been queued for 0 minutes: no trainer agent '
+                                  "has taken it. It waits for an agent with 2x A100-40GB.")
+    assert notices[0].metadata["gpu_type"] == "A100-40GB"
+    # Several more sweeps: still one notice, and none for the job an agent took.
+    await asyncio.sleep(3 * TICK_SECONDS)
+    assert len(await _waiting_notices(billing, waiting.id)) == 1
+    assert await _waiting_notices(billing, taken.id) == []
+    for job in (waiting, taken):
+        await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))

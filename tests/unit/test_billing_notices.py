@@ -111,3 +111,13 @@ def test_each_validation_of_a_dataset_is_its_own_notice():
         return notification_for(_event(dataset_validated=events_pb2.DatasetValidated(dataset=dataset)))
 
     assert ready(100).key == ready(100).key != ready(200).key
+
+
+def test_a_job_waiting_for_an_agent_tells_its_owner_which_gpus_it_waits_for_once():
+    waiting = events_pb2.JobWaitingForAgent(job=_job(), waited_seconds=16 * 60 + 5)
+    notice = notification_for(_event(job_waiting_for_agent=waiting))
+    assert (notice.type, notice.title, notice.priority) == ("job_waiting", "No Trainer Agent Yet", "medium")
+    assert notice.message == ('Your training job for "Support chats" has been queued for 16 minutes: no trainer '
+                              "agent has taken it. It waits for an agent with 2x H100.")
+    assert notice.metadata == {"job_id": "j1", "dataset_id": "d1", "gpu_type": "H100", "gpu_count": 2}
+    assert notice.key == "job:j1:job_waiting" and notice.user_id == USER

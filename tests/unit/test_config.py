@@ -75,3 +75,14 @@ def test_webhook_settings_default_to_https_only_a_day_of_retries_and_bad_values_
     with pytest.raises(ConfigError) as info:
         read_settings(BASE | bad)
     assert all(name in str(info.value) for name in bad)
+
+
+def test_the_queue_alert_and_cost_tick_bounds_default_and_bad_ones_are_named():
+    settings = read_settings(BASE)
+    assert (settings.queued_alert_minutes, settings.cost_tick_seconds) == (15.0, 60.0)
+    short = read_settings(BASE | {"BRIGHTRUN_QUEUED_ALERT_MINUTES": "0.5", "BRIGHTRUN_COST_TICK_SECONDS": "2"})
+    assert (short.queued_alert_minutes, short.cost_tick_seconds) == (0.5, 2.0)
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_QUEUED_ALERT_MINUTES": "soon", "BRIGHTRUN_COST_TICK_SECONDS": "-1"})
+    assert "BRIGHTRUN_QUEUED_ALERT_MINUTES='soon'" in str(info.value)
+    assert "BRIGHTRUN_COST_TICK_SECONDS='-1'" in str(info.value)

@@ -25,7 +25,7 @@ def _job(status="queued", **fields) -> Job:
         current_epoch=0, progress=0.0, gpu_config={"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2},
         current_cost=0.0, final_cost=None, started_at=None, completed_at=None, estimated_completion_at=None,
         error_message=None, current_metrics=None, batch_layout=None, pace_step=None, pace_since=None,
-        attempt_started_at=None,
+        attempt_started_at=None, resumed_from_step=0, waiting_since=T0, waiting_alerted_at=None,
     )
     row.update(fields)
     return Job.from_row(SimpleNamespace(**row))
@@ -62,7 +62,7 @@ def test_the_eta_is_the_pace_between_points_not_since_the_start():
 
 def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls():
     job = _job()
-    job.start_attempt(1, 10, None, T0)
+    job.start_attempt(1, None, T0)
     etas = []
     for step in range(1, 11):
         at = T0 + timedelta(seconds=30 * step)
@@ -74,24 +74,41 @@ def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls
     assert remaining == sorted(remaining, reverse=True) and remaining[-1] == timedelta(0)
 
 
-def test_an_attempt_start_takes_the_trainers_plan_and_counts_a_redelivery_as_a_retry():
+def test_an_attempt_start_counts_a_redelivery_as_a_retry():
     job = _job()
-    assert job.start_attempt(1, 12, {"micro_batch_size": 4}, T0) == []
-    assert (job.status, job.current_stage, job.total_steps, job.batch_layout) == ("initializing", "initializing", 12,
-                                                                               {"micro_batch_size": 4})
+    assert job.start_attempt(1, {"micro_batch_size": 4}, T0) == []
+    assert (job.status, job.current_stage, job.batch_layout) == ("initializing", "initializing", {"micro_batch_size": 4})
     assert job.attempt_started_at == T0
-    # The agent died twice without a word; 0: the plan is unchanged.
-    job.start_attempt(3, 0, None, T0 + timedelta(minutes=1))
-    assert (job.attempt, job.retry_count, job.total_steps) == (3, 2, 12)
+    # The agent died twice without a word.
+    job.start_attempt(3, None, T0 + timedelta(minutes=1))
+    assert (job.attempt, job.retry_count) == (3, 2)
     assert job.changes["attempt_started_at"] == T0 + timedelta(minutes=1)  # a measured duration counts from the last
     assert job.changes["status"] == "initializing" and job.changes["retry_count"] == 2
 
 
-def test_progress_counts_against_the_plan_the_attempt_reported():
-    job = _job()
-    job.start_attempt(1, 12, None, T0)
-    job.record_point(12, 2, {}, T0, T0)
-    assert (job.current_step, job.progress) == (12, 100.0)
+def test_progress_counts_against_the_plan_the_recipe_reported_not_the_jobs_estimate():
+    job = _job()  # the estimate planned 10 steps
+    job.start_attempt(1, None, T0)
+    assert job.plan_attempt(1, 12, 0) == []
+    job.record_point(6, 1, {}, T0, T0)
+    assert (job.total_steps, job.current_step, job.progress) == (12, 6, 50.0)
+
+
+def test_a_resumed_attempts_plan_says_where_it_resumed_and_a_stale_plan_changes_nothing():
+    job = _job("running", current_step=6, attempt=1)
+    job.start_attempt(2, None, T0)
+    assert job.resumed_from_step == 0
+    job.plan_attempt(2, 12, 5)
+    assert (job.total_steps, job.resumed_from_step, job.progress) == (12, 5, 50.0)
+    job.plan_attempt(1, 20, 0)  # the first attempt's plan, delivered late
+    assert (job.total_steps, job.resumed_from_step) == (12, 5)
+    job.start_attempt(3, None, T0)
+    assert job.resumed_from_step == 0  # until the new attempt's plan says otherwise
+
+
+def test_an_ended_job_takes_no_plan():
+    with pytest.raises(FailedPrecondition):
+        _job("completed").plan_attempt(1, 12, 0)
 
 
 def test_the_first_point_starts_the_job_once():
@@ -110,7 +127,7 @@ def test_a_point_reaching_a_queued_job_passes_through_initializing():
 
 def test_a_requeued_job_runs_again_without_a_second_start_and_times_its_pace_afresh():
     job = _job("queued", started_at=T0, current_step=4, pace_step=1, pace_since=T0)
-    job.start_attempt(2, 10, None, T0)
+    job.start_attempt(2, None, T0)
     assert (job.pace_step, job.pace_since) == (None, None)
     resumed = T0 + timedelta(hours=1)
     assert job.record_point(5, 1, {}, resumed, resumed) == ["job.progressed"]
@@ -163,7 +180,7 @@ def test_a_retryable_failure_requeues_until_the_retries_are_spent():
         assert job.attempt_failed("node lost", True, False, T0) == []
         assert (job.status, job.current_stage, job.retry_count, job.error_message) == ("queued", "retrying", retry,
                                                                                      "node lost")
-        job.start_attempt(retry + 1, 10, None, T0)
+        job.start_attempt(retry + 1, None, T0)
     now = T0 + timedelta(minutes=30)
     assert job.attempt_failed("node lost", True, False, now) == ["job.failed"]
     assert (job.status, job.retry_count, job.completed_at, job.final_cost) == ("failed", MAX_RETRIES, now, 4.2)
@@ -206,7 +223,7 @@ def test_abandoning_fails_the_job_at_the_cost_last_reported():
 @pytest.mark.parametrize(
     "report",
     [
-        lambda j: j.start_attempt(2, 10, None, T0),
+        lambda j: j.start_attempt(2, None, T0),
         lambda j: j.record_point(3, 1, {}, T0, T0),
         lambda j: j.complete(None, T0),
         lambda j: j.attempt_failed("late", True, False, T0),
@@ -221,3 +238,25 @@ def test_an_ended_job_takes_no_move_and_changes_nothing(status, report):
     with pytest.raises(FailedPrecondition):
         report(job)
     assert job.status == status and job.changes == {}
+
+
+def test_the_clock_brings_a_running_jobs_cost_up_to_now_and_nothing_else_ticks():
+    job = _job("running", started_at=T0, current_cost=1.0)
+    assert job.tick(T0 + timedelta(minutes=30)) == ["job.progressed"]
+    assert job.current_cost == 4.2 and job.changes == {"current_cost": 4.2}  # $8.40 an hour
+    for status in ("queued", "initializing", "completed", "failed", "cancelled"):
+        assert _job(status, started_at=T0).tick(T0 + timedelta(hours=1)) == []
+
+
+def test_a_job_that_waited_too_long_in_the_queue_says_so_once_and_only_while_queued():
+    job = _job()
+    assert job.waited_too_long(T0) == ["job.waiting_for_agent"]
+    assert job.waiting_alerted_at == T0
+    assert job.waited_too_long(T0 + timedelta(minutes=1)) == []
+    assert _job("initializing").waited_too_long(T0) == []
+
+
+def test_a_job_handed_back_for_a_retry_waits_again_from_then():
+    job = _job("running", waiting_since=T0 - timedelta(hours=1))
+    job.attempt_failed("agent stopping", retryable=True, cancelled=False, now=T0)
+    assert (job.status, job.waiting_since) == ("queued", T0)

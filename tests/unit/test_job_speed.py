@@ -14,7 +14,7 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 def _run(**changes) -> FinishedRun:
     # 10 steps of 100 tokens; the attempt starts at T0, the first point (step 1) 2 s in, the last (step 10)
     # 9 s later, completed 1 s after.
-    values = dict(planned_tokens=1000, total_steps=10, first_step=1, first_at=T0 + timedelta(seconds=2),
+    values = dict(planned_tokens=1000, total_steps=10, resumed_from_step=0, first_step=1, first_at=T0 + timedelta(seconds=2),
                   last_step=10, last_at=T0 + timedelta(seconds=11), attempt_started_at=T0,
                   completed_at=T0 + timedelta(seconds=12))
     return FinishedRun(**{**values, **changes})
@@ -35,6 +35,18 @@ def test_an_identical_job_is_predicted_its_measured_duration():
 def test_a_larger_job_adds_time_only_for_its_extra_tokens():
     measured = measure(_run(completed_at=T0 + timedelta(seconds=30)))
     assert measured.duration_seconds(3000) - measured.duration_seconds(1000) == pytest.approx(20)
+
+
+def test_a_resumed_attempt_is_measured_on_the_steps_it_trained_and_its_own_time():
+    # Resumed after step 6 (a checkpoint): steps 7 to 10, 400 tokens, the first point (step 7) 2 s after the
+    # attempt's start, the last (step 10) 3 s later, completed 1 s after: 300 tokens in 3 s.
+    run = _run(resumed_from_step=6, first_step=7, last_at=T0 + timedelta(seconds=5),
+               completed_at=T0 + timedelta(seconds=6))
+    measured = measure(run)
+    assert measured.tokens_per_second == pytest.approx(100)
+    # 6 s in all, of which its 400 tokens are 4 s: 2 s overhead, as a fresh attempt of the same speed has.
+    assert measured.overhead_seconds == pytest.approx(2)
+    assert measured.overhead_seconds == pytest.approx(measure(_run()).overhead_seconds)
 
 
 @pytest.mark.parametrize("changes", [{"last_step": 1}, {"last_at": T0 + timedelta(seconds=2)}, {"total_steps": 0}])

@@ -57,7 +57,9 @@ def dataset(tmp_path) -> Path:
 def _worker(tiny_model: Path, dataset: Path, tmp_path: Path, *extra: str) -> list[str]:
     assignment = tmp_path / "assignment.json"
     hyperparameters = {"base_model": str(tiny_model), "batch_size": 1, "epochs": 3, "rank": 4, "seed": 3}
-    assignment.write_text(json.dumps({"hyperparameters": hyperparameters}))
+    # An assignment from before plans were the recipe's carried the estimate's steps: the worker ignores them
+    # and reports the steps its recipe plans from the data.
+    assignment.write_text(json.dumps({"hyperparameters": hyperparameters, "total_steps": 999}))
     command = [sys.executable, "-m", "services.trainer_agent.worker", "--assignment", str(assignment)]
     return command + ["--dataset", str(dataset), "--output", str(tmp_path / "adapter"), *extra]
 
@@ -84,8 +86,11 @@ def test_sigterm_finishes_the_step_checkpoints_it_and_a_new_worker_continues_aft
     _, state = read_checkpoint(checkpoint_path(tmp_path / "ckpt", last_step))
     assert state["global_step"] == last_step
 
+    # First, before any step: the recipe's plan, which job_svc counts progress against.
+    plan = lines[0]
+    assert plan["type"] == "plan" and plan["resumed_from_step"] == 0
     # Every field the worker reports has a place on the metric point the agent publishes.
-    for line in lines[:-2]:
+    for line in lines[1:-2]:
         point = metric_point("job", line)
         assert {field.name for field, _ in point.ListFields()} >= {"epoch", "step", "training_loss", "learning_rate",
                                                            "gradient_norm", "throughput", "samples_per_second"}
@@ -93,6 +98,9 @@ def test_sigterm_finishes_the_step_checkpoints_it_and_a_new_worker_continues_aft
     resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
     steps = [json.loads(raw)["step"] for raw in resumed.stdout.splitlines() if '"metrics"' in raw]
     assert steps[0] == last_step + 1
+    # The resumed worker plans the same run, after the checkpoint's step; the plan is the run it then completes.
+    assert json.loads(resumed.stdout.splitlines()[0]) == {**plan, "resumed_from_step": last_step}
+    assert steps[-1] == plan["total_steps"] != 999
     assert json.loads(resumed.stdout.splitlines()[-1])["type"] == "completed"
 
 
