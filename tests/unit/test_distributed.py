@@ -232,11 +232,17 @@ def _pid_of_rank(launcher: int, rank: int) -> int:
     raise AssertionError(f"no rank {rank} under launcher {launcher.pid}")
 
 
+def _await_first_step(worker: subprocess.Popen) -> None:
+    """Reads the worker's plan (its first line, from rank 0 only) and then its first step."""
+    assert json.loads(worker.stdout.readline())["type"] == "plan"
+    assert json.loads(worker.stdout.readline())["type"] == "metrics"
+
+
 @pytest.mark.slow
 def test_a_killed_rank_ends_the_attempt_with_a_retryable_failure(tiny_model, tmp_path):
     data = _conversations(tmp_path / "train.jsonl", 40)
     worker = _start_worker(tmp_path, tiny_model, data, epochs=100)
-    assert json.loads(worker.stdout.readline())["type"] == "metrics"
+    _await_first_step(worker)
 
     os.kill(_pid_of_rank(worker.pid, 1), signal.SIGKILL)
     lines = [json.loads(line) for line in worker.stdout]
@@ -264,7 +270,7 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_the_same_step(tiny_model, t
     data = _conversations(tmp_path / "train.jsonl", 40)
     checkpoints = ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-steps", "1000"]
     worker = _start_worker(tmp_path, tiny_model, data, *checkpoints, epochs=100)
-    assert json.loads(worker.stdout.readline())["type"] == "metrics"
+    _await_first_step(worker)
 
     # What the agent does to cancel: torchrun passes the signal on to every rank.
     worker.send_signal(signal.SIGTERM)
