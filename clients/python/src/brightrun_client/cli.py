@@ -123,7 +123,6 @@ def datasets_upload(client: Client, args, out: Output) -> int:
     label = args.name or path.stem
     dataset = client.upload_dataset(path, args.name, format=args.format, description=args.description,
                                     progress=lambda done, total: out.progress(f"Uploading {label} {_bar(done, total)}"))
-    out.end_progress()
     if args.wait:
         out.note(f"Validating dataset {dataset.id} ...")
         dataset = client.wait_dataset(dataset.id, timeout=args.timeout)
