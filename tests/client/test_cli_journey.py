@@ -115,7 +115,8 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
 
 
 def test_a_broken_dataset_shows_its_validation_report_and_fails(brightrun, tmp_path):
-    good = {"conversation_id": "a", "turns": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    good = {"conversation_id": "a", "turns": turns}
     path = tmp_path / "broken.jsonl"
     path.write_text("\n".join([json.dumps(good), "{not json", json.dumps(good)]) + "\n")
     status, out, err = brightrun("datasets", "upload", str(path), "--wait")

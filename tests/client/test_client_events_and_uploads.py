@@ -100,3 +100,18 @@ def test_an_upload_is_streamed_to_the_presigned_url_with_its_length_and_progress
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     assert progress[-1] == (len(content), len(content))
     assert (confirm.path, confirmed.status) == ("/api/datasets/d-1/confirm", "validating")
+
+
+async def test_the_async_client_streams_an_upload_too(server, tmp_path):
+    content = bytes(range(256)) * 100
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(content)
+    server.respond = lambda seen, handler: Answer(200)
+    progress = []
+    async with AsyncClient(server.url, "secret-token") as client:
+        await client.upload_file(f"{server.url}/bucket/key", path, lambda done, total: progress.append(done),
+                                 chunk_size=1000)
+    (put,) = server.requests
+    assert put.body == content and put.headers["content-length"] == str(len(content))
+    assert "authorization" not in put.headers
+    assert progress == list(range(1000, len(content), 1000)) + [len(content)]

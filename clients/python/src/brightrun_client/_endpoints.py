@@ -81,6 +81,13 @@ def _one(model: type[M], key: str | None = None) -> Callable[[dict], M]:
     return parse
 
 
+def _many(model: type[M], key: str) -> Callable[[dict], list[M]]:
+    def parse(body: dict) -> list[M]:
+        return [model.from_dict(item) for item in (_data(body) or {}).get(key) or []]
+
+    return parse
+
+
 def _page(model: type[M], key: str, page: int, limit: int) -> Callable[[dict], Page[M]]:
     """A list page, read from the pagination object ``{page, limit, total, totalPages}`` or the same keys at
     the top level, whichever is present; without a page count, a full page means another may follow."""
@@ -181,8 +188,7 @@ class Endpoints:
     # Jobs
 
     def list_presets(self):
-        parse = lambda body: [Preset.from_dict(p) for p in (_data(body) or {}).get("presets") or []]  # noqa: E731
-        return self._send(Call("GET", "/api/jobs/presets", parse))
+        return self._send(Call("GET", "/api/jobs/presets", _many(Preset, "presets")))
 
     def list_gpu_types(self):
         return self._send(Call("GET", "/api/gpu-types", lambda body: (_data(body) or {}).get("gpu_types") or []))
@@ -222,9 +228,8 @@ class Endpoints:
         return self._send(Call("POST", f"/api/jobs/{job_id}/cancel", _one(Job, "job")))
 
     def list_metrics(self, job_id: str, after_step: int = 0, limit: int = 1000):
-        parse = lambda body: [MetricPoint.from_dict(m) for m in (_data(body) or {}).get("metrics") or []]  # noqa: E731
         params = _params(after_step=after_step or None, limit=limit)
-        return self._send(Call("GET", f"/api/jobs/{job_id}/metrics", parse, params=params))
+        return self._send(Call("GET", f"/api/jobs/{job_id}/metrics", _many(MetricPoint, "metrics"), params=params))
 
     # Models
 
@@ -240,8 +245,8 @@ class Endpoints:
 
     def download_urls(self, model_id: str, files: list[str] | None = None):
         """Presigned URLs of the adapter's files (all of them unless ``files`` names some)."""
-        parse = lambda body: [DownloadUrl.from_dict(u) for u in (_data(body) or {}).get("download_urls") or []]  # noqa: E731
         body = {"files": files} if files else {}
+        parse = _many(DownloadUrl, "download_urls")
         return self._send(Call("POST", f"/api/models/{model_id}/download", parse, json=body))
 
     # Billing
@@ -260,5 +265,7 @@ class Endpoints:
 
     def mark_all_notifications_read(self):
         """Returns how many notifications were marked read."""
-        parse = lambda body: int((_data(body) or {}).get("updated_count") or 0)  # noqa: E731
+        def parse(body: dict) -> int:
+            return int((_data(body) or {}).get("updated_count") or 0)
+
         return self._send(Call("POST", "/api/notifications/read-all", parse))
