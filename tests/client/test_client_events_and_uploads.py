@@ -56,17 +56,33 @@ def test_a_stream_that_keeps_dropping_without_progress_is_given_up(server):
     assert len(server.requests) == 4
 
 
-def test_an_error_frame_and_an_unknown_job_raise(server):
-    error = {"error": "Job not found", "details": None}
-    server.respond = lambda seen, handler: write_events(
-        handler, [f"event: error\ndata: {json.dumps(error)}\n\n"], complete=True)
+def _error_frame(error: str) -> str:
+    return f"event: error\ndata: {json.dumps({'error': error, 'details': None})}\n\n"
+
+
+def test_a_stream_ended_by_an_error_frame_is_reopened_after_the_last_step(server):
+    def respond(seen, handler):
+        if "last-event-id" not in seen.headers:
+            write_events(handler, [metric_frame(1), _error_frame("Service unavailable")], complete=True)
+        else:
+            write_events(handler, [metric_frame(2), status_frame("completed", 2)], complete=True)
+
+    server.respond = respond
     with Client(server.url, "t", retry=FAST) as client:
-        with pytest.raises(BrightRunError, match="Job not found"):
+        assert _steps_and_statuses(list(client.job_events("job-1"))) == ([1, 2], ["completed"])
+    assert server.requests[1].headers["last-event-id"] == "1"
+
+
+def test_an_error_frame_that_persists_is_raised_and_an_unknown_job_at_once(server):
+    server.respond = lambda seen, handler: write_events(handler, [_error_frame("Job not found")], complete=True)
+    with Client(server.url, "t", retry=FAST) as client:
+        with pytest.raises(BrightRunError, match="Job not found") as raised:
             list(client.job_events("job-1"))
+        assert raised.value.status is None and len(server.requests) == 4
         server.respond = lambda seen, handler: Answer(404, {"error": "Not found", "details": "GET /api/jobs/x"})
         with pytest.raises(BrightRunError) as raised:
             list(client.job_events("x"))
-    assert raised.value.status == 404
+    assert raised.value.status == 404 and len(server.requests) == 5
 
 
 def test_an_upload_is_streamed_to_the_presigned_url_with_its_length_and_progress(server, tmp_path):

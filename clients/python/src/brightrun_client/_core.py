@@ -121,7 +121,8 @@ JobEvent = Job | MetricPoint
 
 
 class JobEventCursor:
-    """Where a job's event stream is: the last metric step seen and whether the job has ended.
+    """Where a job's event stream is: the last metric step seen, whether the job has ended, and the error
+    frame the last connection ended with.
 
     Decides what a reconnect asks for (``Last-Event-ID``) and drops a metric
     point the stream already delivered.
@@ -130,15 +131,22 @@ class JobEventCursor:
     def __init__(self, after_step: int = 0) -> None:
         self.last_step = after_step
         self.finished = False
+        self.error: BrightRunError | None = None
 
     def headers(self) -> dict[str, str]:
         return {"Last-Event-ID": str(self.last_step)} if self.last_step else {}
 
     def accept(self, frame: SseFrame) -> JobEvent | None:
-        """The frame as a Job or MetricPoint; None for one to skip. Raises BrightRunError for an ``error`` frame."""
+        """The frame as a Job or MetricPoint; None for one to skip.
+
+        An ``error`` frame (the gateway's watch failed; it closes the stream
+        next) is kept in ``error``: the client reconnects, and a reconnect to a
+        job that is gone is then answered with the HTTP error itself.
+        """
         data = json.loads(frame.data)
         if frame.event == "error":
-            raise BrightRunError.from_body(None, data)
+            self.error = BrightRunError.from_body(None, data)
+            return None
         if frame.event == "metric":
             point = MetricPoint.from_dict(data)
             if point.step <= self.last_step:

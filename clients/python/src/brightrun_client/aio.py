@@ -164,7 +164,7 @@ class AsyncClient(Endpoints):
         cursor = JobEventCursor(after_step)
         drops = 0
         while True:
-            retry_after = None
+            retry_after = cursor.error = None
             try:
                 async with self._http.stream("GET", f"/api/jobs/{job_id}/events", headers=cursor.headers(),
                                              timeout=STREAM_TIMEOUT) as response:
@@ -183,7 +183,7 @@ class AsyncClient(Endpoints):
                                 drops = 0
                             if event is not None:
                                 yield event
-                        error = None
+                        error = cursor.error
             except (httpx.TransportError, httpx.StreamError) as exc:
                 error = exc
             if cursor.finished:

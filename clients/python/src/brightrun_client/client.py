@@ -156,14 +156,16 @@ class Client(Endpoints):
         """The job's live events: a ``Job`` for each status update, a ``MetricPoint`` for each step after
         ``after_step``, until the job has ended.
 
-        A dropped connection is reopened with ``Last-Event-ID`` set to the last
-        step seen, so no point is lost or repeated; after ``retry.max_retries``
-        drops in a row without a new point the last error is raised.
+        A dropped connection, or one the gateway ended with an error frame, is
+        reopened with ``Last-Event-ID`` set to the last step seen, so no point
+        is lost or repeated; after ``retry.max_retries`` drops in a row without
+        a new point the last error is raised. An error answer other than
+        429/503 when (re)opening it is raised at once.
         """
         cursor = JobEventCursor(after_step)
         drops = 0
         while True:
-            retry_after = None
+            retry_after = cursor.error = None
             try:
                 with self._http.stream("GET", f"/api/jobs/{job_id}/events", headers=cursor.headers(),
                                        timeout=STREAM_TIMEOUT) as response:
@@ -182,7 +184,7 @@ class Client(Endpoints):
                                 drops = 0
                             if event is not None:
                                 yield event
-                        error = None
+                        error = cursor.error
             except (httpx.TransportError, httpx.StreamError) as exc:
                 error = exc
             if cursor.finished:
