@@ -113,6 +113,22 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
     unread = _json(brightrun("notifications", "--unread", "--json"))
     assert unread == {"notifications": [], "unread_count": 0}
 
+    # The same reads for people: tables that name what the JSON held.
+    for argv, shown in [
+        (("datasets", "get", dataset["id"]), "reverse words"),
+        (("datasets", "list"), dataset["id"]),
+        (("jobs", "estimate", "--dataset", dataset["id"], *JOB_ARGS), "estimated cost"),
+        (("jobs", "get", job["id"]), "step 12/12"),
+        (("jobs", "list"), job["id"]),
+        (("jobs", "events", job["id"]), "metric  step 12"),
+        (("models", "get", model["id"]), "adapter_model.safetensors"),
+        (("models", "list"), model["id"]),
+        (("costs",), f"${costs['total']:.4f}"),
+        (("notifications",), "job_completed"),
+    ]:
+        status, out, err = brightrun(*argv)
+        assert status == 0 and shown in out, (argv, out, err)
+
 
 def test_a_broken_dataset_shows_its_validation_report_and_fails(brightrun, tmp_path):
     turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]

@@ -1,5 +1,5 @@
 """What the sync and the async client share, free of I/O: the retry policy,
-reading answers, list pages and Server-Sent Events frames.
+reading answers, and the job event stream's frames and position.
 """
 
 from __future__ import annotations
