@@ -195,7 +195,9 @@ def _estimate_summary(out: Output, estimate) -> None:
             ("duration", f"{estimate.estimated_duration_hours:.2f} h ({estimate.basis or 'table'})"),
             ("hourly rate", _money(estimate.hourly_rate)),
             ("steps", details.get("total_steps")),
-            ("memory per GPU", f"{estimate.memory_per_gpu_gb} GB, fits: {estimate.fits_gpu_memory}"),
+            # 0: not estimated (a CPU job, or a hub model whose size is not known).
+            ("memory per GPU", f"{estimate.memory_per_gpu_gb:.1f} GB, fits: {estimate.fits_gpu_memory}"
+                               if estimate.memory_per_gpu_gb else "not estimated"),
         ],
         ("field", "value"),
     )
