@@ -11,13 +11,15 @@ export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 # DS_BUILD_OPS=0: DeepSpeed installs without compiling its C++/CUDA ops.
 # gen/ is a build output, not tracked: the first install brings grpcio-tools,
 # the protos are generated, and a second, dependency-free install maps the
-# generated packages.
-$(VENV)/.installed: pyproject.toml $(shell find protos -name '*.proto')
+# generated packages. The Python client (clients/python: brightrun_client and
+# the `brightrun` command) is installed too, editable, for its tests.
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml $(shell find protos -name '*.proto')
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e '.[test]'
 	$(PY) protos/generate.py
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -e clients/python
 	touch $@
 
 venv: $(VENV)/.installed

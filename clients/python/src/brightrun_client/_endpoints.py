@@ -1,0 +1,271 @@
+"""The API's endpoints, written once for both clients.
+
+Each method builds a ``Call`` and hands it to ``self._send``: the sync client
+answers with the parsed result, the async one with an awaitable of it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from brightrun_client.models import (
+    ApiObject,
+    CostSummary,
+    Dataset,
+    DownloadUrl,
+    Estimate,
+    Job,
+    JobDetail,
+    MetricPoint,
+    Model,
+    Notification,
+    Notifications,
+    Preset,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=ApiObject)
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    parse: Callable[[dict], Any]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list; ``has_more`` says whether another follows."""
+
+    items: list[T]
+    page: int
+    limit: int
+    total: int | None
+    total_pages: int | None
+    has_more: bool
+
+
+@dataclass
+class UploadTicket:
+    """``POST /api/datasets``: the dataset, still ``uploading``, and where to PUT its file."""
+
+    dataset: Dataset
+    upload_url: str
+    storage_path: str = ""
+
+
+@dataclass
+class CreatedJob:
+    """``POST /api/jobs``: the queued job and the server's warnings about it (e.g. no agent seen lately)."""
+
+    job: Job
+    warnings: list[str] = field(default_factory=list)
+
+
+def _data(body: dict) -> Any:
+    return body.get("data")
+
+
+def _one(model: type[M], key: str | None = None) -> Callable[[dict], M]:
+    def parse(body: dict) -> M:
+        data = _data(body) or {}
+        return model.from_dict(data.get(key) or {} if key else data)
+
+    return parse
+
+
+def _many(model: type[M], key: str) -> Callable[[dict], list[M]]:
+    def parse(body: dict) -> list[M]:
+        return [model.from_dict(item) for item in (_data(body) or {}).get(key) or []]
+
+    return parse
+
+
+def _page(model: type[M], key: str, page: int, limit: int) -> Callable[[dict], Page[M]]:
+    """A list page, read from the pagination object ``{page, limit, total, totalPages}`` or the same keys at
+    the top level, whichever is present; without a page count, a full page means another may follow."""
+
+    def parse(body: dict) -> Page[M]:
+        data = _data(body) or {}
+        meta = data.get("pagination") if isinstance(data.get("pagination"), dict) else data
+        items = data.get(key) or []
+        total_pages = meta.get("totalPages", meta.get("total_pages"))
+        total_pages = total_pages if isinstance(total_pages, int) else None
+        has_more = page < total_pages if total_pages is not None else len(items) >= limit
+        return Page([model.from_dict(item) for item in items], page, limit, meta.get("total"), total_pages, has_more)
+
+    return parse
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    """Query parameters without the unset ones; booleans as the API's ``true``."""
+    return {k: ("true" if v is True else v) for k, v in values.items() if v is not None and v is not False}
+
+
+def job_body(
+    dataset_id: str,
+    gpu: str,
+    hyperparameters: Mapping[str, Any],
+    preset_id: str | None = None,
+) -> dict[str, Any]:
+    """The body of an estimate or a job; ``gpu`` is ``TYPE`` or ``TYPExN`` (``H100x8``)."""
+    gpu_type, count = parse_gpu(gpu)
+    body: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "gpu_config": {"type": gpu_type, "count": count},
+        "hyperparameters": dict(hyperparameters),
+    }
+    if preset_id is not None:
+        body["preset_id"] = preset_id
+    return body
+
+
+def parse_gpu(text: str) -> tuple[str, int]:
+    """``"H100x8"`` -> ``("H100", 8)``, ``"CPU"`` -> ``("CPU", 1)``; raises ValueError for a bad count."""
+    gpu_type, sep, count = text.rpartition("x")
+    if sep and gpu_type and count.isdigit():
+        return gpu_type, int(count)
+    if not text:
+        raise ValueError("a GPU type is required, e.g. H100 or A100x4")
+    return text, 1
+
+
+class Endpoints:
+    """Every API call; subclasses provide ``_send(call)``."""
+
+    def _send(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    # Datasets
+
+    def create_dataset(
+        self,
+        name: str,
+        file_name: str,
+        file_size: int,
+        *,
+        format: str | None = None,
+        description: str | None = None,
+        base_model: str | None = None,
+        sha256: str | None = None,
+    ):
+        """Register a dataset; returns an ``UploadTicket`` whose ``upload_url`` takes the file (then confirm)."""
+        body = {"name": name, "file_name": file_name, "file_size": file_size}
+        extra = {"format": format, "description": description, "base_model": base_model, "sha256": sha256}
+        body.update({k: v for k, v in extra.items() if v is not None})
+
+        def parse(answer: dict) -> UploadTicket:
+            data = _data(answer) or {}
+            return UploadTicket(Dataset.from_dict(data.get("dataset") or {}), data.get("uploadUrl", ""),
+                                data.get("storagePath", ""))
+
+        return self._send(Call("POST", "/api/datasets", parse, json=body))
+
+    def confirm_upload(self, dataset_id: str):
+        return self._send(Call("POST", f"/api/datasets/{dataset_id}/confirm", _one(Dataset, "dataset")))
+
+    def get_dataset(self, dataset_id: str):
+        return self._send(Call("GET", f"/api/datasets/{dataset_id}", _one(Dataset, "dataset")))
+
+    def delete_dataset(self, dataset_id: str):
+        return self._send(Call("DELETE", f"/api/datasets/{dataset_id}", _one(Dataset, "dataset")))
+
+    def revalidate_dataset(self, dataset_id: str, base_model: str | None = None):
+        body = {"base_model": base_model} if base_model else {}
+        return self._send(Call("POST", f"/api/datasets/{dataset_id}/revalidate", _one(Dataset, "dataset"), json=body))
+
+    def list_datasets(self, page: int = 1, limit: int = 25, *, status: str | None = None, search: str | None = None):
+        params = _params(page=page, limit=limit, status=status, search=search)
+        return self._send(Call("GET", "/api/datasets", _page(Dataset, "datasets", page, limit), params=params))
+
+    # Jobs
+
+    def list_presets(self):
+        return self._send(Call("GET", "/api/jobs/presets", _many(Preset, "presets")))
+
+    def list_gpu_types(self):
+        return self._send(Call("GET", "/api/gpu-types", lambda body: (_data(body) or {}).get("gpu_types") or []))
+
+    def estimate_job(self, dataset_id: str, gpu: str, hyperparameters: Mapping[str, Any]):
+        body = job_body(dataset_id, gpu, hyperparameters)
+        return self._send(Call("POST", "/api/jobs/estimate", _one(Estimate), json=body))
+
+    def create_job(
+        self,
+        dataset_id: str,
+        preset_id: str,
+        gpu: str,
+        hyperparameters: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ):
+        """Create a job; returns a ``CreatedJob``. An ``Idempotency-Key`` (a fresh UUID unless given) makes
+        the client's retries after a 429/503 answer with the one job the first attempt may have created."""
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+
+        def parse(body: dict) -> CreatedJob:
+            return CreatedJob(Job.from_dict(_data(body) or {}), list(body.get("warnings") or []))
+
+        body = job_body(dataset_id, gpu, hyperparameters, preset_id)
+        return self._send(Call("POST", "/api/jobs", parse, json=body, headers=headers))
+
+    def list_jobs(self, page: int = 1, limit: int = 10, *, status: str | None = None):
+        params = _params(page=page, limit=limit, status=status)
+        return self._send(Call("GET", "/api/jobs", _page(Job, "jobs", page, limit), params=params))
+
+    def get_job(self, job_id: str):
+        """The job with its metric history and cost records (a ``JobDetail``)."""
+        return self._send(Call("GET", f"/api/jobs/{job_id}", _one(JobDetail)))
+
+    def cancel_job(self, job_id: str):
+        return self._send(Call("POST", f"/api/jobs/{job_id}/cancel", _one(Job, "job")))
+
+    def list_metrics(self, job_id: str, after_step: int = 0, limit: int = 1000):
+        params = _params(after_step=after_step or None, limit=limit)
+        return self._send(Call("GET", f"/api/jobs/{job_id}/metrics", _many(MetricPoint, "metrics"), params=params))
+
+    # Models
+
+    def list_models(self, page: int = 1, limit: int = 12, *, sort: str | None = None):
+        params = _params(page=page, limit=limit, sort=sort)
+        return self._send(Call("GET", "/api/models", _page(Model, "models", page, limit), params=params))
+
+    def get_model(self, model_id: str):
+        return self._send(Call("GET", f"/api/models/{model_id}", _one(Model, "model")))
+
+    def delete_model(self, model_id: str):
+        return self._send(Call("DELETE", f"/api/models/{model_id}", _one(Model, "model")))
+
+    def download_urls(self, model_id: str, files: list[str] | None = None):
+        """Presigned URLs of the adapter's files (all of them unless ``files`` names some)."""
+        body = {"files": files} if files else {}
+        parse = _many(DownloadUrl, "download_urls")
+        return self._send(Call("POST", f"/api/models/{model_id}/download", parse, json=body))
+
+    # Billing
+
+    def costs(self, period: str | None = None):
+        """The cost summary of ``week``, ``month`` (the server's default), ``quarter`` or ``year``."""
+        return self._send(Call("GET", "/api/costs", _one(CostSummary), params=_params(period=period)))
+
+    def notifications(self, *, unread: bool = False, limit: int = 20):
+        params = _params(unread=unread, limit=limit)
+        return self._send(Call("GET", "/api/notifications", _one(Notifications), params=params))
+
+    def mark_notification_read(self, notification_id: str):
+        path = f"/api/notifications/{notification_id}/read"
+        return self._send(Call("PATCH", path, _one(Notification, "notification")))
+
+    def mark_all_notifications_read(self):
+        """Returns how many notifications were marked read."""
+        def parse(body: dict) -> int:
+            return int((_data(body) or {}).get("updated_count") or 0)
+
+        return self._send(Call("POST", "/api/notifications/read-all", parse))
