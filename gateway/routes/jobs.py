@@ -14,16 +14,9 @@ from gateway.errors import validation_error
 from gateway.http import Caller, Page, caller, int_param, ok, path_id
 from services.common.text import has_control_characters
 
-_GPU_REQUIRED = ("gpu_config", "gpu_config.type", "gpu_config.count")
-_ESTIMATE_REQUIRED = (
-    "dataset_id",
-    *_GPU_REQUIRED,
-    "hyperparameters",
-    "hyperparameters.learning_rate",
-    "hyperparameters.batch_size",
-    "hyperparameters.epochs",
-    "hyperparameters.rank",
-)
+# Everything else may be left out: job_svc fills it from the preset and the default GPU.
+_ESTIMATE_REQUIRED = ("dataset_id",)
+_CREATE_REQUIRED = ("dataset_id", "preset_id")
 # The service's limit on a request id (services.job_svc.idempotency).
 MAX_REQUEST_ID_LENGTH = 255
 # The most metric points one answer carries (the service's page limit).
@@ -59,7 +52,7 @@ async def create_job(request: Request):
     api = caller(request)
     body = parse_json_object(await request.body())
     message = json_to_message(
-        body, job_pb2.CreateJobRequest, required=("preset_id", *_ESTIMATE_REQUIRED), uuids=("dataset_id",)
+        body, job_pb2.CreateJobRequest, required=_CREATE_REQUIRED, uuids=("dataset_id",)
     )
     message.request_id = _idempotency_key(request, message.request_id)
     reply = await api(api.stubs.jobs.CreateJob, message)

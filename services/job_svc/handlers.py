@@ -20,7 +20,7 @@ from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import idempotency, launch_checks, preflight, store
 from services.job_svc.budget_gate import BudgetGate
-from services.job_svc.catalogue import GPU_TYPES, PRESETS
+from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate
 from services.job_svc.events import job_event, save
 from services.job_svc.hyperparameters import JobConfig, resolve
@@ -58,10 +58,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             raise
         return reply.dataset
 
-    def _config(self, preset_id: str, hp: job_pb2.Hyperparameters, gpu: job_pb2.GpuConfig) -> JobConfig:
-        given = json_format.MessageToDict(hp, preserving_proto_field_name=True)
+    def _config(self, request: job_pb2.EstimateJobRequest | job_pb2.CreateJobRequest) -> JobConfig:
+        """The request's configuration; without gpu_config, one GPU of the default type."""
+        given = json_format.MessageToDict(request.hyperparameters, preserving_proto_field_name=True)
+        gpu = request.gpu_config if request.HasField("gpu_config") else job_pb2.GpuConfig(type=DEFAULT_GPU_TYPE, count=1)
         return resolve(
-            preset_id, given, gpu.type, gpu.count, self._settings.default_base_model, self._settings.model_dirs
+            request.preset_id, given, gpu.type, gpu.count, self._settings.default_base_model,
+            self._settings.model_dirs,
         )
 
     async def _estimate(self, config: JobConfig, launch: launch_checks.LaunchReport,
@@ -102,7 +105,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
     async def EstimateJob(self, request, context):
         """Raises InvalidArgument for bad fields, NotFound for another user's dataset."""
         uid = user_id(context)
-        config = self._config("custom", request.hyperparameters, request.gpu_config)
+        config = self._config(request)
         launch = await preflight.launch_report(config, self._settings)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
         _, result = await self._estimate(config, launch, dataset)
@@ -139,7 +142,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             if existing is not None:
                 idempotency.check_replay(existing.request_fingerprint, request)
                 return job_pb2.CreateJobResponse(job=job_message(existing))
-        config = self._config(request.preset_id, request.hyperparameters, request.gpu_config)
+        config = self._config(request)
         launch = await preflight.launch_report(config, self._settings)
         launch_checks.refuse_unless_fits(launch)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))

@@ -10,7 +10,7 @@ from pathlib import Path
 from services.common.base_models import ModelNotAllowed, resolve_base_model
 from services.common.errors import field_errors
 from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, TRAINER_OPTIONS, ZERO_STAGES
-from services.job_svc.catalogue import GPU_TYPES, PRESETS, GpuType
+from services.job_svc.catalogue import CUSTOM_REQUIRED, GPU_TYPES, PRESETS, GpuType
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
 
@@ -54,31 +54,35 @@ def resolve(
     preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_base_model: str,
     model_dirs: Sequence[Path] = (),
 ) -> JobConfig:
-    """Merge ``given`` (zero/empty = unset) over the preset; raises InvalidArgument naming every bad field,
-    a base model that is a local path outside ``model_dirs`` among them."""
+    """Merge ``given`` (the fields the request set, zeros included) over the preset (empty: custom);
+    raises InvalidArgument naming every bad field, a base model that is a local path outside
+    ``model_dirs`` among them. A given 0 is checked like any value, never replaced by a default."""
     problems: dict[str, list[str]] = {}
-    preset = PRESETS.get(preset_id or "balanced")
+    preset = PRESETS.get(preset_id or "custom")
     if preset is None:
-        problems["preset_id"] = [f"must be one of {', '.join(PRESETS)}"]
-        preset = PRESETS["balanced"]
+        problems["preset_id"] = [f"must be one of {', '.join(PRESETS)}, got {preset_id[:40]!r}"]
+        preset = PRESETS["custom"]
+    elif preset.id == "custom":
+        for name in CUSTOM_REQUIRED:
+            if name not in given:
+                problems[f"hyperparameters.{name}"] = ["required with preset custom; or choose a named preset"]
 
     def pick(name: str, default):
-        value = given.get(name)
-        return value if value else default
+        return given[name] if name in given else default
 
     rank = int(pick("rank", preset.rank))
     config = dict(
-        base_model=pick("base_model", default_base_model),
+        base_model=given.get("base_model") or default_base_model,
         learning_rate=float(pick("learning_rate", preset.learning_rate)),
         batch_size=int(pick("batch_size", preset.batch_size)),
         epochs=int(pick("epochs", preset.epochs)),
         rank=rank,
-        alpha=float(pick("alpha", 2 * rank if given.get("rank") else preset.alpha)),
-        dropout=float(given.get("dropout", preset.dropout)),
-        warmup_steps=int(given.get("warmup_steps") or 0),
-        weight_decay=float(given.get("weight_decay") or 0.0),
+        alpha=float(pick("alpha", 2 * rank if "rank" in given else preset.alpha)),
+        dropout=float(pick("dropout", preset.dropout)),
+        warmup_steps=int(pick("warmup_steps", 0)),
+        weight_decay=float(pick("weight_decay", 0.0)),
         max_seq_length=int(pick("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)),
-        seed=int(given.get("seed") or 0),
+        seed=int(pick("seed", 0)),
     )
     try:
         config["base_model"] = resolve_base_model(config["base_model"], model_dirs)

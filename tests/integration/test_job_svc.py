@@ -413,7 +413,7 @@ async def test_a_job_whose_agents_keep_dying_fails_with_a_reason(stub, js):
 
 async def test_presets_gpu_types_and_the_estimate(stub, settings):
     presets = (await stub.ListPresets(job_pb2.ListPresetsRequest(), metadata=as_user(OWNER))).presets
-    assert [p.id for p in presets] == ["conservative", "balanced", "aggressive", "custom"]
+    assert [p.id for p in presets] == ["fast", "balanced", "quality", "conservative", "aggressive", "custom"]
     assert {p.hyperparameters.base_model for p in presets} == {settings.default_base_model}
     gpus = {g.type: g for g in (await stub.ListGpuTypes(job_pb2.ListGpuTypesRequest(), metadata=as_user(OWNER))).gpu_types}
     assert gpus["CPU"].price_per_gpu_hour == 0 and gpus["CPU"].max_count == 1 and gpus["H100"].max_count == 8

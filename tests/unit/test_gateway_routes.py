@@ -451,3 +451,19 @@ async def test_a_created_job_comes_with_the_services_warnings_beside_it(client):
     body = reply.json()
     assert body["data"]["status"] == "queued" and body["data"]["dataset_id"] == QUEUED_WITH_WARNING
     assert body["warnings"] == ["No trainer agent for 1 x CPU has been seen."]
+
+
+async def test_a_preset_alone_is_a_job_request_the_service_completes(client, services):
+    body = {"dataset_id": QUEUED_WITH_WARNING, "preset_id": "fast"}
+    reply = await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 201
+    _, request = services[1]["jobs"].seen[-1]
+    assert request.preset_id == "fast" and not request.HasField("gpu_config")
+    assert not request.hyperparameters.HasField("epochs")
+
+
+async def test_an_explicit_zero_reaches_the_service_as_set_not_as_absent(client, services):
+    body = {"dataset_id": QUEUED_WITH_WARNING, "preset_id": "fast", "hyperparameters": {"epochs": 0}}
+    await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
+    _, request = services[1]["jobs"].seen[-1]
+    assert request.hyperparameters.HasField("epochs") and request.hyperparameters.epochs == 0
