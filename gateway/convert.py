@@ -15,11 +15,11 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 
-from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.errors import HttpError, validation_error
+from services.common.structs import struct_to_json
 
 _WELL_KNOWN_JSON = {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
 _INT_RANGES = {
@@ -76,7 +76,7 @@ def _single_to_json(field: FieldDescriptor, value: object) -> object:
         if name == "google.protobuf.Timestamp":
             return value.ToJsonString()
         if name in _WELL_KNOWN_JSON:
-            return json_format.MessageToDict(value)
+            return struct_to_json(value)
         return message_to_json(value)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_to_json(field.enum_type, value)
@@ -103,6 +103,10 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+def _invalid_json(details: str) -> HttpError:
+    return HttpError(400, "Invalid JSON", details, code="invalid_json")
+
+
 def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
     """A request body as a dict; raises HttpError 400 for invalid JSON or a non-object.
 
@@ -111,16 +115,16 @@ def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
     if not raw.strip():
         if optional:
             return {}
-        raise HttpError(400, "Invalid JSON", "Request body is empty; send a JSON object")
+        raise _invalid_json("Request body is empty; send a JSON object")
     try:
         data = json.loads(raw, parse_constant=_reject_constant, parse_int=_parse_int)
     except RecursionError:
-        raise HttpError(400, "Invalid JSON", "Request body nests arrays or objects too deeply") from None
+        raise _invalid_json("Request body nests arrays or objects too deeply") from None
     except ValueError as exc:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so are the two checks above.
-        raise HttpError(400, "Invalid JSON", f"Request body is not valid JSON: {str(exc)[:200]}") from None
+        raise _invalid_json(f"Request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
-        raise HttpError(400, "Invalid JSON", f"Request body must be a JSON object, not {type(data).__name__}")
+        raise _invalid_json(f"Request body must be a JSON object, not {type(data).__name__}")
     return data
 
 

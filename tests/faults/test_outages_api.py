@@ -60,7 +60,7 @@ def test_a_database_outage_is_503_with_retry_after_and_the_services_reconnect(pl
             for route, reply in _answers(api).items():
                 assert reply.status_code == 503, (route, reply.status_code, reply.text)
                 assert int(reply.headers["Retry-After"]) > 0, route
-                assert set(reply.json()) == {"error", "details"}, route
+                assert set(reply.json()) == {"success", "error", "details", "code"}, route
         # What needs no database keeps answering.
         assert api.get("/api/jobs/presets").status_code == 200
     finally:
@@ -130,7 +130,7 @@ def test_hostile_input_is_a_4xx_with_the_specs_body(platform, api, what, method,
     reply = api.request(method, path, **kwargs)
     assert reply.status_code == status, (reply.status_code, reply.text[:300])
     body = reply.json()
-    assert set(body) == {"error", "details"} and body["error"]
+    assert set(body) == {"success", "error", "details", "code"} and body["error"]
     assert mentions in str(body["details"]), body
 
 
@@ -143,7 +143,7 @@ def test_extreme_but_valid_numbers_reach_the_services_and_are_answered(api):
 
 def test_headers_too_large_are_refused_not_crashed(platform, api):
     token = api.get("/api/datasets", headers={"Authorization": "Bearer " + "a" * 60000})
-    assert token.status_code == 401 and set(token.json()) == {"error", "details"}
+    assert token.status_code == 401 and set(token.json()) == {"success", "error", "details", "code"}
     # A header over the HTTP server's own limit is its plain 400, before the app runs.
     huge = api.get("/api/datasets", headers={"X-Padding": "a" * (1 << 20)})
     assert 400 <= huge.status_code < 500

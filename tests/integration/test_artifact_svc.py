@@ -18,7 +18,8 @@ from brightrun.job.v1 import job_pb2
 
 from services.artifact_svc.server import start
 from services.common import events
-from services.common.grpc import as_user, channel, error_details
+from services.common.grpc import as_user, channel
+from services.common.status import error_details
 from services.common.storage import ObjectStorage
 
 

@@ -18,7 +18,8 @@ from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.db import Database
-from services.common.grpc import as_user, channel, error_details
+from services.common.grpc import as_user, channel
+from services.common.status import error_details
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.common.tiny_model import build_tiny_model
 from services.dataset_svc import store

@@ -26,7 +26,8 @@ from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf import struct_pb2
 from services.common import events
 from services.common.errors import NotFound
-from services.common.grpc import as_user, channel, create_server, error_details, rpc, user_id
+from services.common.grpc import as_user, channel, create_server, rpc, user_id
+from services.common.status import error_details
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())

@@ -142,7 +142,7 @@ async def test_the_callers_user_id_reaches_the_service(client):
 async def test_not_found_from_the_service_is_404_with_the_specs_body(client):
     reply = await client.get(f"/api/datasets/{uuid.uuid4()}", headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 404
-    assert reply.json() == {"error": "Dataset not found", "details": None}
+    assert reply.json() == {"success": False, "error": "Dataset not found", "details": None, "code": "not_found"}
 
 
 async def test_a_malformed_id_is_404_without_a_service_call(client):
@@ -160,7 +160,10 @@ async def test_failed_precondition_is_400_with_the_details_trailer(client, servi
     }
     reply = await client.post("/api/jobs", json=body, headers={**_auth(user), "Idempotency-Key": "k-1"})
     assert reply.status_code == 400
-    assert reply.json() == {"error": "Dataset not ready for training", "details": "status='uploading'"}
+    assert reply.json() == {
+        "success": False, "error": "Dataset not ready for training", "details": "status='uploading'",
+        "code": "failed_precondition",
+    }
     seen_user, request = services[1]["jobs"].seen[-1]
     assert seen_user == user
     assert request.request_id == "k-1" and request.hyperparameters.batch_size == 8
@@ -224,7 +227,7 @@ async def test_job_events_stream_status_and_metrics_resuming_after_last_event_id
 async def test_events_of_an_unknown_job_are_a_plain_404(client):
     reply = await client.get(f"/api/jobs/{MISSING_JOB}/events", headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 404
-    assert reply.json() == {"error": "Job not found", "details": None}
+    assert reply.json() == {"success": False, "error": "Job not found", "details": None, "code": "not_found"}
 
 
 class EndlessJobs(job_pb2_grpc.JobServiceServicer):
@@ -275,13 +278,17 @@ async def test_a_service_whose_database_is_down_answers_503_with_retry_after(cli
     reply = await client.delete(f"/api/datasets/{KNOWN_DATASET}", headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 503
     assert reply.json()["error"] == "Service unavailable" and reply.json()["details"]
+    assert reply.json()["code"] == "unavailable" and "5432" not in reply.text
     assert int(reply.headers["Retry-After"]) > 0
 
 
-async def test_a_bug_in_a_service_is_still_a_500_that_hides_its_cause(client):
+async def test_a_bug_in_a_service_is_still_a_500_that_hides_its_cause_but_names_its_logged_id(client, caplog):
     reply = await client.post(f"/api/datasets/{KNOWN_DATASET}/confirm", headers=_auth(str(uuid.uuid4())))
-    assert reply.status_code == 500
-    assert "bug" not in reply.text and "Retry-After" not in reply.headers
+    assert reply.status_code == 500 and reply.json()["code"] == "internal"
+    assert "bug" not in reply.text and "KeyError" not in reply.text and "Retry-After" not in reply.headers
+    error_id = reply.json()["details"].rstrip(".").rsplit(" ", 1)[-1]
+    # The service logged the cause under the id the caller was given.
+    assert any(error_id in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 # Hostile input: every answer is a 4xx with the spec's {error, details} body,
@@ -338,7 +345,7 @@ def _with(body: dict, path: str, value) -> dict:
 def _assert_spec_4xx(reply: httpx.Response, status: int = 400) -> dict:
     assert reply.status_code == status, (reply.status_code, reply.text[:300])
     body = reply.json()
-    assert set(body) == {"error", "details"} and body["error"] and body["details"], body
+    assert set(body) == {"success", "error", "details", "code"} and body["error"] and body["details"], body
     return body
 
 
