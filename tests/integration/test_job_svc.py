@@ -420,7 +420,8 @@ async def test_presets_gpu_types_and_the_estimate(stub, settings):
     assert gpus["CPU"].price_per_gpu_hour == 0 and gpus["CPU"].max_count == 1 and gpus["H100"].max_count == 8
 
     request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=job_pb2.GpuConfig(type="H100", count=2),
-                                         hyperparameters=job_pb2.Hyperparameters(batch_size=8, epochs=3))
+                                         hyperparameters=job_pb2.Hyperparameters(learning_rate=0.0002, batch_size=8,
+                                                                                 epochs=3, rank=16))
     estimate = (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
     # The default base model is a tiny local one (under 100M parameters, read from its config.json):
     # 20 times the catalogue's 7B figure of 4400 tokens/s for two H100s. No job of its kind ran: the table.
