@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -69,8 +70,13 @@ def ok(data: object, status: int = 200, warnings: list[str] | None = None) -> JS
 
 
 def path_id(request: Request, name: str = "id") -> str:
-    # The routes match ``{id:uuid}``, so this is always a canonical UUID string.
-    return str(request.path_params[name])
+    """The path's id as a canonical UUID string; raises HttpError 400 saying it must be a UUID."""
+    raw = request.path_params[name]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        problem = f"Must be a UUID such as 6f1c1a2e-0000-4000-8000-000000000001, got {raw[:40]!r}"
+        raise validation_error({name: [problem]}) from None
 
 
 def int_param(request: Request, name: str, default: int, minimum: int = 1, maximum: int = INT64_MAX) -> int:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from brightrun.billing.v1 import billing_pb2
-from gateway.convert import json_to_message, message_to_json, parse_json_object
+from gateway.convert import message_to_json
+from gateway.declare import Body, Endpoint, Param
 from gateway.http import MAX_LIMIT, caller, int_param, ok, path_id
+from gateway.schema import array, message_schema, obj
+
+BUDGET_BODY = Body(billing_pb2.SetBudgetRequest, required=("amount",), ranges={"amount": (0, 100_000_000)})
 
 
 async def get_costs(request: Request):
@@ -33,8 +36,7 @@ async def get_budget(request: Request):
 async def set_budget(request: Request):
     """``{"amount": dollars}`` (0 or more) -> the budget as GET returns it; 400 naming ``amount`` otherwise."""
     api = caller(request)
-    body = parse_json_object(await request.body())
-    message = json_to_message(body, billing_pb2.SetBudgetRequest, required=("amount",))
+    message = BUDGET_BODY.parse(await request.body())
     reply = await api(api.stubs.billing.SetBudget, message)
     return ok(message_to_json(reply.budget))
 
@@ -62,11 +64,25 @@ async def mark_all_notifications_read(request: Request):
     return ok({"updated_count": reply.updated_count})
 
 
-ROUTES = (
-    Route("/api/costs", get_costs, methods=["GET"]),
-    Route("/api/budget", get_budget, methods=["GET"]),
-    Route("/api/budget", set_budget, methods=["PUT"]),
-    Route("/api/notifications", list_notifications, methods=["GET"]),
-    Route("/api/notifications/read-all", mark_all_notifications_read, methods=["POST"]),
-    Route("/api/notifications/{id:uuid}/read", mark_notification_read, methods=["PATCH"]),
+_SUMMARY = message_schema(billing_pb2.GetCostSummaryResponse.DESCRIPTOR)
+_BUDGET = message_schema(billing_pb2.Budget.DESCRIPTOR)
+_NOTIFICATION = message_schema(billing_pb2.Notification.DESCRIPTOR)
+
+ENDPOINTS = (
+    Endpoint("GET", "/api/costs", get_costs, "The caller's costs over a period",
+             obj(**_SUMMARY["properties"], total_cost=_SUMMARY["properties"]["total"],
+                 cost_by_type=_SUMMARY["properties"]["by_type"], chart_data=_SUMMARY["properties"]["by_day"]),
+             params=(Param("period", {"type": "string", "enum": ["week", "month", "quarter", "year"]},
+                           "Default month"),)),
+    Endpoint("GET", "/api/budget", get_budget, "The monthly budget and what is spent and committed", _BUDGET),
+    Endpoint("PUT", "/api/budget", set_budget, "Set the monthly budget in dollars", _BUDGET, body=BUDGET_BODY),
+    Endpoint("GET", "/api/notifications", list_notifications, "The caller's notifications, newest first",
+             obj(notifications=array(_NOTIFICATION), unread_count={"type": "integer"}),
+             params=(Param("unread", {"type": "string", "enum": ["true", "false"]}, "true: unread only"),
+                     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 20},
+                           "Most notifications to return"))),
+    Endpoint("POST", "/api/notifications/read-all", mark_all_notifications_read, "Mark every notification read",
+             obj(updated_count={"type": "integer"})),
+    Endpoint("PATCH", "/api/notifications/{id}/read", mark_notification_read, "Mark a notification read",
+             obj(notification=_NOTIFICATION)),
 )

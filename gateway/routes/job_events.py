@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 import grpc
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from brightrun.job.v1 import job_pb2
 from gateway.convert import message_to_json
 from gateway.errors import from_rpc_error
+from gateway.declare import Endpoint, Param
 from gateway.http import INT64_MAX, caller, int_param, parse_int, path_id
 
 # A comment line this often keeps proxies and client read timeouts from closing a quiet stream.
@@ -82,4 +82,16 @@ async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
         call.cancel()
 
 
-ROUTES = (Route("/api/jobs/{id:uuid}/events", job_events, methods=["GET"]),)
+ENDPOINTS = (
+    Endpoint(
+        "GET", "/api/jobs/{id}/events", job_events, "A job's status and metric points as Server-Sent Events",
+        {"type": "string"}, media_type="text/event-stream",
+        params=(
+            Param("after_step", {"type": "integer", "minimum": 0, "default": 0}, "Replay metric points after this step"),
+            Param("Last-Event-ID", {"type": "string"}, "Sent by a reconnecting EventSource: resume after it",
+                  where="header"),
+        ),
+        description="event: status carries the job, event: metric a metric point (id: its step); the stream "
+        "ends when the job does.",
+    ),
+)

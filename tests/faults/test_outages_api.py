@@ -82,14 +82,27 @@ DEEP = b"[" * 5000 + b"]" * 5000
 DATASET = {"name": "chats", "file_name": "chats.jsonl", "file_size": 100}
 JOB = {"dataset_id": MISSING, "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
        "hyperparameters": HYPERPARAMETERS}
+JSON_TYPE = {"Content-Type": "application/json"}
 # (what, method, path, request keyword arguments, expected status, what the details must mention)
 HOSTILE = [
-    ("5,000-deep JSON", "POST", "/api/jobs", {"content": DEEP}, 400, "nests"),
-    ("5,000-deep JSON in a field", "POST", "/api/datasets", {"content": b'{"name": ' + DEEP + b"}"}, 400, "nests"),
+    ("5,000-deep JSON", "POST", "/api/jobs", {"content": DEEP, "headers": JSON_TYPE}, 400, "nests"),
+    ("5,000-deep JSON in a field", "POST", "/api/datasets", {"content": b'{"name": ' + DEEP + b"}", "headers": JSON_TYPE},
+     400, "nests"),
     ("a 5,000-digit number", "POST", "/api/datasets",
-     {"content": b'{"name": "n", "file_name": "f.jsonl", "file_size": ' + b"9" * 5000 + b"}"}, 400, "digits"),
-    ("NaN", "POST", "/api/jobs/estimate", {"content": b'{"hyperparameters": {"learning_rate": NaN}}'}, 400, "NaN"),
-    ("not JSON", "POST", "/api/jobs", {"content": b"dataset_id=1&preset_id=custom"}, 400, "not valid JSON"),
+     {"content": b'{"name": "n", "file_name": "f.jsonl", "file_size": ' + b"9" * 5000 + b"}",
+      "headers": JSON_TYPE}, 400, "digits"),
+    ("NaN", "POST", "/api/jobs/estimate", {"content": b'{"hyperparameters": {"learning_rate": NaN}}', "headers": JSON_TYPE},
+     400, "NaN"),
+    ("not JSON", "POST", "/api/jobs", {"content": b"dataset_id=1&preset_id=custom", "headers": JSON_TYPE}, 400,
+     "not valid JSON"),
+    ("a form body", "POST", "/api/jobs",
+     {"content": b"dataset_id=1", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
+     "Content-Type"),
+    ("an unknown field", "POST", "/api/jobs",
+     {"json": {**JOB, "hyperparameters": {**HYPERPARAMETERS, "learning_rat": 0.1}}}, 400,
+     "hyperparameters.learning_rat"),
+    ("an unknown query parameter", "GET", "/api/jobs?pge=2", {}, 400, "pge"),
+    ("a path id that is no UUID", "GET", "/api/jobs/not-a-uuid", {}, 400, "UUID"),
     ("a JSON array", "POST", "/api/jobs", {"json": [JOB]}, 400, "JSON object"),
     ("after_step beyond int64", "GET", f"/api/jobs/{MISSING}/metrics?after_step=99999999999999999999", {}, 400,
      "after_step"),
@@ -105,7 +118,7 @@ HOSTILE = [
     ("a line break in a dataset name", "POST", "/api/datasets", {"json": {**DATASET, "name": "two\nlines"}}, 400,
      "name"),
     ("a lone surrogate in a dataset name", "POST", "/api/datasets",
-     {"content": json.dumps({**DATASET, "name": "a\ud800"}).encode()}, 400, "name"),
+     {"content": json.dumps({**DATASET, "name": "a\ud800"}).encode(), "headers": JSON_TYPE}, 400, "name"),
     ("NUL in a description", "POST", "/api/datasets", {"json": {**DATASET, "description": "\x00"}}, 400,
      "description"),
     ("NUL in a base model", "POST", "/api/jobs",
@@ -120,8 +133,9 @@ HOSTILE = [
      {"json": {**JOB, "hyperparameters": {**HYPERPARAMETERS, "rank": 4.5}}}, 400, "hyperparameters.rank"),
     ("an integer beyond int32", "POST", "/api/jobs",
      {"json": {**JOB, "gpu_config": {"type": "CPU", "count": 2**40}}}, 400, "gpu_config.count"),
-    ("a 32 MiB body", "POST", "/api/jobs", {"content": b"x" * (32 << 20)}, 413, "bytes"),
-    ("a 2 MiB chunked body", "POST", "/api/datasets", {"content": _chunks(2 << 20)}, 413, "bytes"),
+    ("a 32 MiB body", "POST", "/api/jobs", {"content": b"x" * (32 << 20), "headers": JSON_TYPE}, 413, "bytes"),
+    ("a 2 MiB chunked body", "POST", "/api/datasets", {"content": _chunks(2 << 20), "headers": JSON_TYPE}, 413,
+     "bytes"),
 ]
 
 

@@ -94,7 +94,7 @@ async def test_a_bad_amount_is_a_400_naming_it(client):
         reply = await client.put("/api/budget", json=body, headers=owner)
         assert reply.status_code == 400, body
         assert list(reply.json()["details"]) == ["amount"], body
-    reply = await client.put("/api/budget", content=b'{"amount": NaN}', headers=owner)
+    reply = await client.put("/api/budget", content=b'{"amount": NaN}', headers={**owner, "Content-Type": "application/json"})
     assert reply.status_code == 400
 
 

@@ -119,6 +119,11 @@ def _auth(user: str) -> dict:
     return {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
 
 
+def _json(user: str) -> dict:
+    """Headers of a raw JSON body sent as ``content=``."""
+    return {**_auth(user), "Content-Type": "application/json"}
+
+
 async def test_healthz_needs_no_token(client):
     reply = await client.get("/healthz")
     assert reply.status_code == 200
@@ -145,9 +150,11 @@ async def test_not_found_from_the_service_is_404_with_the_specs_body(client):
     assert reply.json() == {"success": False, "error": "Dataset not found", "details": None, "code": "not_found"}
 
 
-async def test_a_malformed_id_is_404_without_a_service_call(client):
+async def test_a_malformed_id_is_400_saying_it_must_be_a_uuid_without_a_service_call(client, services):
+    calls = len(services[1]["datasets"].seen)
     reply = await client.get("/api/datasets/not-a-uuid", headers=_auth(str(uuid.uuid4())))
-    assert reply.status_code == 404 and "error" in reply.json()
+    assert reply.status_code == 400 and "Must be a UUID" in reply.json()["details"]["id"][0]
+    assert len(services[1]["datasets"].seen) == calls
 
 
 async def test_failed_precondition_is_400_with_the_details_trailer(client, services):
@@ -172,7 +179,7 @@ async def test_failed_precondition_is_400_with_the_details_trailer(client, servi
 async def test_bad_bodies_are_400_before_any_service_call(client, services):
     calls = len(services[1]["jobs"].seen)
     headers = _auth(str(uuid.uuid4()))
-    invalid = await client.post("/api/jobs", content=b"{oops", headers=headers)
+    invalid = await client.post("/api/jobs", content=b"{oops", headers={**headers, "Content-Type": "application/json"})
     assert invalid.status_code == 400 and invalid.json()["error"] == "Invalid JSON"
     wrong = await client.post("/api/jobs", json={"dataset_id": KNOWN_DATASET, "gpu_config": "big"}, headers=headers)
     assert wrong.status_code == 400
@@ -186,7 +193,7 @@ async def test_page_and_limit_map_onto_page_size_and_an_offset_token(client, ser
     reply = await client.get("/api/datasets?page=3&limit=10&status=ready&search=rev", headers=_auth(user))
     assert reply.status_code == 200
     data = reply.json()["data"]
-    assert (data["total"], data["page"], data["limit"], data["totalPages"]) == (51, 3, 10, 6)
+    assert data["pagination"] == {"page": 3, "limit": 10, "total": 51, "totalPages": 6}
     seen_user, request = services[1]["datasets"].seen[-1]
     assert seen_user == user
     assert (request.page_size, request.page_token, request.search) == (10, "20", "rev")
@@ -357,7 +364,8 @@ async def test_every_field_of_every_create_body_rejects_wrong_types_naming_the_f
     for route, path, body in cases:
         # json.dumps escapes a lone surrogate as \ud800, which httpx's own encoding would refuse.
         raw = json.dumps(body).encode()
-        details = _assert_spec_4xx(await client.post(route, content=raw, headers=headers))["details"]
+        reply = await client.post(route, content=raw, headers={**headers, "Content-Type": "application/json"})
+        details = _assert_spec_4xx(reply)["details"]
         assert path in details, (route, path, body, details)
     assert len(services[1]["jobs"].seen) == calls
 
@@ -379,12 +387,12 @@ HOSTILE_BODIES = [
 @pytest.mark.parametrize("route", list(VALID_BODIES))
 @pytest.mark.parametrize(("raw", "fragment"), HOSTILE_BODIES, ids=lambda v: repr(v)[:20])
 async def test_hostile_bodies_are_400_invalid_json(client, route, raw, fragment):
-    reply = await client.post(route, content=raw, headers=_auth(str(uuid.uuid4())))
+    reply = await client.post(route, content=raw, headers=_json(str(uuid.uuid4())))
     assert fragment in _assert_spec_4xx(reply)["details"]
 
 
 async def test_infinite_and_huge_numbers_are_400_naming_the_field(client):
-    headers = _auth(str(uuid.uuid4()))
+    headers = _json(str(uuid.uuid4()))
     raw = json.dumps(JOB).replace('"learning_rate": 0.001', '"learning_rate": 1e999').encode()
     reply = await client.post("/api/jobs", content=raw, headers=headers)
     assert _assert_spec_4xx(reply)["details"] == {"hyperparameters.learning_rate": ["Must be a finite number"]}
@@ -400,7 +408,7 @@ async def test_a_body_over_the_limit_is_413_before_it_is_read(client):
         for _ in range(40):
             yield b" " * 65536
 
-    streamed = await client.post("/api/datasets", content=chunks(), headers=headers)
+    streamed = await client.post("/api/datasets", content=chunks(), headers={**headers, "Content-Type": "application/json"})
     _assert_spec_4xx(streamed, 413)
 
 
@@ -456,7 +464,8 @@ async def test_a_created_job_comes_with_the_services_warnings_beside_it(client):
 
     assert reply.status_code == 201
     body = reply.json()
-    assert body["data"]["status"] == "queued" and body["data"]["dataset_id"] == QUEUED_WITH_WARNING
+    job = body["data"]["job"]
+    assert job["status"] == "queued" and job["dataset"] == {"id": QUEUED_WITH_WARNING, "name": None}
     assert body["warnings"] == ["No trainer agent for 1 x CPU has been seen."]
 
 
@@ -474,3 +483,26 @@ async def test_an_explicit_zero_reaches_the_service_as_set_not_as_absent(client,
     await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
     _, request = services[1]["jobs"].seen[-1]
     assert request.hyperparameters.HasField("epochs") and request.hyperparameters.epochs == 0
+
+
+async def test_an_unknown_query_parameter_is_400_naming_it_and_what_the_route_takes(client):
+    reply = await client.get("/api/datasets?pge=2&page=1", headers=_auth(str(uuid.uuid4())))
+    details = _assert_spec_4xx(reply)["details"]
+    assert list(details) == ["pge"] and "page, limit, status, search" in details["pge"][0]
+
+
+async def test_a_body_that_is_not_json_is_415_and_an_unknown_field_is_400_naming_it(client, services):
+    calls = len(services[1]["jobs"].seen)
+    headers = _auth(str(uuid.uuid4()))
+    form = await client.post("/api/jobs", data={"dataset_id": KNOWN_DATASET}, headers=headers)
+    assert form.status_code == 415 and form.json()["code"] == "unsupported_media_type"
+    typo = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "learning_rat": 0.1}}
+    details = _assert_spec_4xx(await client.post("/api/jobs", json=typo, headers=headers))["details"]
+    assert list(details) == ["hyperparameters.learning_rat"]
+    assert len(services[1]["jobs"].seen) == calls
+
+
+async def test_a_number_past_int32_states_the_fields_real_range(client):
+    body = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "epochs": 2**40}}
+    reply = await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
+    assert _assert_spec_4xx(reply)["details"] == {"hyperparameters.epochs": ["Must be between 1 and 20"]}
