@@ -14,6 +14,8 @@ from pathlib import Path
 from services.common.base_models import ModelNotAllowed, is_local_model, resolve_base_model
 
 DEV_JWT_SECRET = "brightrun-development-secret-change-me"
+# The longest an S3 (SigV4) presigned URL may be valid: 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
 class ConfigError(Exception):
@@ -51,6 +53,8 @@ class Settings:
     hf_token: str = field(default="", repr=False)
     # A job for a GPU type and count no agent was seen taking in this long is created with a warning.
     agent_seen_minutes: int = 10
+    # How long a model's presigned download URLs are valid; S3 signatures allow at most 7 days.
+    download_url_seconds: int = 24 * 3600
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +87,13 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(name, str(default))
         if not raw.isdigit() or int(raw) == 0:
             problems.append(f"{name}={raw!r} is not a number of minutes (a whole number above 0)")
+            return default
+        return int(raw)
+
+    def seconds(name: str, default: int, maximum: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+            problems.append(f"{name}={raw!r} is not a number of seconds from 1 to {maximum}")
             return default
         return int(raw)
 
@@ -127,6 +138,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         hub_check=switch("BRIGHTRUN_HUB_CHECK", False),
         hf_token=env.get("HF_TOKEN", ""),
         agent_seen_minutes=minutes("BRIGHTRUN_AGENT_SEEN_MINUTES", 10),
+        download_url_seconds=seconds("BRIGHTRUN_DOWNLOAD_URL_SECONDS", 24 * 3600, MAX_PRESIGN_SECONDS),
     )
     if problems:
         raise ConfigError("; ".join(problems))

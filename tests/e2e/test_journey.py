@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import time
 import uuid
@@ -33,13 +32,6 @@ JOB = {
     "gpu_config": {"type": "CPU", "count": 1},
     "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
 }
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTRUN_")}
-    with Platform(tmp_path_factory.mktemp("brightrun-home"), env, http_port=0) as running:
-        yield running
 
 
 def _client(platform: Platform, user: str) -> httpx.Client:
@@ -128,7 +120,7 @@ def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_a
 ):
     dataset, _ = ready_dataset
     long_job = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "batch_size": 1, "epochs": 20}}
-    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})
+    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})["job"]
     points = []
     for name, data in job_events(alice, job["id"], timeout=120):
         if name == "metric":
@@ -198,7 +190,7 @@ def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_wi
     shutil.copytree(platform.home / "models" / "tiny-llama", weightless, ignore=shutil.ignore_patterns("*.safetensors"),
                     dirs_exist_ok=True)
     broken = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": str(weightless)}}
-    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})
+    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})["job"]
     failed = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"],
                       lambda j: j["status"] in ("completed", "failed"), 120, "the job's end")
     assert failed["status"] == "failed"
@@ -217,7 +209,7 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
 
     reply = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB})
     assert reply.status_code == 201, reply.text
-    job = reply.json()["data"]
+    job = reply.json()["data"]["job"]
     assert job["status"] == "queued"
 
     updates, points = [], []

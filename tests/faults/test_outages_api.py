@@ -169,10 +169,10 @@ def test_an_idempotency_key_reused_with_another_body_is_422_and_with_the_same_bo
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first = api.post("/api/jobs", json=body, headers=key)
     assert first.status_code == 201, first.text
-    job = first.json()["data"]
+    job = first.json()["data"]["job"]
     try:
         again = api.post("/api/jobs", json=body, headers=key)
-        assert again.status_code == 201 and again.json()["data"]["id"] == job["id"]
+        assert again.status_code == 201 and again.json()["data"]["job"]["id"] == job["id"]
         other = {**body, "hyperparameters": {**HYPERPARAMETERS, "epochs": 3}}
         reused = api.post("/api/jobs", json=other, headers=key)
         assert reused.status_code == 422, reused.text

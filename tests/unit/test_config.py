@@ -52,3 +52,11 @@ def test_launch_check_settings_default_off_and_ten_minutes_and_bad_values_are_re
     with pytest.raises(ConfigError) as info:
         read_settings(BASE | {"BRIGHTRUN_HUB_CHECK": "yes", "BRIGHTRUN_AGENT_SEEN_MINUTES": "0"})
     assert "BRIGHTRUN_HUB_CHECK" in str(info.value) and "BRIGHTRUN_AGENT_SEEN_MINUTES" in str(info.value)
+
+
+def test_download_urls_last_a_day_by_default_and_at_most_the_seven_days_s3_allows():
+    assert read_settings(BASE).download_url_seconds == 86400
+    assert read_settings(BASE | {"BRIGHTRUN_DOWNLOAD_URL_SECONDS": "600"}).download_url_seconds == 600
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_DOWNLOAD_URL_SECONDS": str(8 * 86400)})
+    assert "BRIGHTRUN_DOWNLOAD_URL_SECONDS" in str(info.value) and "604800" in str(info.value)
