@@ -17,6 +17,7 @@ from gateway.convert import json_to_message, parse_json_object
 from gateway.errors import HttpError, validation_error
 from gateway.http import MAX_LIMIT, MAX_PAGE, caller
 from gateway.schema import obj, request_schema
+from services.common.idempotency import MAX_REQUEST_ID_LENGTH
 
 JSON = "application/json"
 
@@ -69,6 +70,10 @@ def page_params(default_limit: int) -> tuple[Param, ...]:
     )
 
 
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key", {"type": "string", "maxLength": MAX_REQUEST_ID_LENGTH},
+    "A retry with the same key and body answers with the first result; another body is a 422", where="header",
+)
 INTEGER = {"type": "integer"}
 # Every list's ``pagination`` (``gateway.http.Page.pagination``).
 PAGINATION = obj(page=INTEGER, limit=INTEGER, total=INTEGER, totalPages=INTEGER)

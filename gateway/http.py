@@ -19,6 +19,8 @@ from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.auth import authenticate
 from gateway.errors import validation_error
 from services.common.grpc import as_user
+from services.common.idempotency import MAX_REQUEST_ID_LENGTH
+from services.common.text import has_control_characters
 
 # The services' largest page; a bigger limit would make page/totalPages lie.
 MAX_LIMIT = 100
@@ -99,6 +101,16 @@ def parse_int(raw: str, name: str, minimum: int, maximum: int) -> int:
     if value > maximum:
         raise validation_error({name: [f"Must be at most {maximum}"]})
     return value
+
+
+def idempotency_key(request: Request, request_id: str) -> str:
+    """The ``Idempotency-Key`` header, else the body's request_id; raises HttpError 400 naming whichever was sent."""
+    header = request.headers.get("idempotency-key")
+    key, field = (request_id, "request_id") if header is None else (header, "Idempotency-Key")
+    if len(key) > MAX_REQUEST_ID_LENGTH or has_control_characters(key):
+        problem = f"Must be at most {MAX_REQUEST_ID_LENGTH} characters and hold no control characters; use a UUID"
+        raise validation_error({field: [problem]})
+    return key
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from starlette.requests import Request
 
 from brightrun.dataset.v1 import dataset_pb2
 from gateway.convert import enum_from_json, message_to_json
-from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
-from gateway.http import Page, caller, ok, path_id
+from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
+from gateway.http import Page, caller, idempotency_key, ok, path_id
 from gateway.schema import array, message_schema, obj
 
 CREATE_BODY = Body(dataset_pb2.CreateDatasetRequest, required=("name", "file_name", "file_size"))
@@ -17,6 +17,7 @@ REVALIDATE_BODY = Body(dataset_pb2.RevalidateDatasetRequest, hidden=("dataset_id
 async def create_dataset(request: Request):
     api = caller(request)
     message = CREATE_BODY.parse(await request.body())
+    message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.datasets.CreateDataset, message)
     # The spec's client reads camelCase uploadUrl/storagePath here (FR-2.1).
     data = {"dataset": message_to_json(reply.dataset), "uploadUrl": reply.upload_url, "storagePath": reply.storage_path}
@@ -69,7 +70,7 @@ _STATUS = Param("status", {"type": "string", "enum": ["uploading", "validating",
 ENDPOINTS = (
     Endpoint("POST", "/api/datasets", create_dataset, "Create a dataset and get its presigned upload URL",
              obj(dataset=DATASET, uploadUrl={"type": "string"}, storagePath={"type": "string"}),
-             body=CREATE_BODY, status=201),
+             body=CREATE_BODY, params=(IDEMPOTENCY_KEY,), status=201),
     Endpoint("GET", "/api/datasets", list_datasets, "The caller's datasets, newest first",
              obj(datasets=array(DATASET), pagination=PAGINATION),
              params=(*page_params(25), _STATUS, Param("search", {"type": "string"}, "Names containing this"))),

@@ -9,15 +9,11 @@ from starlette.requests import Request
 from brightrun.billing.v1 import billing_pb2
 from brightrun.job.v1 import job_pb2
 from gateway.convert import enum_from_json, message_to_json
-from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
-from gateway.errors import validation_error
-from gateway.http import INT64_MAX, Caller, Page, caller, int_param, ok, path_id
+from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
+from gateway.http import INT64_MAX, Caller, Page, caller, idempotency_key, int_param, ok, path_id
 from gateway.schema import array, message_schema, nullable, obj
-from services.common.text import has_control_characters
 from services.common.training_choices import HYPERPARAMETER_RANGES
 
-# The service's limit on a request id (services.job_svc.idempotency).
-MAX_REQUEST_ID_LENGTH = 255
 # The most metric points one answer carries (the service's page limit).
 _DETAIL_METRIC_POINTS = 10000
 _COST_RECORDS_PAGE = 100
@@ -43,10 +39,6 @@ ESTIMATE_BODY = Body(
 CREATE_BODY = Body(
     job_pb2.CreateJobRequest, required=("dataset_id", "preset_id"), uuids=("dataset_id",), hidden=_HIDDEN,
     ranges=_RANGES, descriptions=_DESCRIPTIONS,
-)
-IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key", {"type": "string", "maxLength": MAX_REQUEST_ID_LENGTH},
-    "A retry with the same key and body answers with the first result; another body is a 422", where="header",
 )
 DATASET_REF = obj(id={"type": "string"}, name=nullable({"type": "string"}))
 
@@ -93,19 +85,9 @@ async def create_job(request: Request):
     """
     api = caller(request)
     message = CREATE_BODY.parse(await request.body())
-    message.request_id = _idempotency_key(request, message.request_id)
+    message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.jobs.CreateJob, message)
     return ok({"job": job_json(reply.job)}, status=201, warnings=list(reply.warnings))
-
-
-def _idempotency_key(request: Request, request_id: str) -> str:
-    """The header's key, else the body's request_id; raises HttpError 400 naming whichever was sent."""
-    header = request.headers.get("idempotency-key")
-    key, field = (request_id, "request_id") if header is None else (header, "Idempotency-Key")
-    if len(key) > MAX_REQUEST_ID_LENGTH or has_control_characters(key):
-        problem = f"Must be at most {MAX_REQUEST_ID_LENGTH} characters and hold no control characters; use a UUID"
-        raise validation_error({field: [problem]})
-    return key
 
 
 async def list_jobs(request: Request):

@@ -12,13 +12,13 @@ from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf import json_format
-from services.common import events
+from services.common import events, idempotency
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
-from services.job_svc import idempotency, launch_checks, preflight, store
+from services.job_svc import launch_checks, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate

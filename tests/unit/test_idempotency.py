@@ -1,10 +1,10 @@
-"""CreateJob's request id: its checks and the fingerprint of the request it came with."""
+"""A creating call's request id: its checks and the fingerprint of the request it came with."""
 
 import pytest
 
 from brightrun.job.v1 import job_pb2
 from services.common.errors import IdempotencyKeyReused, InvalidArgument
-from services.job_svc.idempotency import check_replay, check_request_id, fingerprint
+from services.common.idempotency import check_replay, check_request_id, fingerprint
 
 
 def _request(**changes) -> job_pb2.CreateJobRequest:

@@ -1,13 +1,14 @@
-"""CreateJob's request id (the HTTP ``Idempotency-Key``): its checks and the
-fingerprint of the request it was first sent with. Pure: no I/O."""
+"""The request id of a creating call (the HTTP ``Idempotency-Key``: CreateJob,
+CreateDataset): its checks and the fingerprint of the request it was first
+sent with. Pure: no I/O. A request message carries it in ``request_id``."""
 
 from __future__ import annotations
 
 import hashlib
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
-from brightrun.job.v1 import job_pb2
 from services.common.errors import IdempotencyKeyReused, field_errors
 from services.common.text import has_control_characters
 
@@ -24,31 +25,31 @@ def check_request_id(request_id: str) -> None:
     field_errors({"request_id": problems})
 
 
-def fingerprint(request: job_pb2.CreateJobRequest) -> str:
+def fingerprint(request: Message) -> str:
     """sha256 of the request without its request id, in a canonical form.
 
     Canonical JSON rather than the wire bytes: it omits fields left at their
     default, so ``estimated_cost: 0`` and no estimated_cost are the same request.
     """
-    body = job_pb2.CreateJobRequest()
+    body = type(request)()
     body.CopyFrom(request)
     body.ClearField("request_id")
     text = json_format.MessageToJson(body, preserving_proto_field_name=True, sort_keys=True, indent=None)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_replay(stored_fingerprint: str | None, request: job_pb2.CreateJobRequest) -> None:
-    """Raises IdempotencyKeyReused when the job stored under this request id came from another request.
+def check_replay(stored_fingerprint: str | None, request: Message, created: str = "job") -> None:
+    """Raises IdempotencyKeyReused when what was ``created`` under this request id came from another request.
 
-    A job stored without a fingerprint (created before they were kept) replays.
+    One stored without a fingerprint (created before they were kept) replays.
     """
     if stored_fingerprint is not None and stored_fingerprint != fingerprint(request):
         raise IdempotencyKeyReused(
             "Idempotency-Key already used with a different request",
             {
                 "Idempotency-Key": [
-                    "This key (request_id) created a job from a different body. Send a new key to create "
-                    "another job, or resend the first body unchanged to get the job it created."
+                    f"This key (request_id) created a {created} from a different body. Send a new key to create "
+                    f"another {created}, or resend the first body unchanged to get the {created} it created."
                 ]
             },
         )
