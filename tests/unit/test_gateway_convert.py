@@ -182,3 +182,10 @@ def test_nul_in_a_string_and_infinite_floats_are_named():
         "hyperparameters.learning_rate": ["Must be a finite number"],
         "hyperparameters.alpha": ["Must be a finite number"],
     }
+
+
+def test_whole_numbers_in_struct_fields_are_json_integers_not_floats():
+    record = billing_pb2.CostRecord()
+    record.details.update({"epochs": 3, "line": 1, "rate": 2.5, "nested": [{"step": 12}]})
+    details = message_to_json(record)["details"]
+    assert json.dumps(details) == '{"epochs": 3, "line": 1, "rate": 2.5, "nested": [{"step": 12}]}'
