@@ -14,13 +14,17 @@ BUDGET_BODY = Body(billing_pb2.SetBudgetRequest, required=("amount",), ranges={"
 
 
 async def get_costs(request: Request):
-    """``?period=week|month|quarter|year`` (default month) -> the cost summary.
+    """``?period=week|month|quarter|year`` (default month) or ``?start_date=&end_date=`` -> the cost summary.
 
-    Carries the summary's fields and, for clients written against FR-6.1, the
-    same numbers under the spec's names total_cost, cost_by_type and chart_data.
+    Carries the summary's fields (``records`` among them) and, for clients
+    written against FR-6.1, the same numbers under the spec's names
+    total_cost, cost_by_type and chart_data.
     """
     api = caller(request)
-    message = billing_pb2.GetCostSummaryRequest(period=request.query_params.get("period", ""))
+    query = request.query_params
+    message = billing_pb2.GetCostSummaryRequest(
+        period=query.get("period", ""), start_date=query.get("start_date", ""), end_date=query.get("end_date", "")
+    )
     summary = message_to_json(await api(api.stubs.billing.GetCostSummary, message))
     aliases = {"total_cost": summary["total"], "cost_by_type": summary["by_type"], "chart_data": summary["by_day"]}
     return ok({**summary, **aliases})
@@ -73,7 +77,10 @@ ENDPOINTS = (
              obj(**_SUMMARY["properties"], total_cost=_SUMMARY["properties"]["total"],
                  cost_by_type=_SUMMARY["properties"]["by_type"], chart_data=_SUMMARY["properties"]["by_day"]),
              params=(Param("period", {"type": "string", "enum": ["week", "month", "quarter", "year"]},
-                           "Default month"),)),
+                           "The period ending now; default month"),
+                     Param("start_date", {"type": "string", "format": "date"},
+                           "With end_date: the UTC days from start_date to end_date, instead of the period"),
+                     Param("end_date", {"type": "string", "format": "date"}, "Last day included, with start_date"))),
     Endpoint("GET", "/api/budget", get_budget, "The monthly budget and what is spent and committed", _BUDGET),
     Endpoint("PUT", "/api/budget", set_budget, "Set the monthly budget in dollars", _BUDGET, body=BUDGET_BODY),
     Endpoint("GET", "/api/notifications", list_notifications, "The caller's notifications, newest first",

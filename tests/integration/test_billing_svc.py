@@ -168,6 +168,14 @@ async def test_journey_notifies_and_records_costs_once(service, nats):
     assert (summary.total, summary.record_count, summary.period) == (6.5, 2, "week")
     assert dict(summary.by_type) == {"compute": 6.0, "storage": 0.5}
     assert [(d.date, d.amount) for d in summary.by_day] == [(datetime.now(timezone.utc).date().isoformat(), 6.5)]
+    assert sorted(r.amount for r in summary.records) == [0.5, 6.0]
+    today = datetime.now(timezone.utc).date()
+    days = {"start_date": today.isoformat(), "end_date": today.isoformat()}
+    dated = await service.GetCostSummary(billing_pb2.GetCostSummaryRequest(**days), metadata=as_user(user))
+    assert (dated.total, dated.period, len(dated.records)) == (6.5, "custom", 2)
+    before = (today - timedelta(days=3)).isoformat()
+    earlier = billing_pb2.GetCostSummaryRequest(start_date=before, end_date=before)
+    assert (await service.GetCostSummary(earlier, metadata=as_user(user))).record_count == 0
 
     for _ in range(100):
         if len(recorded) == 2:
