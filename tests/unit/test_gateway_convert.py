@@ -188,4 +188,4 @@ def test_whole_numbers_in_struct_fields_are_json_integers_not_floats():
     record = billing_pb2.CostRecord()
     record.details.update({"epochs": 3, "line": 1, "rate": 2.5, "nested": [{"step": 12}]})
     details = message_to_json(record)["details"]
-    assert json.dumps(details) == '{"epochs": 3, "line": 1, "rate": 2.5, "nested": [{"step": 12}]}'
+    assert json.dumps(details, sort_keys=True) == '{"epochs": 3, "line": 1, "nested": [{"step": 12}], "rate": 2.5}'
