@@ -2,7 +2,8 @@
 
 ``event: status`` carries the job, ``event: metric`` a metric point whose
 ``id:`` is its step, so a reconnecting browser's ``Last-Event-ID`` resumes
-after the last point it saw. The stream ends when the watch ends; the gRPC
+after the last point it saw, and ``event: completed`` ``{job_id, artifact_id}``
+says where the trained adapter is, once it is stored. The stream ends when the watch ends; the gRPC
 call is cancelled when the client goes away.
 """
 
@@ -18,6 +19,7 @@ from starlette.responses import StreamingResponse
 
 from brightrun.job.v1 import job_pb2
 from gateway.convert import message_to_json
+from gateway.routes.jobs import job_json
 from gateway.errors import from_rpc_error
 from gateway.declare import Endpoint, Param
 from gateway.http import INT64_MAX, caller, int_param, parse_int, path_id
@@ -42,7 +44,11 @@ def format_event(update: job_pb2.WatchJobResponse) -> str:
     if update.WhichOneof("update") == "metric_point":
         point = update.metric_point
         return f"event: metric\nid: {point.step}\ndata: {json.dumps(message_to_json(point))}\n\n"
-    return f"event: status\ndata: {json.dumps(message_to_json(update.job))}\n\n"
+    job = job_json(update.job)
+    frame = f"event: status\ndata: {json.dumps(job)}\n\n"
+    if job["status"] == "completed" and job["artifact_id"]:
+        frame += f"event: completed\ndata: {json.dumps({'job_id': job['id'], 'artifact_id': job['artifact_id']})}\n\n"
+    return frame
 
 
 async def job_events(request: Request):
@@ -91,7 +97,8 @@ ENDPOINTS = (
             Param("Last-Event-ID", {"type": "string"}, "Sent by a reconnecting EventSource: resume after it",
                   where="header"),
         ),
-        description="event: status carries the job, event: metric a metric point (id: its step); the stream "
-        "ends when the job does.",
+        description="event: status carries the job, event: metric a metric point (id: its step), event: "
+        "completed {job_id, artifact_id} where the adapter is once stored; the stream ends after that, or when "
+        "the job fails or is cancelled.",
     ),
 )

@@ -30,6 +30,11 @@ from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_me
 from services.job_svc.speed import speed_key, table_speedup
 
 
+# How long a watch of a completed job waits for its artifact to be linked, and how often it looks.
+ARTIFACT_WAIT_S = 60.0
+ARTIFACT_POLL_S = 0.5
+
+
 def _uuid(value: str, what: str) -> str:
     canonical = canonical_uuid(value)
     if canonical is None:
@@ -266,6 +271,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 yield job_pb2.WatchJobResponse(metric_point=metric_point_message(point))
                 last_step = point.step
             if row.status in TERMINAL:
+                if row.status == "completed" and row.artifact_id is None:
+                    async for linked in self._artifact_linked(uid, job_id):
+                        yield linked
                 return
             while True:
                 event = await updates.get()
@@ -281,6 +289,21 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                     last_step = point.step
                     yield job_pb2.WatchJobResponse(metric_point=point)
                 if STATUS_NAMES[job.status] in TERMINAL:
+                    if job.status == job_pb2.JOB_STATUS_COMPLETED and not job.HasField("artifact_id"):
+                        async for linked in self._artifact_linked(uid, job_id):
+                            yield linked
                     return
         finally:
             await subscription.unsubscribe()
+
+    async def _artifact_linked(self, uid: str, job_id: str):
+        """The completed job once artifact_svc's artifact.created has linked its artifact (nothing after
+        ARTIFACT_WAIT_S): a watcher learns where the adapter is without asking again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ARTIFACT_WAIT_S
+        while loop.time() < deadline:
+            await asyncio.sleep(ARTIFACT_POLL_S)
+            row = await self._job(uid, job_id)
+            if row.artifact_id is not None:
+                yield job_pb2.WatchJobResponse(job=job_message(row))
+                return

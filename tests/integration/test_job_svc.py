@@ -194,7 +194,13 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     assert (points[1].validation_loss, points[1].perplexity) == (0.75, math.exp(0.75))
     assert not points[0].HasField("gpu_memory_gb")
     assert (points[1].gpu_utilization, points[1].gpu_memory_gb) == (97.0, 41.5)
+    # The watch stays open until artifact_svc's artifact is linked, and ends with the job naming it.
+    await asyncio.sleep(1)
+    assert not watcher.done()
+    artifact = artifact_pb2.ModelArtifact(id=str(uuid.uuid4()), job_id=job.id, user_id=OWNER)
+    await _trainer_event(js, job, "artifact.created", artifact_created=events_pb2.ArtifactCreated(artifact=artifact))
     await asyncio.wait_for(watcher, 10)
+    assert watched[-1].job.artifact_id == artifact.id
     statuses = [u.job.status for u in watched if u.HasField("job")]
     assert statuses[0] == job_pb2.JOB_STATUS_QUEUED and statuses[-1] == job_pb2.JOB_STATUS_COMPLETED
     assert job_pb2.JOB_STATUS_RUNNING in statuses

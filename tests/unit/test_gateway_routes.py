@@ -506,3 +506,14 @@ async def test_a_number_past_int32_states_the_fields_real_range(client):
     body = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "epochs": 2**40}}
     reply = await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
     assert _assert_spec_4xx(reply)["details"] == {"hyperparameters.epochs": ["Must be between 1 and 20"]}
+
+
+def test_a_completed_job_with_its_artifact_is_also_a_completed_event_naming_it():
+    from gateway.routes.job_events import format_event
+
+    done = job_pb2.Job(id=MISSING_JOB, status=job_pb2.JOB_STATUS_COMPLETED, artifact_id=KNOWN_DATASET)
+    frames = format_event(job_pb2.WatchJobResponse(job=done)).split("\n\n")
+    assert frames[0].startswith("event: status\n")
+    assert frames[1] == f'event: completed\ndata: {{"job_id": "{MISSING_JOB}", "artifact_id": "{KNOWN_DATASET}"}}'
+    running = job_pb2.Job(id=MISSING_JOB, status=job_pb2.JOB_STATUS_RUNNING)
+    assert "event: completed" not in format_event(job_pb2.WatchJobResponse(job=running))
