@@ -1,5 +1,6 @@
 """What every route shares: the authenticated caller with the service stubs,
-``{success, data}`` answers, and query-parameter parsing."""
+``{success, data}`` answers (which name a local base model, never show the
+server's path to it), and query-parameter parsing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from google.protobuf.message import Message
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.auth import authenticate
 from gateway.errors import validation_error
+from services.common.base_models import model_name
 from services.common.grpc import as_user
 from services.common.idempotency import MAX_REQUEST_ID_LENGTH
 from services.common.text import has_control_characters
@@ -43,10 +46,12 @@ class Stubs:
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated user and the stubs to call on their behalf."""
+    """The authenticated user, the stubs to call on their behalf, and the model directories whose paths
+    answers show as model names."""
 
     user_id: str
     stubs: Stubs
+    model_dirs: tuple[Path, ...] = ()
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -57,18 +62,29 @@ class Caller:
         return await method(request, metadata=self.metadata, timeout=RPC_TIMEOUT_S)
 
 
+    def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
+        """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside
+        ``data``. A local base model's absolute path anywhere in ``data`` is shown as its model name."""
+        body = {"success": True, "data": self.shown(data)}
+        if warnings is not None:
+            body["warnings"] = warnings
+        return JSONResponse(body, status_code=status)
+
+    def shown(self, value: object) -> object:
+        if isinstance(value, str):
+            return model_name(value, self.model_dirs) if value.startswith("/") else value
+        if isinstance(value, dict):
+            return {key: self.shown(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.shown(item) for item in value]
+        return value
+
+
 def caller(request: Request) -> Caller:
     """The request's caller; raises HttpError 401 without a valid bearer token."""
-    user_id = authenticate(request.headers.get("authorization"), request.app.state.settings.jwt_secret)
-    return Caller(user_id, request.app.state.stubs)
-
-
-def ok(data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
-    """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside ``data``."""
-    body = {"success": True, "data": data}
-    if warnings is not None:
-        body["warnings"] = warnings
-    return JSONResponse(body, status_code=status)
+    settings = request.app.state.settings
+    user_id = authenticate(request.headers.get("authorization"), settings.jwt_secret)
+    return Caller(user_id, request.app.state.stubs, settings.model_dirs)
 
 
 def path_id(request: Request, name: str = "id") -> str:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from brightrun.billing.v1 import billing_pb2
 from gateway.convert import message_to_json
 from gateway.declare import Body, Endpoint, Param
-from gateway.http import MAX_LIMIT, caller, int_param, ok, path_id
+from gateway.http import MAX_LIMIT, caller, int_param, path_id
 from gateway.schema import array, message_schema, obj
 
 BUDGET_BODY = Body(billing_pb2.SetBudgetRequest, required=("amount",), ranges={"amount": (0, 100_000_000)})
@@ -27,14 +27,14 @@ async def get_costs(request: Request):
     )
     summary = message_to_json(await api(api.stubs.billing.GetCostSummary, message))
     aliases = {"total_cost": summary["total"], "cost_by_type": summary["by_type"], "chart_data": summary["by_day"]}
-    return ok({**summary, **aliases})
+    return api.ok({**summary, **aliases})
 
 
 async def get_budget(request: Request):
     """-> ``{amount, month, spent, committed, remaining}`` in dollars; amount and remaining null without a budget."""
     api = caller(request)
     reply = await api(api.stubs.billing.GetBudget, billing_pb2.GetBudgetRequest())
-    return ok(message_to_json(reply.budget))
+    return api.ok(message_to_json(reply.budget))
 
 
 async def set_budget(request: Request):
@@ -42,7 +42,7 @@ async def set_budget(request: Request):
     api = caller(request)
     message = BUDGET_BODY.parse(await request.body())
     reply = await api(api.stubs.billing.SetBudget, message)
-    return ok(message_to_json(reply.budget))
+    return api.ok(message_to_json(reply.budget))
 
 
 async def list_notifications(request: Request):
@@ -52,20 +52,20 @@ async def list_notifications(request: Request):
         unread_only=request.query_params.get("unread") == "true", page_size=int_param(request, "limit", 20, maximum=MAX_LIMIT)
     )
     reply = await api(api.stubs.billing.ListNotifications, message)
-    return ok({"notifications": [message_to_json(n) for n in reply.notifications], "unread_count": reply.unread_count})
+    return api.ok({"notifications": [message_to_json(n) for n in reply.notifications], "unread_count": reply.unread_count})
 
 
 async def mark_notification_read(request: Request):
     api = caller(request)
     message = billing_pb2.MarkNotificationReadRequest(notification_id=path_id(request))
     reply = await api(api.stubs.billing.MarkNotificationRead, message)
-    return ok({"notification": message_to_json(reply.notification)})
+    return api.ok({"notification": message_to_json(reply.notification)})
 
 
 async def mark_all_notifications_read(request: Request):
     api = caller(request)
     reply = await api(api.stubs.billing.MarkAllNotificationsRead, billing_pb2.MarkAllNotificationsReadRequest())
-    return ok({"updated_count": reply.updated_count})
+    return api.ok({"updated_count": reply.updated_count})
 
 
 _SUMMARY = message_schema(billing_pb2.GetCostSummaryResponse.DESCRIPTOR)

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from brightrun.dataset.v1 import dataset_pb2
 from gateway.convert import enum_from_json, message_to_json
 from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
-from gateway.http import Page, caller, idempotency_key, ok, path_id
+from gateway.http import Page, caller, idempotency_key, path_id
 from gateway.schema import array, message_schema, obj
 
 CREATE_BODY = Body(dataset_pb2.CreateDatasetRequest, required=("name", "file_name", "file_size"))
@@ -21,7 +21,7 @@ async def create_dataset(request: Request):
     reply = await api(api.stubs.datasets.CreateDataset, message)
     # The spec's client reads camelCase uploadUrl/storagePath here (FR-2.1).
     data = {"dataset": message_to_json(reply.dataset), "uploadUrl": reply.upload_url, "storagePath": reply.storage_path}
-    return ok(data, status=201)
+    return api.ok(data, status=201)
 
 
 async def list_datasets(request: Request):
@@ -32,25 +32,25 @@ async def list_datasets(request: Request):
     if status:
         message.status = enum_from_json(dataset_pb2.DatasetStatus.DESCRIPTOR, status, "status")
     reply = await api(api.stubs.datasets.ListDatasets, message)
-    return ok({"datasets": [message_to_json(d) for d in reply.datasets], "pagination": page.pagination(reply.total_size)})
+    return api.ok({"datasets": [message_to_json(d) for d in reply.datasets], "pagination": page.pagination(reply.total_size)})
 
 
 async def get_dataset(request: Request):
     api = caller(request)
     reply = await api(api.stubs.datasets.GetDataset, dataset_pb2.GetDatasetRequest(dataset_id=path_id(request)))
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 async def delete_dataset(request: Request):
     api = caller(request)
     reply = await api(api.stubs.datasets.DeleteDataset, dataset_pb2.DeleteDatasetRequest(dataset_id=path_id(request)))
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 async def confirm_upload(request: Request):
     api = caller(request)
     reply = await api(api.stubs.datasets.ConfirmUpload, dataset_pb2.ConfirmUploadRequest(dataset_id=path_id(request)))
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 async def revalidate_dataset(request: Request):
@@ -59,7 +59,7 @@ async def revalidate_dataset(request: Request):
     message = REVALIDATE_BODY.parse(await request.body())
     message.dataset_id = path_id(request)
     reply = await api(api.stubs.datasets.RevalidateDataset, message)
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 DATASET = message_schema(dataset_pb2.Dataset.DESCRIPTOR)

@@ -22,7 +22,7 @@ from gateway.convert import message_to_json
 from gateway.routes.jobs import job_json
 from gateway.errors import from_rpc_error
 from gateway.declare import Endpoint, Param
-from gateway.http import INT64_MAX, caller, int_param, parse_int, path_id
+from gateway.http import INT64_MAX, Caller, caller, int_param, parse_int, path_id
 
 # A comment line this often keeps proxies and client read timeouts from closing a quiet stream.
 KEEPALIVE_S = 15.0
@@ -39,12 +39,12 @@ def _resume_after(request: Request) -> int:
     return int_param(request, "after_step", 0, minimum=0)
 
 
-def format_event(update: job_pb2.WatchJobResponse) -> str:
-    """One WatchJobResponse as an SSE frame."""
+def format_event(update: job_pb2.WatchJobResponse, api: Caller) -> str:
+    """One WatchJobResponse as SSE frames, shown to ``api`` as its answers are."""
     if update.WhichOneof("update") == "metric_point":
         point = update.metric_point
         return f"event: metric\nid: {point.step}\ndata: {json.dumps(message_to_json(point))}\n\n"
-    job = job_json(update.job)
+    job = api.shown(job_json(update.job))
     frame = f"event: status\ndata: {json.dumps(job)}\n\n"
     if job["status"] == "completed" and job["artifact_id"]:
         frame += f"event: completed\ndata: {json.dumps({'job_id': job['id'], 'artifact_id': job['artifact_id']})}\n\n"
@@ -61,10 +61,10 @@ async def job_events(request: Request):
         call.cancel()
         raise pending.exception()
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_frames(call, pending), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_frames(call, pending, api), media_type="text/event-stream", headers=headers)
 
 
-async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
+async def _frames(call, pending: asyncio.Future, api: Caller) -> AsyncIterator[str]:
     # Reads run as tasks so that waiting for one can time out into a keepalive
     # without cancelling the read (which would cancel the whole call).
     try:
@@ -80,7 +80,7 @@ async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
                 return
             if update is grpc.aio.EOF:
                 return
-            yield format_event(update)
+            yield format_event(update, api)
             pending = asyncio.ensure_future(call.read())
     finally:
         # Runs when the client disconnects too (the response task is cancelled).

@@ -10,7 +10,7 @@ from brightrun.billing.v1 import billing_pb2
 from brightrun.job.v1 import job_pb2
 from gateway.convert import enum_from_json, message_to_json
 from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
-from gateway.http import INT64_MAX, Caller, Page, caller, idempotency_key, int_param, ok, path_id
+from gateway.http import INT64_MAX, Caller, Page, caller, idempotency_key, int_param, path_id
 from gateway.schema import array, message_schema, nullable, obj
 from services.common.training_choices import HYPERPARAMETER_RANGES
 
@@ -62,20 +62,20 @@ JOB = _job_schema()
 async def list_presets(request: Request):
     api = caller(request)
     reply = await api(api.stubs.jobs.ListPresets, job_pb2.ListPresetsRequest())
-    return ok({"presets": [message_to_json(p) for p in reply.presets]})
+    return api.ok({"presets": [message_to_json(p) for p in reply.presets]})
 
 
 async def list_gpu_types(request: Request):
     api = caller(request)
     reply = await api(api.stubs.jobs.ListGpuTypes, job_pb2.ListGpuTypesRequest())
-    return ok({"gpu_types": [message_to_json(g) for g in reply.gpu_types]})
+    return api.ok({"gpu_types": [message_to_json(g) for g in reply.gpu_types]})
 
 
 async def estimate_job(request: Request):
     api = caller(request)
     message = ESTIMATE_BODY.parse(await request.body())
     reply = await api(api.stubs.jobs.EstimateJob, message)
-    return ok(message_to_json(reply.estimate))
+    return api.ok(message_to_json(reply.estimate))
 
 
 async def create_job(request: Request):
@@ -87,7 +87,7 @@ async def create_job(request: Request):
     message = CREATE_BODY.parse(await request.body())
     message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.jobs.CreateJob, message)
-    return ok({"job": job_json(reply.job)}, status=201, warnings=list(reply.warnings))
+    return api.ok({"job": job_json(reply.job)}, status=201, warnings=list(reply.warnings))
 
 
 async def list_jobs(request: Request):
@@ -98,7 +98,7 @@ async def list_jobs(request: Request):
     if status:
         message.status = enum_from_json(job_pb2.JobStatus.DESCRIPTOR, status, "status")
     reply = await api(api.stubs.jobs.ListJobs, message)
-    return ok({"jobs": [job_json(j) for j in reply.jobs], "pagination": page.pagination(reply.total_size)})
+    return api.ok({"jobs": [job_json(j) for j in reply.jobs], "pagination": page.pagination(reply.total_size)})
 
 
 async def get_job(request: Request):
@@ -113,7 +113,7 @@ async def get_job(request: Request):
         ),
         _all_cost_records(api, job_id),
     )
-    return ok(
+    return api.ok(
         {
             "job": job_json(job.job),
             "metrics": [message_to_json(m) for m in metrics.metric_points],
@@ -137,7 +137,7 @@ async def _all_cost_records(api: Caller, job_id: str) -> list[dict]:
 async def cancel_job(request: Request):
     api = caller(request)
     reply = await api(api.stubs.jobs.CancelJob, job_pb2.CancelJobRequest(job_id=path_id(request)))
-    return ok({"job": job_json(reply.job)})
+    return api.ok({"job": job_json(reply.job)})
 
 
 async def list_metric_points(request: Request):
@@ -149,7 +149,7 @@ async def list_metric_points(request: Request):
         page_size=int_param(request, "limit", 1000, maximum=_DETAIL_METRIC_POINTS),
     )
     reply = await api(api.stubs.jobs.ListMetricPoints, message)
-    return ok({"metrics": [message_to_json(m) for m in reply.metric_points]})
+    return api.ok({"metrics": [message_to_json(m) for m in reply.metric_points]})
 
 
 _PRESET = obj(id={"type": "string"}, name={"type": "string"}, description={"type": "string"},

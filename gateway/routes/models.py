@@ -12,7 +12,7 @@ from brightrun.dataset.v1 import dataset_pb2
 from gateway.convert import message_to_json
 from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
 from gateway.errors import validation_error
-from gateway.http import Caller, Page, caller, ok, path_id
+from gateway.http import Caller, Page, caller, path_id
 from gateway.routes.jobs import DATASET_REF
 from gateway.schema import array, message_schema, obj
 
@@ -33,7 +33,7 @@ async def list_models(request: Request):
     reply = await api(api.stubs.artifacts.ListArtifacts, message)
     names = await _dataset_names(api, {a.dataset_id for a in reply.artifacts})
     models = [{**message_to_json(a), "dataset": {"id": a.dataset_id, "name": names[a.dataset_id]}} for a in reply.artifacts]
-    return ok({"models": models, "pagination": page.pagination(reply.total_size)})
+    return api.ok({"models": models, "pagination": page.pagination(reply.total_size)})
 
 
 async def _dataset_names(api: Caller, dataset_ids: set[str]) -> dict[str, str | None]:
@@ -55,7 +55,7 @@ async def _dataset_names(api: Caller, dataset_ids: set[str]) -> dict[str, str | 
 async def get_model(request: Request):
     api = caller(request)
     reply = await api(api.stubs.artifacts.GetArtifact, artifact_pb2.GetArtifactRequest(artifact_id=path_id(request)))
-    return ok({"model": message_to_json(reply.artifact)})
+    return api.ok({"model": message_to_json(reply.artifact)})
 
 
 async def download_model(request: Request):
@@ -64,14 +64,14 @@ async def download_model(request: Request):
     message = DOWNLOAD_BODY.parse(await request.body())
     message.artifact_id = path_id(request)
     reply = await api(api.stubs.artifacts.GetDownloadUrls, message)
-    return ok(message_to_json(reply))
+    return api.ok(message_to_json(reply))
 
 
 async def delete_model(request: Request):
     api = caller(request)
     message = artifact_pb2.DeleteArtifactRequest(artifact_id=path_id(request))
     reply = await api(api.stubs.artifacts.DeleteArtifact, message)
-    return ok({"model": message_to_json(reply.artifact)})
+    return api.ok({"model": message_to_json(reply.artifact)})
 
 
 MODEL = message_schema(artifact_pb2.ModelArtifact.DESCRIPTOR)

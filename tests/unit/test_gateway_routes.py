@@ -509,11 +509,25 @@ async def test_a_number_past_int32_states_the_fields_real_range(client):
 
 
 def test_a_completed_job_with_its_artifact_is_also_a_completed_event_naming_it():
+    from gateway.http import Caller
     from gateway.routes.job_events import format_event
 
+    api = Caller(str(uuid.uuid4()), None)
     done = job_pb2.Job(id=MISSING_JOB, status=job_pb2.JOB_STATUS_COMPLETED, artifact_id=KNOWN_DATASET)
-    frames = format_event(job_pb2.WatchJobResponse(job=done)).split("\n\n")
+    frames = format_event(job_pb2.WatchJobResponse(job=done), api).split("\n\n")
     assert frames[0].startswith("event: status\n")
     assert frames[1] == f'event: completed\ndata: {{"job_id": "{MISSING_JOB}", "artifact_id": "{KNOWN_DATASET}"}}'
     running = job_pb2.Job(id=MISSING_JOB, status=job_pb2.JOB_STATUS_RUNNING)
-    assert "event: completed" not in format_event(job_pb2.WatchJobResponse(job=running))
+    assert "event: completed" not in format_event(job_pb2.WatchJobResponse(job=running), api)
+
+
+def test_answers_show_a_local_base_model_by_its_name_never_the_servers_path(tmp_path):
+    from gateway.http import Caller
+
+    models = tmp_path / "models"
+    (models / "tiny-llama").mkdir(parents=True)
+    api = Caller(str(uuid.uuid4()), None, (models,))
+    job = {"hyperparameters": {"base_model": str(models / "tiny-llama")}, "configuration": [{"m": "gpt2"}]}
+    body = json.loads(api.ok(job).body)
+    assert body["data"] == {"hyperparameters": {"base_model": "tiny-llama"}, "configuration": [{"m": "gpt2"}]}
+    assert str(tmp_path) not in json.dumps(body)
