@@ -6,8 +6,8 @@ from starlette.requests import Request
 
 from brightrun.billing.v1 import billing_pb2
 from gateway.convert import message_to_json
-from gateway.declare import Body, Endpoint, Param
-from gateway.http import MAX_LIMIT, caller, int_param, path_id
+from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
+from gateway.http import Page, caller, path_id
 from gateway.schema import array, message_schema, obj
 
 BUDGET_BODY = Body(billing_pb2.SetBudgetRequest, required=("amount",), ranges={"amount": (0, 100_000_000)})
@@ -46,13 +46,18 @@ async def set_budget(request: Request):
 
 
 async def list_notifications(request: Request):
-    """``?unread=true&limit=20`` -> ``{notifications, unread_count}``, newest first."""
+    """``?unread=true&page=&limit=20`` -> ``{notifications, unread_count, pagination}``, newest first."""
     api = caller(request)
+    page = Page.from_query(request, default_limit=20)
     message = billing_pb2.ListNotificationsRequest(
-        unread_only=request.query_params.get("unread") == "true", page_size=int_param(request, "limit", 20, maximum=MAX_LIMIT)
+        unread_only=request.query_params.get("unread") == "true", **page.request_fields()
     )
     reply = await api(api.stubs.billing.ListNotifications, message)
-    return api.ok({"notifications": [message_to_json(n) for n in reply.notifications], "unread_count": reply.unread_count})
+    return api.ok({
+        "notifications": [message_to_json(n) for n in reply.notifications],
+        "unread_count": reply.unread_count,
+        "pagination": page.pagination(reply.total_size),
+    })
 
 
 async def mark_notification_read(request: Request):
@@ -84,10 +89,9 @@ ENDPOINTS = (
     Endpoint("GET", "/api/budget", get_budget, "The monthly budget and what is spent and committed", _BUDGET),
     Endpoint("PUT", "/api/budget", set_budget, "Set the monthly budget in dollars", _BUDGET, body=BUDGET_BODY),
     Endpoint("GET", "/api/notifications", list_notifications, "The caller's notifications, newest first",
-             obj(notifications=array(_NOTIFICATION), unread_count={"type": "integer"}),
+             obj(notifications=array(_NOTIFICATION), unread_count={"type": "integer"}, pagination=PAGINATION),
              params=(Param("unread", {"type": "string", "enum": ["true", "false"]}, "true: unread only"),
-                     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 20},
-                           "Most notifications to return"))),
+                     *page_params(20))),
     Endpoint("POST", "/api/notifications/read-all", mark_all_notifications_read, "Mark every notification read",
              obj(updated_count={"type": "integer"})),
     Endpoint("PATCH", "/api/notifications/{id}/read", mark_notification_read, "Mark a notification read",

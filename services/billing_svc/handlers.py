@@ -65,9 +65,11 @@ class BillingHandlers(billing_pb2_grpc.BillingServiceServicer):
         async with self._db.transaction() as conn:
             rows = await store.list_notifications(conn, uid, request.unread_only, page)
             unread = await store.unread_count(conn, uid)
+            total = await store.notification_count(conn, uid, request.unread_only)
         return billing_pb2.ListNotificationsResponse(
             notifications=[notification_message(row) for row in rows[: page.limit]],
             unread_count=unread,
+            total_size=total,
             next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
         )
 

@@ -125,6 +125,14 @@ async def list_notifications(conn: AsyncConnection, user_id: str, unread_only: b
     return list(rows)
 
 
+async def notification_count(conn: AsyncConnection, user_id: str, unread_only: bool) -> int:
+    unread = " AND NOT read" if unread_only else ""
+    result = await conn.execute(
+        text(f"SELECT count(*) FROM notifications WHERE user_id = :user_id{unread}"), {"user_id": user_id}
+    )
+    return result.scalar_one()
+
+
 async def unread_count(conn: AsyncConnection, user_id: str) -> int:
     result = await conn.execute(
         text("SELECT count(*) FROM notifications WHERE user_id = :user_id AND NOT read"), {"user_id": user_id}

@@ -228,10 +228,10 @@ async def test_reading_notifications_is_scoped_to_their_owner(service, nats):
     )
     assert marked.notification.read
     unread = await _notifications(service, owner, count=2, unread_only=True)
-    assert first.id not in {n.id for n in unread.notifications} and unread.unread_count == 2
+    assert first.id not in {n.id for n in unread.notifications} and unread.unread_count == unread.total_size == 2
 
     page = await _notifications(service, owner, count=2, page_size=2)
-    assert page.next_page_token
+    assert page.next_page_token and page.total_size == 3
     rest = await _notifications(service, owner, count=1, page_size=2, page_token=page.next_page_token)
     assert {n.id for n in [*page.notifications, *rest.notifications]} == {n.id for n in notes.notifications}
 
