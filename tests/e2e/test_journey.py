@@ -200,6 +200,17 @@ def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_wi
     assert f"job {job['id']}: attempt 2" not in log
 
 
+def test_a_named_preset_alone_is_priced_and_an_explicit_zero_is_refused(alice, ready_dataset):
+    dataset, _ = ready_dataset
+    estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], "preset_id": "fast"})
+    # fast: batch 8, one epoch, on the default GPU (one A100-80GB at $3.50 an hour).
+    assert estimate["training_details"]["total_steps"] == 6 and estimate["hourly_rate"] == 3.5
+    zero = {"dataset_id": dataset["id"], "preset_id": "fast", "hyperparameters": {"epochs": 0}}
+    refused = alice.post("/api/jobs/estimate", json=zero)
+    assert refused.status_code == 400 and refused.json()["code"] == "validation_failed"
+    assert "between 1 and 20" in refused.json()["details"]["hyperparameters.epochs"][0]
+
+
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
     dataset, _ = ready_dataset
     estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **JOB})
@@ -212,12 +223,14 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     job = reply.json()["data"]["job"]
     assert job["status"] == "queued"
 
-    updates, points = [], []
+    updates, points, completed = [], [], []
     for name, data in job_events(alice, job["id"], timeout=300):
         if name == "status":
             updates.append(data)
         elif name == "metric":
             points.append(data)
+        elif name == "completed":
+            completed.append(data)
     statuses = [u["status"] for u in updates]
     assert statuses[-1] == "completed"
     assert "running" in statuses
@@ -236,9 +249,12 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     assert {6, 12} <= set(validated) and validated[12]["perplexity"] > 1
     assert bob.get(f"/api/jobs/{job['id']}").status_code == 404
 
-    job = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"], lambda j: j["artifact_id"], 30, "artifact")
+    # The stream ended by naming the stored adapter: no polling needed.
+    assert job["artifact_id"] and completed == [{"job_id": job["id"], "artifact_id": job["artifact_id"]}]
+    assert job["dataset"] == {"id": dataset["id"], "name": dataset["name"]}
+    assert not job["hyperparameters"]["base_model"].startswith("/")  # a model name, not the server's path
     models = call(alice, "GET", "/api/models")["models"]
-    assert [m["id"] for m in models] == [job["artifact_id"]]
+    assert [(m["id"], m["dataset"]) for m in models] == [(job["artifact_id"], job["dataset"])]
     model = call(alice, "GET", f"/api/models/{job['artifact_id']}")["model"]
     quality = model["quality_metrics"]
     assert quality["final_training_loss"] is not None
