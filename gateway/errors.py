@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from services.common.base_models import shown_to_callers
 from services.common.status import error_details
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,11 @@ async def _http_error(request: Request, exc: HttpError) -> JSONResponse:
 
 
 async def _rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
-    return error_response(from_rpc_error(exc))
+    error = from_rpc_error(exc)
+    # A service's message may quote a resolved base model: the caller sees its name, not the server's path.
+    model_dirs = request.app.state.settings.model_dirs
+    error.error, error.details = shown_to_callers([error.error, error.details], model_dirs)
+    return error_response(error)
 
 
 async def _starlette_error(request: Request, exc: HTTPException) -> JSONResponse:

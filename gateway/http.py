@@ -20,7 +20,7 @@ from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.auth import authenticate
 from gateway.errors import validation_error
-from services.common.base_models import model_name
+from services.common.base_models import shown_to_callers
 from services.common.grpc import as_user
 from services.common.idempotency import MAX_REQUEST_ID_LENGTH
 from services.common.text import has_control_characters
@@ -67,17 +67,11 @@ class Caller:
         ``data``. A local base model's absolute path anywhere in ``data`` is shown as its model name."""
         body = {"success": True, "data": self.shown(data)}
         if warnings is not None:
-            body["warnings"] = warnings
+            body["warnings"] = self.shown(warnings)
         return JSONResponse(body, status_code=status)
 
     def shown(self, value: object) -> object:
-        if isinstance(value, str):
-            return model_name(value, self.model_dirs) if value.startswith("/") else value
-        if isinstance(value, dict):
-            return {key: self.shown(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self.shown(item) for item in value]
-        return value
+        return shown_to_callers(value, self.model_dirs)
 
 
 def caller(request: Request) -> Caller:

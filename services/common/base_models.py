@@ -77,17 +77,18 @@ def _named_local_model(value: str, model_dirs: Sequence[Path]) -> str | None:
     return None
 
 
-def model_name(value: str, model_dirs: Sequence[Path]) -> str:
-    """What a caller is shown of a resolved base model: a local one as its path inside its model directory
-    (``tiny-llama``), which :func:`resolve_base_model` takes back, never the server's absolute path; any
-    other value unchanged."""
-    if not os.path.isabs(value):
+def shown_to_callers(value: object, model_dirs: Sequence[Path]) -> object:
+    """``value`` (text, or JSON-like dicts and lists of it) as a caller may see it: every resolved local
+    base model reads as its path inside its model directory (``tiny-llama``), which
+    :func:`resolve_base_model` takes back, never as the server's absolute path."""
+    if isinstance(value, str):
+        for directory in model_dirs:
+            value = value.replace(os.path.realpath(directory) + os.sep, "")
         return value
-    path = Path(value)
-    for directory in model_dirs:
-        real = Path(os.path.realpath(directory))
-        if path.is_relative_to(real) and path != real:
-            return str(path.relative_to(real))
+    if isinstance(value, dict):
+        return {key: shown_to_callers(item, model_dirs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shown_to_callers(item, model_dirs) for item in value]
     return value
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from services.common.base_models import ModelNotAllowed, check_base_model, model_name, resolve_base_model
+from services.common.base_models import ModelNotAllowed, check_base_model, resolve_base_model, shown_to_callers
 from services.common.config import ConfigError, read_settings
 from services.common.errors import InvalidArgument
 
@@ -100,8 +100,10 @@ def test_a_local_default_base_model_outside_the_model_directories_is_a_configura
 def test_a_local_model_is_shown_by_its_name_inside_its_directory_which_resolves_back(models, tmp_path, monkeypatch):
     monkeypatch.chdir("/")  # "tiny" is no relative path from here: the name is found in the model directory
     resolved = resolve_base_model(str(models / "tiny"), [models])
-    assert model_name(resolved, [models]) == "tiny"
+    assert shown_to_callers(resolved, [models]) == "tiny"
     assert resolve_base_model("tiny", [models]) == resolved
-    assert model_name("meta-llama/Llama-3.1-8B", [models]) == "meta-llama/Llama-3.1-8B"
+    assert shown_to_callers({"m": ["meta-llama/Llama-3.1-8B"]}, [models]) == {"m": ["meta-llama/Llama-3.1-8B"]}
+    quoted = shown_to_callers([f"{resolved!r} has no config.json"], [models])
+    assert quoted == ["'tiny' has no config.json"]
     # A hub id with no such local directory stays a hub id.
     assert resolve_base_model("gpt2", [models]) == "gpt2"

@@ -4,6 +4,7 @@ propagation, request building, SSE framing. No database, no other services."""
 import asyncio
 import itertools
 import json
+import os
 import uuid
 
 import grpc
@@ -19,7 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from gateway.app import create_app
 from gateway.auth import mint_token
 from services.common.config import read_settings
-from services.common.errors import FailedPrecondition, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.grpc import rpc, stream_rpc, user_id
 
 SECRET = "route-test-secret-that-is-long-enough"
@@ -27,6 +28,8 @@ KNOWN_DATASET = str(uuid.uuid4())
 MISSING_JOB = str(uuid.uuid4())
 # CreateJob queues a job on this dataset and answers with a warning.
 QUEUED_WITH_WARNING = str(uuid.uuid4())
+# CreateJob refuses a job on this dataset quoting a resolved local base model.
+QUOTES_A_MODEL_PATH = str(uuid.uuid4())
 
 
 class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
@@ -67,6 +70,9 @@ class FakeJobs(job_pb2_grpc.JobServiceServicer):
         if request.dataset_id == QUEUED_WITH_WARNING:
             job = job_pb2.Job(id=str(uuid.uuid4()), dataset_id=request.dataset_id, status=job_pb2.JOB_STATUS_QUEUED)
             return job_pb2.CreateJobResponse(job=job, warnings=["No trainer agent for 1 x CPU has been seen."])
+        if request.dataset_id == QUOTES_A_MODEL_PATH:
+            path = os.path.realpath(_settings().model_dirs[0]) + "/tiny-llama"
+            raise InvalidArgument("Validation error", {"hyperparameters.base_model": [f"{path!r} has no config.json"]})
         raise FailedPrecondition("Dataset not ready for training", "status='uploading'")
 
     @stream_rpc
@@ -531,3 +537,8 @@ def test_answers_show_a_local_base_model_by_its_name_never_the_servers_path(tmp_
     body = json.loads(api.ok(job).body)
     assert body["data"] == {"hyperparameters": {"base_model": "tiny-llama"}, "configuration": [{"m": "gpt2"}]}
     assert str(tmp_path) not in json.dumps(body)
+
+
+async def test_an_error_quoting_a_local_base_model_names_it_without_the_servers_path(client):
+    reply = await client.post("/api/jobs", json={**JOB, "dataset_id": QUOTES_A_MODEL_PATH}, headers=_auth(str(uuid.uuid4())))
+    assert reply.json()["details"] == {"hyperparameters.base_model": ["'tiny-llama' has no config.json"]}
