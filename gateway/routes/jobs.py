@@ -27,7 +27,7 @@ _RANGES = {
 _DESCRIPTIONS = {
     "preset_id": "A preset id from GET /api/jobs/presets; its values fill every hyperparameter left out. "
     "custom needs learning_rate, batch_size, epochs and rank.",
-    "gpu_config": "Leave out for one GPU of the default type (A100-80GB)",
+    "gpu_config": "Leave out for one GPU of the default type",
     "hyperparameters": "Each field given overrides the preset's; an explicit 0 is checked, never a default",
     "estimated_cost": "The estimate the user saw; recomputed when left out",
     "request_id": "Idempotency key, as the Idempotency-Key header",
