@@ -16,6 +16,7 @@ from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
+from gateway import openapi
 from gateway.auth import Authenticate, TokenVerifier
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
@@ -24,6 +25,11 @@ from gateway.routes import billing, datasets, job_events, jobs, models, webhooks
 from services.common.config import Settings
 from services.common.grpc import channel
 
+# Every /api route, declared once: served, checked and documented from these.
+ENDPOINTS = (
+    *datasets.ENDPOINTS, *jobs.ENDPOINTS, *job_events.ENDPOINTS, *models.ENDPOINTS, *billing.ENDPOINTS,
+    *webhooks.ENDPOINTS,
+)
 # Lets in-flight calls finish when the gateway stops.
 _CHANNEL_CLOSE_GRACE_S = 5.0
 
@@ -86,12 +92,8 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        *datasets.ROUTES,
-        *jobs.ROUTES,
-        *job_events.ROUTES,
-        *models.ROUTES,
-        *billing.ROUTES,
-        *webhooks.ROUTES,
+        *openapi.routes(ENDPOINTS),
+        *(endpoint.route() for endpoint in ENDPOINTS),
     ]
     middleware = [
         Middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes),

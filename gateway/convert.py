@@ -14,12 +14,13 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.errors import HttpError, validation_error
+from services.common.structs import struct_to_json
 
 _WELL_KNOWN_JSON = {"google.protobuf.Struct", "google.protobuf.ListValue", "google.protobuf.Value"}
 _INT_RANGES = {
@@ -76,7 +77,7 @@ def _single_to_json(field: FieldDescriptor, value: object) -> object:
         if name == "google.protobuf.Timestamp":
             return value.ToJsonString()
         if name in _WELL_KNOWN_JSON:
-            return json_format.MessageToDict(value)
+            return struct_to_json(value)
         return message_to_json(value)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_to_json(field.enum_type, value)
@@ -88,6 +89,8 @@ def _single_to_json(field: FieldDescriptor, value: object) -> object:
     return value
 
 
+# Deeper than any request body (hyperparameters inside the body is 2).
+MAX_DEPTH = 8
 # Longer than any field's range (uint64 has 20 digits); Python would refuse past 4300 anyway.
 _MAX_INT_DIGITS = 30
 
@@ -103,6 +106,10 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+def _invalid_json(details: str) -> HttpError:
+    return HttpError(400, "Invalid JSON", details, code="invalid_json")
+
+
 def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
     """A request body as a dict; raises HttpError 400 for invalid JSON or a non-object.
 
@@ -111,30 +118,49 @@ def parse_json_object(raw: bytes, *, optional: bool = False) -> dict:
     if not raw.strip():
         if optional:
             return {}
-        raise HttpError(400, "Invalid JSON", "Request body is empty; send a JSON object")
+        raise _invalid_json("Request body is empty; send a JSON object")
     try:
         data = json.loads(raw, parse_constant=_reject_constant, parse_int=_parse_int)
     except RecursionError:
-        raise HttpError(400, "Invalid JSON", "Request body nests arrays or objects too deeply") from None
+        raise _invalid_json("Request body nests arrays or objects too deeply") from None
     except ValueError as exc:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so are the two checks above.
-        raise HttpError(400, "Invalid JSON", f"Request body is not valid JSON: {str(exc)[:200]}") from None
+        raise _invalid_json(f"Request body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
-        raise HttpError(400, "Invalid JSON", f"Request body must be a JSON object, not {type(data).__name__}")
+        raise _invalid_json(f"Request body must be a JSON object, not {type(data).__name__}")
+    if _depth(data) > MAX_DEPTH:
+        raise _invalid_json(f"Request body nests objects or arrays more than {MAX_DEPTH} deep; no field needs that")
     return data
 
 
-def json_to_message(
-    data: Mapping, message_cls: type[Message], *, required: Iterable[str] = (), uuids: Iterable[str] = ()
-) -> Message:
-    """Build ``message_cls`` from a JSON object whose keys are its field names (unknown keys are ignored).
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
-    ``required`` and ``uuids`` are dotted field paths (``gpu_config.type``).
-    Raises HttpError 400 "Validation error" whose details name every bad field.
+
+def json_to_message(
+    data: Mapping,
+    message_cls: type[Message],
+    *,
+    required: Iterable[str] = (),
+    uuids: Iterable[str] = (),
+    hidden: Iterable[str] = (),
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> Message:
+    """Build ``message_cls`` from a JSON object whose keys are its field names.
+
+    ``required``, ``uuids``, ``hidden`` (fields a caller may not send) and the
+    keys of ``ranges`` (a field's real range, stated when a number does not
+    even fit its wire type) are dotted field paths (``gpu_config.type``).
+    Raises HttpError 400 "Validation error" whose details name every bad field,
+    an unknown one among them.
     """
     problems: dict[str, list[str]] = {}
     message = message_cls()
-    _fill(message, data, "", problems)
+    _fill(message, data, "", problems, _Rules(frozenset(hidden), ranges or {}))
     for path in required:
         parent, _, leaf = path.rpartition(".")
         container = _lookup(data, parent) if parent else data
@@ -164,28 +190,42 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _fill(message: Message, data: Mapping, prefix: str, problems: dict[str, list[str]]) -> None:
-    descriptor: Descriptor = message.DESCRIPTOR
+@dataclass(frozen=True)
+class _Rules:
+    hidden: frozenset[str]
+    ranges: Mapping[str, tuple[float, float]]
+
+
+def settable_fields(descriptor: Descriptor, prefix: str, hidden: Iterable[str]) -> list[FieldDescriptor]:
+    """The fields of ``descriptor`` (at dotted ``prefix``) a request may set: all but the ``hidden`` ones."""
+    return [field for field in descriptor.fields if prefix + field.name not in hidden]
+
+
+def _fill(message: Message, data: Mapping, prefix: str, problems: dict[str, list[str]], rules: _Rules) -> None:
+    fields = {field.name: field for field in settable_fields(message.DESCRIPTOR, prefix, rules.hidden)}
     for key, value in data.items():
-        field = descriptor.fields_by_name.get(key)
-        if field is None or value is None:
-            continue
         path = prefix + key
+        field = fields.get(key)
+        if field is None:
+            problems.setdefault(path[:100], []).append(f"Unknown field; the fields here are: {', '.join(fields)}")
+            continue
+        if value is None:
+            continue
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             if not isinstance(value, Mapping):
                 problems.setdefault(path, []).append("Expected an object")
                 continue
             nested = getattr(message, key)
             nested.SetInParent()
-            _fill(nested, value, path + ".", problems)
+            _fill(nested, value, path + ".", problems, rules)
         elif field.is_repeated:
             if not isinstance(value, list):
                 problems.setdefault(path, []).append("Expected an array")
                 continue
-            items = [_scalar(field, item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+            items = [_scalar(field, item, f"{path}[{i}]", problems, None) for i, item in enumerate(value)]
             getattr(message, key).extend(item for item in items if item is not None)
         else:
-            converted = _scalar(field, value, path, problems)
+            converted = _scalar(field, value, path, problems, rules.ranges.get(path))
             if converted is not None:
                 setattr(message, key, converted)
 
@@ -199,8 +239,10 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str, list[str]]) -> object:
-    """The value converted for ``field``, or None after recording why it is wrong."""
+def _scalar(
+    field: FieldDescriptor, value: object, path: str, problems: dict[str, list[str]], real: tuple | None
+) -> object:
+    """The value converted for ``field``, or None after recording why it is wrong; ``real`` is its real range."""
     if field.type == FieldDescriptor.TYPE_STRING:
         if not isinstance(value, str):
             problem = "Expected a string"
@@ -231,6 +273,7 @@ def _scalar(field: FieldDescriptor, value: object, path: str, problems: dict[str
         if isinstance(value, float) and not value.is_integer():
             problem = "Expected an integer"
         elif not low <= value <= high:
+            low, high = real or (low, high)
             problem = f"Must be between {low} and {high}"
         else:
             return int(value)

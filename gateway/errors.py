@@ -1,19 +1,26 @@
-"""Errors as the spec's ``{error, details}`` bodies: gRPC status codes mapped to
-HTTP in one place, plus the gateway's own 400/401/404/413 answers.
+"""Errors as ``{success: false, error, details, code}`` bodies: the spec's
+``{error, details}`` plus ``code``, a stable machine-readable name
+(``validation_failed``, ``not_found``, ``conflict``, ``budget_exceeded``,
+``unavailable``, ...). gRPC status codes and their rich status (ErrorInfo
+reason, BadRequest violations) are mapped to HTTP in one place, beside the
+gateway's own 400/401/404/413/415 answers.
 
-A service outage is a 503 with ``Retry-After``; a 500 is only ever a bug.
+A service outage is a 503 with ``Retry-After``; a 500 is only ever a bug, and
+says only the id under which it was logged.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 import grpc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.common.grpc import error_details
+from services.common.base_models import shown_to_callers
+from services.common.status import error_details
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +39,54 @@ _HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-# Errors whose reason (from the details trailer) decides a more precise status than their code.
+# Errors whose reason (ErrorInfo) decides a more precise status than their code.
 _REASON_STATUS = {"idempotency_key_reused": 422}
+# The code of an error that names none (the gateway's own, or a status without ErrorInfo).
+CODES = {
+    400: "validation_failed",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "idempotency_key_reused",
+    429: "resource_exhausted",
+    500: "internal",
+    503: "unavailable",
+}
 # Seconds a client should wait before retrying a 503: about how long a service
 # takes to reconnect to a restarted database.
 RETRY_AFTER_S = 5
-# What a 500 says: the cause is in the log, never in the answer.
-_LOGGED = "The request failed unexpectedly; it has been logged."
 
 
 class HttpError(Exception):
-    """An answer other than success; raise it anywhere below a route (``EXCEPTION_HANDLERS`` renders it)."""
+    """An answer other than success; raise it anywhere below a route (``EXCEPTION_HANDLERS`` renders it).
 
-    def __init__(self, status: int, error: str, details: object = None, headers: dict[str, str] | None = None):
+    ``code`` defaults to the status's entry in ``CODES``.
+    """
+
+    def __init__(
+        self, status: int, error: str, details: object = None, headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ):
         super().__init__(f"{status} {error}")
         self.status = status
         self.error = error
         self.details = details
         self.headers = headers or {}
+        self.code = code or CODES.get(status, "error")
 
     def body(self) -> dict:
-        return {"error": self.error, "details": self.details}
+        return {"success": False, "error": self.error, "details": self.details, "code": self.code}
+
+
+def internal_error(error_id: str) -> HttpError:
+    """The 500 of a bug: its cause is in the log under ``error_id``, never in the answer."""
+    return HttpError(
+        500, "Internal server error", f"The request failed unexpectedly; it has been logged as error {error_id}."
+    )
 
 
 def validation_error(problems: dict[str, list[str]]) -> HttpError:
@@ -79,15 +113,18 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> HttpError:
     """The HTTP answer for a failed gRPC call; unknown codes become a generic 500 (and are logged)."""
     code = exc.code()
     status = _HTTP_STATUS.get(code)
+    rich = error_details(exc)
     if status is None:
-        log.error("service call failed with %s: %s", code, exc.details())
-        return HttpError(500, "Internal server error", _LOGGED)
+        # The service logged its own id; a status without one (grpc's UNKNOWN) gets the gateway's.
+        error_id = rich.get("metadata", {}).get("error_id") or uuid.uuid4().hex
+        log.error("service call failed with %s, error %s: %s", code, error_id, exc.details())
+        return internal_error(error_id)
     if code in _UNAVAILABLE:
         log.warning("service unavailable: %s %s", code, exc.details())
         return unavailable("A backend service or its database did not answer; retry shortly.")
-    trailer = error_details(exc)
-    status = _REASON_STATUS.get(trailer.get("reason"), status)
-    return HttpError(status, exc.details() or code.name, trailer.get("details"))
+    reason = rich.get("reason")
+    status = _REASON_STATUS.get(reason, status)
+    return HttpError(status, exc.details() or code.name, rich.get("details"), code=reason)
 
 
 def error_response(exc: HttpError) -> JSONResponse:
@@ -99,19 +136,23 @@ async def _http_error(request: Request, exc: HttpError) -> JSONResponse:
 
 
 async def _rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
-    return error_response(from_rpc_error(exc))
+    error = from_rpc_error(exc)
+    # A service's message may quote a resolved base model: the caller sees its name, not the server's path.
+    model_dirs = request.app.state.settings.model_dirs
+    error.error, error.details = shown_to_callers([error.error, error.details], model_dirs)
+    return error_response(error)
 
 
 async def _starlette_error(request: Request, exc: HTTPException) -> JSONResponse:
     # Unknown paths, malformed ids (the routes only match UUIDs) and wrong methods.
     error = "Not found" if exc.status_code == 404 else exc.detail
-    body = {"error": error, "details": f"{request.method} {request.url.path}"}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return error_response(HttpError(exc.status_code, error, f"{request.method} {request.url.path}", exc.headers))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(HttpError(500, "Internal server error", _LOGGED))
+    error_id = uuid.uuid4().hex
+    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    return error_response(internal_error(error_id))
 
 
 EXCEPTION_HANDLERS = {

@@ -1,11 +1,14 @@
 """What every route shares: the authenticated caller with the service stubs,
-``{success, data}`` answers, and query-parameter parsing."""
+``{success, data}`` answers (which name a local base model, never show the
+server's path to it), and query-parameter parsing."""
 
 from __future__ import annotations
 
 import math
 import re
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from google.protobuf.message import Message
 from starlette.requests import Request
@@ -17,6 +20,7 @@ from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.auth import authenticated_user
 from gateway.errors import validation_error
+from services.common.base_models import shown_to_callers
 from services.common.grpc import as_user
 from services.common.idempotency import MAX_REQUEST_ID_LENGTH
 from services.common.text import has_control_characters
@@ -42,10 +46,12 @@ class Stubs:
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated user and the stubs to call on their behalf."""
+    """The authenticated user, the stubs to call on their behalf, and the model directories whose paths
+    answers show as model names."""
 
     user_id: str
     stubs: Stubs
+    model_dirs: tuple[Path, ...] = ()
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -56,22 +62,31 @@ class Caller:
         return await method(request, metadata=self.metadata, timeout=RPC_TIMEOUT_S)
 
 
+    def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
+        """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside
+        ``data``. A local base model's absolute path anywhere in ``data`` is shown as its model name."""
+        body = {"success": True, "data": self.shown(data)}
+        if warnings is not None:
+            body["warnings"] = self.shown(warnings)
+        return JSONResponse(body, status_code=status)
+
+    def shown(self, value: object) -> object:
+        return shown_to_callers(value, self.model_dirs)
+
+
 def caller(request: Request) -> Caller:
     """The request's caller; raises HttpError 401 without a valid bearer token."""
-    return Caller(authenticated_user(request), request.app.state.stubs)
-
-
-def ok(data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
-    """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside ``data``."""
-    body = {"success": True, "data": data}
-    if warnings is not None:
-        body["warnings"] = warnings
-    return JSONResponse(body, status_code=status)
+    return Caller(authenticated_user(request), request.app.state.stubs, request.app.state.settings.model_dirs)
 
 
 def path_id(request: Request, name: str = "id") -> str:
-    # The routes match ``{id:uuid}``, so this is always a canonical UUID string.
-    return str(request.path_params[name])
+    """The path's id as a canonical UUID string; raises HttpError 400 saying it must be a UUID."""
+    raw = request.path_params[name]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        problem = f"Must be a UUID such as 6f1c1a2e-0000-4000-8000-000000000001, got {raw[:40]!r}"
+        raise validation_error({name: [problem]}) from None
 
 
 def int_param(request: Request, name: str, default: int, minimum: int = 1, maximum: int = INT64_MAX) -> int:
@@ -94,6 +109,16 @@ def parse_int(raw: str, name: str, minimum: int, maximum: int) -> int:
     if value > maximum:
         raise validation_error({name: [f"Must be at most {maximum}"]})
     return value
+
+
+def idempotency_key(request: Request, request_id: str) -> str:
+    """The ``Idempotency-Key`` header, else the body's request_id; raises HttpError 400 naming whichever was sent."""
+    header = request.headers.get("idempotency-key")
+    key, field = (request_id, "request_id") if header is None else (header, "Idempotency-Key")
+    if len(key) > MAX_REQUEST_ID_LENGTH or has_control_characters(key):
+        problem = f"Must be at most {MAX_REQUEST_ID_LENGTH} characters and hold no control characters; use a UUID"
+        raise validation_error({field: [problem]})
+    return key
 
 
 @dataclass(frozen=True)

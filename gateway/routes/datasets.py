@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from brightrun.dataset.v1 import dataset_pb2
-from gateway.convert import enum_from_json, json_to_message, message_to_json, parse_json_object
-from gateway.http import Page, caller, ok, path_id
+from gateway.convert import enum_from_json, message_to_json
+from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
+from gateway.http import Page, caller, idempotency_key, path_id
+from gateway.schema import array, message_schema, obj
+
+CREATE_BODY = Body(dataset_pb2.CreateDatasetRequest, required=("name", "file_name", "file_size"))
+REVALIDATE_BODY = Body(dataset_pb2.RevalidateDatasetRequest, hidden=("dataset_id",), optional=True)
 
 
 async def create_dataset(request: Request):
     api = caller(request)
-    body = parse_json_object(await request.body())
-    message = json_to_message(body, dataset_pb2.CreateDatasetRequest, required=("name", "file_name", "file_size"))
+    message = CREATE_BODY.parse(await request.body())
+    message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.datasets.CreateDataset, message)
     # The spec's client reads camelCase uploadUrl/storagePath here (FR-2.1).
     data = {"dataset": message_to_json(reply.dataset), "uploadUrl": reply.upload_url, "storagePath": reply.storage_path}
-    return ok(data, status=201)
+    return api.ok(data, status=201)
 
 
 async def list_datasets(request: Request):
@@ -28,51 +32,51 @@ async def list_datasets(request: Request):
     if status:
         message.status = enum_from_json(dataset_pb2.DatasetStatus.DESCRIPTOR, status, "status")
     reply = await api(api.stubs.datasets.ListDatasets, message)
-    total = reply.total_size
-    return ok(
-        {
-            "datasets": [message_to_json(d) for d in reply.datasets],
-            "total": total,
-            "page": page.page,
-            "limit": page.limit,
-            "totalPages": page.total_pages(total),
-        }
-    )
+    return api.ok({"datasets": [message_to_json(d) for d in reply.datasets], "pagination": page.pagination(reply.total_size)})
 
 
 async def get_dataset(request: Request):
     api = caller(request)
     reply = await api(api.stubs.datasets.GetDataset, dataset_pb2.GetDatasetRequest(dataset_id=path_id(request)))
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 async def delete_dataset(request: Request):
     api = caller(request)
     reply = await api(api.stubs.datasets.DeleteDataset, dataset_pb2.DeleteDatasetRequest(dataset_id=path_id(request)))
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 async def confirm_upload(request: Request):
     api = caller(request)
     reply = await api(api.stubs.datasets.ConfirmUpload, dataset_pb2.ConfirmUploadRequest(dataset_id=path_id(request)))
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
 async def revalidate_dataset(request: Request):
     """Body optional: ``{base_model?}`` re-validates against another base model's tokenizer."""
     api = caller(request)
-    body = parse_json_object(await request.body(), optional=True)
-    message = json_to_message(body, dataset_pb2.RevalidateDatasetRequest)
+    message = REVALIDATE_BODY.parse(await request.body())
     message.dataset_id = path_id(request)
     reply = await api(api.stubs.datasets.RevalidateDataset, message)
-    return ok({"dataset": message_to_json(reply.dataset)})
+    return api.ok({"dataset": message_to_json(reply.dataset)})
 
 
-ROUTES = (
-    Route("/api/datasets", create_dataset, methods=["POST"]),
-    Route("/api/datasets", list_datasets, methods=["GET"]),
-    Route("/api/datasets/{id:uuid}", get_dataset, methods=["GET"]),
-    Route("/api/datasets/{id:uuid}", delete_dataset, methods=["DELETE"]),
-    Route("/api/datasets/{id:uuid}/confirm", confirm_upload, methods=["POST"]),
-    Route("/api/datasets/{id:uuid}/revalidate", revalidate_dataset, methods=["POST"]),
+DATASET = message_schema(dataset_pb2.Dataset.DESCRIPTOR)
+_ONE = obj(dataset=DATASET)
+_STATUS = Param("status", {"type": "string", "enum": ["uploading", "validating", "ready", "error"]},
+                "Only datasets in this status")
+
+ENDPOINTS = (
+    Endpoint("POST", "/api/datasets", create_dataset, "Create a dataset and get its presigned upload URL",
+             obj(dataset=DATASET, uploadUrl={"type": "string"}, storagePath={"type": "string"}),
+             body=CREATE_BODY, params=(IDEMPOTENCY_KEY,), status=201),
+    Endpoint("GET", "/api/datasets", list_datasets, "The caller's datasets, newest first",
+             obj(datasets=array(DATASET), pagination=PAGINATION),
+             params=(*page_params(25), _STATUS, Param("search", {"type": "string"}, "Names containing this"))),
+    Endpoint("GET", "/api/datasets/{id}", get_dataset, "A dataset", _ONE),
+    Endpoint("DELETE", "/api/datasets/{id}", delete_dataset, "Delete a dataset no job is using", _ONE),
+    Endpoint("POST", "/api/datasets/{id}/confirm", confirm_upload, "Confirm the upload: validation starts", _ONE),
+    Endpoint("POST", "/api/datasets/{id}/revalidate", revalidate_dataset,
+             "Validate again, optionally against another base model's tokenizer", _ONE, body=REVALIDATE_BODY),
 )

@@ -2,7 +2,8 @@
 
 ``event: status`` carries the job, ``event: metric`` a metric point whose
 ``id:`` is its step, so a reconnecting browser's ``Last-Event-ID`` resumes
-after the last point it saw. The stream ends when the watch ends; the gRPC
+after the last point it saw, and ``event: completed`` ``{job_id, artifact_id}``
+says where the trained adapter is, once it is stored. The stream ends when the watch ends; the gRPC
 call is cancelled when the client goes away.
 """
 
@@ -15,12 +16,13 @@ from collections.abc import AsyncIterator
 import grpc
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from brightrun.job.v1 import job_pb2
 from gateway.convert import message_to_json
+from gateway.routes.jobs import job_json
 from gateway.errors import from_rpc_error
-from gateway.http import INT64_MAX, caller, int_param, parse_int, path_id
+from gateway.declare import Endpoint, Param
+from gateway.http import INT64_MAX, Caller, caller, int_param, parse_int, path_id
 
 # A comment line this often keeps proxies and client read timeouts from closing a quiet stream.
 KEEPALIVE_S = 15.0
@@ -37,12 +39,16 @@ def _resume_after(request: Request) -> int:
     return int_param(request, "after_step", 0, minimum=0)
 
 
-def format_event(update: job_pb2.WatchJobResponse) -> str:
-    """One WatchJobResponse as an SSE frame."""
+def format_event(update: job_pb2.WatchJobResponse, api: Caller) -> str:
+    """One WatchJobResponse as SSE frames, shown to ``api`` as its answers are."""
     if update.WhichOneof("update") == "metric_point":
         point = update.metric_point
         return f"event: metric\nid: {point.step}\ndata: {json.dumps(message_to_json(point))}\n\n"
-    return f"event: status\ndata: {json.dumps(message_to_json(update.job))}\n\n"
+    job = api.shown(job_json(update.job))
+    frame = f"event: status\ndata: {json.dumps(job)}\n\n"
+    if job["status"] == "completed" and job["artifact_id"]:
+        frame += f"event: completed\ndata: {json.dumps({'job_id': job['id'], 'artifact_id': job['artifact_id']})}\n\n"
+    return frame
 
 
 async def job_events(request: Request):
@@ -55,10 +61,10 @@ async def job_events(request: Request):
         call.cancel()
         raise pending.exception()
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_frames(call, pending), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_frames(call, pending, api), media_type="text/event-stream", headers=headers)
 
 
-async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
+async def _frames(call, pending: asyncio.Future, api: Caller) -> AsyncIterator[str]:
     # Reads run as tasks so that waiting for one can time out into a keepalive
     # without cancelling the read (which would cancel the whole call).
     try:
@@ -74,7 +80,7 @@ async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
                 return
             if update is grpc.aio.EOF:
                 return
-            yield format_event(update)
+            yield format_event(update, api)
             pending = asyncio.ensure_future(call.read())
     finally:
         # Runs when the client disconnects too (the response task is cancelled).
@@ -82,4 +88,17 @@ async def _frames(call, pending: asyncio.Future) -> AsyncIterator[str]:
         call.cancel()
 
 
-ROUTES = (Route("/api/jobs/{id:uuid}/events", job_events, methods=["GET"]),)
+ENDPOINTS = (
+    Endpoint(
+        "GET", "/api/jobs/{id}/events", job_events, "A job's status and metric points as Server-Sent Events",
+        {"type": "string"}, media_type="text/event-stream",
+        params=(
+            Param("after_step", {"type": "integer", "minimum": 0, "default": 0}, "Replay metric points after this step"),
+            Param("Last-Event-ID", {"type": "string"}, "Sent by a reconnecting EventSource: resume after it",
+                  where="header"),
+        ),
+        description="event: status carries the job, event: metric a metric point (id: its step), event: "
+        "completed {job_id, artifact_id} where the adapter is once stored; the stream ends after that, or when "
+        "the job fails or is cancelled.",
+    ),
+)

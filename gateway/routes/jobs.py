@@ -5,46 +5,77 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from brightrun.billing.v1 import billing_pb2
 from brightrun.job.v1 import job_pb2
-from gateway.convert import enum_from_json, json_to_message, message_to_json, parse_json_object
-from gateway.http import Caller, Page, caller, idempotency_key, int_param, ok, path_id
+from gateway.convert import enum_from_json, message_to_json
+from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
+from gateway.http import INT64_MAX, Caller, Page, caller, idempotency_key, int_param, path_id
+from gateway.schema import array, message_schema, nullable, obj
+from services.common.training_choices import HYPERPARAMETER_RANGES
 
-_GPU_REQUIRED = ("gpu_config", "gpu_config.type", "gpu_config.count")
-_ESTIMATE_REQUIRED = (
-    "dataset_id",
-    *_GPU_REQUIRED,
-    "hyperparameters",
-    "hyperparameters.learning_rate",
-    "hyperparameters.batch_size",
-    "hyperparameters.epochs",
-    "hyperparameters.rank",
-)
 # The most metric points one answer carries (the service's page limit).
 _DETAIL_METRIC_POINTS = 10000
 _COST_RECORDS_PAGE = 100
+
+# What a request sets; the rest of GpuConfig is the catalogue's, in answers only.
+_HIDDEN = ("gpu_config.gpu_memory_gb", "gpu_config.cost_per_gpu_hour")
+_RANGES = {
+    **{f"hyperparameters.{name}": limits for name, limits in HYPERPARAMETER_RANGES.items()},
+    "gpu_config.count": (1, 8),
+}
+_DESCRIPTIONS = {
+    "preset_id": "A preset id from GET /api/jobs/presets; its values fill every hyperparameter left out. "
+    "custom needs learning_rate, batch_size, epochs and rank.",
+    "gpu_config": "Leave out for one GPU of the default type",
+    "hyperparameters": "Each field given overrides the preset's; an explicit 0 is checked, never a default",
+    "estimated_cost": "The estimate the user saw; recomputed when left out",
+    "request_id": "Idempotency key, as the Idempotency-Key header",
+}
+ESTIMATE_BODY = Body(
+    job_pb2.EstimateJobRequest, required=("dataset_id",), uuids=("dataset_id",), hidden=_HIDDEN, ranges=_RANGES,
+    descriptions={**_DESCRIPTIONS, "preset_id": "As for POST /api/jobs; left out: custom"},
+)
+CREATE_BODY = Body(
+    job_pb2.CreateJobRequest, required=("dataset_id", "preset_id"), uuids=("dataset_id",), hidden=_HIDDEN,
+    ranges=_RANGES, descriptions=_DESCRIPTIONS,
+)
+DATASET_REF = obj(id={"type": "string"}, name=nullable({"type": "string"}))
+
+
+def job_json(job: job_pb2.Job) -> dict:
+    """A job as every route answers it: its fields, with ``dataset`` ``{id, name}`` in place of dataset_name."""
+    data = message_to_json(job)
+    data["dataset"] = {"id": job.dataset_id, "name": data.pop("dataset_name") or None}
+    return data
+
+
+def _job_schema() -> dict:
+    schema = message_schema(job_pb2.Job.DESCRIPTOR)
+    properties = {k: v for k, v in schema["properties"].items() if k != "dataset_name"}
+    return obj(**properties, dataset=DATASET_REF)
+
+
+JOB = _job_schema()
 
 
 async def list_presets(request: Request):
     api = caller(request)
     reply = await api(api.stubs.jobs.ListPresets, job_pb2.ListPresetsRequest())
-    return ok({"presets": [message_to_json(p) for p in reply.presets]})
+    return api.ok({"presets": [message_to_json(p) for p in reply.presets]})
 
 
 async def list_gpu_types(request: Request):
     api = caller(request)
     reply = await api(api.stubs.jobs.ListGpuTypes, job_pb2.ListGpuTypesRequest())
-    return ok({"gpu_types": [message_to_json(g) for g in reply.gpu_types]})
+    return api.ok({"gpu_types": [message_to_json(g) for g in reply.gpu_types]})
 
 
 async def estimate_job(request: Request):
     api = caller(request)
-    body = parse_json_object(await request.body())
-    message = json_to_message(body, job_pb2.EstimateJobRequest, required=_ESTIMATE_REQUIRED, uuids=("dataset_id",))
+    message = ESTIMATE_BODY.parse(await request.body())
     reply = await api(api.stubs.jobs.EstimateJob, message)
-    return ok(message_to_json(reply.estimate))
+    return api.ok(message_to_json(reply.estimate))
 
 
 async def create_job(request: Request):
@@ -53,13 +84,10 @@ async def create_job(request: Request):
     Raises HttpError 400 for a bad body or key, 422 when the key was used with a different body.
     """
     api = caller(request)
-    body = parse_json_object(await request.body())
-    message = json_to_message(
-        body, job_pb2.CreateJobRequest, required=("preset_id", *_ESTIMATE_REQUIRED), uuids=("dataset_id",)
-    )
+    message = CREATE_BODY.parse(await request.body())
     message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.jobs.CreateJob, message)
-    return ok(message_to_json(reply.job), status=201, warnings=list(reply.warnings))
+    return api.ok({"job": job_json(reply.job)}, status=201, warnings=list(reply.warnings))
 
 
 async def list_jobs(request: Request):
@@ -70,7 +98,7 @@ async def list_jobs(request: Request):
     if status:
         message.status = enum_from_json(job_pb2.JobStatus.DESCRIPTOR, status, "status")
     reply = await api(api.stubs.jobs.ListJobs, message)
-    return ok({"jobs": [message_to_json(j) for j in reply.jobs], "pagination": page.pagination(reply.total_size)})
+    return api.ok({"jobs": [job_json(j) for j in reply.jobs], "pagination": page.pagination(reply.total_size)})
 
 
 async def get_job(request: Request):
@@ -85,9 +113,9 @@ async def get_job(request: Request):
         ),
         _all_cost_records(api, job_id),
     )
-    return ok(
+    return api.ok(
         {
-            "job": message_to_json(job.job),
+            "job": job_json(job.job),
             "metrics": [message_to_json(m) for m in metrics.metric_points],
             "cost_records": records,
         }
@@ -109,7 +137,7 @@ async def _all_cost_records(api: Caller, job_id: str) -> list[dict]:
 async def cancel_job(request: Request):
     api = caller(request)
     reply = await api(api.stubs.jobs.CancelJob, job_pb2.CancelJobRequest(job_id=path_id(request)))
-    return ok({"job": message_to_json(reply.job)})
+    return api.ok({"job": job_json(reply.job)})
 
 
 async def list_metric_points(request: Request):
@@ -121,16 +149,34 @@ async def list_metric_points(request: Request):
         page_size=int_param(request, "limit", 1000, maximum=_DETAIL_METRIC_POINTS),
     )
     reply = await api(api.stubs.jobs.ListMetricPoints, message)
-    return ok({"metrics": [message_to_json(m) for m in reply.metric_points]})
+    return api.ok({"metrics": [message_to_json(m) for m in reply.metric_points]})
 
 
-ROUTES = (
-    Route("/api/jobs/presets", list_presets, methods=["GET"]),
-    Route("/api/gpu-types", list_gpu_types, methods=["GET"]),
-    Route("/api/jobs/estimate", estimate_job, methods=["POST"]),
-    Route("/api/jobs", create_job, methods=["POST"]),
-    Route("/api/jobs", list_jobs, methods=["GET"]),
-    Route("/api/jobs/{id:uuid}", get_job, methods=["GET"]),
-    Route("/api/jobs/{id:uuid}/cancel", cancel_job, methods=["POST"]),
-    Route("/api/jobs/{id:uuid}/metrics", list_metric_points, methods=["GET"]),
+_PRESET = obj(id={"type": "string"}, name={"type": "string"}, description={"type": "string"},
+              hyperparameters=message_schema(job_pb2.Hyperparameters.DESCRIPTOR))
+_METRIC = message_schema(job_pb2.MetricPoint.DESCRIPTOR)
+_COST_RECORD = message_schema(billing_pb2.CostRecord.DESCRIPTOR)
+_STATUS = Param("status", {"type": "string", "enum": ["queued", "initializing", "running", "completed", "failed",
+                                                      "cancelled"]}, "Only jobs in this status")
+_AFTER_STEP = Param("after_step", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
+                    "Only metric points with a greater step")
+
+ENDPOINTS = (
+    Endpoint("GET", "/api/jobs/presets", list_presets, "The training presets with their values",
+             obj(presets=array(_PRESET))),
+    Endpoint("GET", "/api/gpu-types", list_gpu_types, "The GPU catalogue with prices",
+             obj(gpu_types=array(message_schema(job_pb2.GpuType.DESCRIPTOR)))),
+    Endpoint("POST", "/api/jobs/estimate", estimate_job, "Cost, duration and memory of a configuration",
+             message_schema(job_pb2.Estimate.DESCRIPTOR), body=ESTIMATE_BODY),
+    Endpoint("POST", "/api/jobs", create_job, "Queue a training job", obj(job=JOB), body=CREATE_BODY,
+             params=(IDEMPOTENCY_KEY,), status=201, warnings=True),
+    Endpoint("GET", "/api/jobs", list_jobs, "The caller's jobs, newest first",
+             obj(jobs=array(JOB), pagination=PAGINATION), params=(*page_params(10), _STATUS)),
+    Endpoint("GET", "/api/jobs/{id}", get_job, "A job with its metric history and cost records",
+             obj(job=JOB, metrics=array(_METRIC), cost_records=array(_COST_RECORD))),
+    Endpoint("POST", "/api/jobs/{id}/cancel", cancel_job, "Cancel a job not yet ended", obj(job=JOB)),
+    Endpoint("GET", "/api/jobs/{id}/metrics", list_metric_points, "A job's metric points after a step",
+             obj(metrics=array(_METRIC)),
+             params=(_AFTER_STEP, Param("limit", {"type": "integer", "minimum": 1, "maximum": _DETAIL_METRIC_POINTS,
+                                                  "default": 1000}, "Most points to return"))),
 )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from brightrun.billing.v1 import billing_pb2
-from gateway.convert import json_to_message, message_to_json, parse_json_object
+from gateway.convert import message_to_json, parse_json_object
+from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, page_params
 from gateway.errors import validation_error
-from gateway.http import MAX_LIMIT, caller, idempotency_key, int_param, ok, path_id
+from gateway.http import Page, caller, idempotency_key, path_id
+from gateway.schema import array, message_schema, obj
 
 _UPDATABLE = ("url", "event_types", "description", "enabled")
+CREATE_BODY = Body(billing_pb2.CreateWebhookRequest, required=("url", "event_types"), hidden=("request_id",))
+UPDATE_BODY = Body(billing_pb2.UpdateWebhookRequest, hidden=("webhook_id", "update_mask"))
 
 
 async def create_webhook(request: Request):
@@ -20,63 +23,60 @@ async def create_webhook(request: Request):
     another body. 400 names each bad field (an unknown event type by name).
     """
     api = caller(request)
-    body = parse_json_object(await request.body())
-    message = json_to_message(body, billing_pb2.CreateWebhookRequest, required=("url", "event_types"))
+    message = CREATE_BODY.parse(await request.body())
     message.request_id = idempotency_key(request, message.request_id)
     reply = await api(api.stubs.billing.CreateWebhook, message)
-    return ok({"webhook": message_to_json(reply.webhook), "secret": reply.secret}, status=201)
+    return api.ok({"webhook": message_to_json(reply.webhook), "secret": reply.secret}, status=201)
 
 
 async def list_webhooks(request: Request):
-    """``?limit=N&page_token=T`` -> ``{webhooks, next_page_token}``, newest first."""
+    """``?page=&limit=`` -> ``{webhooks, pagination}``, newest first."""
     api = caller(request)
-    message = billing_pb2.ListWebhooksRequest(
-        page_size=int_param(request, "limit", 50, maximum=MAX_LIMIT),
-        page_token=request.query_params.get("page_token", ""),
-    )
-    reply = await api(api.stubs.billing.ListWebhooks, message)
-    return ok({"webhooks": [message_to_json(w) for w in reply.webhooks], "next_page_token": reply.next_page_token})
+    page = Page.from_query(request, default_limit=50)
+    reply = await api(api.stubs.billing.ListWebhooks, billing_pb2.ListWebhooksRequest(**page.request_fields()))
+    return api.ok({"webhooks": [message_to_json(w) for w in reply.webhooks],
+                   "pagination": page.pagination(reply.total_size)})
 
 
 async def get_webhook(request: Request):
     api = caller(request)
     reply = await api(api.stubs.billing.GetWebhook, billing_pb2.GetWebhookRequest(webhook_id=path_id(request)))
-    return ok({"webhook": message_to_json(reply.webhook)})
+    return api.ok({"webhook": message_to_json(reply.webhook)})
 
 
 async def update_webhook(request: Request):
     """Any of ``url, event_types, description, enabled``; the keys sent are the ones changed."""
     api = caller(request)
-    body = parse_json_object(await request.body())
-    changed = [name for name in _UPDATABLE if name in body]
+    raw = await request.body()
+    message = UPDATE_BODY.parse(raw)
+    sent = parse_json_object(raw)
+    changed = [name for name in _UPDATABLE if name in sent]
     if not changed:
         raise validation_error({"body": [f"Send at least one of {', '.join(_UPDATABLE)}"]})
-    required = [name for name in changed if name != "description"]  # null is no value for these
-    message = json_to_message({name: body[name] for name in changed}, billing_pb2.UpdateWebhookRequest,
-                              required=required)
+    # null clears a description; for the others it is no value at all.
+    nulls = [name for name in changed if sent[name] is None and name != "description"]
+    if nulls:
+        raise validation_error({name: ["Must not be null; leave it out to keep its value"] for name in nulls})
     message.webhook_id = path_id(request)
     message.update_mask.paths.extend(changed)
     reply = await api(api.stubs.billing.UpdateWebhook, message)
-    return ok({"webhook": message_to_json(reply.webhook)})
+    return api.ok({"webhook": message_to_json(reply.webhook)})
 
 
 async def delete_webhook(request: Request):
     api = caller(request)
     await api(api.stubs.billing.DeleteWebhook, billing_pb2.DeleteWebhookRequest(webhook_id=path_id(request)))
-    return ok({"deleted": True})
+    return api.ok({"deleted": True})
 
 
 async def list_deliveries(request: Request):
-    """``?limit=N&page_token=T`` -> ``{deliveries, next_page_token}``, newest first, each with its attempts."""
+    """``?page=&limit=`` -> ``{deliveries, pagination}``, newest first, each with its attempts."""
     api = caller(request)
-    message = billing_pb2.ListWebhookDeliveriesRequest(
-        webhook_id=path_id(request),
-        page_size=int_param(request, "limit", 50, maximum=MAX_LIMIT),
-        page_token=request.query_params.get("page_token", ""),
-    )
+    page = Page.from_query(request, default_limit=50)
+    message = billing_pb2.ListWebhookDeliveriesRequest(webhook_id=path_id(request), **page.request_fields())
     reply = await api(api.stubs.billing.ListWebhookDeliveries, message)
-    deliveries = [message_to_json(d) for d in reply.deliveries]
-    return ok({"deliveries": deliveries, "next_page_token": reply.next_page_token})
+    return api.ok({"deliveries": [message_to_json(d) for d in reply.deliveries],
+                   "pagination": page.pagination(reply.total_size)})
 
 
 async def redeliver(request: Request):
@@ -86,15 +86,25 @@ async def redeliver(request: Request):
         webhook_id=path_id(request), delivery_id=path_id(request, "delivery_id")
     )
     reply = await api(api.stubs.billing.RedeliverWebhook, message)
-    return ok({"delivery": message_to_json(reply.delivery)}, status=202)
+    return api.ok({"delivery": message_to_json(reply.delivery)}, status=202)
 
 
-ROUTES = (
-    Route("/api/webhooks", create_webhook, methods=["POST"]),
-    Route("/api/webhooks", list_webhooks, methods=["GET"]),
-    Route("/api/webhooks/{id:uuid}", get_webhook, methods=["GET"]),
-    Route("/api/webhooks/{id:uuid}", update_webhook, methods=["PATCH"]),
-    Route("/api/webhooks/{id:uuid}", delete_webhook, methods=["DELETE"]),
-    Route("/api/webhooks/{id:uuid}/deliveries", list_deliveries, methods=["GET"]),
-    Route("/api/webhooks/{id:uuid}/deliveries/{delivery_id:uuid}/redeliver", redeliver, methods=["POST"]),
+_WEBHOOK = message_schema(billing_pb2.Webhook.DESCRIPTOR)
+_DELIVERY = message_schema(billing_pb2.WebhookDelivery.DESCRIPTOR)
+
+ENDPOINTS = (
+    Endpoint("POST", "/api/webhooks", create_webhook, "Register a webhook endpoint (its secret is shown only here)",
+             obj(webhook=_WEBHOOK, secret={"type": "string"}), body=CREATE_BODY, params=(IDEMPOTENCY_KEY,),
+             status=201),
+    Endpoint("GET", "/api/webhooks", list_webhooks, "The caller's webhook endpoints, newest first",
+             obj(webhooks=array(_WEBHOOK), pagination=PAGINATION), params=page_params(50)),
+    Endpoint("GET", "/api/webhooks/{id}", get_webhook, "A webhook endpoint", obj(webhook=_WEBHOOK)),
+    Endpoint("PATCH", "/api/webhooks/{id}", update_webhook, "Change the fields sent of a webhook endpoint",
+             obj(webhook=_WEBHOOK), body=UPDATE_BODY),
+    Endpoint("DELETE", "/api/webhooks/{id}", delete_webhook, "Delete a webhook endpoint and its deliveries",
+             obj(deleted={"type": "boolean"})),
+    Endpoint("GET", "/api/webhooks/{id}/deliveries", list_deliveries, "An endpoint's deliveries with their attempts",
+             obj(deliveries=array(_DELIVERY), pagination=PAGINATION), params=page_params(50)),
+    Endpoint("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver", redeliver,
+             "Send a delivery once more, now", obj(delivery=_DELIVERY), status=202),
 )

@@ -16,13 +16,13 @@ from services.common.errors import NotFound
 from services.common.grpc import rpc, user_id
 from services.common.storage import ObjectStorage
 
-DOWNLOAD_URL_SECONDS = 3600
-
-
 class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
-    def __init__(self, db: Database, storage: ObjectStorage):
+    """``download_url_seconds``: how long a download URL is valid (Settings.download_url_seconds)."""
+
+    def __init__(self, db: Database, storage: ObjectStorage, download_url_seconds: int):
         self._db = db
         self._storage = storage
+        self._download_url_seconds = download_url_seconds
 
     @rpc
     async def GetArtifact(self, request, context):
@@ -45,15 +45,16 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
 
     @rpc
     async def GetDownloadUrls(self, request, context):
-        """Presigned GET URLs valid one hour; raises NotFound, or InvalidArgument for unknown file names."""
+        """Presigned GET URLs valid ``download_url_seconds``; raises NotFound, or InvalidArgument for unknown
+        file names."""
         row = await self._artifact(user_id(context), request.artifact_id)
         files = artifact_message(row).artifacts
         names = select_files(files.keys(), request.files)
-        expires_at = datetime.now(timezone.utc) + timedelta(seconds=DOWNLOAD_URL_SECONDS)
+        expires_at = datetime.now(timezone.utc) + timedelta(seconds=self._download_url_seconds)
         urls = await asyncio.gather(
             *(
                 asyncio.to_thread(
-                    self._storage.presign_get, row.storage_bucket, files[name]["key"], DOWNLOAD_URL_SECONDS, name
+                    self._storage.presign_get, row.storage_bucket, files[name]["key"], self._download_url_seconds, name
                 )
                 for name in names
             )

@@ -20,7 +20,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     runtime = await ServiceRuntime.open("artifact_svc", settings, schema=schema, migrations=MIGRATIONS)
     builder = ArtifactBuilder(runtime.db)
     runtime.consume(stream="JOBS", durable=DURABLE, subjects=["job.completed"], handler=builder.handle)
-    handlers = ArtifactHandlers(runtime.db, ObjectStorage.from_settings(settings))
+    handlers = ArtifactHandlers(runtime.db, ObjectStorage.from_settings(settings), settings.download_url_seconds)
     await runtime.serve(
         address or settings.artifact_addr,
         [lambda server: artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(handlers, server)],

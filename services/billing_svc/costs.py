@@ -51,6 +51,31 @@ def period_start(period: str, now: datetime) -> tuple[str, datetime]:
     return period, now - timedelta(days=PERIOD_DAYS[period])
 
 
+def cost_window(period: str, start_date: str, end_date: str, now: datetime) -> tuple[str, datetime, datetime]:
+    """(period name, start, end exclusive): start_date..end_date (whole UTC days) when given, else the period
+    ending ``now``; raises InvalidArgument naming start_date or end_date when malformed, alone or reversed."""
+    if not start_date and not end_date:
+        period, start = period_start(period, now)
+        return period, start, now
+    problems: dict[str, list[str]] = {}
+    days = {}
+    for name, raw in (("start_date", start_date), ("end_date", end_date)):
+        try:
+            days[name] = date.fromisoformat(raw) if len(raw) == 10 else None
+        except ValueError:
+            days[name] = None
+        if days[name] is None:
+            problems[name] = [
+                f"must be a date YYYY-MM-DD, given with the other of start_date and end_date; got {raw[:40]!r}"
+            ]
+    if not problems and days["end_date"] < days["start_date"]:
+        problems["end_date"] = [f"must not be before start_date ({start_date})"]
+    field_errors(problems)
+    start = datetime.combine(days["start_date"], datetime.min.time(), timezone.utc)
+    end = datetime.combine(days["end_date"] + timedelta(days=1), datetime.min.time(), timezone.utc)
+    return "custom", start, end
+
+
 def summarize(records: Iterable[tuple[str, float, datetime]]) -> CostSummary:
     """Totals of (cost_type, amount, recorded_at) records, rounded to cents."""
     total = 0.0

@@ -8,7 +8,7 @@ from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing_svc import budgets, store
 from services.billing_svc.budget import budget_cents, estimate_cents
-from services.billing_svc.costs import period_start, summarize
+from services.billing_svc.costs import cost_window, summarize
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.billing_svc.messages import budget_message, cost_record_message, notification_message
 from services.billing_svc.webhook_handlers import WebhookHandlers
@@ -19,6 +19,8 @@ from services.common.grpc import rpc, user_id
 
 
 DEFAULT_PAGE_SIZE = 50
+# The most records one cost summary carries (record_count counts them all).
+SUMMARY_RECORDS = 1000
 
 
 class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
@@ -28,16 +30,20 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
 
     @rpc
     async def GetCostSummary(self, request, context):
-        """Costs of the period ending now; raises InvalidArgument for an unknown period."""
-        period, start = period_start(request.period, datetime.now(timezone.utc))
+        """Costs of the period ending now, or of start_date..end_date, with the records; raises
+        InvalidArgument for an unknown period or a bad date."""
+        now = datetime.now(timezone.utc)
+        period, start, end = cost_window(request.period, request.start_date, request.end_date, now)
         async with self._db.transaction() as conn:
-            summary = summarize(await store.costs_since(conn, user_id(context), start))
+            rows = await store.costs_between(conn, user_id(context), start, end)
+        summary = summarize((row.cost_type, float(row.amount), row.recorded_at) for row in rows)
         return billing_pb2.GetCostSummaryResponse(
             total=summary.total,
             by_type=summary.by_type,
             by_day=[billing_pb2.CostByDay(date=day, amount=amount) for day, amount in summary.by_day],
             period=period,
             record_count=summary.record_count,
+            records=[cost_record_message(row) for row in rows[-SUMMARY_RECORDS:]],
         )
 
     @rpc
@@ -62,9 +68,11 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
         async with self._db.transaction() as conn:
             rows = await store.list_notifications(conn, uid, request.unread_only, page)
             unread = await store.unread_count(conn, uid)
+            total = await store.notification_count(conn, uid, request.unread_only)
         return billing_pb2.ListNotificationsResponse(
             notifications=[notification_message(row) for row in rows[: page.limit]],
             unread_count=unread,
+            total_size=total,
             next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
         )
 

@@ -91,16 +91,16 @@ async def insert_notification(conn: AsyncConnection, draft: NotificationDraft) -
     return row
 
 
-async def costs_since(conn: AsyncConnection, user_id: str, start: datetime) -> list[tuple[str, float, datetime]]:
-    """(cost_type, amount, recorded_at) of the user's records from ``start`` on."""
+async def costs_between(conn: AsyncConnection, user_id: str, start: datetime, end: datetime) -> list[Row]:
+    """The user's records from ``start`` until before ``end``, oldest first."""
     rows = await conn.execute(
         text(
-            "SELECT cost_type, amount, recorded_at FROM cost_records "
-            "WHERE user_id = :user_id AND recorded_at >= :start ORDER BY recorded_at"
+            "SELECT * FROM cost_records "
+            "WHERE user_id = :user_id AND recorded_at >= :start AND recorded_at < :end ORDER BY recorded_at, id"
         ),
-        {"user_id": user_id, "start": start},
+        {"user_id": user_id, "start": start, "end": end},
     )
-    return [(row.cost_type, float(row.amount), row.recorded_at) for row in rows]
+    return list(rows)
 
 
 async def list_cost_records(conn: AsyncConnection, user_id: str, job_id: str | None, page: Page) -> list[Row]:
@@ -127,6 +127,14 @@ async def list_notifications(conn: AsyncConnection, user_id: str, unread_only: b
         {"user_id": user_id, "limit": page.limit + 1, "offset": page.offset},
     )
     return list(rows)
+
+
+async def notification_count(conn: AsyncConnection, user_id: str, unread_only: bool) -> int:
+    unread = " AND NOT read" if unread_only else ""
+    result = await conn.execute(
+        text(f"SELECT count(*) FROM notifications WHERE user_id = :user_id{unread}"), {"user_id": user_id}
+    )
+    return result.scalar_one()
 
 
 async def unread_count(conn: AsyncConnection, user_id: str) -> int:

@@ -50,11 +50,14 @@ class WebhookHandlers:
     async def ListWebhooks(self, request, context):
         """Newest first; raises InvalidArgument for a bad page size or token."""
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
+        uid = user_id(context)
         async with self._db.transaction() as conn:
-            rows = await webhook_store.list_webhooks(conn, user_id(context), page)
+            rows = await webhook_store.list_webhooks(conn, uid, page)
+            total = await webhook_store.webhook_count(conn, uid)
         return billing_pb2.ListWebhooksResponse(
             webhooks=[webhook_message(row) for row in rows[: page.limit]],
             next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+            total_size=total,
         )
 
     @rpc
@@ -100,9 +103,11 @@ class WebhookHandlers:
             webhook = await self._owned(conn, user_id(context), request.webhook_id)
             rows = await webhook_store.list_deliveries(conn, webhook.id, page)
             attempts = await webhook_store.attempts_of(conn, [row.id for row in rows[: page.limit]])
+            total = await webhook_store.delivery_count(conn, webhook.id)
         return billing_pb2.ListWebhookDeliveriesResponse(
             deliveries=[delivery_message(row, attempts[row.id]) for row in rows[: page.limit]],
             next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+            total_size=total,
         )
 
     @rpc

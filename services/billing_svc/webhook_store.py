@@ -53,6 +53,11 @@ async def list_webhooks(conn: AsyncConnection, user_id: str, page: Page) -> list
     return list(rows)
 
 
+async def webhook_count(conn: AsyncConnection, user_id: str) -> int:
+    sql = "SELECT count(*) FROM webhooks WHERE user_id = :user_id"
+    return (await conn.execute(text(sql), {"user_id": user_id})).scalar_one()
+
+
 async def update_webhook(conn: AsyncConnection, user_id: str, webhook_id: str, changes: dict) -> Row | None:
     """The endpoint with ``changes`` (keys from UPDATABLE) applied; None when the user has no such endpoint."""
     assignments = "".join(f"{name} = :{name}, " for name in UPDATABLE if name in changes)
@@ -90,6 +95,11 @@ async def list_deliveries(conn: AsyncConnection, webhook_id: str, page: Page) ->
            "ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset")
     rows = await conn.execute(text(sql), {"webhook_id": webhook_id, "limit": page.limit + 1, "offset": page.offset})
     return list(rows)
+
+
+async def delivery_count(conn: AsyncConnection, webhook_id: str) -> int:
+    sql = "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = :webhook_id"
+    return (await conn.execute(text(sql), {"webhook_id": webhook_id})).scalar_one()
 
 
 async def attempts_of(conn: AsyncConnection, delivery_ids: list) -> dict:

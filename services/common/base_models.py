@@ -32,8 +32,7 @@ class ModelNotAllowed(ValueError):
 def is_local_model(value: str) -> bool:
     """Whether ``from_pretrained`` reads ``value`` from the file system: anything
     but a hub id, and a hub id that names an existing relative path."""
-    hub_id = len(value) <= _HUB_ID_MAX and ".." not in value and _HUB_ID.match(value) is not None
-    return not hub_id or os.path.lexists(value)
+    return not _is_hub_shaped(value) or os.path.lexists(value)
 
 
 def resolve_base_model(value: str, model_dirs: Sequence[Path]) -> str:
@@ -49,18 +48,48 @@ def resolve_base_model(value: str, model_dirs: Sequence[Path]) -> str:
         raise ModelNotAllowed(f"must be at most {MAX_LENGTH} characters")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ModelNotAllowed("must not contain control characters")
+    value = _named_local_model(value, model_dirs) or value
     if not is_local_model(value):
         return value
     allowed = _where(model_dirs)
     if ".." in Path(value).parts:
-        raise ModelNotAllowed(f"{value!r} must not contain '..'; give a model directory inside {allowed}")
+        raise ModelNotAllowed(f"{value!r} must not contain '..'; give the name of a model in {allowed}")
     real = Path(os.path.realpath(os.path.expanduser(value)))
     if not any(real.is_relative_to(os.path.realpath(d)) for d in model_dirs):
         raise ModelNotAllowed(
             f"{value!r} is a local path outside {allowed}: give a Hugging Face hub id (name or org/name), "
-            "or a model directory inside one of those"
+            "or the name of a model there"
         )
     return str(real)
+
+
+def _is_hub_shaped(value: str) -> bool:
+    return len(value) <= _HUB_ID_MAX and ".." not in value and _HUB_ID.match(value) is not None
+
+
+def _named_local_model(value: str, model_dirs: Sequence[Path]) -> str | None:
+    """The directory a name (as :func:`model_name` gives it) names inside a model directory, or None."""
+    if not _is_hub_shaped(value):
+        return None
+    for directory in model_dirs:
+        if (Path(directory) / value).is_dir():
+            return str(Path(directory) / value)
+    return None
+
+
+def shown_to_callers(value: object, model_dirs: Sequence[Path]) -> object:
+    """``value`` (text, or JSON-like dicts and lists of it) as a caller may see it: every resolved local
+    base model reads as its path inside its model directory (``tiny-llama``), which
+    :func:`resolve_base_model` takes back, never as the server's absolute path."""
+    if isinstance(value, str):
+        for directory in model_dirs:
+            value = value.replace(os.path.realpath(directory) + os.sep, "")
+        return value
+    if isinstance(value, dict):
+        return {key: shown_to_callers(item, model_dirs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shown_to_callers(item, model_dirs) for item in value]
+    return value
 
 
 def check_base_model(value: str, model_dirs: Sequence[Path], field: str = "base_model") -> str:
@@ -72,6 +101,8 @@ def check_base_model(value: str, model_dirs: Sequence[Path], field: str = "base_
 
 
 def _where(model_dirs: Sequence[Path]) -> str:
+    # Names, not the server's paths: a caller gives a model by its name inside them.
     if not model_dirs:
         return "an allowed model directory (none is configured: set BRIGHTRUN_MODEL_DIRS)"
-    return "the allowed model directories (" + ", ".join(str(d) for d in model_dirs) + ")"
+    names = sorted({p.name for d in model_dirs if Path(d).is_dir() for p in Path(d).iterdir() if p.is_dir()})
+    return "the server's model directories (BRIGHTRUN_MODEL_DIRS; models there: " + (", ".join(names) or "none") + ")"

@@ -17,6 +17,8 @@ from services.common.base_models import ModelNotAllowed, is_local_model, resolve
 # The embedded default's HS256 secret (``services.platform`` sets it); a
 # deployment sets its own or a JWKS, and the gateway refuses to start with neither.
 DEV_JWT_SECRET = "brightrun-development-secret-change-me"
+# The longest an S3 (SigV4) presigned URL may be valid: 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
 class ConfigError(Exception):
@@ -73,6 +75,8 @@ class Settings:
     queued_alert_minutes: float = 15.0
     # A running job publishes its cost so far at least this often, even when no step arrives.
     cost_tick_seconds: float = 60.0
+    # How long a model's presigned download URLs are valid; S3 signatures allow at most 7 days.
+    download_url_seconds: int = 24 * 3600
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +122,12 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name}={raw!r} is not a number of {unit} (a number above 0)")
             return default
         return value
+    def seconds(name: str, default: int, maximum: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+            problems.append(f"{name}={raw!r} is not a number of seconds from 1 to {maximum}")
+            return default
+        return int(raw)
 
     def switch(name: str, default: bool) -> bool:
         raw = env.get(name, "on" if default else "off").lower()
@@ -173,6 +183,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_timeout_seconds=positive("BRIGHTRUN_WEBHOOK_TIMEOUT_SECONDS", 10.0, "seconds"),
         queued_alert_minutes=positive("BRIGHTRUN_QUEUED_ALERT_MINUTES", 15.0, "minutes"),
         cost_tick_seconds=positive("BRIGHTRUN_COST_TICK_SECONDS", 60.0, "seconds"),
+        download_url_seconds=seconds("BRIGHTRUN_DOWNLOAD_URL_SECONDS", 24 * 3600, MAX_PRESIGN_SECONDS),
     )
     if problems:
         raise ConfigError("; ".join(problems))

@@ -10,7 +10,7 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base of every error a user can act on. ``details`` travels to the client."""
 
-    reason = "error"
+    reason = "error"  # every subclass names its own: the stable ``code`` of the HTTP error body
 
     def __init__(self, message: str, details: object = None):
         super().__init__(message)
@@ -21,7 +21,7 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """Bad input. ``details`` maps each field to a list of messages."""
 
-    reason = "invalid_argument"
+    reason = "validation_failed"
 
 
 class NotFound(DomainError):

@@ -1,9 +1,11 @@
 """gRPC plumbing shared by the services: server factory with health checking,
 the domain-error-to-status mapping, the caller's user id, and client channels.
 
-Errors travel as a status code, a human message, and a JSON ``x-error-details``
-trailer that the gateway puts into the spec's ``{error, details}`` body. An
-outage of a dependency (see ``services.common.outages``) travels as UNAVAILABLE.
+Errors travel as gRPC's rich error model (``services.common.status``): a status
+code, a human message, an ErrorInfo reason the gateway answers as ``code`` and
+the details it puts into ``{error, details}``. An outage of a dependency (see
+``services.common.outages``) travels as UNAVAILABLE, a bug as INTERNAL with the
+id under which it was logged and nothing of its cause.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 
 import grpc
@@ -27,11 +30,11 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.outages import is_outage
+from services.common.status import rich_status
 
 log = logging.getLogger(__name__)
 
 USER_ID_KEY = "x-user-id"
-ERROR_DETAILS_KEY = "x-error-details"
 
 _STATUS = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -75,17 +78,17 @@ def as_user(uid: str) -> tuple[tuple[str, str], ...]:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
-    code = _STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+    code = grpc.StatusCode.INTERNAL
     for cls, mapped in _STATUS.items():
         if isinstance(exc, cls):
             code = mapped
-    details = json.dumps({"reason": exc.reason, "details": exc.details})
-    await context.abort(code, exc.message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
+    status = rich_status(code, exc.message, exc.reason, exc.details)
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 # What a caller reads when a handler met an outage or a bug; the cause goes to this service's log only.
 UNAVAILABLE_MESSAGE = "A dependency of this service (database or another service) is unreachable; retry shortly"
-INTERNAL_MESSAGE = "The service failed unexpectedly; it has been logged"
+INTERNAL_MESSAGE = "The service failed unexpectedly; it has been logged as error {error_id}"
 
 
 async def _abort_unexpected(context: grpc.aio.ServicerContext, exc: Exception) -> None:
@@ -93,13 +96,14 @@ async def _abort_unexpected(context: grpc.aio.ServicerContext, exc: Exception) -
         raise exc  # a handler's own abort, already answered
     if is_outage(exc):
         log.warning("answering UNAVAILABLE: %s: %s", type(exc).__name__, exc)
-        code, message, reason = grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, "unavailable"
+        status = rich_status(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, "unavailable")
     else:
         # grpc's own answer would be UNKNOWN with the exception's text, SQL and parameters included.
-        log.error("answering INTERNAL", exc_info=exc)
-        code, message, reason = grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, "internal"
-    details = json.dumps({"reason": reason, "details": None})
-    await context.abort(code, message, trailing_metadata=((ERROR_DETAILS_KEY, details),))
+        error_id = uuid.uuid4().hex
+        log.error("answering INTERNAL, error %s", error_id, exc_info=exc)
+        message = INTERNAL_MESSAGE.format(error_id=error_id)
+        status = rich_status(grpc.StatusCode.INTERNAL, message, "internal", metadata={"error_id": error_id})
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def rpc(method: Callable) -> Callable:
@@ -169,11 +173,3 @@ def channel(address: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         address, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
     )
-
-
-def error_details(exc: grpc.aio.AioRpcError) -> dict:
-    """The ``{reason, details}`` a service attached to an error, or {}."""
-    for key, value in exc.trailing_metadata() or ():
-        if key == ERROR_DETAILS_KEY:
-            return json.loads(value)
-    return {}

@@ -1,6 +1,6 @@
-"""A create request's request id (the HTTP ``Idempotency-Key``): its checks and
-the fingerprint of the request it was first sent with. Shared by every create
-call that takes one (CreateJob, CreateWebhook). Pure: no I/O."""
+"""The request id of a creating call (the HTTP ``Idempotency-Key``: CreateJob,
+CreateDataset, CreateWebhook): its checks and the fingerprint of the request it
+was first sent with. Pure: no I/O. A request message carries it in ``request_id``."""
 
 from __future__ import annotations
 
@@ -39,10 +39,9 @@ def fingerprint(request: Message) -> str:
 
 
 def check_replay(stored_fingerprint: str | None, request: Message, created: str) -> None:
-    """Raises IdempotencyKeyReused when the ``created`` resource (``"job"``) stored under this
-    request id came from another request.
+    """Raises IdempotencyKeyReused when what was ``created`` under this request id came from another request.
 
-    A resource stored without a fingerprint (created before they were kept) replays.
+    One stored without a fingerprint (created before they were kept) replays.
     """
     if stored_fingerprint is not None and stored_fingerprint != fingerprint(request):
         raise IdempotencyKeyReused(

@@ -24,3 +24,21 @@ TRAINER_OPTIONS = {
     "zero_stage": int,
     "fused_kernels": bool,
 }
+
+# The range of each numeric Hyperparameters field, inclusive: job_svc refuses a
+# job outside it, and the gateway states it (in its messages and the OpenAPI
+# document) instead of the range of the field's wire type.
+HYPERPARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    "learning_rate": (1e-5, 1e-3),
+    "batch_size": (1, 64),
+    "epochs": (1, 20),
+    "rank": (4, 128),
+    "alpha": (1, 1024),
+    "dropout": (0, 0.5),
+    "warmup_steps": (0, 100_000),
+    "weight_decay": (0, 1),
+    "max_seq_length": (64, 32768),
+    "warmup_ratio": (0, 1),
+    "eval_steps": (0, 100_000),
+    "early_stopping_patience": (0, 100),
+}

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from services.common.base_models import check_base_model
+from services.common import idempotency
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
@@ -65,6 +66,12 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         """Raises InvalidArgument naming every bad field (size above 500 MB, a base model outside the model
         directories)."""
         uid = user_id(context)
+        if request.request_id:
+            idempotency.check_request_id(request.request_id)
+            async with self._db.transaction() as conn:
+                existing = await store.dataset_by_request(conn, uid, request.request_id)
+            if existing is not None:
+                return await self._replayed(existing, request)
         safe_name = check_create(request.name, request.file_name, request.file_size, request.format, request.sha256)
         base_model = self._base_model(request.base_model) or self._settings.default_base_model
         dataset_id = str(uuid.uuid4())
@@ -87,8 +94,23 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
                     "file_size": request.file_size,
                     "sha256": request.sha256.lower() or None,
                     "base_model": base_model,
+                    "request_id": request.request_id or None,
+                    "request_fingerprint": idempotency.fingerprint(request) if request.request_id else None,
                 },
             )
+            if row is None:  # a concurrent retry with the same request id won
+                row = await store.dataset_by_request(conn, uid, request.request_id)
+        if str(row.id) != dataset_id:
+            return await self._replayed(row, request)
+        return dataset_pb2.CreateDatasetResponse(dataset=dataset_message(row), upload_url=url, storage_path=key)
+
+    async def _replayed(self, row, request) -> dataset_pb2.CreateDatasetResponse:
+        """The answer to a retried CreateDataset: its dataset with a fresh upload URL; raises
+        IdempotencyKeyReused when the retry's request differs from the first."""
+        idempotency.check_replay(row.request_fingerprint, request, created="dataset")
+        # The upload key, as the first answer gave it; never the confirmed copy's (storage_path after confirm).
+        key = storage_key(str(row.user_id), str(row.id), row.file_name)
+        url = await asyncio.to_thread(self._storage.presign_put, row.storage_bucket, key, UPLOAD_URL_SECONDS)
         return dataset_pb2.CreateDatasetResponse(dataset=dataset_message(row), upload_url=url, storage_path=key)
 
     @rpc

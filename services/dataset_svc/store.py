@@ -20,12 +20,19 @@ async def insert_dataset(conn: AsyncConnection, values: dict) -> Row:
     result = await conn.execute(
         text(
             "INSERT INTO datasets (id, user_id, name, description, format, storage_bucket, storage_path, file_name, "
-            "file_size, sha256, base_model) VALUES (:id, :user_id, :name, :description, :format, :storage_bucket, "
-            ":storage_path, :file_name, :file_size, :sha256, :base_model) RETURNING *"
+            "file_size, sha256, base_model, request_id, request_fingerprint) VALUES (:id, :user_id, :name, "
+            ":description, :format, :storage_bucket, :storage_path, :file_name, :file_size, :sha256, :base_model, "
+            ":request_id, :request_fingerprint) ON CONFLICT (user_id, request_id) DO NOTHING RETURNING *"
         ),
         values,
     )
-    return result.one()
+    return result.first()
+
+
+async def dataset_by_request(conn: AsyncConnection, user_id: str, request_id: str) -> Row | None:
+    """The dataset ``user_id`` created with ``request_id``, deleted or not (a key is used once)."""
+    sql = "SELECT * FROM datasets WHERE user_id = :user_id AND request_id = :request_id"
+    return (await conn.execute(text(sql), {"user_id": user_id, "request_id": request_id})).first()
 
 
 async def get_dataset(conn: AsyncConnection, user_id: str, dataset_id: str, *, lock: bool = False) -> Row | None:

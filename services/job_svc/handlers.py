@@ -20,7 +20,7 @@ from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, rpc, stream_rpc, user_id
 from services.job_svc import launch_checks, preflight, store
 from services.job_svc.budget_gate import BudgetGate
-from services.job_svc.catalogue import GPU_TYPES, PRESETS
+from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate
 from services.job_svc.events import job_event, save
 from services.job_svc.hyperparameters import JobConfig, resolve
@@ -28,6 +28,11 @@ from services.job_svc.job import TERMINAL
 from services.job_svc.live_cost import with_cost_now
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
 from services.job_svc.speed import speed_key, table_speedup
+
+
+# How long a watch of a completed job waits for its artifact to be linked, and how often it looks.
+ARTIFACT_WAIT_S = 60.0
+ARTIFACT_POLL_S = 0.5
 
 
 def _uuid(value: str, what: str) -> str:
@@ -58,10 +63,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             raise
         return reply.dataset
 
-    def _config(self, preset_id: str, hp: job_pb2.Hyperparameters, gpu: job_pb2.GpuConfig) -> JobConfig:
-        given = json_format.MessageToDict(hp, preserving_proto_field_name=True)
+    def _config(self, request: job_pb2.EstimateJobRequest | job_pb2.CreateJobRequest) -> JobConfig:
+        """The request's configuration; without gpu_config, one GPU of the default type."""
+        given = json_format.MessageToDict(request.hyperparameters, preserving_proto_field_name=True)
+        gpu = request.gpu_config if request.HasField("gpu_config") else job_pb2.GpuConfig(type=DEFAULT_GPU_TYPE, count=1)
         return resolve(
-            preset_id, given, gpu.type, gpu.count, self._settings.default_base_model, self._settings.model_dirs
+            request.preset_id, given, gpu.type, gpu.count, self._settings.default_base_model,
+            self._settings.model_dirs,
         )
 
     async def _estimate(self, config: JobConfig, launch: launch_checks.LaunchReport,
@@ -102,7 +110,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
     async def EstimateJob(self, request, context):
         """Raises InvalidArgument for bad fields, NotFound for another user's dataset."""
         uid = user_id(context)
-        config = self._config("custom", request.hyperparameters, request.gpu_config)
+        config = self._config(request)
         launch = await preflight.launch_report(config, self._settings)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
         _, result = await self._estimate(config, launch, dataset)
@@ -139,7 +147,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             if existing is not None:
                 idempotency.check_replay(existing.request_fingerprint, request, "job")
                 return job_pb2.CreateJobResponse(job=job_message(existing))
-        config = self._config(request.preset_id, request.hyperparameters, request.gpu_config)
+        config = self._config(request)
         launch = await preflight.launch_report(config, self._settings)
         launch_checks.refuse_unless_fits(launch)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
@@ -263,6 +271,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 yield job_pb2.WatchJobResponse(metric_point=metric_point_message(point))
                 last_step = point.step
             if row.status in TERMINAL:
+                if row.status == "completed" and row.artifact_id is None:
+                    async for linked in self._artifact_linked(uid, job_id):
+                        yield linked
                 return
             while True:
                 event = await updates.get()
@@ -279,6 +290,21 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                     last_step = point.step
                     yield job_pb2.WatchJobResponse(metric_point=point)
                 if STATUS_NAMES[job.status] in TERMINAL:
+                    if job.status == job_pb2.JOB_STATUS_COMPLETED and not job.HasField("artifact_id"):
+                        async for linked in self._artifact_linked(uid, job_id):
+                            yield linked
                     return
         finally:
             await subscription.unsubscribe()
+
+    async def _artifact_linked(self, uid: str, job_id: str):
+        """The completed job once artifact_svc's artifact.created has linked its artifact (nothing after
+        ARTIFACT_WAIT_S): a watcher learns where the adapter is without asking again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ARTIFACT_WAIT_S
+        while loop.time() < deadline:
+            await asyncio.sleep(ARTIFACT_POLL_S)
+            row = await self._job(uid, job_id)
+            if row.artifact_id is not None:
+                yield job_pb2.WatchJobResponse(job=job_message(row))
+                return

@@ -9,8 +9,14 @@ from pathlib import Path
 
 from services.common.base_models import ModelNotAllowed, resolve_base_model
 from services.common.errors import field_errors
-from services.common.training_choices import LR_SCHEDULERS, QUANTIZATIONS, TRAINER_OPTIONS, ZERO_STAGES
-from services.job_svc.catalogue import GPU_TYPES, PRESETS, GpuType
+from services.common.training_choices import (
+    HYPERPARAMETER_RANGES,
+    LR_SCHEDULERS,
+    QUANTIZATIONS,
+    TRAINER_OPTIONS,
+    ZERO_STAGES,
+)
+from services.job_svc.catalogue import CUSTOM_REQUIRED, GPU_TYPES, PRESETS, GpuType
 
 DEFAULT_MAX_SEQ_LENGTH = 2048
 
@@ -54,45 +60,43 @@ def resolve(
     preset_id: str, given: dict, gpu_type: str, gpu_count: int, default_base_model: str,
     model_dirs: Sequence[Path] = (),
 ) -> JobConfig:
-    """Merge ``given`` (zero/empty = unset) over the preset; raises InvalidArgument naming every bad field,
-    a base model that is a local path outside ``model_dirs`` among them."""
+    """Merge ``given`` (the fields the request set, zeros included) over the preset (empty: custom);
+    raises InvalidArgument naming every bad field, a base model that is a local path outside
+    ``model_dirs`` among them. A given 0 is checked like any value, never replaced by a default."""
     problems: dict[str, list[str]] = {}
-    preset = PRESETS.get(preset_id or "balanced")
+    preset = PRESETS.get(preset_id or "custom")
     if preset is None:
-        problems["preset_id"] = [f"must be one of {', '.join(PRESETS)}"]
-        preset = PRESETS["balanced"]
+        problems["preset_id"] = [f"must be one of {', '.join(PRESETS)}, got {preset_id[:40]!r}"]
+        preset = PRESETS["custom"]
+    elif preset.id == "custom":
+        for name in CUSTOM_REQUIRED:
+            if name not in given:
+                problems[f"hyperparameters.{name}"] = ["required with preset custom; or choose a named preset"]
 
     def pick(name: str, default):
-        value = given.get(name)
-        return value if value else default
+        return given[name] if name in given else default
 
     rank = int(pick("rank", preset.rank))
     config = dict(
-        base_model=pick("base_model", default_base_model),
+        base_model=given.get("base_model") or default_base_model,
         learning_rate=float(pick("learning_rate", preset.learning_rate)),
         batch_size=int(pick("batch_size", preset.batch_size)),
         epochs=int(pick("epochs", preset.epochs)),
         rank=rank,
-        alpha=float(pick("alpha", 2 * rank if given.get("rank") else preset.alpha)),
-        dropout=float(given.get("dropout", preset.dropout)),
-        warmup_steps=int(given.get("warmup_steps") or 0),
-        weight_decay=float(given.get("weight_decay") or 0.0),
+        alpha=float(pick("alpha", 2 * rank if "rank" in given else preset.alpha)),
+        dropout=float(pick("dropout", preset.dropout)),
+        warmup_steps=int(pick("warmup_steps", 0)),
+        weight_decay=float(pick("weight_decay", 0.0)),
         max_seq_length=int(pick("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)),
-        seed=int(given.get("seed") or 0),
+        seed=int(pick("seed", 0)),
     )
     try:
         config["base_model"] = resolve_base_model(config["base_model"], model_dirs)
     except ModelNotAllowed as exc:
         problems["hyperparameters.base_model"] = [str(exc)]
-    _check_range(problems, "hyperparameters.learning_rate", config["learning_rate"], 1e-5, 1e-3)
-    _check_range(problems, "hyperparameters.batch_size", config["batch_size"], 1, 64)
-    _check_range(problems, "hyperparameters.epochs", config["epochs"], 1, 20)
-    _check_range(problems, "hyperparameters.rank", config["rank"], 4, 128)
-    _check_range(problems, "hyperparameters.alpha", config["alpha"], 1, 1024)
-    _check_range(problems, "hyperparameters.dropout", config["dropout"], 0, 0.5)
-    _check_range(problems, "hyperparameters.warmup_steps", config["warmup_steps"], 0, 100_000)
-    _check_range(problems, "hyperparameters.weight_decay", config["weight_decay"], 0, 1)
-    _check_range(problems, "hyperparameters.max_seq_length", config["max_seq_length"], 64, 32768)
+    for name in ("learning_rate", "batch_size", "epochs", "rank", "alpha", "dropout", "warmup_steps",
+                 "weight_decay", "max_seq_length"):
+        _check_range(problems, name, config[name])
     gpu = GPU_TYPES.get(gpu_type)
     if gpu is None:
         problems["gpu_config.type"] = [f"must be one of {', '.join(GPU_TYPES)}"]
@@ -112,16 +116,16 @@ def resolve(
 
 def _check_options(problems: dict, options: dict, warmup_steps: int, gpu: GpuType) -> None:
     if "warmup_ratio" in options:
-        _check_range(problems, "hyperparameters.warmup_ratio", options["warmup_ratio"], 0, 1)
+        _check_range(problems, "warmup_ratio", options["warmup_ratio"])
         if options["warmup_ratio"] and warmup_steps:
             problems.setdefault("hyperparameters.warmup_ratio", []).append(
                 "give warmup_steps or warmup_ratio, not both"
             )
     _check_choice(problems, options, "lr_scheduler", LR_SCHEDULERS)
     if "eval_steps" in options:
-        _check_range(problems, "hyperparameters.eval_steps", options["eval_steps"], 0, 100_000)
+        _check_range(problems, "eval_steps", options["eval_steps"])
     if "early_stopping_patience" in options:
-        _check_range(problems, "hyperparameters.early_stopping_patience", options["early_stopping_patience"], 0, 100)
+        _check_range(problems, "early_stopping_patience", options["early_stopping_patience"])
     _check_choice(problems, options, "quantization", QUANTIZATIONS)
     if options.get("quantization") == "nf4" and gpu.type == "CPU":
         problems["hyperparameters.quantization"] = ["nf4 needs a GPU: choose a GPU type, or quantization none"]
@@ -137,6 +141,7 @@ def _check_choice(problems: dict, options: dict, name: str, choices: tuple) -> N
         ]
 
 
-def _check_range(problems: dict, field: str, value: float, low: float, high: float) -> None:
+def _check_range(problems: dict, name: str, value: float) -> None:
+    low, high = HYPERPARAMETER_RANGES[name]
     if not low <= value <= high:
-        problems[field] = [f"must be between {low:g} and {high:g}, got {value:g}"]
+        problems[f"hyperparameters.{name}"] = [f"must be between {low:g} and {high:g}, got {value:g}"]

@@ -50,7 +50,7 @@ def run_demo(platform: Platform) -> int:
         )
         estimate = call(client, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **DEMO_JOB})
         print(f"estimate: ${estimate['estimated_cost']:.2f}, {estimate['training_details']['total_steps']} steps")
-        job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **DEMO_JOB})
+        job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **DEMO_JOB})["job"]
         last_loss = None
         for name, data in job_events(client, job["id"]):
             if name == "metric":

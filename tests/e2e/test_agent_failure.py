@@ -46,7 +46,7 @@ def _start_job(api: httpx.Client, tmp_path, epochs: int = 12) -> dict:
     return call(api, "POST", "/api/jobs", json={
         "dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
         "hyperparameters": {**HYPERPARAMETERS, "epochs": epochs},
-    })
+    })["job"]
 
 
 def _wait_step(api: httpx.Client, job: dict, step: int) -> None:

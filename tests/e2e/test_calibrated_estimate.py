@@ -49,7 +49,7 @@ def alice(tmp_path_factory):
 def _run(client: httpx.Client, dataset_id: str) -> tuple[dict, float]:
     """The estimate shown before creating the job, and the job's duration in seconds."""
     estimate = call(client, "POST", "/api/jobs/estimate", json={"dataset_id": dataset_id, **JOB})
-    job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset_id, **JOB})
+    job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset_id, **JOB})["job"]
     job = wait_for(lambda: call(client, "GET", f"/api/jobs/{job['id']}")["job"],
                    lambda j: j["status"] in ("completed", "failed"), 300, "the job's end")
     assert job["status"] == "completed", job["error_message"]

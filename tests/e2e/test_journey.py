@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import time
 import uuid
@@ -33,13 +32,6 @@ JOB = {
     "gpu_config": {"type": "CPU", "count": 1},
     "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
 }
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTRUN_")}
-    with Platform(tmp_path_factory.mktemp("brightrun-home"), env, http_port=0) as running:
-        yield running
 
 
 def _client(platform: Platform, user: str) -> httpx.Client:
@@ -128,7 +120,7 @@ def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_a
 ):
     dataset, _ = ready_dataset
     long_job = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "batch_size": 1, "epochs": 20}}
-    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})
+    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})["job"]
     points = []
     for name, data in job_events(alice, job["id"], timeout=120):
         if name == "metric":
@@ -198,7 +190,7 @@ def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_wi
     shutil.copytree(platform.home / "models" / "tiny-llama", weightless, ignore=shutil.ignore_patterns("*.safetensors"),
                     dirs_exist_ok=True)
     broken = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": str(weightless)}}
-    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})
+    job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})["job"]
     failed = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"],
                       lambda j: j["status"] in ("completed", "failed"), 120, "the job's end")
     assert failed["status"] == "failed"
@@ -206,6 +198,17 @@ def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_wi
     assert "no-such-model" in failed["error_message"]
     log = (platform.home / "logs" / "trainer_agent.log").read_text()
     assert f"job {job['id']}: attempt 2" not in log
+
+
+def test_a_named_preset_alone_is_priced_and_an_explicit_zero_is_refused(alice, ready_dataset):
+    dataset, _ = ready_dataset
+    estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], "preset_id": "fast"})
+    # fast: batch 8, one epoch, on the default GPU (one A100-80GB at $3.50 an hour).
+    assert estimate["training_details"]["total_steps"] == 6 and estimate["hourly_rate"] == 3.5
+    zero = {"dataset_id": dataset["id"], "preset_id": "fast", "hyperparameters": {"epochs": 0}}
+    refused = alice.post("/api/jobs/estimate", json=zero)
+    assert refused.status_code == 400 and refused.json()["code"] == "validation_failed"
+    assert "between 1 and 20" in refused.json()["details"]["hyperparameters.epochs"][0]
 
 
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
@@ -217,15 +220,17 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
 
     reply = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB})
     assert reply.status_code == 201, reply.text
-    job = reply.json()["data"]
+    job = reply.json()["data"]["job"]
     assert job["status"] == "queued"
 
-    updates, points = [], []
+    updates, points, completed = [], [], []
     for name, data in job_events(alice, job["id"], timeout=300):
         if name == "status":
             updates.append(data)
         elif name == "metric":
             points.append(data)
+        elif name == "completed":
+            completed.append(data)
     statuses = [u["status"] for u in updates]
     assert statuses[-1] == "completed"
     assert "running" in statuses
@@ -244,9 +249,12 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     assert {6, 12} <= set(validated) and validated[12]["perplexity"] > 1
     assert bob.get(f"/api/jobs/{job['id']}").status_code == 404
 
-    job = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"], lambda j: j["artifact_id"], 30, "artifact")
+    # The stream ended by naming the stored adapter: no polling needed.
+    assert job["artifact_id"] and completed == [{"job_id": job["id"], "artifact_id": job["artifact_id"]}]
+    assert job["dataset"] == {"id": dataset["id"], "name": dataset["name"]}
+    assert not job["hyperparameters"]["base_model"].startswith("/")  # a model name, not the server's path
     models = call(alice, "GET", "/api/models")["models"]
-    assert [m["id"] for m in models] == [job["artifact_id"]]
+    assert [(m["id"], m["dataset"]) for m in models] == [(job["artifact_id"], job["dataset"])]
     model = call(alice, "GET", f"/api/models/{job['artifact_id']}")["model"]
     quality = model["quality_metrics"]
     assert quality["final_training_loss"] is not None

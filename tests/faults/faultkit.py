@@ -59,7 +59,7 @@ def start_job(api: httpx.Client, dataset: dict, **hyperparameters) -> dict:
     return call(api, "POST", "/api/jobs", json={
         "dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
         "hyperparameters": {**HYPERPARAMETERS, **hyperparameters},
-    })
+    })["job"]
 
 
 def wait_ended(api: httpx.Client, job: dict, timeout: float = 180) -> dict:

@@ -60,7 +60,7 @@ def test_a_database_outage_is_503_with_retry_after_and_the_services_reconnect(pl
             for route, reply in _answers(api).items():
                 assert reply.status_code == 503, (route, reply.status_code, reply.text)
                 assert int(reply.headers["Retry-After"]) > 0, route
-                assert set(reply.json()) == {"error", "details"}, route
+                assert set(reply.json()) == {"success", "error", "details", "code"}, route
         # What needs no database keeps answering.
         assert api.get("/api/jobs/presets").status_code == 200
     finally:
@@ -82,14 +82,27 @@ DEEP = b"[" * 5000 + b"]" * 5000
 DATASET = {"name": "chats", "file_name": "chats.jsonl", "file_size": 100}
 JOB = {"dataset_id": MISSING, "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
        "hyperparameters": HYPERPARAMETERS}
+JSON_TYPE = {"Content-Type": "application/json"}
 # (what, method, path, request keyword arguments, expected status, what the details must mention)
 HOSTILE = [
-    ("5,000-deep JSON", "POST", "/api/jobs", {"content": DEEP}, 400, "nests"),
-    ("5,000-deep JSON in a field", "POST", "/api/datasets", {"content": b'{"name": ' + DEEP + b"}"}, 400, "nests"),
+    ("5,000-deep JSON", "POST", "/api/jobs", {"content": DEEP, "headers": JSON_TYPE}, 400, "nests"),
+    ("5,000-deep JSON in a field", "POST", "/api/datasets", {"content": b'{"name": ' + DEEP + b"}", "headers": JSON_TYPE},
+     400, "nests"),
     ("a 5,000-digit number", "POST", "/api/datasets",
-     {"content": b'{"name": "n", "file_name": "f.jsonl", "file_size": ' + b"9" * 5000 + b"}"}, 400, "digits"),
-    ("NaN", "POST", "/api/jobs/estimate", {"content": b'{"hyperparameters": {"learning_rate": NaN}}'}, 400, "NaN"),
-    ("not JSON", "POST", "/api/jobs", {"content": b"dataset_id=1&preset_id=custom"}, 400, "not valid JSON"),
+     {"content": b'{"name": "n", "file_name": "f.jsonl", "file_size": ' + b"9" * 5000 + b"}",
+      "headers": JSON_TYPE}, 400, "digits"),
+    ("NaN", "POST", "/api/jobs/estimate", {"content": b'{"hyperparameters": {"learning_rate": NaN}}', "headers": JSON_TYPE},
+     400, "NaN"),
+    ("not JSON", "POST", "/api/jobs", {"content": b"dataset_id=1&preset_id=custom", "headers": JSON_TYPE}, 400,
+     "not valid JSON"),
+    ("a form body", "POST", "/api/jobs",
+     {"content": b"dataset_id=1", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
+     "Content-Type"),
+    ("an unknown field", "POST", "/api/jobs",
+     {"json": {**JOB, "hyperparameters": {**HYPERPARAMETERS, "learning_rat": 0.1}}}, 400,
+     "hyperparameters.learning_rat"),
+    ("an unknown query parameter", "GET", "/api/jobs?pge=2", {}, 400, "pge"),
+    ("a path id that is no UUID", "GET", "/api/jobs/not-a-uuid", {}, 400, "UUID"),
     ("a JSON array", "POST", "/api/jobs", {"json": [JOB]}, 400, "JSON object"),
     ("after_step beyond int64", "GET", f"/api/jobs/{MISSING}/metrics?after_step=99999999999999999999", {}, 400,
      "after_step"),
@@ -105,7 +118,7 @@ HOSTILE = [
     ("a line break in a dataset name", "POST", "/api/datasets", {"json": {**DATASET, "name": "two\nlines"}}, 400,
      "name"),
     ("a lone surrogate in a dataset name", "POST", "/api/datasets",
-     {"content": json.dumps({**DATASET, "name": "a\ud800"}).encode()}, 400, "name"),
+     {"content": json.dumps({**DATASET, "name": "a\ud800"}).encode(), "headers": JSON_TYPE}, 400, "name"),
     ("NUL in a description", "POST", "/api/datasets", {"json": {**DATASET, "description": "\x00"}}, 400,
      "description"),
     ("NUL in a base model", "POST", "/api/jobs",
@@ -120,8 +133,9 @@ HOSTILE = [
      {"json": {**JOB, "hyperparameters": {**HYPERPARAMETERS, "rank": 4.5}}}, 400, "hyperparameters.rank"),
     ("an integer beyond int32", "POST", "/api/jobs",
      {"json": {**JOB, "gpu_config": {"type": "CPU", "count": 2**40}}}, 400, "gpu_config.count"),
-    ("a 32 MiB body", "POST", "/api/jobs", {"content": b"x" * (32 << 20)}, 413, "bytes"),
-    ("a 2 MiB chunked body", "POST", "/api/datasets", {"content": _chunks(2 << 20)}, 413, "bytes"),
+    ("a 32 MiB body", "POST", "/api/jobs", {"content": b"x" * (32 << 20), "headers": JSON_TYPE}, 413, "bytes"),
+    ("a 2 MiB chunked body", "POST", "/api/datasets", {"content": _chunks(2 << 20), "headers": JSON_TYPE}, 413,
+     "bytes"),
 ]
 
 
@@ -130,7 +144,7 @@ def test_hostile_input_is_a_4xx_with_the_specs_body(platform, api, what, method,
     reply = api.request(method, path, **kwargs)
     assert reply.status_code == status, (reply.status_code, reply.text[:300])
     body = reply.json()
-    assert set(body) == {"error", "details"} and body["error"]
+    assert set(body) == {"success", "error", "details", "code"} and body["error"]
     assert mentions in str(body["details"]), body
 
 
@@ -143,7 +157,7 @@ def test_extreme_but_valid_numbers_reach_the_services_and_are_answered(api):
 
 def test_headers_too_large_are_refused_not_crashed(platform, api):
     token = api.get("/api/datasets", headers={"Authorization": "Bearer " + "a" * 60000})
-    assert token.status_code == 401 and set(token.json()) == {"error", "details"}
+    assert token.status_code == 401 and set(token.json()) == {"success", "error", "details", "code"}
     # A header over the HTTP server's own limit is its plain 400, before the app runs.
     huge = api.get("/api/datasets", headers={"X-Padding": "a" * (1 << 20)})
     assert 400 <= huge.status_code < 500
@@ -155,10 +169,10 @@ def test_an_idempotency_key_reused_with_another_body_is_422_and_with_the_same_bo
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first = api.post("/api/jobs", json=body, headers=key)
     assert first.status_code == 201, first.text
-    job = first.json()["data"]
+    job = first.json()["data"]["job"]
     try:
         again = api.post("/api/jobs", json=body, headers=key)
-        assert again.status_code == 201 and again.json()["data"]["id"] == job["id"]
+        assert again.status_code == 201 and again.json()["data"]["job"]["id"] == job["id"]
         other = {**body, "hyperparameters": {**HYPERPARAMETERS, "epochs": 3}}
         reused = api.post("/api/jobs", json=other, headers=key)
         assert reused.status_code == 422, reused.text

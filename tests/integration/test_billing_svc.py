@@ -169,6 +169,14 @@ async def test_journey_notifies_and_records_costs_once(service, nats):
     assert (summary.total, summary.record_count, summary.period) == (6.5, 2, "week")
     assert dict(summary.by_type) == {"compute": 6.0, "storage": 0.5}
     assert [(d.date, d.amount) for d in summary.by_day] == [(datetime.now(timezone.utc).date().isoformat(), 6.5)]
+    assert sorted(r.amount for r in summary.records) == [0.5, 6.0]
+    today = datetime.now(timezone.utc).date()
+    days = {"start_date": today.isoformat(), "end_date": today.isoformat()}
+    dated = await service.GetCostSummary(billing_pb2.GetCostSummaryRequest(**days), metadata=as_user(user))
+    assert (dated.total, dated.period, len(dated.records)) == (6.5, "custom", 2)
+    before = (today - timedelta(days=3)).isoformat()
+    earlier = billing_pb2.GetCostSummaryRequest(start_date=before, end_date=before)
+    assert (await service.GetCostSummary(earlier, metadata=as_user(user))).record_count == 0
 
     for _ in range(100):
         if len(recorded) == 2:
@@ -221,10 +229,10 @@ async def test_reading_notifications_is_scoped_to_their_owner(service, nats):
     )
     assert marked.notification.read
     unread = await _notifications(service, owner, count=2, unread_only=True)
-    assert first.id not in {n.id for n in unread.notifications} and unread.unread_count == 2
+    assert first.id not in {n.id for n in unread.notifications} and unread.unread_count == unread.total_size == 2
 
     page = await _notifications(service, owner, count=2, page_size=2)
-    assert page.next_page_token
+    assert page.next_page_token and page.total_size == 3
     rest = await _notifications(service, owner, count=1, page_size=2, page_token=page.next_page_token)
     assert {n.id for n in [*page.notifications, *rest.notifications]} == {n.id for n in notes.notifications}
 

@@ -18,7 +18,8 @@ from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.db import Database
-from services.common.grpc import as_user, channel, error_details
+from services.common.grpc import as_user, channel
+from services.common.status import error_details
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.common.tiny_model import build_tiny_model
 from services.dataset_svc import store
@@ -188,6 +189,24 @@ async def test_a_name_postgres_cannot_store_is_invalid_argument_not_a_database_e
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "name" in info.value.details()
+
+
+async def test_a_request_id_replays_the_first_dataset_and_refuses_another_request(stub):
+    owner, key = str(uuid.uuid4()), str(uuid.uuid4())
+    request = dataset_pb2.CreateDatasetRequest(name="chats", file_name="c.jsonl", file_size=10, request_id=key)
+    first = await stub.CreateDataset(request, metadata=as_user(owner))
+    again = await stub.CreateDataset(request, metadata=as_user(owner))
+    assert again.dataset.id == first.dataset.id and again.storage_path == first.storage_path
+    assert again.upload_url  # signed again: the first may have expired
+    # Another user's key is their own.
+    theirs = await stub.CreateDataset(request, metadata=as_user(str(uuid.uuid4())))
+    assert theirs.dataset.id != first.dataset.id
+    other = dataset_pb2.CreateDatasetRequest(name="other", file_name="c.jsonl", file_size=10, request_id=key)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.CreateDataset(other, metadata=as_user(owner))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(info.value)["reason"] == "idempotency_key_reused"
+    assert "dataset" in error_details(info.value)["details"]["Idempotency-Key"][0]
 
 
 async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, settings):

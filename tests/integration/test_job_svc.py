@@ -26,8 +26,9 @@ from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf import struct_pb2
 from services.common import events
 from services.common.errors import NotFound
-from services.common.grpc import as_user, channel, create_server, error_details, rpc, user_id
 from services.billing_svc.server import start as start_billing
+from services.common.grpc import as_user, channel, create_server, rpc, user_id
+from services.common.status import error_details
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())
@@ -199,7 +200,13 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     assert (points[1].validation_loss, points[1].perplexity) == (0.75, math.exp(0.75))
     assert not points[0].HasField("gpu_memory_gb")
     assert (points[1].gpu_utilization, points[1].gpu_memory_gb) == (97.0, 41.5)
+    # The watch stays open until artifact_svc's artifact is linked, and ends with the job naming it.
+    await asyncio.sleep(1)
+    assert not watcher.done()
+    artifact = artifact_pb2.ModelArtifact(id=str(uuid.uuid4()), job_id=job.id, user_id=OWNER)
+    await _trainer_event(js, job, "artifact.created", artifact_created=events_pb2.ArtifactCreated(artifact=artifact))
     await asyncio.wait_for(watcher, 10)
+    assert watched[-1].job.artifact_id == artifact.id
     statuses = [u.job.status for u in watched if u.HasField("job")]
     assert statuses[0] == job_pb2.JOB_STATUS_QUEUED and statuses[-1] == job_pb2.JOB_STATUS_COMPLETED
     assert job_pb2.JOB_STATUS_RUNNING in statuses
@@ -419,13 +426,14 @@ async def test_a_job_whose_agents_keep_dying_fails_with_a_reason(stub, js):
 
 async def test_presets_gpu_types_and_the_estimate(stub, settings):
     presets = (await stub.ListPresets(job_pb2.ListPresetsRequest(), metadata=as_user(OWNER))).presets
-    assert [p.id for p in presets] == ["conservative", "balanced", "aggressive", "custom"]
+    assert [p.id for p in presets] == ["fast", "balanced", "quality", "conservative", "aggressive", "custom"]
     assert {p.hyperparameters.base_model for p in presets} == {settings.default_base_model}
     gpus = {g.type: g for g in (await stub.ListGpuTypes(job_pb2.ListGpuTypesRequest(), metadata=as_user(OWNER))).gpu_types}
     assert gpus["CPU"].price_per_gpu_hour == 0 and gpus["CPU"].max_count == 1 and gpus["H100"].max_count == 8
 
     request = job_pb2.EstimateJobRequest(dataset_id=READY, gpu_config=job_pb2.GpuConfig(type="H100", count=2),
-                                         hyperparameters=job_pb2.Hyperparameters(batch_size=8, epochs=3))
+                                         hyperparameters=job_pb2.Hyperparameters(learning_rate=0.0002, batch_size=8,
+                                                                                 epochs=3, rank=16))
     estimate = (await stub.EstimateJob(request, metadata=as_user(OWNER))).estimate
     # The default base model is a tiny local one (under 100M parameters, read from its config.json):
     # 20 times the catalogue's 7B figure of 4400 tokens/s for two H100s. No job of its kind ran: the table.

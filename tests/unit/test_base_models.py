@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from services.common.base_models import ModelNotAllowed, check_base_model, resolve_base_model
+from services.common.base_models import ModelNotAllowed, check_base_model, resolve_base_model, shown_to_callers
 from services.common.config import ConfigError, read_settings
 from services.common.errors import InvalidArgument
 
@@ -38,7 +38,9 @@ def test_a_model_inside_an_allowed_directory_resolves_to_its_real_path(models, t
 def test_a_path_outside_the_allowed_directories_is_refused(models, value):
     with pytest.raises(ModelNotAllowed) as info:
         resolve_base_model(value, [models])
-    assert str(models) in str(info.value) and "hub id" in str(info.value)
+    # It names the models there, not the server's directories.
+    assert "models there: tiny" in str(info.value) and "hub id" in str(info.value)
+    assert str(models) not in str(info.value)
 
 
 def test_a_symlink_that_leaves_the_allowed_directory_is_refused(models, tmp_path):
@@ -93,3 +95,15 @@ def test_the_model_directories_default_to_home_models_and_the_default_models_dir
 def test_a_local_default_base_model_outside_the_model_directories_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigError, match="BRIGHTRUN_DEFAULT_BASE_MODEL"):
         read_settings(BASE | {"BRIGHTRUN_MODEL_DIRS": str(tmp_path / "a"), "BRIGHTRUN_DEFAULT_BASE_MODEL": "/etc"})
+
+
+def test_a_local_model_is_shown_by_its_name_inside_its_directory_which_resolves_back(models, tmp_path, monkeypatch):
+    monkeypatch.chdir("/")  # "tiny" is no relative path from here: the name is found in the model directory
+    resolved = resolve_base_model(str(models / "tiny"), [models])
+    assert shown_to_callers(resolved, [models]) == "tiny"
+    assert resolve_base_model("tiny", [models]) == resolved
+    assert shown_to_callers({"m": ["meta-llama/Llama-3.1-8B"]}, [models]) == {"m": ["meta-llama/Llama-3.1-8B"]}
+    quoted = shown_to_callers([f"{resolved!r} has no config.json"], [models])
+    assert quoted == ["'tiny' has no config.json"]
+    # A hub id with no such local directory stays a hub id.
+    assert resolve_base_model("gpt2", [models]) == "gpt2"

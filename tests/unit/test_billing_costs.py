@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from services.billing_svc.costs import billing_period, period_start, summarize
+from services.billing_svc.costs import billing_period, cost_window, period_start, summarize
 from services.common.paging import Page, canonical_uuid, next_page_token, parse_page
 from services.common.errors import InvalidArgument
 
@@ -44,3 +44,22 @@ def test_paging():
     assert next_page_token(Page(50, 100), 50, True) == "150"
     assert next_page_token(Page(50, 100), 50, False) == ""
     assert canonical_uuid("nope") is None
+
+
+def test_start_and_end_dates_are_whole_utc_days_instead_of_the_period():
+    now = datetime(2026, 12, 1, 15, tzinfo=timezone.utc)
+    period, start, end = cost_window("week", "2026-11-01", "2026-11-30", now)
+    assert period == "custom"
+    assert (start, end) == (datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc))
+    assert cost_window("week", "", "", now) == ("week", now - timedelta(days=7), now)
+
+
+@pytest.mark.parametrize(
+    ("start_date", "end_date", "named"),
+    [("2026-11-01", "", {"end_date"}), ("", "2026-11-01", {"start_date"}), ("2026-11-31", "2026-12-01", {"start_date"}),
+     ("2026-11-02", "2026-11-01", {"end_date"}), ("yesterday", "2026-11-01", {"start_date"})],
+)
+def test_a_date_that_is_missing_malformed_or_reversed_is_refused_naming_it(start_date, end_date, named):
+    with pytest.raises(InvalidArgument) as info:
+        cost_window("", start_date, end_date, datetime.now(timezone.utc))
+    assert set(info.value.details) == named

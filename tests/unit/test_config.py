@@ -86,3 +86,11 @@ def test_the_queue_alert_and_cost_tick_bounds_default_and_bad_ones_are_named():
         read_settings(BASE | {"BRIGHTRUN_QUEUED_ALERT_MINUTES": "soon", "BRIGHTRUN_COST_TICK_SECONDS": "-1"})
     assert "BRIGHTRUN_QUEUED_ALERT_MINUTES='soon'" in str(info.value)
     assert "BRIGHTRUN_COST_TICK_SECONDS='-1'" in str(info.value)
+
+
+def test_download_urls_last_a_day_by_default_and_at_most_the_seven_days_s3_allows():
+    assert read_settings(BASE).download_url_seconds == 86400
+    assert read_settings(BASE | {"BRIGHTRUN_DOWNLOAD_URL_SECONDS": "600"}).download_url_seconds == 600
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_DOWNLOAD_URL_SECONDS": str(8 * 86400)})
+    assert "BRIGHTRUN_DOWNLOAD_URL_SECONDS" in str(info.value) and "604800" in str(info.value)

@@ -13,6 +13,7 @@ from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from gateway.app import create_app
 from gateway.auth import mint_token
+from gateway.http import Caller
 from gateway.routes.job_events import format_event
 from services.billing_svc.budget import budget_cents
 from services.common.config import read_settings
@@ -94,7 +95,7 @@ async def test_a_bad_amount_is_a_400_naming_it(client):
         reply = await client.put("/api/budget", json=body, headers=owner)
         assert reply.status_code == 400, body
         assert list(reply.json()["details"]) == ["amount"], body
-    reply = await client.put("/api/budget", content=b'{"amount": NaN}', headers=owner)
+    reply = await client.put("/api/budget", content=b'{"amount": NaN}', headers={**owner, "Content-Type": "application/json"})
     assert reply.status_code == 400
 
 
@@ -107,7 +108,8 @@ async def test_a_job_over_budget_is_a_409_with_the_numbers(client):
 
 
 def test_the_cost_so_far_reaches_the_jobs_sse_status_frames():
-    frame = format_event(job_pb2.WatchJobResponse(job=job_pb2.Job(id="j", current_cost=1.23, estimated_total_cost=9.5)))
+    update = job_pb2.WatchJobResponse(job=job_pb2.Job(id="j", current_cost=1.23, estimated_total_cost=9.5))
+    frame = format_event(update, Caller("u", None))
     assert frame.startswith("event: status\n")
     data = json.loads(frame.split("data: ", 1)[1])
     assert (data["current_cost"], data["estimated_total_cost"]) == (1.23, 9.5)

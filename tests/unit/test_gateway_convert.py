@@ -114,9 +114,30 @@ def test_integers_out_of_range_and_arrays_of_the_wrong_type_are_400():
     assert _problems({"files": ["a", 1]}, artifact_pb2.GetDownloadUrlsRequest) == {"files[1]": ["Expected a string"]}
 
 
-def test_unknown_keys_and_nulls_are_ignored():
-    message = json_to_message({"name": "n", "description": None, "colour": "red"}, dataset_pb2.CreateDatasetRequest)
+def test_nulls_are_ignored():
+    message = json_to_message({"name": "n", "description": None}, dataset_pb2.CreateDatasetRequest)
     assert message.name == "n" and not message.HasField("description")
+
+
+def test_unknown_and_hidden_fields_are_400_naming_them_and_the_fields_there_are():
+    body = {"dataset_id": "x", "learning_rat": 1, "hyperparameters": {"learning_rat": 0.1}, "gpu_config": {"cost_per_gpu_hour": 0}}
+    hidden = {"gpu_config.cost_per_gpu_hour", "gpu_config.gpu_memory_gb"}
+    problems = _problems(body, job_pb2.CreateJobRequest, hidden=hidden)
+    assert set(problems) == {"learning_rat", "hyperparameters.learning_rat", "gpu_config.cost_per_gpu_hour"}
+    assert "learning_rate" in problems["hyperparameters.learning_rat"][0]
+    assert problems["gpu_config.cost_per_gpu_hour"] == ["Unknown field; the fields here are: type, count"]
+
+
+def test_a_number_past_its_wire_type_is_400_stating_the_fields_real_range():
+    body = {"hyperparameters": {"epochs": 2**40}}
+    ranges = {"hyperparameters.epochs": (1, 20)}
+    assert _problems(body, job_pb2.CreateJobRequest, ranges=ranges) == {"hyperparameters.epochs": ["Must be between 1 and 20"]}
+
+
+def test_bodies_nested_deeper_than_any_field_needs_are_400():
+    with pytest.raises(HttpError) as caught:
+        parse_json_object(b'{"a": ' + b"[" * 9 + b"]" * 9 + b"}")
+    assert caught.value.code == "invalid_json" and "deep" in caught.value.details
 
 
 @pytest.mark.parametrize(
@@ -161,3 +182,10 @@ def test_nul_in_a_string_and_infinite_floats_are_named():
         "hyperparameters.learning_rate": ["Must be a finite number"],
         "hyperparameters.alpha": ["Must be a finite number"],
     }
+
+
+def test_whole_numbers_in_struct_fields_are_json_integers_not_floats():
+    record = billing_pb2.CostRecord()
+    record.details.update({"epochs": 3, "line": 1, "rate": 2.5, "nested": [{"step": 12}]})
+    details = message_to_json(record)["details"]
+    assert json.dumps(details, sort_keys=True) == '{"epochs": 3, "line": 1, "nested": [{"step": 12}], "rate": 2.5}'

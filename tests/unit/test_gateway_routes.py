@@ -4,6 +4,7 @@ propagation, request building, SSE framing. No database, no other services."""
 import asyncio
 import itertools
 import json
+import os
 import uuid
 
 import grpc
@@ -19,7 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from gateway.app import create_app
 from gateway.auth import mint_token
 from services.common.config import read_settings
-from services.common.errors import FailedPrecondition, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.grpc import rpc, stream_rpc, user_id
 
 SECRET = "route-test-secret-that-is-long-enough"
@@ -27,6 +28,8 @@ KNOWN_DATASET = str(uuid.uuid4())
 MISSING_JOB = str(uuid.uuid4())
 # CreateJob queues a job on this dataset and answers with a warning.
 QUEUED_WITH_WARNING = str(uuid.uuid4())
+# CreateJob refuses a job on this dataset quoting a resolved local base model.
+QUOTES_A_MODEL_PATH = str(uuid.uuid4())
 
 
 class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
@@ -67,6 +70,9 @@ class FakeJobs(job_pb2_grpc.JobServiceServicer):
         if request.dataset_id == QUEUED_WITH_WARNING:
             job = job_pb2.Job(id=str(uuid.uuid4()), dataset_id=request.dataset_id, status=job_pb2.JOB_STATUS_QUEUED)
             return job_pb2.CreateJobResponse(job=job, warnings=["No trainer agent for 1 x CPU has been seen."])
+        if request.dataset_id == QUOTES_A_MODEL_PATH:
+            path = os.path.realpath(_settings().model_dirs[0]) + "/tiny-llama"
+            raise InvalidArgument("Validation error", {"hyperparameters.base_model": [f"{path!r} has no config.json"]})
         raise FailedPrecondition("Dataset not ready for training", "status='uploading'")
 
     @stream_rpc
@@ -119,6 +125,11 @@ def _auth(user: str) -> dict:
     return {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
 
 
+def _json(user: str) -> dict:
+    """Headers of a raw JSON body sent as ``content=``."""
+    return {**_auth(user), "Content-Type": "application/json"}
+
+
 async def test_healthz_needs_no_token(client):
     reply = await client.get("/healthz")
     assert reply.status_code == 200
@@ -142,12 +153,14 @@ async def test_the_callers_user_id_reaches_the_service(client):
 async def test_not_found_from_the_service_is_404_with_the_specs_body(client):
     reply = await client.get(f"/api/datasets/{uuid.uuid4()}", headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 404
-    assert reply.json() == {"error": "Dataset not found", "details": None}
+    assert reply.json() == {"success": False, "error": "Dataset not found", "details": None, "code": "not_found"}
 
 
-async def test_a_malformed_id_is_404_without_a_service_call(client):
+async def test_a_malformed_id_is_400_saying_it_must_be_a_uuid_without_a_service_call(client, services):
+    calls = len(services[1]["datasets"].seen)
     reply = await client.get("/api/datasets/not-a-uuid", headers=_auth(str(uuid.uuid4())))
-    assert reply.status_code == 404 and "error" in reply.json()
+    assert reply.status_code == 400 and "Must be a UUID" in reply.json()["details"]["id"][0]
+    assert len(services[1]["datasets"].seen) == calls
 
 
 async def test_failed_precondition_is_400_with_the_details_trailer(client, services):
@@ -160,7 +173,10 @@ async def test_failed_precondition_is_400_with_the_details_trailer(client, servi
     }
     reply = await client.post("/api/jobs", json=body, headers={**_auth(user), "Idempotency-Key": "k-1"})
     assert reply.status_code == 400
-    assert reply.json() == {"error": "Dataset not ready for training", "details": "status='uploading'"}
+    assert reply.json() == {
+        "success": False, "error": "Dataset not ready for training", "details": "status='uploading'",
+        "code": "failed_precondition",
+    }
     seen_user, request = services[1]["jobs"].seen[-1]
     assert seen_user == user
     assert request.request_id == "k-1" and request.hyperparameters.batch_size == 8
@@ -169,7 +185,7 @@ async def test_failed_precondition_is_400_with_the_details_trailer(client, servi
 async def test_bad_bodies_are_400_before_any_service_call(client, services):
     calls = len(services[1]["jobs"].seen)
     headers = _auth(str(uuid.uuid4()))
-    invalid = await client.post("/api/jobs", content=b"{oops", headers=headers)
+    invalid = await client.post("/api/jobs", content=b"{oops", headers={**headers, "Content-Type": "application/json"})
     assert invalid.status_code == 400 and invalid.json()["error"] == "Invalid JSON"
     wrong = await client.post("/api/jobs", json={"dataset_id": KNOWN_DATASET, "gpu_config": "big"}, headers=headers)
     assert wrong.status_code == 400
@@ -183,7 +199,7 @@ async def test_page_and_limit_map_onto_page_size_and_an_offset_token(client, ser
     reply = await client.get("/api/datasets?page=3&limit=10&status=ready&search=rev", headers=_auth(user))
     assert reply.status_code == 200
     data = reply.json()["data"]
-    assert (data["total"], data["page"], data["limit"], data["totalPages"]) == (51, 3, 10, 6)
+    assert data["pagination"] == {"page": 3, "limit": 10, "total": 51, "totalPages": 6}
     seen_user, request = services[1]["datasets"].seen[-1]
     assert seen_user == user
     assert (request.page_size, request.page_token, request.search) == (10, "20", "rev")
@@ -224,7 +240,7 @@ async def test_job_events_stream_status_and_metrics_resuming_after_last_event_id
 async def test_events_of_an_unknown_job_are_a_plain_404(client):
     reply = await client.get(f"/api/jobs/{MISSING_JOB}/events", headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 404
-    assert reply.json() == {"error": "Job not found", "details": None}
+    assert reply.json() == {"success": False, "error": "Job not found", "details": None, "code": "not_found"}
 
 
 class EndlessJobs(job_pb2_grpc.JobServiceServicer):
@@ -275,13 +291,17 @@ async def test_a_service_whose_database_is_down_answers_503_with_retry_after(cli
     reply = await client.delete(f"/api/datasets/{KNOWN_DATASET}", headers=_auth(str(uuid.uuid4())))
     assert reply.status_code == 503
     assert reply.json()["error"] == "Service unavailable" and reply.json()["details"]
+    assert reply.json()["code"] == "unavailable" and "5432" not in reply.text
     assert int(reply.headers["Retry-After"]) > 0
 
 
-async def test_a_bug_in_a_service_is_still_a_500_that_hides_its_cause(client):
+async def test_a_bug_in_a_service_is_still_a_500_that_hides_its_cause_but_names_its_logged_id(client, caplog):
     reply = await client.post(f"/api/datasets/{KNOWN_DATASET}/confirm", headers=_auth(str(uuid.uuid4())))
-    assert reply.status_code == 500
-    assert "bug" not in reply.text and "Retry-After" not in reply.headers
+    assert reply.status_code == 500 and reply.json()["code"] == "internal"
+    assert "bug" not in reply.text and "KeyError" not in reply.text and "Retry-After" not in reply.headers
+    error_id = reply.json()["details"].rstrip(".").rsplit(" ", 1)[-1]
+    # The service logged the cause under the id the caller was given.
+    assert any(error_id in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 # Hostile input: every answer is a 4xx with the spec's {error, details} body,
@@ -338,7 +358,7 @@ def _with(body: dict, path: str, value) -> dict:
 def _assert_spec_4xx(reply: httpx.Response, status: int = 400) -> dict:
     assert reply.status_code == status, (reply.status_code, reply.text[:300])
     body = reply.json()
-    assert set(body) == {"error", "details"} and body["error"] and body["details"], body
+    assert set(body) == {"success", "error", "details", "code"} and body["error"] and body["details"], body
     return body
 
 
@@ -350,7 +370,8 @@ async def test_every_field_of_every_create_body_rejects_wrong_types_naming_the_f
     for route, path, body in cases:
         # json.dumps escapes a lone surrogate as \ud800, which httpx's own encoding would refuse.
         raw = json.dumps(body).encode()
-        details = _assert_spec_4xx(await client.post(route, content=raw, headers=headers))["details"]
+        reply = await client.post(route, content=raw, headers={**headers, "Content-Type": "application/json"})
+        details = _assert_spec_4xx(reply)["details"]
         assert path in details, (route, path, body, details)
     assert len(services[1]["jobs"].seen) == calls
 
@@ -372,12 +393,12 @@ HOSTILE_BODIES = [
 @pytest.mark.parametrize("route", list(VALID_BODIES))
 @pytest.mark.parametrize(("raw", "fragment"), HOSTILE_BODIES, ids=lambda v: repr(v)[:20])
 async def test_hostile_bodies_are_400_invalid_json(client, route, raw, fragment):
-    reply = await client.post(route, content=raw, headers=_auth(str(uuid.uuid4())))
+    reply = await client.post(route, content=raw, headers=_json(str(uuid.uuid4())))
     assert fragment in _assert_spec_4xx(reply)["details"]
 
 
 async def test_infinite_and_huge_numbers_are_400_naming_the_field(client):
-    headers = _auth(str(uuid.uuid4()))
+    headers = _json(str(uuid.uuid4()))
     raw = json.dumps(JOB).replace('"learning_rate": 0.001', '"learning_rate": 1e999').encode()
     reply = await client.post("/api/jobs", content=raw, headers=headers)
     assert _assert_spec_4xx(reply)["details"] == {"hyperparameters.learning_rate": ["Must be a finite number"]}
@@ -393,7 +414,7 @@ async def test_a_body_over_the_limit_is_413_before_it_is_read(client):
         for _ in range(40):
             yield b" " * 65536
 
-    streamed = await client.post("/api/datasets", content=chunks(), headers=headers)
+    streamed = await client.post("/api/datasets", content=chunks(), headers={**headers, "Content-Type": "application/json"})
     _assert_spec_4xx(streamed, 413)
 
 
@@ -449,5 +470,75 @@ async def test_a_created_job_comes_with_the_services_warnings_beside_it(client):
 
     assert reply.status_code == 201
     body = reply.json()
-    assert body["data"]["status"] == "queued" and body["data"]["dataset_id"] == QUEUED_WITH_WARNING
+    job = body["data"]["job"]
+    assert job["status"] == "queued" and job["dataset"] == {"id": QUEUED_WITH_WARNING, "name": None}
     assert body["warnings"] == ["No trainer agent for 1 x CPU has been seen."]
+
+
+async def test_a_preset_alone_is_a_job_request_the_service_completes(client, services):
+    body = {"dataset_id": QUEUED_WITH_WARNING, "preset_id": "fast"}
+    reply = await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
+    assert reply.status_code == 201
+    _, request = services[1]["jobs"].seen[-1]
+    assert request.preset_id == "fast" and not request.HasField("gpu_config")
+    assert not request.hyperparameters.HasField("epochs")
+
+
+async def test_an_explicit_zero_reaches_the_service_as_set_not_as_absent(client, services):
+    body = {"dataset_id": QUEUED_WITH_WARNING, "preset_id": "fast", "hyperparameters": {"epochs": 0}}
+    await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
+    _, request = services[1]["jobs"].seen[-1]
+    assert request.hyperparameters.HasField("epochs") and request.hyperparameters.epochs == 0
+
+
+async def test_an_unknown_query_parameter_is_400_naming_it_and_what_the_route_takes(client):
+    reply = await client.get("/api/datasets?pge=2&page=1", headers=_auth(str(uuid.uuid4())))
+    details = _assert_spec_4xx(reply)["details"]
+    assert list(details) == ["pge"] and "page, limit, status, search" in details["pge"][0]
+
+
+async def test_a_body_that_is_not_json_is_415_and_an_unknown_field_is_400_naming_it(client, services):
+    calls = len(services[1]["jobs"].seen)
+    headers = _auth(str(uuid.uuid4()))
+    form = await client.post("/api/jobs", data={"dataset_id": KNOWN_DATASET}, headers=headers)
+    assert form.status_code == 415 and form.json()["code"] == "unsupported_media_type"
+    typo = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "learning_rat": 0.1}}
+    details = _assert_spec_4xx(await client.post("/api/jobs", json=typo, headers=headers))["details"]
+    assert list(details) == ["hyperparameters.learning_rat"]
+    assert len(services[1]["jobs"].seen) == calls
+
+
+async def test_a_number_past_int32_states_the_fields_real_range(client):
+    body = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "epochs": 2**40}}
+    reply = await client.post("/api/jobs", json=body, headers=_auth(str(uuid.uuid4())))
+    assert _assert_spec_4xx(reply)["details"] == {"hyperparameters.epochs": ["Must be between 1 and 20"]}
+
+
+def test_a_completed_job_with_its_artifact_is_also_a_completed_event_naming_it():
+    from gateway.http import Caller
+    from gateway.routes.job_events import format_event
+
+    api = Caller(str(uuid.uuid4()), None)
+    done = job_pb2.Job(id=MISSING_JOB, status=job_pb2.JOB_STATUS_COMPLETED, artifact_id=KNOWN_DATASET)
+    frames = format_event(job_pb2.WatchJobResponse(job=done), api).split("\n\n")
+    assert frames[0].startswith("event: status\n")
+    assert frames[1] == f'event: completed\ndata: {{"job_id": "{MISSING_JOB}", "artifact_id": "{KNOWN_DATASET}"}}'
+    running = job_pb2.Job(id=MISSING_JOB, status=job_pb2.JOB_STATUS_RUNNING)
+    assert "event: completed" not in format_event(job_pb2.WatchJobResponse(job=running), api)
+
+
+def test_answers_show_a_local_base_model_by_its_name_never_the_servers_path(tmp_path):
+    from gateway.http import Caller
+
+    models = tmp_path / "models"
+    (models / "tiny-llama").mkdir(parents=True)
+    api = Caller(str(uuid.uuid4()), None, (models,))
+    job = {"hyperparameters": {"base_model": str(models / "tiny-llama")}, "configuration": [{"m": "gpt2"}]}
+    body = json.loads(api.ok(job).body)
+    assert body["data"] == {"hyperparameters": {"base_model": "tiny-llama"}, "configuration": [{"m": "gpt2"}]}
+    assert str(tmp_path) not in json.dumps(body)
+
+
+async def test_an_error_quoting_a_local_base_model_names_it_without_the_servers_path(client):
+    reply = await client.post("/api/jobs", json={**JOB, "dataset_id": QUOTES_A_MODEL_PATH}, headers=_auth(str(uuid.uuid4())))
+    assert reply.json()["details"] == {"hyperparameters.base_model": ["'tiny-llama' has no config.json"]}

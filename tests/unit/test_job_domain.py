@@ -75,3 +75,36 @@ def test_a_dropout_of_zero_is_kept_not_replaced_by_the_preset():
     given = json_format.MessageToDict(job_pb2.Hyperparameters(dropout=0.0), preserving_proto_field_name=True)
     assert resolve("balanced", given, "CPU", 1, "b").dropout == 0.0
     assert resolve("balanced", {}, "CPU", 1, "b").dropout == 0.1
+
+
+# The spec's values: FR-3.3's page (fast, balanced, quality) and FR-1.1 (conservative, aggressive).
+SPEC_PRESETS = {
+    "fast": (0.0001, 8, 1, 8, 16, 0.05),
+    "balanced": (0.00005, 4, 3, 16, 32, 0.1),
+    "quality": (0.00003, 2, 5, 32, 64, 0.1),
+    "conservative": (0.0001, 4, 3, 8, 16, 0.05),
+    "aggressive": (0.0003, 16, 10, 32, 64, 0.1),
+}
+
+
+@pytest.mark.parametrize("preset_id", sorted(SPEC_PRESETS))
+def test_a_named_preset_alone_is_a_whole_configuration_with_the_spec_values(preset_id):
+    config = resolve(preset_id, {}, "A100-80GB", 1, "b")
+    values = (config.learning_rate, config.batch_size, config.epochs, config.rank, config.alpha, config.dropout)
+    assert values == SPEC_PRESETS[preset_id]
+    assert config.preset_id == preset_id
+
+
+def test_custom_needs_the_four_hyperparameters_and_names_each_missing_one():
+    with pytest.raises(InvalidArgument) as info:
+        resolve("custom", {"rank": 8}, "CPU", 1, "b")
+    assert set(info.value.details) == {f"hyperparameters.{n}" for n in ("learning_rate", "batch_size", "epochs")}
+    given = {"learning_rate": 0.0001, "batch_size": 2, "epochs": 1, "rank": 8}
+    assert resolve("", given, "CPU", 1, "b").preset_id == "custom"
+
+
+@pytest.mark.parametrize("field", ["epochs", "batch_size", "rank", "learning_rate", "alpha", "max_seq_length"])
+def test_an_explicit_zero_is_refused_with_the_real_range_not_replaced_by_the_preset(field):
+    with pytest.raises(InvalidArgument) as info:
+        resolve("balanced", {field: 0}, "CPU", 1, "b")
+    assert "must be between" in info.value.details[f"hyperparameters.{field}"][0]

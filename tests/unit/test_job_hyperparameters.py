@@ -67,12 +67,12 @@ def test_nf4_and_fused_kernels_need_a_gpu_and_warmup_comes_one_way():
 
 def test_the_batch_must_split_evenly_across_the_gpus():
     with pytest.raises(InvalidArgument) as info:
-        resolve("custom", _given(batch_size=6), "H100", 4, "b")
+        resolve("conservative", _given(batch_size=6), "H100", 4, "b")
 
     assert info.value.details == {
         "hyperparameters.batch_size": ["must be a multiple of the GPU count (4) to split evenly across the GPUs"]
     }
-    assert resolve("custom", _given(batch_size=8), "H100", 4, "b").batch_size == 8
+    assert resolve("conservative", _given(batch_size=8), "H100", 4, "b").batch_size == 8
 
 
 def test_the_trainer_reads_the_options_of_the_assignment():

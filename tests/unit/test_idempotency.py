@@ -1,4 +1,4 @@
-"""CreateJob's request id: its checks and the fingerprint of the request it came with."""
+"""A creating call's request id: its checks and the fingerprint of the request it came with."""
 
 import pytest
 
