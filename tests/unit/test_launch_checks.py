@@ -24,7 +24,8 @@ LLAMA_2_7B = "meta-llama/Llama-2-7b-hf"
 
 
 def _config(base_model: str, gpu: str = "A100-40GB", count: int = 1, model_dirs=(), **given):
-    return resolve("custom", {"batch_size": 8, **given}, gpu, count, base_model, model_dirs)
+    chosen = {"learning_rate": 2e-4, "batch_size": 8, "epochs": 5, "rank": 16, **given}
+    return resolve("custom", chosen, gpu, count, base_model, model_dirs)
 
 
 def _refusal(call) -> list[str]:
