@@ -10,9 +10,11 @@ id under which it was logged and nothing of its cause.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 
@@ -106,18 +108,37 @@ async def _abort_unexpected(context: grpc.aio.ServicerContext, exc: Exception) -
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+# When the call this task is handling must be answered (time.monotonic()); None without a deadline.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("brightrun_call_deadline", default=None)
+
+
+def downstream_timeout(cap: float) -> float:
+    """Seconds a call to another service may take from here: at most ``cap``,
+    and never past the deadline of the call being handled, so that a caller
+    who stopped waiting does not leave work running on its behalf below."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return cap
+    return max(0.0, min(cap, deadline - time.monotonic()))
+
+
 def rpc(method: Callable) -> Callable:
     """Wrap a unary handler: a DomainError becomes its status code, an outage
-    UNAVAILABLE, any other exception INTERNAL with a message that hides it."""
+    UNAVAILABLE, any other exception INTERNAL with a message that hides it.
+    The call's deadline bounds the handler's own calls (:func:`downstream_timeout`)."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
+        remaining = context.time_remaining()
+        token = _DEADLINE.set(None if remaining is None else time.monotonic() + remaining)
         try:
             return await method(self, request, context)
         except DomainError as exc:
             await _abort(context, exc)
         except Exception as exc:
             await _abort_unexpected(context, exc)
+        finally:
+            _DEADLINE.reset(token)
 
     return wrapper
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.common.errors import BudgetExceeded
-from services.common.grpc import as_user
+from services.common.grpc import as_user, downstream_timeout
 
 # A launch waits this long at most for billing_svc; past it the call is an outage (503), not a refusal.
 CHECK_TIMEOUT_S = 10
@@ -23,7 +23,7 @@ class BudgetGate:
         reply = await self._billing.CheckBudget(
             billing_pb2.CheckBudgetRequest(estimated_cost=estimated_cost),
             metadata=as_user(user_id),
-            timeout=CHECK_TIMEOUT_S,
+            timeout=downstream_timeout(CHECK_TIMEOUT_S),
         )
         refuse_unless_allowed(estimated_cost, reply)
 

@@ -17,7 +17,7 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.paging import canonical_uuid, next_page_token, parse_page
-from services.common.grpc import as_user, rpc, stream_rpc, user_id
+from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
 from services.job_svc import launch_checks, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
@@ -30,6 +30,8 @@ from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_me
 from services.job_svc.speed import speed_key, table_speedup
 
 
+# A launch waits this long at most for dataset_svc (less when its own caller's deadline is nearer).
+DATASET_TIMEOUT_S = 10.0
 # How long a watch of a completed job waits for its artifact to be linked, and how often it looks.
 ARTIFACT_WAIT_S = 60.0
 ARTIFACT_POLL_S = 0.5
@@ -55,7 +57,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         """The caller's dataset from dataset_svc; NotFound passes through as NotFound."""
         try:
             reply = await self._datasets.GetDataset(
-                dataset_pb2.GetDatasetRequest(dataset_id=dataset_id), metadata=as_user(uid), timeout=10
+                dataset_pb2.GetDatasetRequest(dataset_id=dataset_id), metadata=as_user(uid),
+                timeout=downstream_timeout(DATASET_TIMEOUT_S),
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:

@@ -29,6 +29,7 @@ from services.common.errors import NotFound
 from services.billing_svc.server import start as start_billing
 from services.common.grpc import as_user, channel, create_server, rpc, user_id
 from services.common.status import error_details
+from services.job_svc.handlers import DATASET_TIMEOUT_S
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())
@@ -46,8 +47,12 @@ def _statistics(**counts) -> struct_pb2.Struct:
 
 
 class Datasets(dataset_pb2_grpc.DatasetServiceServicer):
+    # The seconds left of each call's deadline when it arrived here.
+    time_remaining: list[float] = []
+
     @rpc
     async def GetDataset(self, request, context):
+        self.time_remaining.append(context.time_remaining())
         if user_id(context) != OWNER or request.dataset_id not in (READY, UPLOADING, UNHASHED):
             raise NotFound("Dataset not found")
         ready = request.dataset_id != UPLOADING
@@ -450,6 +455,16 @@ async def test_presets_gpu_types_and_the_estimate(stub, settings):
     job = (await stub.CreateJob(created, metadata=as_user(OWNER))).job
     assert job.total_steps == estimate.training_details.total_steps
     await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+
+
+async def test_a_callers_deadline_bounds_the_calls_job_svc_makes_for_it(stub):
+    # Without propagation dataset_svc would be given job_svc's own 10 s.
+    request = job_pb2.EstimateJobRequest(dataset_id=READY, preset_id="fast",
+                                         gpu_config=job_pb2.GpuConfig(type="CPU", count=1))
+    await stub.EstimateJob(request, metadata=as_user(OWNER), timeout=2.5)
+    assert 0 < Datasets.time_remaining[-1] <= 2.5
+    await stub.EstimateJob(request, metadata=as_user(OWNER))
+    assert 2.5 < Datasets.time_remaining[-1] <= DATASET_TIMEOUT_S + 0.5  # the clocks read apart a little
 
 
 async def test_list_jobs_filters_by_status_and_pages(stub):
