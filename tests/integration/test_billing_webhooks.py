@@ -30,7 +30,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from services.billing_svc.server import start
 from services.billing_svc.webhook_sender import MAX_PER_ENDPOINT
 from services.common import events
-from services.common.grpc import as_user, channel, error_details
+from services.common.grpc import as_user, channel
+from services.common.status import error_details
 
 # An attempt waits this long for an answer; the hanging receiver's attempts end with it.
 TIMEOUT_S = 5.0
