@@ -111,7 +111,7 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
     marked = brightrun("notifications", "--limit", "50", "--mark-read", "--json")
     assert f"Marked {notes['unread_count']} notification(s) read" in marked[2]
     unread = _json(brightrun("notifications", "--unread", "--json"))
-    assert unread == {"notifications": [], "unread_count": 0}
+    assert unread["notifications"] == [] and unread["unread_count"] == 0
 
     # The same reads for people: tables that name what the JSON held.
     for argv, shown in [

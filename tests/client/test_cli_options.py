@@ -35,7 +35,7 @@ def _platform(events: list[str]):
         if seen.path == "/api/jobs/presets":
             return ok({"presets": [PRESET]})
         if seen.path == "/api/jobs":
-            return Answer(201, {"success": True, "data": {"id": "job-1", "status": "queued"}, "warnings": ["slow"]})
+            return Answer(201, {"success": True, "data": {"job": {"id": "job-1", "status": "queued"}}, "warnings": ["slow"]})
         write_events(handler, events, complete=True)
 
     return respond

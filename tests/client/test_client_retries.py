@@ -76,7 +76,7 @@ def test_other_errors_are_raised_at_once_and_read_tolerantly(server):
 def test_a_retried_job_creation_sends_the_same_idempotency_key(server):
     job = {"id": "j-1", "status": "queued"}
     server.respond = _after(1, Answer(503, UNAVAILABLE, {"Retry-After": "0"}),
-                            Answer(201, {"success": True, "data": job, "warnings": ["no agent seen"]}))
+                            Answer(201, {"success": True, "data": {"job": job}, "warnings": ["no agent seen"]}))
     with Client(server.url, "t") as client:
         created = client.create_job("d-1", "balanced", "H100x8", {"epochs": 1})
     assert created.job.id == "j-1" and created.warnings == ["no agent seen"]

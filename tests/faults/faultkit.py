@@ -12,8 +12,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from brightrun.billing.v1 import billing_pb2
+from brightrun.events.v1 import events_pb2
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from gateway.auth import mint_token
 from services.common import events
@@ -118,6 +121,26 @@ def _charges(platform: Platform, job: dict) -> dict:
         "final": any(r.details["cumulative"] == round(job["final_cost"] or 0.0, 2) for r in compute)
         or not (job["final_cost"] or 0.0),
     }
+
+
+def trainer_plans(platform: Platform, job: dict) -> list[int]:
+    """The total steps each of the job's attempts planned, as its agent published them on TRAINER."""
+
+    async def read() -> list[int]:
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "plan-probe")
+        try:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+            subscription = await js.pull_subscribe("trainer.attempt.planned", stream="TRAINER", config=config)
+            try:
+                messages = await subscription.fetch(1000, timeout=2)
+            except nats.errors.TimeoutError:
+                messages = []
+            plans = (events_pb2.Event.FromString(message.data) for message in messages)
+            return [e.trainer_attempt_planned.total_steps for e in plans if e.trainer_attempt_planned.job_id == job["id"]]
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def consumer_backlog(platform: Platform) -> dict[str, int]:

@@ -487,7 +487,9 @@ async def test_a_base_model_outside_the_model_directories_is_an_invalid_argument
         )
     assert created.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "base_model" in created.value.details()
     [problem] = error_details(created.value)["details"]["base_model"]
-    assert str(settings.model_dirs[0]) in problem
+    # Names the setting and the models there, never the server's own paths.
+    assert "BRIGHTRUN_MODEL_DIRS" in problem and settings.default_base_model.rsplit("/", 1)[-1] in problem
+    assert str(settings.model_dirs[0]) not in problem
 
     ready = await _settled(stub, uid, (await _upload(stub, uid, _jsonl(GOOD))).id)
     with pytest.raises(grpc.aio.AioRpcError) as revalidated:

@@ -211,7 +211,7 @@ class Endpoints:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
 
         def parse(body: dict) -> CreatedJob:
-            return CreatedJob(Job.from_dict(_data(body) or {}), list(body.get("warnings") or []))
+            return CreatedJob(Job.from_dict((_data(body) or {}).get("job") or {}), list(body.get("warnings") or []))
 
         body = job_body(dataset_id, gpu, hyperparameters, preset_id)
         return self._send(Call("POST", "/api/jobs", parse, json=body, headers=headers))
