@@ -18,6 +18,7 @@ from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
 from gateway.http import Stubs
+from gateway import web_assets
 from gateway.routes import billing, datasets, job_events, jobs, models
 from services.common.config import Settings
 from services.common.grpc import channel
@@ -75,6 +76,7 @@ def create_app(
         *job_events.ROUTES,
         *models.ROUTES,
         *billing.ROUTES,
+        *web_assets.ROUTES,  # last: the dashboard at /, never shadowing an API route
     ]
     app = Starlette(
         routes=routes,
