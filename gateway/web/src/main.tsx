@@ -44,6 +44,8 @@ function UnauthorizedListener() {
   const location = useLocation();
   useEffect(() => {
     const onUnauthorized = () => {
+      // Several requests can fail at once: the first one decides where to come back to.
+      if (window.location.pathname === "/signin") return;
       queryClient.clear();
       navigate("/signin", { replace: true, state: { from: location.pathname + location.search } });
     };

@@ -3,6 +3,13 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { downsample } from "../downsample";
 
+/** A y tick that stays readable for a learning rate (2e-4) as for a loss (2.31). */
+export function tick(v: number | null): string {
+  if (v == null) return "";
+  if (v !== 0 && Math.abs(v) < 0.01) return v.toExponential(1);
+  return String(Number(v.toPrecision(4)));
+}
+
 export interface LineSeries {
   label: string;
   color: string;
@@ -51,7 +58,7 @@ export function LineChart({
       width,
       height,
       scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
-      axes: [{ label: xLabel }, {}],
+      axes: [{ label: xLabel }, { values: (_u, vals) => vals.map(tick), size: 60 }],
       series: [
         { label: xLabel },
         ...latest.current.series.map((s) => ({

@@ -10,12 +10,30 @@ function KeyValues({ data, testId }: { data: Record<string, unknown> | null; tes
   if (!data || !Object.keys(data).length) return <p className="muted">None recorded.</p>;
   return (
     <dl className="stats" data-testid={testId}>
-      {Object.entries(data).map(([k, v]) => (
-        <div key={k}>
-          <dt>{k.replace(/_/g, " ")}</dt>
-          <dd>{typeof v === "number" ? fmt.num(v) : v == null ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v)}</dd>
-        </div>
-      ))}
+      {Object.entries(data).map(([k, v]) => {
+        const nested = v != null && typeof v === "object" && !Array.isArray(v);
+        const long = typeof v === "string" && v.length > 60;
+        return (
+          <div key={k} className={nested || long ? "wide" : undefined}>
+            <dt>{k.replace(/_/g, " ")}</dt>
+            <dd>
+              {nested ? (
+                <KeyValues data={v as Record<string, unknown>} />
+              ) : long ? (
+                <pre className="code">{v as string}</pre>
+              ) : typeof v === "number" ? (
+                fmt.num(v)
+              ) : v == null ? (
+                "—"
+              ) : typeof v === "object" ? (
+                JSON.stringify(v)
+              ) : (
+                String(v)
+              )}
+            </dd>
+          </div>
+        );
+      })}
     </dl>
   );
 }
@@ -66,7 +84,7 @@ export default function ModelDetail() {
     <section>
       <div className="page-head">
         <h1>{m.name}</h1>
-        <Stars n={m.quality_metrics?.stars} />
+        <Stars n={m.quality_metrics?.overall_score} />
       </div>
       <p className="muted">
         version {m.version} · {fmt.date(m.created_at)} · from <Link to={`/training/jobs/${m.job_id}`}>its training job</Link>

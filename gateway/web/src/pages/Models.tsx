@@ -59,7 +59,7 @@ export default function ModelsPage() {
               <strong>{m.name}</strong>
             </Link>
             <div>
-              <Stars n={m.quality_metrics?.stars} /> {m.quality_metrics?.grade ?? ""}
+              <Stars n={m.quality_metrics?.overall_score} /> {m.quality_metrics?.convergence_quality ?? ""}
             </div>
             <small className="muted">
               final loss {fmt.num(m.quality_metrics?.final_training_loss)} · {fmt.date(m.created_at)}
