@@ -25,7 +25,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "gateway" / "web"
 CHROMIUM = Path(os.environ.get("BRIGHTRUN_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = REPO / "test-results" / "browser"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -144,9 +143,3 @@ def page(context):
     page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
     yield page
 
-
-def shot(page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

@@ -15,9 +15,18 @@ import pytest
 from gateway.auth import mint_token
 from services.common.config import DEV_JWT_SECRET
 from services.platform.journey import call, upload_dataset, wait_dataset, write_demo_dataset
-from tests.browser.conftest import shot
 
 pytestmark = pytest.mark.slow
+
+# Screenshots of each page, for a person to look at (gitignored).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "browser"
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
 
 
 
@@ -199,11 +208,24 @@ def test_a_bad_dataset_shows_its_line_errors(up, page, tmp_path):
     expect()(page.get_by_test_id("error-counts")).to_be_visible()
     assert all(t.strip() for t in table.locator("tbody tr td:nth-child(4)").all_inner_texts())  # suggestions
     shot(page, "12-dataset-errors")
-    # The list filters by status.
+    # The list filters by status and searches by name.
     page.get_by_role("link", name="Datasets").click()
     page.get_by_label("Status").select_option("error")
     expect()(page.get_by_role("link", name="broken")).to_be_visible()
     page.get_by_label("Status").select_option("ready")
+    expect()(page.get_by_role("link", name="broken")).to_have_count(0)
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Search").fill("brok")
+    expect()(page.get_by_role("link", name="broken")).to_be_visible()
+    page.get_by_label("Search").fill("no-such-name")
+    expect()(page.get_by_text("No datasets match")).to_be_visible()
+    # Delete asks first, then the dataset is gone.
+    page.get_by_label("Search").fill("")
+    page.get_by_role("link", name="broken").click()
+    page.get_by_role("button", name="Delete dataset").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.wait_for_url(re.compile(r"/datasets$"))
+    page.get_by_label("Status").select_option("error")
     expect()(page.get_by_role("link", name="broken")).to_have_count(0)
 
 

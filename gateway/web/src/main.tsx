@@ -57,7 +57,7 @@ function UnauthorizedListener() {
 
 function App() {
   return (
-    <BrowserRouter>
+    <BrowserRouter future={{ v7_startTransition: true, v7_relativeSplatPath: true }}>
       <UnauthorizedListener />
       <Suspense fallback={<Loading what="page" />}>
         <Routes>
