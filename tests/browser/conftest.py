@@ -111,6 +111,22 @@ class Up:
         self.stop()
         raise RuntimeError("`up` printed no sign-in URL:\n" + "".join(self.output[-40:]))
 
+    def kill_child(self, module: str) -> None:
+        """SIGKILLs the process `up` started for ``python -m <module>`` (the supervisor restarts it)."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.proc.pid and b"-m" in cmdline and module.encode() in cmdline:
+                os.kill(int(entry.name), signal.SIGKILL)
+                return
+        raise LookupError(f"no child running -m {module}")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)

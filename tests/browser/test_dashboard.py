@@ -301,3 +301,32 @@ def test_a_narrow_screen_keeps_navigation_reachable_by_keyboard(up, chromium):
         shot(page, "16-narrow")
     finally:
         ctx.close()
+
+
+def test_the_monitor_reconnects_and_replays_after_a_dropped_stream(up, page, tmp_path):
+    sign_in(page, up)
+    token = up.sign_in_url.split("#token=", 1)[1]
+    with httpx.Client(base_url=up.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as me:
+        path = write_demo_dataset(tmp_path / "replay.jsonl", conversations=16)
+        dataset = wait_dataset(me, upload_dataset(me, path, "replay")["id"])
+        job = {"dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
+               "hyperparameters": {"learning_rate": 0.0001, "batch_size": 1, "epochs": 4, "rank": 8, "alpha": 16}}
+        job_id = call(me, "POST", "/api/jobs", json=job)["id"]
+    streams: list[dict] = []
+    page.route("**/api/jobs/*/events", lambda route: (streams.append(route.request.headers), route.continue_()))
+    page.goto(f"{up.url}/training/jobs/{job_id}")
+    chart = page.get_by_test_id("loss-chart")
+    page.wait_for_function("() => +(document.querySelector('[data-testid=loss-chart]')?.dataset.points ?? 0) >= 3", timeout=120_000)
+    assert len(streams) == 1 and streams[0]["authorization"] == f"Bearer {token}"
+    # The gateway dies mid-stream; the platform's supervisor restarts it a second later.
+    up.kill_child("gateway")
+    expect()(page.get_by_test_id("connection")).to_have_text("reconnecting", timeout=20_000)
+    expect()(page.get_by_test_id("connection")).to_have_text(re.compile("open|finished"), timeout=60_000)
+    assert len(streams) >= 2
+    resumed_after = int(streams[-1]["last-event-id"])
+    assert resumed_after >= 3
+    expect()(page.get_by_test_id("job-status")).to_have_text("completed", timeout=300_000)
+    with httpx.Client(base_url=up.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as me:
+        total = call(me, "GET", f"/api/jobs/{job_id}")["job"]["total_steps"]
+    # Every step once: nothing lost while offline, nothing doubled by the replay.
+    expect()(chart).to_have_attribute("data-points", str(total), timeout=30_000)
