@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -235,8 +236,17 @@ def test_cancel_from_the_monitor(up, page, tmp_path):
     upload(page, path, "long run", drop=False)
     wait_status(page, r"ready")
     page.get_by_role("link", name="Open dataset").click()
-    launch_from_dataset(page, "custom", {"Batch size": "1", "Epochs": "20"})
+    page.wait_for_url(re.compile(r"/datasets/[0-9a-f-]{36}$"))
+    dataset_url = page.url
+    job_id = launch_from_dataset(page, "custom", {"Batch size": "1", "Epochs": "20"})
     expect()(page.get_by_test_id("job-status")).to_have_text("running", timeout=120_000)
+    # While the job trains on it, deleting the dataset is refused (409) and the page says why.
+    page.goto(dataset_url)
+    page.get_by_role("button", name="Delete dataset").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect()(page.get_by_role("alert")).to_contain_text("cannot be deleted while a training job uses it")
+    shot(page, "13a-dataset-delete-conflict")
+    page.goto(f"{up.url}/training/jobs/{job_id}")
     expect()(page.get_by_test_id("loss-chart")).not_to_have_attribute("data-points", "0", timeout=60_000)
     page.get_by_role("button", name="Cancel job").click()
     page.get_by_role("button", name="Cancel training").click()
@@ -330,3 +340,24 @@ def test_the_monitor_reconnects_and_replays_after_a_dropped_stream(up, page, tmp
         total = call(me, "GET", f"/api/jobs/{job_id}")["job"]["total_steps"]
     # Every step once: nothing lost while offline, nothing doubled by the replay.
     expect()(chart).to_have_attribute("data-points", str(total), timeout=30_000)
+
+
+def test_a_failed_job_shows_its_reason(up, page, tmp_path):
+    sign_in(page, up)
+    token = up.sign_in_url.split("#token=", 1)[1]
+    # A model directory with config and tokenizer but no weights passes the launch checks; training cannot load it.
+    weightless = up.home / "models" / "weightless-model"
+    shutil.copytree(up.home / "models" / "tiny-llama", weightless, ignore=shutil.ignore_patterns("*.safetensors"),
+                    dirs_exist_ok=True)
+    with httpx.Client(base_url=up.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as me:
+        path = write_demo_dataset(tmp_path / "fails.jsonl", conversations=16)
+        dataset = wait_dataset(me, upload_dataset(me, path, "fails")["id"])
+        job = {"dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
+               "hyperparameters": {"learning_rate": 0.0001, "batch_size": 4, "epochs": 1, "rank": 8, "alpha": 16,
+                                   "base_model": str(weightless)}}
+        job_id = call(me, "POST", "/api/jobs", json=job)["id"]
+    page.goto(f"{up.url}/training/jobs/{job_id}")
+    expect()(page.get_by_test_id("job-status")).to_have_text("failed", timeout=120_000)
+    expect()(page.get_by_test_id("failure-reason")).to_contain_text("weightless-model")
+    expect()(page.get_by_role("button", name="Cancel job")).to_have_count(0)
+    shot(page, "17-monitor-failed")
