@@ -10,13 +10,18 @@ export function handleUnauthorized(reason: string): void {
 }
 
 export async function toApiError(res: Response): Promise<ApiError> {
-  let body: { error?: string; details?: unknown } = {};
+  let body: { error?: string; details?: unknown; code?: string } = {};
   try {
     body = await res.json();
   } catch {
     /* not JSON */
   }
-  return new ApiError(res.status, body.error ?? res.statusText ?? `HTTP ${res.status}`, body.details ?? null);
+  return new ApiError(
+    res.status,
+    body.error || res.statusText || `HTTP ${res.status}`,
+    body.details ?? null,
+    typeof body.code === "string" && body.code ? body.code : undefined,
+  );
 }
 
 /** A call to the gateway's API; resolves with `data`, rejects with ApiError. */
@@ -39,4 +44,4 @@ export async function api<T = any>(path: string, init: RequestInit & { json?: un
   return payload.data as T;
 }
 
-export const TERMINAL_JOB = ["completed", "failed", "cancelled"];
+export const TERMINAL_JOB: readonly string[] = ["completed", "failed", "cancelled"];

@@ -10,14 +10,30 @@ const preset = {
 };
 
 describe("configure form", () => {
-  it("fills from a preset and builds the request with full hyperparameters", () => {
+  it("fills from a preset; an unedited named preset is sent as its id alone", () => {
     const form = formFromPreset(preset, "CPU", "1");
     expect(localErrors(form)).toEqual({});
+    expect(form.hyper).toEqual({ learning_rate: "0.0001", batch_size: "4", epochs: "3", rank: "8", alpha: "16", dropout: "0.05" });
     expect(toRequest(form, "d1")).toEqual({
       dataset_id: "d1",
       preset_id: "conservative",
       gpu_config: { type: "CPU", count: 1 },
-      hyperparameters: { learning_rate: 0.0001, batch_size: 4, epochs: 3, rank: 8, alpha: 16, dropout: 0.05 },
+    });
+  });
+
+  it("sends every hyperparameter once the user edits one, and always for custom", () => {
+    const edited = { ...formFromPreset(preset, "CPU", "1"), preset_id: "custom", edited: true };
+    edited.hyper = { ...edited.hyper, epochs: "6" };
+    expect(toRequest(edited, "d1")).toEqual({
+      dataset_id: "d1",
+      preset_id: "custom",
+      gpu_config: { type: "CPU", count: 1 },
+      hyperparameters: { learning_rate: 0.0001, batch_size: 4, epochs: 6, rank: 8, alpha: 16, dropout: 0.05 },
+    });
+    // custom has no values of its own: its four required fields always travel, even unedited.
+    const custom = formFromPreset({ ...preset, id: "custom" }, "CPU", "1");
+    expect(toRequest(custom, "d1").hyperparameters).toEqual({
+      learning_rate: 0.0001, batch_size: 4, epochs: 3, rank: 8, alpha: 16, dropout: 0.05,
     });
   });
 

@@ -16,6 +16,8 @@ export const FORM_FIELDS = [...HYPER_FIELDS, "gpu_type", "gpu_count"] as const;
 
 export interface ConfigForm {
   preset_id: string;
+  /** True once the user changed a hyperparameter: the request then carries them all. */
+  edited: boolean;
   hyper: Record<HyperField, string>;
   gpu_type: string;
   gpu_count: string;
@@ -34,7 +36,7 @@ export function formFromPreset(preset: Preset, gpu_type: string, gpu_count: stri
     const v = preset.hyperparameters[f];
     hyper[f] = v == null ? "" : String(v);
   }
-  return { preset_id: preset.id, hyper, gpu_type, gpu_count };
+  return { preset_id: preset.id, edited: false, hyper, gpu_type, gpu_count };
 }
 
 /** Problems the browser can see before asking (empty, not a number, out of range). */
@@ -54,16 +56,28 @@ export function localErrors(form: ConfigForm): Record<string, string[]> {
   return out;
 }
 
-/** The body of /api/jobs/estimate and /api/jobs (full hyperparameters from the preset's values). */
-export function toRequest(form: ConfigForm, datasetId: string) {
-  const hyperparameters: Record<string, number> = {};
-  for (const f of HYPER_FIELDS) hyperparameters[f] = Number(form.hyper[f]);
-  return {
+export interface JobRequest {
+  dataset_id: string;
+  preset_id: string;
+  gpu_config: { type: string; count: number };
+  hyperparameters?: Record<HyperField, number>;
+}
+
+/** The body of /api/jobs/estimate and /api/jobs. A named preset as it is: `{dataset_id, preset_id,
+ * gpu_config}` (the server fills in the preset's values). Edited values, or custom (which has none of its
+ * own), carry every hyperparameter explicitly. */
+export function toRequest(form: ConfigForm, datasetId: string): JobRequest {
+  const request: JobRequest = {
     dataset_id: datasetId,
     preset_id: form.preset_id,
     gpu_config: { type: form.gpu_type, count: Number(form.gpu_count) },
-    hyperparameters,
   };
+  if (form.edited || form.preset_id === "custom") {
+    const hyperparameters = {} as Record<HyperField, number>;
+    for (const f of HYPER_FIELDS) hyperparameters[f] = Number(form.hyper[f]);
+    request.hyperparameters = hyperparameters;
+  }
+  return request;
 }
 
 /** `value`, once it has stayed unchanged for `ms`. */

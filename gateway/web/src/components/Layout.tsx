@@ -4,16 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api";
 import { claims, signOut } from "../auth";
 import { fmt } from "./States";
-
-interface Notification {
-  id: string;
-  title: string;
-  message: string;
-  priority: string;
-  read: boolean;
-  action_url: string | null;
-  created_at: string;
-}
+import { NotificationList } from "../types";
 
 function NotificationsBell() {
   const [open, setOpen] = useState(false);
@@ -21,7 +12,7 @@ function NotificationsBell() {
   const navigate = useNavigate();
   const q = useQuery({
     queryKey: ["notifications"],
-    queryFn: () => api<{ notifications: Notification[]; unread_count: number }>("/api/notifications?limit=20"),
+    queryFn: () => api<NotificationList>("/api/notifications?limit=20"),
     refetchInterval: 5000,
   });
   const markRead = useMutation({

@@ -1,5 +1,5 @@
 import { ReactNode, useState } from "react";
-import { describeError } from "../errors";
+import { describeError, isNotFound } from "../errors";
 
 export function Loading({ what }: { what: string }) {
   return (
@@ -13,7 +13,7 @@ export function ErrorBox({ error, action, retry }: { error: unknown; action?: st
   return (
     <div className="error" role="alert">
       {describeError(error, action)}
-      {retry && (
+      {retry && !isNotFound(error) && (
         <button type="button" className="link" onClick={retry}>
           Retry
         </button>

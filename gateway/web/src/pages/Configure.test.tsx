@@ -17,18 +17,23 @@ const ESTIMATE = {
   basis: "table", training_details: { total_steps: 42, steps_per_epoch: 14, estimated_throughput_tokens_per_sec: 1 },
 };
 
-function setup() {
+function setup(launch?: (body: any, headers: Headers) => Response) {
   const estimates: any[] = [];
   const fetchMock = vi.fn(async (url: string, init?: RequestInit) => {
+    if (url === "/api/jobs" && init?.method === "POST" && launch)
+      return launch(JSON.parse(String(init.body)), new Headers(init.headers));
     if (url === "/api/jobs/presets") return ok({ presets: [PRESET] });
     if (url === "/api/gpu-types") return ok({ gpu_types: [{ type: "CPU", memory_gb: 0, price_per_gpu_hour: 0, max_count: 1 }] });
     if (url.startsWith("/api/datasets/")) return ok({ dataset: { id: "d1", name: "reverse", status: "ready" } });
     if (url === "/api/jobs/estimate") {
       const body = JSON.parse(String(init!.body));
       estimates.push(body);
-      if (body.hyperparameters.rank === 100)
+      if (body.hyperparameters?.rank === 100)
         return new Response(
-          JSON.stringify({ success: false, error: "Validation failed", details: { "hyperparameters.rank": ["Does not fit the GPU's memory"] } }),
+          JSON.stringify({
+            success: false, error: "Validation error", code: "validation_failed",
+            details: { "hyperparameters.rank": ["Does not fit the GPU's memory"] },
+          }),
           { status: 400 },
         );
       return ok(ESTIMATE);
@@ -42,6 +47,7 @@ function setup() {
       <MemoryRouter future={{ v7_startTransition: true, v7_relativeSplatPath: true }} initialEntries={["/training/configure?datasetId=d1"]}>
         <Routes>
           <Route path="/training/configure" element={<ConfigurePage />} />
+          <Route path="/training/jobs/:id" element={<p>monitor page</p>} />
         </Routes>
       </MemoryRouter>
     </QueryClientProvider>,
@@ -60,7 +66,8 @@ describe("Configure page", () => {
     await screen.findByText("$1.25", {}, { timeout: 3000 });
     expect(screen.getByTestId("estimated-steps").textContent).toBe("42");
     expect(estimates).toHaveLength(1);
-    expect(estimates[0]).toMatchObject({ dataset_id: "d1", preset_id: "conservative", gpu_config: { type: "CPU", count: 1 } });
+    // The preset as chosen: its id alone, the server fills in its values.
+    expect(estimates[0]).toEqual({ dataset_id: "d1", preset_id: "conservative", gpu_config: { type: "CPU", count: 1 } });
     const epochs = screen.getByLabelText("Epochs");
     for (const v of ["4", "5", "6"]) {
       fireEvent.change(epochs, { target: { value: v } });
@@ -68,7 +75,7 @@ describe("Configure page", () => {
     }
     expect(estimates).toHaveLength(1); // still typing: nothing sent
     await waitFor(() => expect(estimates).toHaveLength(2), { timeout: 2000 });
-    expect(estimates[1].hyperparameters.epochs).toBe(6);
+    expect(estimates[1].hyperparameters).toEqual({ learning_rate: 0.0001, batch_size: 4, epochs: 6, rank: 8, alpha: 16, dropout: 0.05 });
     expect(estimates[1].preset_id).toBe("custom"); // an edited preset is a custom configuration
   });
 
@@ -83,6 +90,40 @@ describe("Configure page", () => {
     const hint = await screen.findByText("Does not fit the GPU's memory", {}, { timeout: 3000 });
     expect(hint.id).toBe("h-rank");
     expect(screen.getByLabelText("LoRA rank").getAttribute("aria-invalid")).toBe("true");
-    expect(estimates.every((e) => e.hyperparameters.learning_rate !== 0.5)).toBe(true);
+    expect(estimates.every((e) => e.hyperparameters?.learning_rate !== 0.5)).toBe(true);
+  });
+
+  it("launches the preset as chosen and opens the monitor of the job the answer's data.job names", async () => {
+    const launched: { body: any; key: string | null }[] = [];
+    setup((body, headers) => {
+      launched.push({ body, key: headers.get("Idempotency-Key") });
+      return new Response(
+        JSON.stringify({ success: true, data: { job: { id: "6f1c1a2e-0000-4000-8000-0000000000aa", status: "queued" } }, warnings: [] }),
+        { status: 201 },
+      );
+    });
+    await screen.findByText("$1.25", {}, { timeout: 3000 });
+    fireEvent.click(screen.getByRole("button", { name: "Launch training" }));
+    await screen.findByText("monitor page");
+    expect(launched).toHaveLength(1);
+    expect(launched[0].body).toEqual({ dataset_id: "d1", preset_id: "conservative", gpu_config: { type: "CPU", count: 1 } });
+    expect(launched[0].key).toMatch(/\S{8,}/);
+  });
+
+  it("says what a refused launch means by its code: over the monthly budget", async () => {
+    setup(() =>
+      new Response(
+        JSON.stringify({
+          success: false, error: "The job's estimated cost exceeds what remains of your monthly budget", code: "budget_exceeded",
+          details: { estimated_cost: 12.5, remaining: 3, budget: 10, month: "2026-12" },
+        }),
+        { status: 409 },
+      ),
+    );
+    await screen.findByText("$1.25", {}, { timeout: 3000 });
+    fireEvent.click(screen.getByRole("button", { name: "Launch training" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert.textContent).toMatch(/Over your monthly budget: this costs about \$12.50 and \$3.00 of the \$10.00 budget for 2026-12 remains/);
+    expect(screen.queryByText("monitor page")).toBeNull();
   });
 });

@@ -6,28 +6,8 @@ import { describeError, fieldErrors, mapToFormFields, FieldErrors } from "../err
 import {
   ConfigForm, FORM_FIELDS, HYPER_FIELDS, Preset, RANGES, formFromPreset, localErrors, toRequest, useDebounced,
 } from "../configure";
-import { Dataset, Job } from "../types";
+import { CreatedJob, Dataset, DatasetList, Estimate, GpuType } from "../types";
 import { ErrorBox, Loading, fmt } from "../components/States";
-
-interface GpuType {
-  type: string;
-  memory_gb: number;
-  price_per_gpu_hour: number;
-  max_count: number;
-}
-
-interface Estimate {
-  estimated_cost: number;
-  cost_breakdown: { compute: number; storage: number };
-  estimated_duration_hours: number;
-  estimated_duration_seconds: number;
-  hourly_rate: number;
-  training_details: { total_steps: number; steps_per_epoch: number; estimated_throughput_tokens_per_sec: number };
-  memory_per_gpu_gb: number;
-  fits_gpu_memory: boolean;
-  warnings: string[];
-  basis: string;
-}
 
 function newKey(): string {
   return typeof crypto !== "undefined" && "randomUUID" in crypto
@@ -48,7 +28,7 @@ export default function ConfigurePage() {
   });
   const ready = useQuery({
     queryKey: ["datasets", "ready"],
-    queryFn: () => api<{ datasets: Dataset[] }>("/api/datasets?status=ready&limit=100"),
+    queryFn: () => api<DatasetList>("/api/datasets?status=ready&limit=100"),
     enabled: !datasetId,
   });
   const [form, setForm] = useState<ConfigForm | null>(null);
@@ -106,7 +86,8 @@ export default function ConfigurePage() {
   const gpu = gpus.data.gpu_types.find((g) => g.type === form.gpu_type);
   const setHyper = (f: string, v: string) => {
     setSubmitErrors({});
-    setForm({ ...form, preset_id: "custom", hyper: { ...form.hyper, [f]: v } });
+    // Edited values are the user's own configuration: custom, with every hyperparameter sent.
+    setForm({ ...form, preset_id: "custom", edited: true, hyper: { ...form.hyper, [f]: v } });
   };
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -114,12 +95,12 @@ export default function ConfigurePage() {
     setSubmitting(true);
     setSubmitError(null);
     try {
-      const job = await api<Job>("/api/jobs", {
+      const created = await api<CreatedJob>("/api/jobs", {
         method: "POST",
         json: toRequest(form, datasetId),
         headers: { "Idempotency-Key": key.current },
       });
-      navigate(`/training/jobs/${job.id}`);
+      navigate(`/training/jobs/${created.job.id}`);
     } catch (err) {
       const fields = fieldErrors(err);
       setSubmitErrors(fields);
@@ -230,11 +211,11 @@ export default function ConfigurePage() {
           {est && !estimate.isError && (
             <dl className="stats">
               <div><dt>Estimated cost</dt><dd data-testid="estimated-cost">{fmt.money(est.estimated_cost)}</dd></div>
-              <div><dt>Compute</dt><dd>{fmt.money(est.cost_breakdown.compute)}</dd></div>
-              <div><dt>Storage</dt><dd>{fmt.money(est.cost_breakdown.storage)}</dd></div>
+              <div><dt>Compute</dt><dd>{fmt.money(est.cost_breakdown?.compute)}</dd></div>
+              <div><dt>Storage</dt><dd>{fmt.money(est.cost_breakdown?.storage)}</dd></div>
               <div><dt>Hourly rate</dt><dd>{fmt.money(est.hourly_rate)}</dd></div>
-              <div><dt>Duration</dt><dd>{fmt.duration(est.estimated_duration_seconds || est.estimated_duration_hours * 3600)}</dd></div>
-              <div><dt>Total steps</dt><dd data-testid="estimated-steps">{est.training_details.total_steps}</dd></div>
+              <div><dt>Duration</dt><dd>{fmt.duration(est.estimated_duration_seconds || (est.estimated_duration_hours ?? 0) * 3600)}</dd></div>
+              <div><dt>Total steps</dt><dd data-testid="estimated-steps">{est.training_details?.total_steps ?? "—"}</dd></div>
               <div><dt>Memory per GPU</dt><dd>{fmt.num(est.memory_per_gpu_gb, 3)} GB {est.fits_gpu_memory ? "(fits)" : "(does not fit)"}</dd></div>
               <div><dt>Basis</dt><dd>{est.basis}</dd></div>
             </dl>

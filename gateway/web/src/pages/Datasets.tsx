@@ -2,7 +2,7 @@ import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api } from "../api";
-import { Dataset } from "../types";
+import { DatasetList } from "../types";
 import { Empty, ErrorBox, Loading, StatusBadge, fmt } from "../components/States";
 import { useDebounced } from "../configure";
 
@@ -19,7 +19,7 @@ export function DatasetsPage() {
   if (settledSearch) query.set("search", settledSearch);
   const q = useQuery({
     queryKey: ["datasets", query.toString()],
-    queryFn: () => api<{ datasets: Dataset[]; total: number; totalPages: number }>(`/api/datasets?${query}`),
+    queryFn: () => api<DatasetList>(`/api/datasets?${query}`),
     placeholderData: keepPreviousData,
     refetchInterval: (query) =>
       query.state.data?.datasets.some((d) => d.status === "validating" || d.status === "uploading") ? 2000 : false,
@@ -95,11 +95,11 @@ export function DatasetsPage() {
               Previous
             </button>
             <span>
-              Page {page} of {Math.max(1, q.data.totalPages)} ({q.data.total} datasets)
+              Page {page} of {Math.max(1, q.data.pagination.totalPages)} ({q.data.pagination.total} datasets)
             </span>
             <button
               type="button"
-              disabled={page >= q.data.totalPages}
+              disabled={page >= q.data.pagination.totalPages}
               onClick={() => update({ page: String(page + 1) })}
             >
               Next

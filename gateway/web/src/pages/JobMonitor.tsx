@@ -3,29 +3,27 @@ import { Link, useParams } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, handleUnauthorized, TERMINAL_JOB } from "../api";
 import { getToken } from "../auth";
-import { ApiError, describeError } from "../errors";
+import { describeError, errorFromBody } from "../errors";
 import { streamEvents } from "../sse";
 import { mergePoints } from "../downsample";
-import { Job, MetricPoint } from "../types";
+import { CompletedEvent, Job, JobDetail, MetricPoint, jobLabel } from "../types";
 import { ConfirmButton, ErrorBox, Loading, StatusBadge, fmt } from "../components/States";
 import { LineChart } from "../components/LineChart";
-
-interface Detail {
-  job: Job;
-  metrics: MetricPoint[];
-  cost_records: { amount: number; cost_type: string; recorded_at: string }[];
-}
 
 export default function JobMonitor() {
   const { id } = useParams();
   const qc = useQueryClient();
+  const completedRef = useRef(false);
   const detail = useQuery({
     queryKey: ["job", id],
-    queryFn: () => api<Detail>(`/api/jobs/${id}`),
-    // After the end, until the model is registered.
-    refetchInterval: (q) => (q.state.data?.job.status === "completed" && !q.state.data.job.artifact_id ? 2000 : false),
+    queryFn: () => api<JobDetail>(`/api/jobs/${id}`),
+    // After the end, until the model is registered (when the stream's `completed` event did not say already).
+    refetchInterval: (q) =>
+      q.state.data?.job.status === "completed" && !q.state.data.job.artifact_id && !completedRef.current ? 2000 : false,
   });
   const [job, setJob] = useState<Job | null>(null);
+  // From the stream's `completed` event: where the trained adapter is.
+  const [completedArtifact, setCompletedArtifact] = useState<string | null>(null);
   const [points, setPoints] = useState<MetricPoint[]>([]);
   const [connection, setConnection] = useState<"open" | "reconnecting" | "closed">("closed");
   const [streamError, setStreamError] = useState<string | null>(null);
@@ -35,7 +33,7 @@ export default function JobMonitor() {
 
   useEffect(() => {
     if (!detail.data) return;
-    setJob((prev) => (prev && prev.updated_at! > detail.data.job.updated_at! ? prev : detail.data.job));
+    setJob((prev) => (prev && (prev.updated_at ?? "") > (detail.data.job.updated_at ?? "") ? prev : detail.data.job));
     setPoints((prev) => mergePoints(prev, detail.data.metrics));
   }, [detail.data]);
 
@@ -62,7 +60,7 @@ export default function JobMonitor() {
       isDone: () => done,
       onConnectionChange: setConnection,
       onUnauthorized: handleUnauthorized,
-      onFatal: (status, body) => setStreamError(`Live updates stopped: HTTP ${status} ${body.slice(0, 200)}`),
+      onFatal: (status, body) => setStreamError(`Live updates stopped: ${describeError(errorFromBody(status, body))}`),
       onMessage: (msg) => {
         if (msg.event === "status") {
           const next = JSON.parse(msg.data) as Job;
@@ -74,8 +72,16 @@ export default function JobMonitor() {
           }
         } else if (msg.event === "metric") {
           pending.current.push(JSON.parse(msg.data));
+        } else if (msg.event === "completed") {
+          // The last frame: the job's adapter is stored under this model id.
+          const completed = JSON.parse(msg.data) as CompletedEvent;
+          if (completed.artifact_id) {
+            completedRef.current = true;
+            setCompletedArtifact(completed.artifact_id);
+          }
+          qc.invalidateQueries({ queryKey: ["models"] });
         } else if (msg.event === "error") {
-          setStreamError(describeError(new ApiError(500, JSON.parse(msg.data).error ?? "error", JSON.parse(msg.data).details)));
+          setStreamError(`Live updates stopped: ${describeError(errorFromBody(500, msg.data))}`);
         }
       },
     });
@@ -99,7 +105,7 @@ export default function JobMonitor() {
   if (detail.isPending) return <Loading what="training job" />;
   if (detail.isError) return <ErrorBox error={detail.error} retry={() => detail.refetch()} />;
   const j = job ?? detail.data.job;
-  const artifactId = detail.data.job.artifact_id ?? j.artifact_id;
+  const artifactId = completedArtifact ?? j.artifact_id ?? detail.data.job.artifact_id;
   const lastPoint = points[points.length - 1];
   const throughput = j.current_metrics?.throughput ?? lastPoint?.throughput;
   const etaSeconds = j.estimated_completion_at ? (Date.parse(j.estimated_completion_at) - Date.now()) / 1000 : null;
@@ -116,7 +122,7 @@ export default function JobMonitor() {
   return (
     <section>
       <div className="page-head">
-        <h1>Training: {j.dataset_name || j.id.slice(0, 8)}</h1>
+        <h1>Training: {jobLabel(j)}</h1>
         <StatusBadge status={j.status} />
         <span className="muted" data-testid="job-status">{j.status}</span>
       </div>
@@ -129,8 +135,8 @@ export default function JobMonitor() {
           Progress: step {j.current_step} of {j.total_steps || "?"}, epoch {j.current_epoch} of {j.total_epochs}
           {j.current_stage ? ` (${j.current_stage})` : ""}
         </label>
-        <progress id="job-progress" max={100} value={j.progress} data-testid="job-progress" />
-        <span>{Math.round(j.progress)}%</span>
+        <progress id="job-progress" max={100} value={j.progress ?? 0} data-testid="job-progress" />
+        <span>{Math.round(j.progress ?? 0)}%</span>
       </div>
       <dl className="stats">
         <div><dt>ETA</dt><dd>{ended ? "—" : fmt.duration(etaSeconds)}</dd></div>

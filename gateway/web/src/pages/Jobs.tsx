@@ -2,7 +2,7 @@ import { useState } from "react";
 import { Link } from "react-router-dom";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api, TERMINAL_JOB } from "../api";
-import { Job } from "../types";
+import { JobList, jobLabel } from "../types";
 import { Empty, ErrorBox, Loading, StatusBadge, fmt } from "../components/States";
 
 export default function JobsPage() {
@@ -11,13 +11,11 @@ export default function JobsPage() {
   const q = useQuery({
     queryKey: ["jobs", page, status],
     queryFn: () =>
-      api<{ jobs: Job[]; pagination: { total: number; totalPages?: number; total_pages?: number } }>(
-        `/api/jobs?page=${page}&limit=10${status ? `&status=${status}` : ""}`,
-      ),
+      api<JobList>(`/api/jobs?page=${page}&limit=10${status ? `&status=${status}` : ""}`),
     placeholderData: keepPreviousData,
     refetchInterval: (q) => (q.state.data?.jobs.some((j) => !TERMINAL_JOB.includes(j.status)) ? 3000 : false),
   });
-  const pages = q.data ? q.data.pagination.totalPages ?? q.data.pagination.total_pages ?? 1 : 1;
+  const pages = Math.max(1, q.data?.pagination.totalPages ?? 1);
   return (
     <section>
       <div className="page-head">
@@ -62,12 +60,12 @@ export default function JobsPage() {
               {q.data.jobs.map((j) => (
                 <tr key={j.id}>
                   <td>
-                    <Link to={`/training/jobs/${j.id}`}>{j.dataset_name || j.id.slice(0, 8)}</Link>
+                    <Link to={`/training/jobs/${j.id}`}>{jobLabel(j)}</Link>
                   </td>
                   <td>
                     <StatusBadge status={j.status} />
                   </td>
-                  <td>{Math.round(j.progress)}%</td>
+                  <td>{Math.round(j.progress ?? 0)}%</td>
                   <td>
                     {j.gpu_config.count}× {j.gpu_config.type}
                   </td>
@@ -82,7 +80,7 @@ export default function JobsPage() {
               Previous
             </button>
             <span>
-              Page {page} of {pages}
+              Page {page} of {pages} ({q.data.pagination.total} jobs)
             </span>
             <button type="button" disabled={page >= pages} onClick={() => setPage(page + 1)}>
               Next

@@ -4,7 +4,8 @@ import { useQuery } from "@tanstack/react-query";
 import { api } from "../api";
 import { describeError } from "../errors";
 import { ErrorBox, Loading, fmt } from "../components/States";
-import { Model, Stars } from "./Models";
+import { Stars } from "./Models";
+import { DownloadUrls, Model } from "../types";
 
 function KeyValues({ data, testId }: { data: Record<string, unknown> | null; testId?: string }) {
   if (!data || !Object.keys(data).length) return <p className="muted">None recorded.</p>;
@@ -63,7 +64,7 @@ export default function ModelDetail() {
   const download = async (file: string) => {
     setDownloadError(null);
     try {
-      const r = await api<{ download_urls: { file: string; url: string }[] }>(`/api/models/${id}/download`, {
+      const r = await api<DownloadUrls>(`/api/models/${id}/download`, {
         method: "POST",
         json: { files: [file] },
       });

@@ -3,20 +3,7 @@ import { Link } from "react-router-dom";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api } from "../api";
 import { Empty, ErrorBox, Loading, fmt } from "../components/States";
-
-export interface Model {
-  id: string;
-  job_id: string;
-  dataset_id: string;
-  name: string;
-  version: string;
-  status: string;
-  quality_metrics: Record<string, any> | null;
-  training_summary: Record<string, any> | null;
-  configuration: Record<string, any> | null;
-  artifacts: Record<string, { key: string; size_bytes: number; sha256: string }> | null;
-  created_at: string;
-}
+import { ModelList } from "../types";
 
 export function Stars({ n }: { n: number | null | undefined }) {
   const stars = Math.max(0, Math.min(5, Math.round(n ?? 0)));
@@ -33,10 +20,10 @@ export default function ModelsPage() {
   const [page, setPage] = useState(1);
   const q = useQuery({
     queryKey: ["models", sort, page],
-    queryFn: () => api<{ models: Model[]; pagination: Record<string, number> }>(`/api/models?sort=${sort}&page=${page}&limit=12`),
+    queryFn: () => api<ModelList>(`/api/models?sort=${sort}&page=${page}&limit=12`),
     placeholderData: keepPreviousData,
   });
-  const pages = q.data ? q.data.pagination.totalPages ?? q.data.pagination.total_pages ?? 1 : 1;
+  const pages = Math.max(1, q.data?.pagination.totalPages ?? 1);
   return (
     <section>
       <h1>Models</h1>
@@ -62,7 +49,8 @@ export default function ModelsPage() {
               <Stars n={m.quality_metrics?.overall_score} /> {m.quality_metrics?.convergence_quality ?? ""}
             </div>
             <small className="muted">
-              final loss {fmt.num(m.quality_metrics?.final_training_loss)} · {fmt.date(m.created_at)}
+              {m.dataset.name ? `trained on ${m.dataset.name}` : "dataset deleted"} · final loss{" "}
+              {fmt.num(m.quality_metrics?.final_training_loss)} · {fmt.date(m.created_at)}
             </small>
           </li>
         ))}
