@@ -47,11 +47,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _sources_newer_than(built: Path) -> bool:
+    """True when a source of the build (what the Makefile's web target depends on) changed after ``built``."""
+    stamp = built.stat().st_mtime
+    sources = [*(WEB / "src").rglob("*"), *(WEB / name for name in ("index.html", "package.json", "vite.config.ts",
+                                                                     "tsconfig.json", "package-lock.json"))]
+    return any(p.is_file() and p.stat().st_mtime > stamp for p in sources)
+
+
 @pytest.fixture(scope="session")
 def web_build() -> Path:
-    """gateway/web/dist, built (npm ci + vite build) when absent, as `make web` does."""
+    """gateway/web/dist, built (npm ci + vite build) when absent or older than its sources, as `make web` does."""
     index = WEB / "dist" / "index.html"
-    if not index.is_file():
+    if not index.is_file() or _sources_newer_than(index):
         if shutil.which("npm") is None:
             _missing("the web dashboard is not built and npm is missing: install Node 20, then `make web`")
         if not (WEB / "node_modules").is_dir():

@@ -120,9 +120,15 @@ def test_the_whole_journey_through_the_pages(up, page, tmp_path):
     page.get_by_test_id("preset-conservative").click()
     expect()(page.get_by_label("Learning rate", exact=True)).to_have_value("0.0001")
     shot(page, "04-configure")
+    dataset_id = page.url.rsplit("datasetId=", 1)[1]
+    launches = []
+    page.on("request", lambda r: launches.append(r.post_data_json)
+            if r.method == "POST" and r.url.endswith("/api/jobs") else None)
     page.get_by_role("button", name="Launch training").click()
     page.wait_for_url(re.compile(r"/training/jobs/[0-9a-f-]{36}$"))
     job_id = page.url.rsplit("/", 1)[1]
+    # The preset as chosen (the edit was undone by choosing it again) is sent as its id alone.
+    assert launches == [{"dataset_id": dataset_id, "preset_id": "conservative", "gpu_config": {"type": "CPU", "count": 1}}]
 
     # The monitor: the loss chart gains points live, over SSE, while the job runs.
     chart = page.get_by_test_id("loss-chart")
@@ -167,6 +173,13 @@ def test_the_whole_journey_through_the_pages(up, page, tmp_path):
     shot(page, "09-jobs")
     page.get_by_role("link", name="Costs").click()
     expect()(page.get_by_test_id("cost-total")).to_be_visible()
+    # The records the total sums: the job's compute (free on the CPU) and its model's storage.
+    records = page.get_by_test_id("cost-records")
+    expect()(records.locator("tbody tr")).to_have_count(2)
+    expect()(records).to_contain_text("storage")
+    expect()(records).to_contain_text("compute")
+    expect()(records.get_by_role("link", name="reverse words").first).to_have_attribute("href", f"/training/jobs/{job_id}")
+    expect()(page.get_by_test_id("cost-record-count")).to_have_text("2")
     shot(page, "10-costs")
 
     # Notifications (dataset ready, job queued, started, completed, model ready): read one, then all.
@@ -266,7 +279,7 @@ def _a_job_of_another_user(up, tmp_path) -> str:
         dataset = wait_dataset(owner, upload_dataset(owner, path, "owner's")["id"])
         job = {"dataset_id": dataset["id"], "preset_id": "conservative", "gpu_config": {"type": "CPU", "count": 1},
                "hyperparameters": {"learning_rate": 0.0001, "batch_size": 4, "epochs": 1, "rank": 8, "alpha": 16}}
-        return call(owner, "POST", "/api/jobs", json=job)["id"]
+        return call(owner, "POST", "/api/jobs", json=job)["job"]["id"]
 
 
 def test_another_users_job_is_not_found(up, page, tmp_path):
@@ -278,11 +291,28 @@ def test_another_users_job_is_not_found(up, page, tmp_path):
     shot(page, "14-job-not-found")
 
 
+def test_an_address_with_a_malformed_id_shows_not_found(up, page):
+    # The API answers a path id that is not a UUID with a 400 naming it; the pages say "not found".
+    sign_in(page, up)
+    for path, testid in (("/training/jobs/not-a-job", "job-status"), ("/datasets/not-a-dataset", "dataset-stats"),
+                         ("/models/not-a-model", "quality-metrics")):
+        page.goto(f"{up.url}{path}")
+        alert = page.get_by_role("alert")
+        expect()(alert).to_contain_text("Not found")
+        expect()(alert).to_contain_text("not a valid id")
+        expect()(alert.get_by_role("button", name="Retry")).to_have_count(0)  # it will not change on its own
+        expect()(page.get_by_test_id(testid)).to_have_count(0)
+    shot(page, "14b-malformed-id")
+    assert not page.console_errors, page.console_errors
+
+
 def test_an_expired_token_returns_to_sign_in_with_the_reason(up, page):
     now = int(time.time())
     import jwt
 
-    expired = jwt.encode({"sub": str(uuid.uuid4()), "iat": now - 120, "exp": now - 60}, DEV_JWT_SECRET, algorithm="HS256")
+    # Valid in every way (audience included) but its expiry.
+    claims = {"sub": str(uuid.uuid4()), "aud": "authenticated", "iat": now - 120, "exp": now - 60}
+    expired = jwt.encode(claims, DEV_JWT_SECRET, algorithm="HS256")
     page.goto(f"{up.url}/models#token={expired}")
     page.wait_for_url(re.compile(r"/signin$"))
     expect()(page.get_by_test_id("signin-reason")).to_contain_text("expired")
@@ -321,7 +351,7 @@ def test_the_monitor_reconnects_and_replays_after_a_dropped_stream(up, page, tmp
         dataset = wait_dataset(me, upload_dataset(me, path, "replay")["id"])
         job = {"dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
                "hyperparameters": {"learning_rate": 0.0001, "batch_size": 1, "epochs": 4, "rank": 8, "alpha": 16}}
-        job_id = call(me, "POST", "/api/jobs", json=job)["id"]
+        job_id = call(me, "POST", "/api/jobs", json=job)["job"]["id"]
     streams: list[dict] = []
     page.route("**/api/jobs/*/events", lambda route: (streams.append(route.request.headers), route.continue_()))
     page.goto(f"{up.url}/training/jobs/{job_id}")
@@ -355,7 +385,7 @@ def test_a_failed_job_shows_its_reason(up, page, tmp_path):
         job = {"dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
                "hyperparameters": {"learning_rate": 0.0001, "batch_size": 4, "epochs": 1, "rank": 8, "alpha": 16,
                                    "base_model": str(weightless)}}
-        job_id = call(me, "POST", "/api/jobs", json=job)["id"]
+        job_id = call(me, "POST", "/api/jobs", json=job)["job"]["id"]
     page.goto(f"{up.url}/training/jobs/{job_id}")
     expect()(page.get_by_test_id("job-status")).to_have_text("failed", timeout=120_000)
     expect()(page.get_by_test_id("failure-reason")).to_contain_text("weightless-model")

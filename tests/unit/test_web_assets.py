@@ -1,9 +1,12 @@
 """The gateway serves the dashboard's build at / without shadowing any API path."""
 
+import uuid
+
 import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.auth import mint_token
 from services.common.config import read_settings
 
 
@@ -12,6 +15,7 @@ SETTINGS = {
     "BRIGHTRUN_S3_ENDPOINT": "http://unused",
     "BRIGHTRUN_S3_ACCESS_KEY": "unused",
     "BRIGHTRUN_S3_SECRET_KEY": "unused",
+    "BRIGHTRUN_JWT_SECRET": "unused-but-required-by-the-gateway",
 }
 
 
@@ -59,10 +63,19 @@ def test_api_paths_are_never_the_app(client):
     c, _ = client
     assert c.get("/healthz").json() == {"status": "ok"}
     assert c.get("/api/datasets").status_code == 401  # the real route, its auth
-    for path in ("/api/nope", "/api", "/openapi.json", "/docs", "/api/datasets/not-a-uuid"):
+    # The API's own documents, not the app.
+    assert c.get("/openapi.json").json()["openapi"] == "3.1.0"
+    docs = c.get("/docs")
+    assert docs.status_code == 200 and "id=root" not in docs.text and "/api/datasets" in docs.text
+    for path in ("/api/nope", "/api", "/openapi.json/nope", "/docs/nope"):
         reply = c.get(path)
         assert reply.status_code == 404, path
-        assert "error" in reply.json()  # the API's JSON error, not the app
+        assert reply.json()["code"] == "not_found"  # the API's JSON error, not the app
+    # A malformed id under a real route is the route's 400 saying what an id is (the app is never served).
+    token = mint_token(str(uuid.uuid4()), SETTINGS["BRIGHTRUN_JWT_SECRET"])
+    reply = c.get("/api/datasets/not-a-uuid", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 400 and reply.json()["code"] == "validation_failed"
+    assert "UUID" in reply.json()["details"]["id"][0]
     assert c.post("/api/nope").status_code == 404
     assert c.put("/api/datasets").status_code == 405
     assert c.post("/datasets").status_code == 404
