@@ -68,7 +68,11 @@ def web_build() -> Path:
     return index.parent
 
 
-@pytest.fixture(scope="session")
+# Module scope (tests/ has no packages, so "package" would be the whole session): the
+# browser (Playwright's sync API keeps an event loop running in this thread while it
+# is open) and the platform end with the last browser test, before the rest of
+# `make test`'s suite, whose asyncio tests need the thread free of a running loop.
+@pytest.fixture(scope="module")
 def chromium():
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} is missing: install Chromium (`apt-get install -y chromium`) to run the browser tests")
@@ -145,7 +149,7 @@ class Up:
                 self.proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def up(web_build, chromium, tmp_path_factory):
     running = Up(tmp_path_factory.mktemp("brightrun-web-home"))
     yield running
