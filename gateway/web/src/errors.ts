@@ -117,6 +117,8 @@ export function describeError(err: unknown, action = "This request"): string {
         return `Too large: ${detail || err.error}`;
       case "unavailable":
         return `The service is unavailable right now (${detail || err.error}); try again shortly.`;
+      case "resource_exhausted":
+        return `Too many requests right now (${detail || err.error}); try again shortly.`;
       case "internal":
         return `Something went wrong on the server (${detail || err.error}).`;
       case "validation_failed":
