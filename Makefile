@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 
-.PHONY: venv protos test test-fast demo up clean
+.PHONY: venv protos web test test-web test-fast demo up clean
 
 # The venv is rebuilt when pyproject.toml or a contract changes. torch is
 # pinned in pyproject.toml to the CPU build that lies on these machines' disk.
@@ -22,13 +22,33 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml $(shell find pr
 	$(PY) -m pip install --quiet -e clients/python
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed web
+
+# The web dashboard (gateway/web, served by the gateway at /): npm ci when the
+# lock file changes, a Vite build into gateway/web/dist when a source changes.
+WEB := gateway/web
+WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(addprefix $(WEB)/,index.html package.json vite.config.ts tsconfig.json)
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB)/.build-stamp: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	cd $(WEB) && npm run build
+	touch $@
+
+web: $(WEB)/.build-stamp
+
+# Vitest: the dashboard's logic (SSE reader, estimate form, chart downsampling, error mapping).
+test-web: $(WEB)/node_modules/.installed
+	cd $(WEB) && npm test
 
 protos: venv
 	$(PY) protos/generate.py
 	$(PY) -m pip install --quiet --no-deps -e .
 
-test: venv
+# The browser tests (tests/browser) drive the built dashboard in /usr/bin/chromium.
+test: venv test-web
 	$(PY) -m pytest -ra
 
 test-fast: venv
@@ -41,4 +61,4 @@ up: venv
 	$(PY) -m services.platform up
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(WEB)/node_modules $(WEB)/dist $(WEB)/.build-stamp test-results

@@ -16,7 +16,7 @@ from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
-from gateway import openapi
+from gateway import openapi, web_assets
 from gateway.auth import Authenticate, TokenVerifier
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
@@ -94,6 +94,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         *openapi.routes(ENDPOINTS),
         *(endpoint.route() for endpoint in ENDPOINTS),
+        *web_assets.ROUTES,  # last: the dashboard at /, never shadowing an API route
     ]
     middleware = [
         Middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes),

@@ -62,6 +62,8 @@ def up() -> int:
         token = platform.token(str(uuid.uuid4()), ttl_seconds=24 * 3600)
         print(f"BrightRun is up: {platform.gateway_url}  (logs: {platform.home / 'logs'})")
         print(f"development token (24 h): {token}")
+        # The token rides in the fragment, which browsers never send to a server or write to its logs.
+        print(f"open the dashboard (signs you in): {platform.gateway_url}/#token={token}")
         print("Ctrl-C stops everything.", flush=True)
         while True:
             signal.pause()
