@@ -143,13 +143,3 @@ class Page:
 
     def pagination(self, total: int) -> dict:
         return {"page": self.page, "limit": self.limit, "total": total, "totalPages": self.total_pages(total)}
-
-
-def idempotency_key(request: Request, request_id: str) -> str:
-    """The ``Idempotency-Key`` header, else the body's request_id; raises HttpError 400 naming whichever was sent."""
-    header = request.headers.get("idempotency-key")
-    key, field = (request_id, "request_id") if header is None else (header, "Idempotency-Key")
-    if len(key) > MAX_REQUEST_ID_LENGTH or has_control_characters(key):
-        problem = f"Must be at most {MAX_REQUEST_ID_LENGTH} characters and hold no control characters; use a UUID"
-        raise validation_error({field: [problem]})
-    return key
