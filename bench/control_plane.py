@@ -12,7 +12,9 @@ imports only the launcher, as ``make up`` does, so the launcher's RSS is its
 own. Load is open-loop: request i is due at start + i / rate whatever the
 earlier ones do, and its latency counts from that due time, so queueing in the
 gateway (or in this generator) is measured, not hidden. The first row proves
-the generator itself keeps up: 1,000 req/s against ``/healthz``.
+the generator itself keeps up: 1,000 req/s against ``/healthz``. The last
+row loads the job detail again while a long job trains on the CPU beside the
+control plane.
 
 CPU ms/req is the CPU time (user + system) each platform process, with its
 children (PostgreSQL's backends), spent during a row over the row's requests.
@@ -285,43 +287,72 @@ async def idle_transactions_per_s(meters: Meters) -> float:
 # ---- the journey around the loads: a dataset, jobs, their start ------------------------------------------------
 
 
-def prepare(info: dict, work: Path, mode: Mode) -> tuple[dict, str, list[float], int]:
-    """A ready dataset, and a completed job with metric points; returns the dataset, the job id, the
-    seconds from each POST /api/jobs to its first initializing/running status (``startup_samples`` jobs; all
-    but the first are cancelled once they start) and the job's count of metric points."""
-    import httpx
+class Api:
+    """The journey's calls, as this benchmark's user."""
 
-    from services.platform.demo import DEMO_JOB
-    from services.platform.journey import call, job_events, upload_dataset, wait_dataset, write_demo_dataset
+    def __init__(self, info: dict):
+        import httpx
 
-    headers = {"Authorization": f"Bearer {info['token']}"}
-    with httpx.Client(base_url=info["gateway"], headers=headers, timeout=60) as client:
-        dataset = wait_dataset(client, upload_dataset(client, write_demo_dataset(work / "data.jsonl"), "bench")["id"])
+        headers = {"Authorization": f"Bearer {info['token']}"}
+        self.client = httpx.Client(base_url=info["gateway"], headers=headers, timeout=60)
+
+    def ready_dataset(self, work: Path) -> dict:
+        from services.platform.journey import upload_dataset, wait_dataset, write_demo_dataset
+
+        created = upload_dataset(self.client, write_demo_dataset(work / "data.jsonl"), "bench")
+        dataset = wait_dataset(self.client, created["id"])
         if dataset["status"] != "ready":
             raise RuntimeError(f"the benchmark's dataset failed validation: {dataset['validation_errors']}")
-        startups, detail_job = [], ""
-        for sample in range(mode.startup_samples):
-            body = {"dataset_id": dataset["id"], **DEMO_JOB}
-            body["hyperparameters"] = {**DEMO_JOB["hyperparameters"], "epochs": mode.epochs}
-            posted = time.perf_counter()
-            job = call(client, "POST", "/api/jobs", json=body)
-            status = job["status"]
-            for name, data in job_events(client, job["id"]):
-                if name == "status" and data["status"] in ACTIVE + TERMINAL:
-                    status = data["status"]
-                    break
-            if status not in ACTIVE:
-                raise RuntimeError(f"job {job['id']} ended {status} before it was seen starting")
-            startups.append(time.perf_counter() - posted)
-            if sample == 0:
-                detail_job = job["id"]
-            else:
-                call(client, "POST", f"/api/jobs/{job['id']}/cancel")
-            for name, data in job_events(client, job["id"]):  # the agent is free once the job has ended
-                if name == "status" and data["status"] in TERMINAL:
-                    break
-        points = len(call(client, "GET", f"/api/jobs/{detail_job}")["metrics"])
-    return dataset, detail_job, startups, points
+        return dataset
+
+    def start_job(self, dataset: dict, **hyperparameters) -> tuple[str, float]:
+        """POST /api/jobs; returns the job's id once it is seen initializing or running, and how long that took."""
+        from services.platform.demo import DEMO_JOB
+        from services.platform.journey import call
+
+        body = {"dataset_id": dataset["id"], **DEMO_JOB}
+        body["hyperparameters"] = {**DEMO_JOB["hyperparameters"], **hyperparameters}
+        posted = time.perf_counter()
+        job_id = call(self.client, "POST", "/api/jobs", json=body)["id"]
+        if (status := self.wait_status(job_id, ACTIVE + TERMINAL)) not in ACTIVE:
+            raise RuntimeError(f"job {job_id} ended {status} before it was seen starting")
+        return job_id, time.perf_counter() - posted
+
+    def wait_status(self, job_id: str, statuses: tuple[str, ...]) -> str:
+        """The first of ``statuses`` the job's event stream shows."""
+        from services.platform.journey import job_events
+
+        for name, data in job_events(self.client, job_id):
+            if name == "status" and data["status"] in statuses:
+                return data["status"]
+        raise RuntimeError(f"job {job_id}'s events ended before any of {statuses}")
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the job and wait until it has ended: the agent is free then."""
+        from services.platform.journey import call
+
+        call(self.client, "POST", f"/api/jobs/{job_id}/cancel")
+        self.wait_status(job_id, TERMINAL)
+
+    def metric_points(self, job_id: str) -> int:
+        from services.platform.journey import call
+
+        return len(call(self.client, "GET", f"/api/jobs/{job_id}")["metrics"])
+
+
+def prepare(api: Api, work: Path, mode: Mode) -> tuple[dict, str, list[float]]:
+    """A ready dataset and a completed job with metric points; returns the dataset, the job's id and the
+    seconds from each POST /api/jobs to its first initializing/running status (``startup_samples`` jobs, all
+    but the first cancelled once seen starting)."""
+    dataset = api.ready_dataset(work)
+    detail_job, startup = api.start_job(dataset, epochs=mode.epochs)
+    api.wait_status(detail_job, TERMINAL)
+    startups = [startup]
+    for _ in range(mode.startup_samples - 1):
+        job_id, startup = api.start_job(dataset, epochs=mode.epochs)
+        startups.append(startup)
+        api.cancel(job_id)
+    return dataset, detail_job, startups
 
 
 # ---- the table --------------------------------------------------------------------------------------------------
@@ -384,7 +415,9 @@ async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
         generator.achieved >= GENERATOR_RATE * 0.98 and not generator.errors,
     ))
 
-    dataset, job_id, startups, points = await asyncio.to_thread(prepare, info, work, mode)
+    api = Api(info)
+    dataset, job_id, startups = await asyncio.to_thread(prepare, api, work, mode)
+    points = await asyncio.to_thread(api.metric_points, job_id)
     from services.platform.demo import DEMO_JOB
 
     estimate = json.dumps({"dataset_id": dataset["id"], **DEMO_JOB}).encode()
@@ -411,6 +444,17 @@ async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
         for rate in mode.rates:
             load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
             rows += [latency_row(label, load), *cost_rows(cost)]
+    # The control plane beside a job training on the CPU (a long one: batch 1, 20 epochs), at the highest rate.
+    training, _ = await asyncio.to_thread(api.start_job, dataset, batch_size=1, epochs=20)
+    await asyncio.to_thread(api.wait_status, training, ("running",))
+    label, method, path, body = endpoints[0]
+    rate = max(mode.rates)
+    try:
+        load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
+    finally:
+        await asyncio.to_thread(api.cancel, training)
+    rows += [latency_row(f"{label} while a job trains", load), *cost_rows(cost)]
+    api.client.close()
     return rows
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # starts the whole platform and trains two small jobs
+pytestmark = pytest.mark.slow  # starts the whole platform and trains three small jobs
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "control_plane.py"
 ENDPOINTS = ("GET /api/jobs/{id}", "GET /api/datasets", "POST /api/jobs/estimate")
 
@@ -30,9 +30,10 @@ def test_the_control_plane_benchmark_prints_every_row_with_a_figure(monkeypatch)
         "POST /api/jobs -> first initializing/running p50 / p99",
         "PostgreSQL transactions/s of the idle platform",
     ]
-    # Each API row at the smoke rate, then what its requests cost.
-    assert len(names) == 5 + 3 * len(ENDPOINTS)
-    for i, endpoint in enumerate(ENDPOINTS):
+    # Each API row at the smoke rate, then what its requests cost; last, the job detail while a job trains.
+    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1)
+    assert "while a job trains" in names[-3]
+    for i, endpoint in enumerate((*ENDPOINTS, ENDPOINTS[0])):
         latency, cpu, transactions = names[5 + 3 * i : 8 + 3 * i]
         assert latency.startswith(endpoint) and latency.endswith("@ 20/s p50 / p99"), latency
         assert cpu.startswith("CPU ms/req") and transactions == "PostgreSQL transactions/req"
