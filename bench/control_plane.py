@@ -313,7 +313,7 @@ class Api:
         body = {"dataset_id": dataset["id"], **DEMO_JOB}
         body["hyperparameters"] = {**DEMO_JOB["hyperparameters"], **hyperparameters}
         posted = time.perf_counter()
-        job_id = call(self.client, "POST", "/api/jobs", json=body)["id"]
+        job_id = call(self.client, "POST", "/api/jobs", json=body)["job"]["id"]
         if (status := self.wait_status(job_id, ACTIVE + TERMINAL)) not in ACTIVE:
             raise RuntimeError(f"job {job_id} ended {status} before it was seen starting")
         return job_id, time.perf_counter() - posted
