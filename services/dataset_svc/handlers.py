@@ -68,7 +68,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         uid = user_id(context)
         if request.request_id:
             idempotency.check_request_id(request.request_id)
-            async with self._db.transaction() as conn:
+            async with self._db.read() as conn:
                 existing = await store.dataset_by_request(conn, uid, request.request_id)
             if existing is not None:
                 return await self._replayed(existing, request)
