@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import grpc
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from services.common.components import Postgres
 from services.common.db import Database
+from services.common.grpc import as_user, channel, create_server
 from services.common.outages import is_outage
+from services.dataset_svc.handlers import DatasetHandlers
+from services.dataset_svc.server import MIGRATIONS
 
 
 @pytest.fixture
@@ -65,4 +70,38 @@ async def test_after_postgres_restarts_one_call_meets_an_outage_and_the_next_one
             assert is_outage(failed.value), failed.value
             assert [await read(0) for _ in range(3)] == [1, 1, 1]
         finally:
+            await db.close()
+
+
+@pytest.mark.slow
+async def test_after_postgres_restarts_a_callers_first_call_is_answered_through_the_channels_retry(tmp_path):
+    """The outage a dropped connection causes is UNAVAILABLE, which the channel
+    of services.common.grpc retries: the caller sees the answer, not the outage."""
+    pg = Postgres(tmp_path / "pg", fast=True)
+    with pg:
+        db = Database(pg.dsn, "dataset")
+        await db.migrate(MIGRATIONS)
+        server, port, _ = create_server(
+            "127.0.0.1:0",
+            [lambda s: dataset_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetHandlers(db, None, None), s)],
+            [],
+        )
+        await server.start()
+        client = channel(f"127.0.0.1:{port}")
+        stub = dataset_pb2_grpc.DatasetServiceStub(client)
+
+        async def get() -> grpc.StatusCode:
+            request = dataset_pb2.GetDatasetRequest(dataset_id=str(uuid.uuid4()))
+            with pytest.raises(grpc.aio.AioRpcError) as answered:
+                await stub.GetDataset(request, metadata=as_user(str(uuid.uuid4())), timeout=10)
+            return answered.value.code()
+
+        try:
+            assert await get() == grpc.StatusCode.NOT_FOUND  # read from the database: a connection is pooled
+            pg.stop()
+            pg.start()
+            assert await get() == grpc.StatusCode.NOT_FOUND
+        finally:
+            await client.close()
+            await server.stop(None)
             await db.close()
