@@ -296,10 +296,11 @@ class Api:
         headers = {"Authorization": f"Bearer {info['token']}"}
         self.client = httpx.Client(base_url=info["gateway"], headers=headers, timeout=60)
 
-    def ready_dataset(self, work: Path) -> dict:
+    def ready_dataset(self, path: Path, **size) -> dict:
+        """A demo dataset (``write_demo_dataset``'s ``conversations``, ``exchanges``) uploaded and validated."""
         from services.platform.journey import upload_dataset, wait_dataset, write_demo_dataset
 
-        created = upload_dataset(self.client, write_demo_dataset(work / "data.jsonl"), "bench")
+        created = upload_dataset(self.client, write_demo_dataset(path, **size), path.stem)
         dataset = wait_dataset(self.client, created["id"])
         if dataset["status"] != "ready":
             raise RuntimeError(f"the benchmark's dataset failed validation: {dataset['validation_errors']}")
@@ -327,12 +328,16 @@ class Api:
                 return data["status"]
         raise RuntimeError(f"job {job_id}'s events ended before any of {statuses}")
 
-    def cancel(self, job_id: str) -> None:
-        """Cancel the job and wait until it has ended: the agent is free then."""
+    def cancel(self, job_id: str) -> str:
+        """Cancel the job unless it has ended, and wait until it has: the agent is free then. Returns the status
+        it had before."""
         from services.platform.journey import call
 
-        call(self.client, "POST", f"/api/jobs/{job_id}/cancel")
-        self.wait_status(job_id, TERMINAL)
+        status = call(self.client, "GET", f"/api/jobs/{job_id}")["job"]["status"]
+        if status not in TERMINAL:
+            call(self.client, "POST", f"/api/jobs/{job_id}/cancel")
+            self.wait_status(job_id, TERMINAL)
+        return status
 
     def metric_points(self, job_id: str) -> int:
         from services.platform.journey import call
@@ -344,7 +349,7 @@ def prepare(api: Api, work: Path, mode: Mode) -> tuple[dict, str, list[float]]:
     """A ready dataset and a completed job with metric points; returns the dataset, the job's id and the
     seconds from each POST /api/jobs to its first initializing/running status (``startup_samples`` jobs, all
     but the first cancelled once seen starting)."""
-    dataset = api.ready_dataset(work)
+    dataset = api.ready_dataset(work / "bench.jsonl")
     detail_job, startup = api.start_job(dataset, epochs=mode.epochs)
     api.wait_status(detail_job, TERMINAL)
     startups = [startup]
@@ -444,15 +449,19 @@ async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
         for rate in mode.rates:
             load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
             rows += [latency_row(label, load), *cost_rows(cost)]
-    # The control plane beside a job training on the CPU (a long one: batch 1, 20 epochs), at the highest rate.
-    training, _ = await asyncio.to_thread(api.start_job, dataset, batch_size=1, epochs=20)
+    # The control plane beside a job training on the CPU, at the highest rate: a job far longer than the row
+    # (tens of thousands of steps), cancelled after it.
+    long = await asyncio.to_thread(api.ready_dataset, work / "bench-long.jsonl", conversations=2000, exchanges=3)
+    training, _ = await asyncio.to_thread(api.start_job, long, batch_size=1, epochs=20)
     await asyncio.to_thread(api.wait_status, training, ("running",))
     label, method, path, body = endpoints[0]
     rate = max(mode.rates)
     try:
         load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
     finally:
-        await asyncio.to_thread(api.cancel, training)
+        status = await asyncio.to_thread(api.cancel, training)
+    if status != "running":
+        raise RuntimeError(f"the job meant to train beside the last row was {status} at its end, not running")
     rows += [latency_row(f"{label} while a job trains", load), *cost_rows(cost)]
     api.client.close()
     return rows
