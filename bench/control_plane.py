@@ -449,13 +449,13 @@ async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
         for rate in mode.rates:
             load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
             rows += [latency_row(label, load), *cost_rows(cost)]
-    # The control plane beside a job training on the CPU, at the highest rate: a job far longer than the row
-    # (tens of thousands of steps), cancelled after it.
+    # The control plane beside a job training on the CPU, at the lowest rate (one the idle platform keeps up
+    # with, to compare with its row above): a job far longer than the row, cancelled after it.
     long = await asyncio.to_thread(api.ready_dataset, work / "bench-long.jsonl", conversations=2000, exchanges=3)
     training, _ = await asyncio.to_thread(api.start_job, long, batch_size=1, epochs=20)
     await asyncio.to_thread(api.wait_status, training, ("running",))
     label, method, path, body = endpoints[0]
-    rate = max(mode.rates)
+    rate = min(mode.rates)
     try:
         load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
     finally:
