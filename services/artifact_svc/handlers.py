@@ -35,7 +35,7 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
         """Raises InvalidArgument for an unknown order, a negative page size or a foreign token."""
         order_by = parse_order(request.order_by)
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             rows, total = await store.list_artifacts(conn, user_id(context), order_by, page)
         return artifact_pb2.ListArtifactsResponse(
             artifacts=[artifact_message(row) for row in rows],
@@ -90,7 +90,7 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
 
     async def _artifact(self, uid: str, artifact_id: str):
         artifact_id = artifact_uuid(artifact_id)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             row = await store.get_artifact(conn, uid, artifact_id)
         if row is None:
             raise NotFound(f"model {artifact_id!r} not found")

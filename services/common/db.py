@@ -18,6 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+# Seconds after which a pooled connection is replaced when it is next checked out.
+POOL_RECYCLE_SECONDS = 1800
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Applied to every service schema before its own migrations.
@@ -51,10 +53,17 @@ class Database:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema {schema!r} must be a lower-case SQL identifier")
         self.schema = schema
+        # No ping before each use: it would cost a round trip and a transaction
+        # per checkout. A pooled connection PostgreSQL dropped (a restart) fails
+        # its statement as a disconnect instead: the pool discards every
+        # connection of before it, the call is answered UNAVAILABLE (see
+        # services.common.outages) and retried by the caller's channel on a
+        # fresh one. Recycling bounds how old a connection gets, so one a
+        # firewall or proxy silently dropped is not kept forever.
         self.engine: AsyncEngine = create_async_engine(
             url,
             pool_size=pool_size,
-            pool_pre_ping=True,
+            pool_recycle=POOL_RECYCLE_SECONDS,
             connect_args={"server_settings": {"search_path": schema}},
         )
         # Set after every commit so the outbox relay publishes without waiting.
@@ -66,6 +75,16 @@ class Database:
         async with self.engine.begin() as conn:
             yield conn
         self.committed.set()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one READ ONLY transaction, for reads: PostgreSQL
+        refuses any write in it, and it leaves the outbox relay asleep (nothing
+        it commits can be an event)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(postgresql_readonly=True)
+            async with conn.begin():
+                yield conn
 
     async def migrate(self, migrations_dir: Path) -> list[str]:
         """Create the schema and apply ``NNNN_name.sql`` files not yet applied, in order.

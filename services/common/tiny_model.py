@@ -95,3 +95,9 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 2048, seed: int =
     model.save_pretrained(out, safe_serialization=True)
     marker.write_text(json.dumps({"name": TINY_MODEL_NAME, "seed": seed}) + "\n")
     return out
+
+
+if __name__ == "__main__":  # python -m services.common.tiny_model OUT_DIR
+    import sys
+
+    build_tiny_model(sys.argv[1])

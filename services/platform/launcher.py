@@ -1,7 +1,8 @@
 """The embedded default: the whole platform on one machine.
 
 Starts PostgreSQL, NATS JetStream and the S3 store (unless their endpoints are
-configured in the environment, as on Kubernetes), builds the tiny base model,
+configured in the environment, as on Kubernetes), builds the tiny base model
+(in a child process: the launcher never imports torch),
 then runs every service, one local trainer agent and the gateway as child
 processes, each one exactly as it runs in production (``python -m ...``).
 A supervisor thread restarts any of them, components included, that dies
@@ -13,6 +14,8 @@ gets a parent-death signal.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -25,7 +28,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common.components import Nats, ObjectStore, Postgres, free_port
 from services.common.config import DEV_JWT_SECRET
-from services.common.tiny_model import build_tiny_model
 from services.platform.supervisor import Child, Supervised, Supervisor
 
 SERVICES = ("dataset_svc", "job_svc", "artifact_svc", "billing_svc")
@@ -84,7 +86,7 @@ class Platform:
             self._start_components(env)
             model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(self.home / "models" / "tiny-llama")))
             if not model.exists() and model.is_absolute():
-                build_tiny_model(model)
+                build_model(model, env)
             for name in SERVICES:
                 env.setdefault(_ADDR_VARS[name], f"127.0.0.1:{free_port()}")
             port = self._http_port if self._http_port is not None else int(env.get("BRIGHTRUN_HTTP_PORT", "8080"))
@@ -192,6 +194,17 @@ class Platform:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def build_model(path: Path, env: Mapping[str, str]) -> None:
+    """Build the tiny base model into ``path`` in a child process: torch and
+    transformers stay out of the launcher, which supervises for hours after.
+    Raises RuntimeError with the build's output when it fails."""
+    built = subprocess.run(
+        [sys.executable, "-m", "services.common.tiny_model", str(path)], env=env, capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"building the tiny base model in {path} failed:\n{built.stdout}{built.stderr[-3000:]}")
 
 
 def _check_alive(children: list[Child]) -> None:

@@ -12,6 +12,10 @@ both must exceed the time between two metric points.
 While the object store is away, a dataset, checkpoint or adapter transfer is
 retried for BRIGHTRUN_AGENT_IO_RETRY_SECONDS (default 300) before the attempt
 is handed back; events wait in order while NATS is away, for as long as it takes.
+
+A CPU agent's training workers run at nice +BRIGHTRUN_AGENT_WORKER_NICE (default
+10) with BRIGHTRUN_AGENT_WORKER_THREADS compute threads (default: the cores
+less one), see ``launch``.
 """
 
 from __future__ import annotations
@@ -21,21 +25,45 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from services.common.config import read_settings
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
+from services.trainer_agent.launch import cpu_worker_limits
+
+
+# Where an NVIDIA driver shows itself (Linux; WSL).
+_NVIDIA_DRIVER = (Path("/proc/driver/nvidia"), Path("/dev/dxg"))
+# Asked of a short-lived interpreter: the agent itself never imports torch (its memory stays small).
+_LIST_CUDA_DEVICES = (
+    "import torch\n"
+    "for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):\n"
+    "    print(torch.cuda.get_device_name(i))\n"
+)
+
+
+def _cuda_devices() -> list[str]:
+    """The names of the CUDA devices the training worker will see (CUDA_VISIBLE_DEVICES applies).
+
+    Without an NVIDIA driver (no /proc/driver/nvidia, nor WSL's /dev/dxg)
+    there are none, and no interpreter is started for the answer.
+    """
+    if not any(path.exists() for path in _NVIDIA_DRIVER):
+        return []
+    found = subprocess.run([sys.executable, "-c", _LIST_CUDA_DEVICES], capture_output=True, text=True, check=True)
+    return found.stdout.splitlines()
 
 
 def _hardware() -> tuple[str, int]:
-    import torch
-
-    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    devices = _cuda_devices()
+    cuda = len(devices)
     gpu_type = os.environ.get("BRIGHTRUN_AGENT_GPU_TYPE") or (CPU if cuda == 0 else "")
     if not gpu_type:
         raise SystemExit(
-            f"{cuda} CUDA device(s) found ({torch.cuda.get_device_name(0)}): set BRIGHTRUN_AGENT_GPU_TYPE "
+            f"{cuda} CUDA device(s) found ({devices[0]}): set BRIGHTRUN_AGENT_GPU_TYPE "
             f"to their catalogue type ({', '.join(t for t in CATALOGUE.gpus if t != CPU)})"
         )
     return gpu_type, int(os.environ.get("BRIGHTRUN_AGENT_GPU_COUNT") or max(cuda, 1))
@@ -76,12 +104,17 @@ def main() -> None:
         **_time_bounds(),
     )
 
+    worker = ""
+    if gpu_type == CPU:  # a bad setting stops the agent now, not each job's worker later
+        limits = cpu_worker_limits()
+        worker = f" (training workers at nice +{limits.nice}, {limits.threads} thread(s))"
+
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        logging.getLogger(__name__).info("agent %s takes %s x%d work", agent.agent_id, gpu_type, gpu_count)
+        logging.getLogger(__name__).info("agent %s takes %s x%d work%s", agent.agent_id, gpu_type, gpu_count, worker)
         await TrainerAgent(settings, agent).run(stop)
 
     asyncio.run(run())

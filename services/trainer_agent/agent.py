@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +47,7 @@ from services.common.config import Settings
 from services.common.storage import ObjectStorage
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
-from services.trainer_agent.distributed import batch_layout, launch_command
+from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
 
@@ -400,7 +399,9 @@ class TrainerAgent:
             str(os.getpid()),
         ]
         proc = await asyncio.create_subprocess_exec(
-            *_worker_command(assignment, worker_args),
+            # One process, or one per GPU under torchrun, which passes on a SIGTERM
+            # to every rank and fails as a whole when any rank fails.
+            *worker_command(assignment.gpu_config.type, assignment.gpu_config.count, worker_args, os.getpid()),
             stdout=asyncio.subprocess.PIPE,
             # Its own process group: a stalled attempt is killed whole (torchrun
             # included; its ranks, in sessions of their own, die with it).
@@ -511,14 +512,6 @@ def read_assignment(data: bytes) -> job_pb2.TrainingAssignment:
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-def _worker_command(assignment: job_pb2.TrainingAssignment, worker_args: list[str]) -> list[str]:
-    """One worker process, or one per GPU under torchrun: torchrun passes on a
-    SIGTERM to every rank and fails as a whole when any rank fails."""
-    if assignment.gpu_config.count > 1:
-        return launch_command(assignment.gpu_config.count, worker_args, agent_pid=os.getpid())
-    return [sys.executable, "-m", "services.trainer_agent.worker", *worker_args]
 
 
 def _batch_layout(assignment: job_pb2.TrainingAssignment) -> job_pb2.BatchLayout | None:

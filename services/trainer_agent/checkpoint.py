@@ -25,9 +25,8 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "brightrun.checkpoint.v1"
-STATE = "state.json"
+from services.trainer_agent.checkpoint_format import MANIFEST, MANIFEST_FORMAT, STATE
+
 _STEP_DIR = re.compile(r"step-(\d+)")
 
 

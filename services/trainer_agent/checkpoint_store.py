@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.common.storage import ObjectStorage
-from services.trainer_agent.checkpoint import MANIFEST
+from services.trainer_agent.checkpoint_format import MANIFEST
 from services.trainer_agent.relay import EventRelay, backoff
 
 log = logging.getLogger(__name__)

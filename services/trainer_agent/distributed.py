@@ -15,68 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
-from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 
 from services.trainer_agent.checkpoint import load_optimizer_state, load_rng_state, optimizer_state, rng_state
 from services.trainer_agent.conversations import TokenizedConversation
-from services.trainer_agent.training_config import ConfigError
+from services.trainer_agent.launch import BatchLayout, batch_layout
 
 # A rank that stops answering (dead peer, hung kernel) fails every collective
 # after this long instead of holding the node forever; the agent then retries.
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=10)
-
-
-def launch_command(world_size: int, worker_args: list[str], agent_pid: int | None = None) -> list[str]:
-    """The command that runs the training worker as ``world_size`` ranks on this node.
-
-    torchrun runs under ``launch``, which ends it when the agent ``agent_pid``
-    dies. ``--standalone`` picks a free rendezvous port, so that jobs on one
-    node do not collide; ``--max-restarts=0`` lets a failed rank end the
-    attempt, and the agent's retry resumes it from the last checkpoint.
-    """
-    lifeline = ["--agent-pid", str(agent_pid)] if agent_pid is not None else []
-    return [
-        sys.executable,
-        "-m",
-        "services.trainer_agent.launch",
-        *lifeline,
-        "--standalone",
-        f"--nproc-per-node={world_size}",
-        "--max-restarts=0",
-        "-m",
-        "services.trainer_agent.worker",
-        "--distributed",
-        *worker_args,
-    ]
-
-
-@dataclass(frozen=True)
-class BatchLayout:
-    """How one step's effective batch is split: micro_batch_size × accumulation_steps × world_size."""
-
-    micro_batch_size: int
-    accumulation_steps: int
-    world_size: int
-
-
-def batch_layout(batch_size: int, micro_batch_size: int | None, world_size: int) -> BatchLayout:
-    """Split ``batch_size`` over ``world_size`` ranks; the micro-batch is the largest
-    that divides a rank's share and is not above ``micro_batch_size`` (None: no limit).
-
-    Raises ConfigError naming batch_size when it cannot be split evenly.
-    """
-    if batch_size % world_size:
-        raise ConfigError(
-            [f"batch_size: {batch_size} cannot be split evenly over {world_size} GPUs; make it a multiple of {world_size}"]
-        )
-    share = batch_size // world_size
-    limit = min(micro_batch_size or share, share)
-    micro = max(d for d in range(1, limit + 1) if share % d == 0)
-    return BatchLayout(micro, share // micro, world_size)
 
 
 def deepspeed_config(layout: BatchLayout, *, zero_stage: int, max_grad_norm: float, bf16: bool) -> dict:

@@ -9,7 +9,7 @@ SIGTERM, it finishes the step under way, writes a checkpoint of it (when
 checkpoints are on) and says so before ``stopped``.
 
 With ``--distributed`` it is one rank of a torchrun launch (see
-``distributed.launch_command``); rank 0 alone speaks and writes the adapter.
+``launch.launch_command``); rank 0 alone speaks and writes the adapter.
 """
 
 from __future__ import annotations

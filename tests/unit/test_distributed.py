@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file
 
 from services.trainer_agent.checkpoint import checkpoint_path, read_checkpoint
-from services.trainer_agent.distributed import batch_layout, deepspeed_config, launch_command
+from services.trainer_agent.distributed import deepspeed_config
+from services.trainer_agent.launch import batch_layout, launch_command, worker_command
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 
 RANK_SCRIPT = Path(__file__).with_name("distributed_rank.py")
@@ -254,15 +255,9 @@ def test_a_killed_rank_ends_the_attempt_with_a_retryable_failure(tiny_model, tmp
 
 
 def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more():
-    from brightrun.job.v1 import job_pb2
-    from services.trainer_agent.agent import _worker_command
-
-    def on(gpus: int) -> job_pb2.TrainingAssignment:
-        return job_pb2.TrainingAssignment(gpu_config=job_pb2.GpuConfig(type="H100", count=gpus))
-
     args = ["--dataset", "d.jsonl"]
-    assert _worker_command(on(1), args) == [sys.executable, "-m", "services.trainer_agent.worker", *args]
-    assert _worker_command(on(8), args) == launch_command(8, args, agent_pid=os.getpid())
+    assert worker_command("H100", 1, args, 42) == [sys.executable, "-m", "services.trainer_agent.worker", *args]
+    assert worker_command("H100", 8, args, 42) == launch_command(8, args, agent_pid=42)
 
 
 @pytest.mark.slow
@@ -316,7 +311,7 @@ def test_no_rank_outlives_an_agent_killed_outright(tiny_model, tmp_path):
     # no write to a closed pipe ends the ranks after the agent dies: only the lifeline can.
     agent_code = (
         "import os, subprocess\n"
-        "from services.trainer_agent.distributed import launch_command\n"
+        "from services.trainer_agent.launch import launch_command\n"
         f"command = launch_command(2, {args!r}, agent_pid=os.getpid())\n"
         f"out = open({str(lines)!r}, 'w')\n"
         "proc = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True)\n"

@@ -19,7 +19,7 @@ from services.dataset_svc.statistics import load_tokenizer
 from services.dataset_svc.validation import validate_dataset
 from services.job_svc.catalogue import GPU_TYPES
 from services.job_svc.estimate import estimate
-from services.trainer_agent.distributed import launch_command
+from services.trainer_agent.launch import launch_command
 from services.trainer_agent.recipe import LoRATrainingRecipe, TrainingConfig
 
 WORDS = "the model data train learn loss token adapter rank hello world what how make one two three".split()

@@ -1,0 +1,496 @@
+"""Control-plane speed of the embedded default: API latency under open-loop
+load, what each request costs every process and PostgreSQL, how soon a new job
+starts, and the idle memory of the launcher and the trainer agent, each figure
+beside its goal in one table.
+
+    python bench/control_plane.py            # the issue's rates, 10 s a row
+    python bench/control_plane.py --smoke    # low rates, a few seconds a row (CI)
+    python bench/control_plane.py --rates 100 300 600 --seconds 20
+
+The platform runs in a child process of this script (``--_serve``) that
+imports only the launcher, as ``make up`` does, so the launcher's RSS is its
+own. Load is open-loop: request i is due at start + i / rate whatever the
+earlier ones do, and its latency counts from that due time, so queueing in the
+gateway (or in this generator) is measured, not hidden. The first row proves
+the generator itself keeps up: 1,000 req/s against ``/healthz``. The last
+row loads the job detail again while a long job trains on the CPU beside the
+control plane.
+
+CPU ms/req is the CPU time (user + system) each platform process, with its
+children (PostgreSQL's backends), spent during a row over the row's requests.
+Transactions/req is PostgreSQL's ``xact_commit + xact_rollback`` over the row,
+less what the idle platform commits in as long (outbox sweeps), over its
+requests; backends report those counts up to 10 s late, so each row is
+followed by a settle pause before the count is read. On a machine shared with
+other work, latency moves with its load; CPU and transactions per request
+hardly do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GENERATOR_RATE = 1000
+API_P99_GOAL_MS, API_GOAL_RATE = 25.0, 300
+STARTUP_P99_GOAL_S = 1.0
+LAUNCHER_RSS_GOAL_MB, AGENT_RSS_GOAL_MB = 100.0, 150.0
+# PostgreSQL backends flush their transaction counts at most 10 s after going idle (PGSTAT_IDLE_INTERVAL).
+STATS_SETTLE_S = 11.0
+ACTIVE = ("initializing", "running")
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Mode:
+    rates: tuple[int, ...]
+    seconds: float
+    generator_seconds: float
+    startup_samples: int
+    epochs: int  # of the job whose detail is read: ~12 metric points an epoch
+
+
+FULL = Mode(rates=(100, 300), seconds=10.0, generator_seconds=5.0, startup_samples=10, epochs=4)
+SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2, epochs=1)
+
+
+# ---- the platform, in a child process -------------------------------------------------------------------------
+
+
+_READY = "platform-ready:"
+
+
+def serve(home: Path) -> None:
+    """Start the platform in ``home``, print what the benchmark needs as one JSON line, stop when stdin closes."""
+    from services.common.lifeline import die_with_parent
+    from services.platform.launcher import Platform
+
+    die_with_parent(os.getppid())  # the benchmark killed: so is the platform (its children die with it)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTRUN_")}  # its own components
+    platform = Platform(home, env, http_port=0)
+    platform.start()
+    try:
+        print(_READY, json.dumps({
+            "gateway": platform.gateway_url,
+            "token": platform.token(str(uuid.uuid4())),
+            "database_url": platform.env["BRIGHTRUN_DATABASE_URL"],
+            "processes": {"launcher": os.getpid(), **platform.processes()},
+        }), flush=True)
+        sys.stdin.read()
+    finally:
+        platform.stop()
+
+
+class Served:
+    """The platform child process: started on enter, stopped (stdin closed) on exit."""
+
+    def __init__(self, home: Path):
+        self._cmd = [sys.executable, __file__, "--_serve", str(home)]
+        self._home = home
+
+    def __enter__(self) -> dict:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self._proc = subprocess.Popen(self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        # Whatever else starting prints (initdb...) comes first.
+        while line := self._proc.stdout.readline():
+            if line.startswith(_READY):
+                return json.loads(line.removeprefix(_READY))
+        self._proc.wait()
+        raise RuntimeError(f"the platform did not start (exit {self._proc.returncode}); logs in {self._home}/logs")
+
+    def __exit__(self, *exc) -> None:
+        self._proc.stdin.close()
+        self._proc.wait(timeout=120)
+
+
+# ---- the open-loop load generator -----------------------------------------------------------------------------
+
+
+class Http:
+    """A minimal HTTP/1.1 keep-alive client over asyncio streams: a fixed pool of
+    connections, opened on first use; a request waits for a free one."""
+
+    def __init__(self, base_url: str, token: str, connections: int = 64):
+        url = urlsplit(base_url)
+        self._host, self._port = url.hostname, url.port
+        self._auth = f"Authorization: Bearer {token}\r\n"
+        self._pool: asyncio.Queue = asyncio.Queue()
+        for _ in range(connections):
+            self._pool.put_nowait(None)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> int:
+        """The answer's status code; the body is read and dropped."""
+        request = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n{self._auth}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        conn = await self._pool.get()
+        try:
+            if conn is not None:  # kept alive: the server may have closed it since (uvicorn after 5 s idle)
+                conn[1].write(request)
+                if not (status_line := await conn[0].readline()):
+                    conn[1].close()
+                    conn = None
+            if conn is None:
+                conn = await asyncio.open_connection(self._host, self._port)
+                conn[1].write(request)
+                status_line = await conn[0].readline()
+            reader, writer = conn
+            status = int(status_line.split()[1])
+            headers = {}
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip().lower()
+            if headers.get("transfer-encoding") == "chunked":
+                while size := int((await reader.readline()).strip(), 16):
+                    await reader.readexactly(size + 2)
+                await reader.readline()
+            else:
+                await reader.readexactly(int(headers.get("content-length", 0)))
+            if headers.get("connection") == "close":
+                writer.close()
+                conn = None
+            return status
+        except BaseException:
+            if conn is not None:
+                conn[1].close()
+            conn = None
+            raise
+        finally:
+            self._pool.put_nowait(conn)
+
+
+@dataclass
+class Load:
+    rate: float
+    requests: int
+    achieved: float  # requests over the time from the first due time to the last answer
+    latencies: list[float]  # seconds from each request's due time to its answer
+    statuses: Counter = field(default_factory=Counter)
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    @property
+    def errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status >= 400)
+
+
+async def open_loop(http: Http, method: str, path: str, body: bytes, rate: float, seconds: float) -> Load:
+    """Send ``rate`` x ``seconds`` requests, request i due at start + i / rate."""
+    loop = asyncio.get_running_loop()
+    total = max(1, int(rate * seconds))
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+
+    async def one(due: float) -> None:
+        try:
+            statuses[await http.request(method, path, body)] += 1
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            statuses[599] += 1
+        latencies.append(loop.time() - due)
+
+    start = loop.time() + 0.05
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        if (delay := due - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    return Load(rate, total, total / (loop.time() - start), latencies, statuses)
+
+
+# ---- what the platform's processes and PostgreSQL spend ---------------------------------------------------------
+
+
+class Meters:
+    """CPU seconds of every platform process (with its children) and PostgreSQL's transaction count."""
+
+    def __init__(self, processes: dict[str, int], database_url: str):
+        import psutil
+
+        self._psutil = psutil
+        self._processes = {name: psutil.Process(pid) for name, pid in processes.items()}
+        self._dsn = database_url.replace("+asyncpg", "")
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds by process, each with its children that are not listed themselves
+        (PostgreSQL's backends, a trainer agent's worker; not the launcher's children)."""
+        listed = {proc.pid for proc in self._processes.values()}
+
+        def spent(proc) -> float:
+            try:
+                times, children = proc.cpu_times(), proc.children()
+            except self._psutil.NoSuchProcess:
+                return 0.0
+            return times.user + times.system + sum(spent(c) for c in children if c.pid not in listed)
+
+        return {name: spent(proc) for name, proc in self._processes.items()}
+
+    def rss_mb(self, name: str) -> float:
+        return self._processes[name].memory_info().rss / 2**20
+
+    async def transactions(self) -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            return await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            )
+        finally:
+            await conn.close()
+
+
+@dataclass
+class Cost:
+    cpu_ms: dict[str, float]  # per request, by process
+    transactions: float  # per request
+
+
+async def measured(meters: Meters, idle_per_s: float, run) -> tuple[Load, Cost]:
+    """Run ``run()`` (an open loop) between two readings of the meters."""
+    cpu, xacts, started = meters.cpu(), await meters.transactions(), time.monotonic()
+    load = await run()
+    cpu_after = meters.cpu()
+    await asyncio.sleep(STATS_SETTLE_S)
+    # Less the idle platform's own transactions over the same time, and the two readings' own.
+    xacts = await meters.transactions() - xacts - idle_per_s * (time.monotonic() - started) - 2
+    return load, Cost(
+        {name: (cpu_after[name] - cpu[name]) * 1000 / load.requests for name in cpu},
+        max(0.0, xacts / load.requests),
+    )
+
+
+async def idle_transactions_per_s(meters: Meters) -> float:
+    before, started = await meters.transactions(), time.monotonic()
+    await asyncio.sleep(STATS_SETTLE_S)
+    return (await meters.transactions() - before - 1) / (time.monotonic() - started)
+
+
+# ---- the journey around the loads: a dataset, jobs, their start ------------------------------------------------
+
+
+class Api:
+    """The journey's calls, as this benchmark's user."""
+
+    def __init__(self, info: dict):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {info['token']}"}
+        self.client = httpx.Client(base_url=info["gateway"], headers=headers, timeout=60)
+
+    def ready_dataset(self, path: Path, **size) -> dict:
+        """A demo dataset (``write_demo_dataset``'s ``conversations``, ``exchanges``) uploaded and validated."""
+        from services.platform.journey import upload_dataset, wait_dataset, write_demo_dataset
+
+        created = upload_dataset(self.client, write_demo_dataset(path, **size), path.stem)
+        dataset = wait_dataset(self.client, created["id"])
+        if dataset["status"] != "ready":
+            raise RuntimeError(f"the benchmark's dataset failed validation: {dataset['validation_errors']}")
+        return dataset
+
+    def start_job(self, dataset: dict, **hyperparameters) -> tuple[str, float]:
+        """POST /api/jobs; returns the job's id once it is seen initializing or running, and how long that took."""
+        from services.platform.demo import DEMO_JOB
+        from services.platform.journey import call
+
+        body = {"dataset_id": dataset["id"], **DEMO_JOB}
+        body["hyperparameters"] = {**DEMO_JOB["hyperparameters"], **hyperparameters}
+        posted = time.perf_counter()
+        job_id = call(self.client, "POST", "/api/jobs", json=body)["job"]["id"]
+        if (status := self.wait_status(job_id, ACTIVE + TERMINAL)) not in ACTIVE:
+            raise RuntimeError(f"job {job_id} ended {status} before it was seen starting")
+        return job_id, time.perf_counter() - posted
+
+    def wait_status(self, job_id: str, statuses: tuple[str, ...]) -> str:
+        """The first of ``statuses`` the job's event stream shows."""
+        from services.platform.journey import job_events
+
+        for name, data in job_events(self.client, job_id):
+            if name == "status" and data["status"] in statuses:
+                return data["status"]
+        raise RuntimeError(f"job {job_id}'s events ended before any of {statuses}")
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel the job unless it has ended, and wait until it has: the agent is free then. Returns the status
+        it had before."""
+        from services.platform.journey import call
+
+        status = call(self.client, "GET", f"/api/jobs/{job_id}")["job"]["status"]
+        if status not in TERMINAL:
+            call(self.client, "POST", f"/api/jobs/{job_id}/cancel")
+            self.wait_status(job_id, TERMINAL)
+        return status
+
+    def metric_points(self, job_id: str) -> int:
+        from services.platform.journey import call
+
+        return len(call(self.client, "GET", f"/api/jobs/{job_id}")["metrics"])
+
+
+def prepare(api: Api, work: Path, mode: Mode) -> tuple[dict, str, list[float]]:
+    """A ready dataset and a completed job with metric points; returns the dataset, the job's id and the
+    seconds from each POST /api/jobs to its first initializing/running status (``startup_samples`` jobs, all
+    but the first cancelled once seen starting)."""
+    dataset = api.ready_dataset(work / "bench.jsonl")
+    detail_job, startup = api.start_job(dataset, epochs=mode.epochs)
+    api.wait_status(detail_job, TERMINAL)
+    startups = [startup]
+    for _ in range(mode.startup_samples - 1):
+        job_id, startup = api.start_job(dataset, epochs=mode.epochs)
+        startups.append(startup)
+        api.cancel(job_id)
+    return dataset, detail_job, startups
+
+
+# ---- the table --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    measure: str
+    measured: str
+    goal: str = "-"
+    met: bool | None = None
+
+    def cells(self) -> tuple[str, str, str, str]:
+        return self.measure, self.measured, self.goal, {True: "met", False: "NOT met", None: "-"}[self.met]
+
+
+def table(rows: list[Row]) -> list[str]:
+    """The rows under a header, in columns two spaces apart."""
+    lines = [("measure", "measured", "goal", "met"), *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in lines) + 2 for i in range(3)]
+    return ["".join(cell.ljust(width) for cell, width in zip(line, widths)) + line[3] for line in lines]
+
+
+def cost_rows(cost: Cost) -> list[Row]:
+    spenders = sorted(((ms, name) for name, ms in cost.cpu_ms.items() if ms >= 0.05), reverse=True)
+    detail = " ".join(f"{name} {ms:.2f}" for ms, name in spenders[:4])
+    return [
+        Row("    CPU ms/req (all processes; top ones)", f"{sum(cost.cpu_ms.values()):.2f} ({detail})"),
+        Row("    PostgreSQL transactions/req", f"{cost.transactions:.2f}"),
+    ]
+
+
+def latency_row(label: str, load: Load) -> Row:
+    p50, p99 = load.percentile(50) * 1000, load.percentile(99) * 1000
+    failed = ", ".join(f"{n} x {status}" for status, n in sorted(load.statuses.items()) if status >= 400)
+    errors = f", errors: {failed}" if failed else ""
+    goal = load.rate >= API_GOAL_RATE
+    return Row(
+        f"{label} @ {load.rate:g}/s p50 / p99",
+        f"{p50:.1f} / {p99:.1f} ms ({load.requests} req{errors})",
+        f"p99 <= {API_P99_GOAL_MS:g} ms" if goal else f"(goal at {API_GOAL_RATE}/s)",
+        (p99 <= API_P99_GOAL_MS and not load.errors) if goal else None,
+    )
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
+    meters = Meters(info["processes"], info["database_url"])
+    http = Http(info["gateway"], info["token"])
+    rows = []
+    generator = await open_loop(http, "GET", "/healthz", b"", GENERATOR_RATE, mode.generator_seconds)
+    rows.append(Row(
+        f"load generator: /healthz @ {GENERATOR_RATE}/s achieved",
+        f"{generator.achieved:.0f} req/s (p99 {generator.percentile(99) * 1000:.1f} ms)",
+        f">= {GENERATOR_RATE * 0.98:.0f} req/s",
+        generator.achieved >= GENERATOR_RATE * 0.98 and not generator.errors,
+    ))
+
+    api = Api(info)
+    dataset, job_id, startups = await asyncio.to_thread(prepare, api, work, mode)
+    points = await asyncio.to_thread(api.metric_points, job_id)
+    from services.platform.demo import DEMO_JOB
+
+    estimate = json.dumps({"dataset_id": dataset["id"], **DEMO_JOB}).encode()
+    await asyncio.sleep(2)  # the last job's worker gone: the platform is idle
+    rows.append(Row("idle RSS: launcher", f"{meters.rss_mb('launcher'):.0f} MB",
+                    f"<= {LAUNCHER_RSS_GOAL_MB:.0f} MB", meters.rss_mb("launcher") <= LAUNCHER_RSS_GOAL_MB))
+    rows.append(Row("idle RSS: trainer agent", f"{meters.rss_mb('trainer_agent'):.0f} MB",
+                    f"<= {AGENT_RSS_GOAL_MB:.0f} MB", meters.rss_mb("trainer_agent") <= AGENT_RSS_GOAL_MB))
+    p50, p99 = percentile(startups, 50), percentile(startups, 99)
+    rows.append(Row(
+        "POST /api/jobs -> first initializing/running p50 / p99",
+        f"{p50 * 1000:.0f} / {p99 * 1000:.0f} ms ({len(startups)} jobs)",
+        f"p99 <= {STARTUP_P99_GOAL_S * 1000:.0f} ms", p99 <= STARTUP_P99_GOAL_S,
+    ))
+
+    idle = await idle_transactions_per_s(meters)
+    rows.append(Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"))
+    endpoints = [
+        (f"GET /api/jobs/{{id}} ({points} metric points)", "GET", f"/api/jobs/{job_id}", b""),
+        ("GET /api/datasets", "GET", "/api/datasets", b""),
+        ("POST /api/jobs/estimate", "POST", "/api/jobs/estimate", estimate),
+    ]
+    for label, method, path, body in endpoints:
+        for rate in mode.rates:
+            load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
+            rows += [latency_row(label, load), *cost_rows(cost)]
+    # The control plane beside a job training on the CPU, at the lowest rate (one the idle platform keeps up
+    # with, to compare with its row above): a job far longer than the row, cancelled after it.
+    long = await asyncio.to_thread(api.ready_dataset, work / "bench-long.jsonl", conversations=2000, exchanges=3)
+    training, _ = await asyncio.to_thread(api.start_job, long, batch_size=1, epochs=20)
+    await asyncio.to_thread(api.wait_status, training, ("running",))
+    label, method, path, body = endpoints[0]
+    rate = min(mode.rates)
+    try:
+        load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
+    finally:
+        status = await asyncio.to_thread(api.cancel, training)
+    if status != "running":
+        raise RuntimeError(f"the job meant to train beside the last row was {status} at its end, not running")
+    rows += [latency_row(f"{label} while a job trains", load), *cost_rows(cost)]
+    api.client.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="low rates, a few seconds a row: proves the bench runs")
+    parser.add_argument("--rates", type=int, nargs="+", help="request rates of the API rows")
+    parser.add_argument("--seconds", type=float, help="seconds of load a row")
+    parser.add_argument("--_serve", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._serve:
+        serve(args._serve)
+        return ""
+    mode = SMOKE if args.smoke else FULL
+    mode = Mode(tuple(args.rates or mode.rates), args.seconds or mode.seconds, mode.generator_seconds,
+                mode.startup_samples, mode.epochs)
+    with tempfile.TemporaryDirectory(prefix="brightrun-bench-") as tmp:
+        work = Path(tmp)
+        with Served(work / "home") as info:
+            rows = asyncio.run(bench(info, work, mode))
+    report = "\n".join([
+        f"control plane on {os.cpu_count()} cores{' (smoke: figures are not comparable)' if args.smoke else ''}",
+        *table(rows),
+    ])
+    print(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

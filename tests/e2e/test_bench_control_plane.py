@@ -1,0 +1,40 @@
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # starts the whole platform and trains three small jobs
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "control_plane.py"
+ENDPOINTS = ("GET /api/jobs/{id}", "GET /api/datasets", "POST /api/jobs/estimate")
+
+
+def test_the_control_plane_benchmark_prints_every_row_with_a_figure(monkeypatch):
+    spec = importlib.util.spec_from_file_location("control_plane", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "control_plane", bench)  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    lines = bench.main(["--smoke"]).splitlines()
+    header = lines[1]
+    assert header.split() == ["measure", "measured", "goal", "met"]
+    measured, goal = header.index("measured"), header.index("goal")
+    rows = [(line[:measured].strip(), line[measured:goal].strip()) for line in lines[2:]]
+    for name, figure in rows:
+        assert re.match(r"\d+(\.\d+)? ", figure + " "), (name, figure)  # a figure, not a blank or an error
+    names = [name for name, _ in rows]
+    assert names[:5] == [
+        "load generator: /healthz @ 1000/s achieved",
+        "idle RSS: launcher",
+        "idle RSS: trainer agent",
+        "POST /api/jobs -> first initializing/running p50 / p99",
+        "PostgreSQL transactions/s of the idle platform",
+    ]
+    # Each API row at the smoke rate, then what its requests cost; last, the job detail while a job trains.
+    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1)
+    assert "while a job trains" in names[-3]
+    for i, endpoint in enumerate((*ENDPOINTS, ENDPOINTS[0])):
+        latency, cpu, transactions = names[5 + 3 * i : 8 + 3 * i]
+        assert latency.startswith(endpoint) and latency.endswith("@ 20/s p50 / p99"), latency
+        assert cpu.startswith("CPU ms/req") and transactions == "PostgreSQL transactions/req"
+    assert re.search(r"\(\d+ metric points\)", names[5])

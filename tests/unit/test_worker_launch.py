@@ -1,0 +1,79 @@
+"""Where torch is imported (only in the training worker) and how a CPU worker
+is started: at a lower priority, with a bounded thread count, so that the
+control plane beside it keeps its latency."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.trainer_agent import __main__ as agent_main
+from services.trainer_agent.launch import WORKER_MODULE, cpu_worker_limits, worker_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("module", ["services.trainer_agent.__main__", "services.platform.launcher"])
+def test_the_launcher_and_the_trainer_agent_import_neither_torch_nor_transformers(module):
+    code = f"import sys, {module}; print(sorted({{'torch', 'transformers'}} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_agent_finds_the_cuda_devices_torch_finds_without_importing_it(monkeypatch):
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    # As if a driver were installed, so that the interpreter that imports torch is asked here too.
+    monkeypatch.setattr(agent_main, "_NVIDIA_DRIVER", (ROOT,))
+    assert agent_main._cuda_devices() == [torch.cuda.get_device_name(i) for i in range(count)]
+
+
+def _probe(tmp_path: Path, env: dict[str, str]) -> dict:
+    """Run the CPU worker's command with a stand-in worker that reports what it was given."""
+    (tmp_path / "probe_worker.py").write_text(
+        "import json, os, sys, torch\n"
+        "print(json.dumps({'nice': os.nice(0), 'omp': os.environ['OMP_NUM_THREADS'],"
+        " 'torch_threads': torch.get_num_threads(), 'argv': sys.argv[1:]}))\n"
+    )
+    command = worker_command("CPU", 1, ["--dataset", "d.jsonl"], os.getpid())
+    command[command.index(WORKER_MODULE)] = "probe_worker"
+    path = os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True,
+                          env={**os.environ, **env, "PYTHONPATH": path})
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_cpu_worker_runs_niced_with_the_cores_less_one_as_its_threads(tmp_path):
+    default = {"BRIGHTRUN_AGENT_WORKER_NICE": "", "BRIGHTRUN_AGENT_WORKER_THREADS": ""}
+    seen = _probe(tmp_path, default)
+    cores = len(os.sched_getaffinity(0))
+    threads = max(1, cores - 1)
+    assert seen == {"nice": min(19, os.nice(0) + 10), "omp": str(threads), "torch_threads": threads,
+                    "argv": ["--dataset", "d.jsonl"]}
+
+    seen = _probe(tmp_path, {"BRIGHTRUN_AGENT_WORKER_NICE": "3", "BRIGHTRUN_AGENT_WORKER_THREADS": "2"})
+    # torch runs no more threads than there are cores, whatever it is told.
+    assert (seen["nice"], seen["omp"], seen["torch_threads"]) == (min(19, os.nice(0) + 3), "2", min(2, cores))
+
+
+def test_bad_worker_limits_are_refused_naming_each_variable():
+    with pytest.raises(SystemExit) as refused:
+        cpu_worker_limits({"BRIGHTRUN_AGENT_WORKER_NICE": "20", "BRIGHTRUN_AGENT_WORKER_THREADS": "two"})
+    assert "BRIGHTRUN_AGENT_WORKER_NICE='20'" in str(refused.value)
+    assert "BRIGHTRUN_AGENT_WORKER_THREADS='two'" in str(refused.value)
+    assert cpu_worker_limits({"BRIGHTRUN_AGENT_WORKER_NICE": "0", "BRIGHTRUN_AGENT_WORKER_THREADS": "4"}).threads == 4
+
+
+def test_only_a_cpu_worker_goes_through_the_niced_launch():
+    args = ["--dataset", "d.jsonl"]
+    assert worker_command("CPU", 1, args, 42) == [
+        sys.executable, "-m", "services.trainer_agent.launch", "--cpu", "-m", WORKER_MODULE, *args]
+    assert worker_command("A100-80GB", 1, args, 42) == [sys.executable, "-m", WORKER_MODULE, *args]
