@@ -102,27 +102,28 @@ async def list_jobs(request: Request):
 
 
 async def get_job(request: Request):
-    """``{job, metrics, cost_records}``: the three reads run concurrently."""
+    """``{job, metrics, cost_records}``: the job and its metric points from job_svc in one call (one read
+    transaction there), its cost records from billing_svc, the two calls concurrently."""
     api = caller(request)
     job_id = path_id(request)
-    job, metrics, records = await asyncio.gather(
-        api(api.stubs.jobs.GetJob, job_pb2.GetJobRequest(job_id=job_id)),
+    detail, records = await asyncio.gather(
         api(
-            api.stubs.jobs.ListMetricPoints,
-            job_pb2.ListMetricPointsRequest(job_id=job_id, page_size=_DETAIL_METRIC_POINTS),
+            api.stubs.jobs.GetJobDetail,
+            job_pb2.GetJobDetailRequest(job_id=job_id, metric_page_size=_DETAIL_METRIC_POINTS),
         ),
         _all_cost_records(api, job_id),
     )
     return api.ok(
         {
-            "job": job_json(job.job),
-            "metrics": [message_to_json(m) for m in metrics.metric_points],
+            "job": job_json(detail.job),
+            "metrics": [message_to_json(m) for m in detail.metric_points],
             "cost_records": records,
         }
     )
 
 
 async def _all_cost_records(api: Caller, job_id: str) -> list[dict]:
+    """Every cost record of the job, newest first: one call for a job of up to a page of them."""
     records: list[dict] = []
     token = ""
     while True:

@@ -34,7 +34,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
         InvalidArgument for an unknown period or a bad date."""
         now = datetime.now(timezone.utc)
         period, start, end = cost_window(request.period, request.start_date, request.end_date, now)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             rows = await store.costs_between(conn, user_id(context), start, end)
         summary = summarize((row.cost_type, float(row.amount), row.recorded_at) for row in rows)
         return billing_pb2.GetCostSummaryResponse(
@@ -53,7 +53,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
         if request.job_id and job_id is None:
             field_errors({"job_id": [f"{request.job_id!r} is not a job id (a UUID)"]})
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             rows = await store.list_cost_records(conn, user_id(context), job_id, page)
         return billing_pb2.ListCostRecordsResponse(
             cost_records=[cost_record_message(row) for row in rows[: page.limit]],
@@ -65,7 +65,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
         """Newest first, with the unread count; raises InvalidArgument for a bad page size or token."""
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
         uid = user_id(context)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             rows = await store.list_notifications(conn, uid, request.unread_only, page)
             unread = await store.unread_count(conn, uid)
             total = await store.notification_count(conn, uid, request.unread_only)
@@ -96,7 +96,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
 
     @rpc
     async def GetBudget(self, request, context):
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             month = await budgets.standing(conn, user_id(context), datetime.now(timezone.utc))
         return billing_pb2.GetBudgetResponse(budget=budget_message(month))
 
@@ -116,7 +116,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
     async def CheckBudget(self, request, context):
         """Raises InvalidArgument naming ``estimated_cost`` when it is negative or not finite."""
         estimate = estimate_cents(request.estimated_cost)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             month = await budgets.standing(conn, user_id(context), datetime.now(timezone.utc))
         return billing_pb2.CheckBudgetResponse(allowed=month.allows(estimate), budget=budget_message(month))
 

@@ -51,7 +51,7 @@ class WebhookHandlers:
         """Newest first; raises InvalidArgument for a bad page size or token."""
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
         uid = user_id(context)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             rows = await webhook_store.list_webhooks(conn, uid, page)
             total = await webhook_store.webhook_count(conn, uid)
         return billing_pb2.ListWebhooksResponse(
@@ -63,7 +63,7 @@ class WebhookHandlers:
     @rpc
     async def GetWebhook(self, request, context):
         """Raises NotFound for a missing or another user's endpoint."""
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             row = await self._owned(conn, user_id(context), request.webhook_id)
         return billing_pb2.GetWebhookResponse(webhook=webhook_message(row))
 
@@ -99,7 +99,7 @@ class WebhookHandlers:
     async def ListWebhookDeliveries(self, request, context):
         """Newest first with their attempts; raises NotFound for another user's endpoint."""
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             webhook = await self._owned(conn, user_id(context), request.webhook_id)
             rows = await webhook_store.list_deliveries(conn, webhook.id, page)
             attempts = await webhook_store.attempts_of(conn, [row.id for row in rows[: page.limit]])

@@ -44,6 +44,19 @@ def _uuid(value: str, what: str) -> str:
     return canonical
 
 
+def _metric_limit(page_size: int) -> int:
+    """How many metric points one answer carries: 0 means 1000, at most 10000."""
+    return min(page_size or 1000, 10000)
+
+
+async def _owned_job(conn, uid: str, job_id: str):
+    """The caller's job; raises NotFound for a malformed id, a missing or another user's job."""
+    row = await store.get_job(conn, _uuid(job_id, "Job"), uid)
+    if row is None:
+        raise NotFound("Job not found")
+    return row
+
+
 class JobHandlers(job_pb2_grpc.JobServiceServicer):
     def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc,
                  budget: BudgetGate):
@@ -79,7 +92,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                         dataset: dataset_pb2.Dataset) -> tuple[str, Estimate]:
         """The job's kind of run (speed.speed_key) and its estimate, from that kind's measured speed if any."""
         kind = speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             measured = await store.measured_speed(conn, kind)
         return kind, estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                               config.batch_size, config.epochs, table_speedup(launch.model_parameters), measured)
@@ -145,7 +158,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         uid = user_id(context)
         if request.request_id:
             idempotency.check_request_id(request.request_id)
-            async with self._db.transaction() as conn:
+            async with self._db.read() as conn:
                 existing = await store.job_by_request(conn, uid, request.request_id)
             if existing is not None:
                 idempotency.check_replay(existing.request_fingerprint, request, "job")
@@ -204,11 +217,8 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         return job_pb2.CreateJobResponse(job=job_message(row), warnings=warnings)
 
     async def _job(self, uid: str, job_id: str):
-        async with self._db.transaction() as conn:
-            row = await store.get_job(conn, _uuid(job_id, "Job"), uid)
-        if row is None:
-            raise NotFound("Job not found")
-        return row
+        async with self._db.read() as conn:
+            return await _owned_job(conn, uid, job_id)
 
     @rpc
     async def GetJob(self, request, context):
@@ -217,9 +227,20 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         return job_pb2.GetJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
 
     @rpc
+    async def GetJobDetail(self, request, context):
+        """The job and its first metric points, read in one transaction; raises NotFound."""
+        async with self._db.read() as conn:
+            row = await _owned_job(conn, user_id(context), request.job_id)
+            points = await store.metric_points(conn, str(row.id), 0, _metric_limit(request.metric_page_size))
+        return job_pb2.GetJobDetailResponse(
+            job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)),
+            metric_points=[metric_point_message(p) for p in points],
+        )
+
+    @rpc
     async def ListJobs(self, request, context):
         page = parse_page(request.page_size, request.page_token, default=10)
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             rows, total = await store.list_jobs(conn, user_id(context), STATUS_NAMES.get(request.status), page)
         return job_pb2.ListJobsResponse(
             jobs=[job_message(r) for r in rows],
@@ -240,10 +261,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def ListMetricPoints(self, request, context):
-        row = await self._job(user_id(context), request.job_id)
-        limit = min(request.page_size or 1000, 10000)
-        async with self._db.transaction() as conn:
-            points = await store.metric_points(conn, str(row.id), request.after_step, limit)
+        async with self._db.read() as conn:
+            row = await _owned_job(conn, user_id(context), request.job_id)
+            points = await store.metric_points(conn, str(row.id), request.after_step, _metric_limit(request.page_size))
         return job_pb2.ListMetricPointsResponse(metric_points=[metric_point_message(p) for p in points])
 
     @stream_rpc
@@ -264,12 +284,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         # (the job ending, say) would otherwise never reach this watcher.
         subscription = await self._nc.subscribe("job.>", cb=on_event)
         try:
-            row = await self._job(uid, job_id)
+            # The job and its points from one read: the points are those of the job as shown.
+            async with self._db.read() as conn:
+                row = await _owned_job(conn, uid, job_id)
+                points = await store.metric_points(conn, job_id, request.after_step, 100_000)
             # The snapshot's cost so far as of now.
             yield job_pb2.WatchJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
             seen, last_step = row.updated_at, request.after_step
-            async with self._db.transaction() as conn:
-                points = await store.metric_points(conn, job_id, last_step, 100_000)
             for point in points:
                 yield job_pb2.WatchJobResponse(metric_point=metric_point_message(point))
                 last_step = point.step

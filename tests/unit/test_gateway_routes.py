@@ -14,6 +14,7 @@ import pytest_asyncio
 import sqlalchemy.exc
 import uvicorn
 
+from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -542,3 +543,65 @@ def test_answers_show_a_local_base_model_by_its_name_never_the_servers_path(tmp_
 async def test_an_error_quoting_a_local_base_model_names_it_without_the_servers_path(client):
     reply = await client.post("/api/jobs", json={**JOB, "dataset_id": QUOTES_A_MODEL_PATH}, headers=_auth(str(uuid.uuid4())))
     assert reply.json()["details"] == {"hyperparameters.base_model": ["'tiny-llama' has no config.json"]}
+
+
+class DetailJobs(job_pb2_grpc.JobServiceServicer):
+    """GetJobDetail only: GetJob and ListMetricPoints answer UNIMPLEMENTED, so the route must not call them."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, object]] = []
+
+    @rpc
+    async def GetJobDetail(self, request, context):
+        self.seen.append((user_id(context), request))
+        job = job_pb2.Job(id=request.job_id, dataset_id=KNOWN_DATASET, dataset_name="chats",
+                          status=job_pb2.JOB_STATUS_RUNNING)
+        points = [job_pb2.MetricPoint(job_id=request.job_id, step=step, training_loss=1.0 / step) for step in (1, 2, 3)]
+        return job_pb2.GetJobDetailResponse(job=job, metric_points=points)
+
+
+class CostRecords(billing_pb2_grpc.BillingServiceServicer):
+    """``count`` records of any job, paged as billing_svc pages them."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.seen: list[object] = []
+
+    @rpc
+    async def ListCostRecords(self, request, context):
+        self.seen.append(request)
+        start = int(request.page_token or 0)
+        end = min(start + request.page_size, self.count)
+        records = [billing_pb2.CostRecord(id=str(i), job_id=request.job_id, cost_type="compute", amount=0.01)
+                   for i in range(start, end)]
+        return billing_pb2.ListCostRecordsResponse(cost_records=records,
+                                                   next_page_token=str(end) if end < self.count else "")
+
+
+@pytest.mark.parametrize("records", [3, 130])
+async def test_a_jobs_detail_is_one_job_svc_call_beside_its_cost_records(records):
+    jobs, billing = DetailJobs(), CostRecords(records)
+    server = grpc.aio.server()
+    job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(billing, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    address = f"127.0.0.1:{port}"
+    app = create_app(_settings(), job_addr=address, billing_addr=address)
+    try:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
+                user, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+                reply = await http.get(f"/api/jobs/{job_id}", headers=_auth(user))
+    finally:
+        await server.stop(None)
+    assert reply.status_code == 200, reply.text
+    data = reply.json()["data"]
+    assert sorted(data) == ["cost_records", "job", "metrics"]
+    assert data["job"]["id"] == job_id and data["job"]["status"] == "running"
+    assert data["job"]["dataset"] == {"id": KNOWN_DATASET, "name": "chats"}
+    assert [m["step"] for m in data["metrics"]] == [1, 2, 3]
+    assert [r["id"] for r in data["cost_records"]] == [str(i) for i in range(records)]
+    # One job_svc call, asking for as many points as the route ever showed; one billing call a page.
+    assert [(u, r.job_id, r.metric_page_size) for u, r in jobs.seen] == [(user, job_id, 10000)]
+    assert len(billing.seen) == (records + 99) // 100
