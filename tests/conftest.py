@@ -5,6 +5,8 @@ and the tiny base model built offline.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest_asyncio
 from services.common import events
 from services.common.components import Nats, ObjectStore, Postgres
 from services.common.config import Settings, read_settings
+from services.common.db import Database
 from services.common.tiny_model import build_tiny_model
 
 S3_ACCESS_KEY = "brightrun-test"
@@ -69,3 +72,30 @@ async def nats(settings, request):
     nc, js = await events.connect(settings.nats_url, request.module.__name__)
     yield nc, js
     await nc.close()
+
+
+class CountingDatabase(Database):
+    """A service's Database that records, in ``opened``, each ``read()`` and ``transaction()`` it begins:
+    a handler served with it shows how many transactions a call costs, and of which kind."""
+
+    def __init__(self, url: str, schema: str):
+        super().__init__(url, schema)
+        self.opened: list[str] = []
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator:
+        self.opened.append("read")
+        async with super().read() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator:
+        self.opened.append("transaction")
+        async with super().transaction() as conn:
+            yield conn
+
+
+@pytest.fixture(scope="session")
+def counting_database():
+    """The CountingDatabase class (a fixture, so test modules need not import conftest)."""
+    return CountingDatabase

@@ -29,7 +29,8 @@ from services.common.errors import NotFound
 from services.billing_svc.server import start as start_billing
 from services.common.grpc import as_user, channel, create_server, rpc, user_id
 from services.common.status import error_details
-from services.job_svc.handlers import DATASET_TIMEOUT_S
+from services.job_svc import store as job_store
+from services.job_svc.handlers import DATASET_TIMEOUT_S, JobHandlers
 from services.job_svc.server import start
 
 OWNER = str(uuid.uuid4())
@@ -760,3 +761,58 @@ async def test_a_job_no_agent_takes_tells_its_owner_once_which_gpu_it_waits_for(
     assert await _waiting_notices(billing, taken.id) == []
     for job in (waiting, taken):
         await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+
+
+async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(stub, settings, fakes,
+                                                                                counting_database):
+    # The platform's job_svc made the job; a second JobHandlers on the same schema, served with a Database
+    # that counts what it opens, answers the reads.
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
+    db = counting_database(settings.database_url, "job")
+    nc, _ = await events.connect(settings.nats_url, "job-reads-test")
+    async with db.transaction() as conn:
+        for step in (1, 2, 3):
+            await job_store.insert_metric_point(conn, _point(job.id, step, 1.0 / step))
+    handlers = JobHandlers(db, settings, dataset_pb2_grpc.DatasetServiceStub(channel(fakes)), nc, budget=None)
+    server, port, _ = create_server("127.0.0.1:0", [lambda s: job_pb2_grpc.add_JobServiceServicer_to_server(
+        handlers, s)], [])
+    await server.start()
+    me = as_user(OWNER)
+    estimate = dict(REQUEST)
+    del estimate["preset_id"]
+    reads = {
+        "GetJob": lambda reads: reads.GetJob(job_pb2.GetJobRequest(job_id=job.id), metadata=me),
+        "GetJobDetail": lambda reads: reads.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id), metadata=me),
+        "ListJobs": lambda reads: reads.ListJobs(job_pb2.ListJobsRequest(), metadata=me),
+        "ListMetricPoints": lambda reads: reads.ListMetricPoints(
+            job_pb2.ListMetricPointsRequest(job_id=job.id), metadata=me),
+        "WatchJob": lambda reads: _collect(reads.WatchJob(job_pb2.WatchJobRequest(job_id=job.id), metadata=me)),
+        "EstimateJob": lambda reads: reads.EstimateJob(job_pb2.EstimateJobRequest(**estimate), metadata=me),
+    }
+    try:
+        async with channel(f"127.0.0.1:{port}") as ch:
+            client = job_pb2_grpc.JobServiceStub(ch)
+            for name, call in reads.items():
+                db.opened.clear()
+                for _ in range(3):
+                    answer = await call(client)
+                assert db.opened == ["read"] * 3, name
+                if name == "GetJobDetail":
+                    assert answer.job.status == job_pb2.JOB_STATUS_CANCELLED
+                    assert [p.step for p in answer.metric_points] == [1, 2, 3]
+                if name == "WatchJob":  # the cancelled job, then its points, from the one read
+                    assert answer[0].job.id == job.id and [u.metric_point.step for u in answer[1:]] == [1, 2, 3]
+            # A job that is not the caller's is NOT_FOUND after its one read, as GetJob says.
+            db.opened.clear()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await client.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id), metadata=as_user(str(uuid.uuid4())))
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND and db.opened == ["read"]
+    finally:
+        await server.stop(0)
+        await nc.close()
+        await db.close()
+
+
+async def _collect(stream) -> list:
+    return [update async for update in stream]
