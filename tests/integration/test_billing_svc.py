@@ -19,10 +19,11 @@ from brightrun.dataset.v1 import dataset_pb2
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 
+from services.billing_svc.handlers import BillingHandlers
 from services.billing_svc.server import start
 from services.common import events
 from services.common.gpu_catalogue import DEFAULT_PATH, load
-from services.common.grpc import as_user, channel
+from services.common.grpc import as_user, channel, create_server
 
 JOURNEY = {"dataset_ready", "job_queued", "job_started", "job_completed", "model_ready"}
 
@@ -398,3 +399,46 @@ async def test_a_monthly_budget_counts_spent_and_committed_and_notifies_at_80_an
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await service.SetBudget(billing_pb2.SetBudgetRequest(amount=bad), metadata=me)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "amount" in caught.value.details()
+
+
+async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(service, settings, counting_database):
+    # The platform's billing_svc migrated the schema; a second BillingHandlers on it, served with a Database
+    # that counts what it opens, answers the reads.
+    db = counting_database(settings.database_url, "billing")
+    handlers = BillingHandlers(db)
+    server, port, _ = create_server(
+        "127.0.0.1:0", [lambda s: billing_pb2_grpc.add_BillingServiceServicer_to_server(handlers, s)], []
+    )
+    await server.start()
+    me = as_user(str(uuid.uuid4()))
+    try:
+        async with channel(f"127.0.0.1:{port}") as ch:
+            client = billing_pb2_grpc.BillingServiceStub(ch)
+            created = await client.CreateWebhook(
+                billing_pb2.CreateWebhookRequest(url="https://example.com/hooks", event_types=["job.succeeded"]),
+                metadata=me,
+            )
+            hook = created.webhook.id
+            reads = {
+                "GetBudget": lambda: client.GetBudget(billing_pb2.GetBudgetRequest(), metadata=me),
+                "CheckBudget": lambda: client.CheckBudget(billing_pb2.CheckBudgetRequest(estimated_cost=1), metadata=me),
+                "GetCostSummary": lambda: client.GetCostSummary(billing_pb2.GetCostSummaryRequest(), metadata=me),
+                "ListCostRecords": lambda: client.ListCostRecords(billing_pb2.ListCostRecordsRequest(), metadata=me),
+                "ListNotifications": lambda: client.ListNotifications(
+                    billing_pb2.ListNotificationsRequest(), metadata=me),
+                "ListWebhooks": lambda: client.ListWebhooks(billing_pb2.ListWebhooksRequest(), metadata=me),
+                "GetWebhook": lambda: client.GetWebhook(billing_pb2.GetWebhookRequest(webhook_id=hook), metadata=me),
+                "ListWebhookDeliveries": lambda: client.ListWebhookDeliveries(
+                    billing_pb2.ListWebhookDeliveriesRequest(webhook_id=hook), metadata=me),
+            }
+            for name, call in reads.items():
+                db.opened.clear()
+                for _ in range(3):
+                    await call()
+                assert db.opened == ["read"] * 3, name
+            db.opened.clear()
+            await client.GetPrices(billing_pb2.GetPricesRequest(), metadata=me)
+            assert db.opened == []  # the catalogue, no database
+    finally:
+        await server.stop(0)
+        await db.close()
