@@ -18,11 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway_kit import gateway_settings
 from gateway.app import create_app
 from gateway.auth import TokenVerifier, mint_token
 from gateway.errors import HttpError
 from gateway.jwks import JwksKeys
-from services.common.config import ConfigError, read_settings
+from services.common.config import ConfigError
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 ISSUER = "https://abcdefghijklmnop.supabase.co/auth/v1"
@@ -104,12 +105,8 @@ def test_garbage_and_unsigned_tokens_are_401():
 def test_a_gateway_with_no_secret_and_no_key_set_refuses_to_start():
     with pytest.raises(ConfigError, match="BRIGHTRUN_JWT_SECRET.*BRIGHTRUN_JWT_JWKS"):
         TokenVerifier(audience="authenticated")
-    settings = read_settings({
-        "BRIGHTRUN_DATABASE_URL": "postgresql://unused", "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-        "BRIGHTRUN_S3_ACCESS_KEY": "unused", "BRIGHTRUN_S3_SECRET_KEY": "unused",
-    })
     with pytest.raises(ConfigError, match="BRIGHTRUN_JWT_SECRET"):
-        create_app(settings)
+        create_app(gateway_settings())
 
 
 class _KeyPair:
@@ -242,12 +239,8 @@ def test_an_unreachable_key_set_is_a_503_to_retry_not_a_401():
 
 def test_the_gateway_accepts_a_jwks_token_and_answers_cors_preflight_for_allowed_origins(tmp_path):
     es = _KeyPair("es-1", "ES256")
-    settings = read_settings({
-        "BRIGHTRUN_DATABASE_URL": "postgresql://unused", "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-        "BRIGHTRUN_S3_ACCESS_KEY": "unused", "BRIGHTRUN_S3_SECRET_KEY": "unused",
-        "BRIGHTRUN_JWT_JWKS": _jwks_file(tmp_path, es), "BRIGHTRUN_CORS_ORIGINS": "https://app.example.com",
-    })
-    app = create_app(settings)
+    app = create_app(gateway_settings(BRIGHTRUN_JWT_JWKS=_jwks_file(tmp_path, es),
+                                      BRIGHTRUN_CORS_ORIGINS="https://app.example.com"))
 
     async def calls():
         async with app.router.lifespan_context(app):

@@ -9,6 +9,7 @@ import grpc
 import httpx
 import pytest_asyncio
 
+from gateway_kit import gateway_settings
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from gateway.app import create_app
@@ -16,7 +17,6 @@ from gateway.auth import mint_token
 from gateway.http import Caller
 from gateway.routes.job_events import format_event
 from services.billing_svc.budget import budget_cents
-from services.common.config import read_settings
 from services.common.errors import BudgetExceeded
 from services.common.grpc import rpc, user_id
 
@@ -58,15 +58,8 @@ async def client():
     job_pb2_grpc.add_JobServiceServicer_to_server(OverBudgetJobs(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    env = {
-        "BRIGHTRUN_DATABASE_URL": "postgresql://unused",
-        "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-        "BRIGHTRUN_S3_ACCESS_KEY": "unused",
-        "BRIGHTRUN_S3_SECRET_KEY": "unused",
-        "BRIGHTRUN_JWT_SECRET": SECRET,
-    }
     address = f"127.0.0.1:{port}"
-    app = create_app(read_settings(env), dataset_addr=address, job_addr=address, artifact_addr=address,
+    app = create_app(gateway_settings(BRIGHTRUN_JWT_SECRET=SECRET), dataset_addr=address, job_addr=address, artifact_addr=address,
                      billing_addr=address)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:

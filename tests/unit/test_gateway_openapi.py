@@ -10,20 +10,11 @@ from starlette.routing import Route
 
 from gateway.app import ENDPOINTS, create_app
 from gateway.openapi import document, reference_page
-from services.common.config import read_settings
-
-ENV = {
-    "BRIGHTRUN_DATABASE_URL": "postgresql://unused",
-    "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-    "BRIGHTRUN_S3_ACCESS_KEY": "unused",
-    "BRIGHTRUN_S3_SECRET_KEY": "unused",
-    "BRIGHTRUN_JWT_SECRET": "unused-but-required-by-the-gateway",
-}
-
+from gateway_kit import gateway_settings
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app(read_settings(ENV))
+    return create_app(gateway_settings(BRIGHTRUN_JWT_SECRET="unused-but-required-by-the-gateway"))
 
 
 def _served(app) -> set[tuple[str, str]]:

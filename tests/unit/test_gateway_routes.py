@@ -14,13 +14,13 @@ import pytest_asyncio
 import sqlalchemy.exc
 import uvicorn
 
+from gateway_kit import gateway_settings
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf.descriptor import FieldDescriptor
 from gateway.app import create_app
 from gateway.auth import mint_token
-from services.common.config import read_settings
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.grpc import rpc, stream_rpc, user_id
 
@@ -99,14 +99,7 @@ async def services():
 
 
 def _settings():
-    env = {
-        "BRIGHTRUN_DATABASE_URL": "postgresql://unused",
-        "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-        "BRIGHTRUN_S3_ACCESS_KEY": "unused",
-        "BRIGHTRUN_S3_SECRET_KEY": "unused",
-        "BRIGHTRUN_JWT_SECRET": SECRET,
-    }
-    return read_settings(env)
+    return gateway_settings(BRIGHTRUN_JWT_SECRET=SECRET)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

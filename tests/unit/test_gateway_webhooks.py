@@ -8,11 +8,11 @@ import grpc
 import httpx
 import pytest_asyncio
 
+from gateway_kit import gateway_settings
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from gateway.app import create_app
 from gateway.auth import mint_token
 from services.billing_svc.webhooks import event_type_problems
-from services.common.config import read_settings
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
 
@@ -64,14 +64,7 @@ async def gateway():
     billing_pb2_grpc.add_BillingServiceServicer_to_server(fake, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    env = {
-        "BRIGHTRUN_DATABASE_URL": "postgresql://unused",
-        "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-        "BRIGHTRUN_S3_ACCESS_KEY": "unused",
-        "BRIGHTRUN_S3_SECRET_KEY": "unused",
-        "BRIGHTRUN_JWT_SECRET": SECRET,
-    }
-    app = create_app(read_settings(env), billing_addr=f"127.0.0.1:{port}")
+    app = create_app(gateway_settings(BRIGHTRUN_JWT_SECRET=SECRET), billing_addr=f"127.0.0.1:{port}")
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
             yield http, fake

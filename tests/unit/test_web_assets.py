@@ -7,16 +7,10 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.auth import mint_token
-from services.common.config import read_settings
+from gateway_kit import gateway_settings
 
 
-SETTINGS = {
-    "BRIGHTRUN_DATABASE_URL": "postgresql://unused",
-    "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-    "BRIGHTRUN_S3_ACCESS_KEY": "unused",
-    "BRIGHTRUN_S3_SECRET_KEY": "unused",
-    "BRIGHTRUN_JWT_SECRET": "unused-but-required-by-the-gateway",
-}
+SECRET = "unused-but-required-by-the-gateway"
 
 
 @pytest.fixture
@@ -28,7 +22,7 @@ def client(tmp_path, monkeypatch):
     (dist / "favicon.svg").write_text("<svg/>")
     (tmp_path / "secret.txt").write_text("outside")
     monkeypatch.setenv("BRIGHTRUN_WEB_DIST", str(dist))
-    app = create_app(read_settings(SETTINGS), dataset_addr="127.0.0.1:1",
+    app = create_app(gateway_settings(BRIGHTRUN_JWT_SECRET=SECRET), dataset_addr="127.0.0.1:1",
                      job_addr="127.0.0.1:1", artifact_addr="127.0.0.1:1", billing_addr="127.0.0.1:1")
     with TestClient(app) as c:
         yield c, dist
@@ -72,7 +66,7 @@ def test_api_paths_are_never_the_app(client):
         assert reply.status_code == 404, path
         assert reply.json()["code"] == "not_found"  # the API's JSON error, not the app
     # A malformed id under a real route is the route's 400 saying what an id is (the app is never served).
-    token = mint_token(str(uuid.uuid4()), SETTINGS["BRIGHTRUN_JWT_SECRET"])
+    token = mint_token(str(uuid.uuid4()), SECRET)
     reply = c.get("/api/datasets/not-a-uuid", headers={"Authorization": f"Bearer {token}"})
     assert reply.status_code == 400 and reply.json()["code"] == "validation_failed"
     assert "UUID" in reply.json()["details"]["id"][0]
