@@ -24,8 +24,23 @@ export async function toApiError(res: Response): Promise<ApiError> {
   );
 }
 
+/** A fresh Idempotency-Key: a retried create with the same key and body answers with the first result. */
+export function newIdempotencyKey(): string {
+  return typeof crypto !== "undefined" && "randomUUID" in crypto
+    ? crypto.randomUUID()
+    : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+}
+
 /** A call to the gateway's API; resolves with `data`, rejects with ApiError. */
 export async function api<T = any>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
+  return (await apiWithWarnings<T>(path, init)).data;
+}
+
+/** Like `api`, with the `warnings` the gateway sends beside `data` (sentences about a request that succeeded). */
+export async function apiWithWarnings<T = any>(
+  path: string,
+  init: RequestInit & { json?: unknown } = {},
+): Promise<{ data: T; warnings: string[] }> {
   const headers = new Headers(init.headers);
   const token = getToken();
   if (token) headers.set("Authorization", `Bearer ${token}`);
@@ -41,7 +56,7 @@ export async function api<T = any>(path: string, init: RequestInit & { json?: un
     throw err;
   }
   const payload = await res.json();
-  return payload.data as T;
+  return { data: payload.data as T, warnings: Array.isArray(payload.warnings) ? payload.warnings : [] };
 }
 
 export const TERMINAL_JOB: readonly string[] = ["completed", "failed", "cancelled"];

@@ -1,19 +1,13 @@
 import { FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
-import { api } from "../api";
+import { api, apiWithWarnings, newIdempotencyKey } from "../api";
 import { describeError, fieldErrors, mapToFormFields, FieldErrors } from "../errors";
 import {
   ConfigForm, FORM_FIELDS, HYPER_FIELDS, Preset, RANGES, formFromPreset, localErrors, toRequest, useDebounced,
 } from "../configure";
 import { CreatedJob, Dataset, DatasetList, Estimate, GpuType } from "../types";
 import { ErrorBox, Loading, fmt } from "../components/States";
-
-function newKey(): string {
-  return typeof crypto !== "undefined" && "randomUUID" in crypto
-    ? crypto.randomUUID()
-    : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
-}
 
 export default function ConfigurePage() {
   const [params, setParams] = useSearchParams();
@@ -35,7 +29,7 @@ export default function ConfigurePage() {
   const [submitErrors, setSubmitErrors] = useState<FieldErrors>({});
   const [submitError, setSubmitError] = useState<string | null>(null);
   const [submitting, setSubmitting] = useState(false);
-  const key = useRef(newKey());
+  const key = useRef(newIdempotencyKey());
 
   useEffect(() => {
     if (form || !presets.data || !gpus.data) return;
@@ -95,17 +89,18 @@ export default function ConfigurePage() {
     setSubmitting(true);
     setSubmitError(null);
     try {
-      const created = await api<CreatedJob>("/api/jobs", {
+      const { data: created, warnings } = await apiWithWarnings<CreatedJob>("/api/jobs", {
         method: "POST",
         json: toRequest(form, datasetId),
         headers: { "Idempotency-Key": key.current },
       });
-      navigate(`/training/jobs/${created.job.id}`);
+      // The monitor shows what the launch warned about (no agent seen for this GPU, ...).
+      navigate(`/training/jobs/${created.job.id}`, { state: { warnings } });
     } catch (err) {
       const fields = fieldErrors(err);
       setSubmitErrors(fields);
       setSubmitError(describeError(err, "Launching"));
-      key.current = newKey();
+      key.current = newIdempotencyKey();
     } finally {
       setSubmitting(false);
     }

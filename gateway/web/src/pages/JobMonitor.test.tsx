@@ -101,4 +101,29 @@ describe("Job monitor", () => {
     expect(screen.queryByRole("button", { name: "Retry" })).toBeNull();
     expect(screen.queryByTestId("job-status")).toBeNull();
   });
+
+  it("shows the warnings its launch came with, and none when opened directly", async () => {
+    vi.stubGlobal("fetch", vi.fn(async (url: string) => {
+      if (url === `/api/jobs/${JOB_ID}/events`) return stream(`event: status\ndata: ${JSON.stringify(job("queued"))}\n\n`);
+      const data = { job: job("queued"), metrics: [], cost_records: [] };
+      return new Response(JSON.stringify({ success: true, data }), { status: 200 });
+    }));
+    const warning = "No trainer agent offered 1x H100 in the last 10 minutes; the job waits in the queue until one does";
+    const at = (entry: string | { pathname: string; state: unknown }) => render(
+      <QueryClientProvider client={new QueryClient({ defaultOptions: { queries: { retry: false } } })}>
+        <MemoryRouter future={{ v7_startTransition: true, v7_relativeSplatPath: true }} initialEntries={[entry]}>
+          <Routes>
+            <Route path="/training/jobs/:id" element={<JobMonitor />} />
+          </Routes>
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+    at({ pathname: `/training/jobs/${JOB_ID}`, state: { warnings: [warning] } });
+    const shown = await screen.findByTestId("launch-warnings");
+    expect(shown.textContent).toContain(warning);
+    cleanup();
+    at(`/training/jobs/${JOB_ID}`);
+    await screen.findByTestId("job-status");
+    expect(screen.queryByTestId("launch-warnings")).toBeNull();
+  });
 });

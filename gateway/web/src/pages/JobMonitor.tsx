@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useLocation, useParams } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, handleUnauthorized, TERMINAL_JOB } from "../api";
 import { getToken } from "../auth";
@@ -12,6 +12,8 @@ import { LineChart } from "../components/LineChart";
 
 export default function JobMonitor() {
   const { id } = useParams();
+  // Set by the configure page when the launch came with warnings.
+  const launchWarnings: string[] = (useLocation().state as { warnings?: string[] } | null)?.warnings ?? [];
   const qc = useQueryClient();
   const completedRef = useRef(false);
   const detail = useQuery({
@@ -126,6 +128,16 @@ export default function JobMonitor() {
         <StatusBadge status={j.status} />
         <span className="muted" data-testid="job-status">{j.status}</span>
       </div>
+      {launchWarnings.length > 0 && (
+        <div className="notice" role="status" data-testid="launch-warnings">
+          Launched with {launchWarnings.length === 1 ? "a warning" : "warnings"}:
+          <ul>
+            {launchWarnings.map((w) => (
+              <li key={w}>{w}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       <p className="muted">
         {j.gpu_config.count}× {j.gpu_config.type} · preset {j.preset_id} · live updates:{" "}
         <span data-testid="connection">{ended ? "finished" : connection}</span>

@@ -1,7 +1,7 @@
-import { DragEvent, FormEvent, useRef, useState } from "react";
+import { DragEvent, FormEvent, useMemo, useRef, useState } from "react";
 import { Link } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
-import { api } from "../api";
+import { api, newIdempotencyKey } from "../api";
 import { describeError } from "../errors";
 import { putWithProgress } from "../upload";
 import { Dataset } from "../types";
@@ -19,6 +19,9 @@ export default function UploadPage() {
   const [datasetId, setDatasetId] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const input = useRef<HTMLInputElement>(null);
+  // One key per form content: sending the same file and name again (a double submit, a retry after a
+  // dropped answer) gets the same dataset back, with a fresh upload URL, instead of a second one.
+  const key = useMemo(newIdempotencyKey, [file, name, description]);
 
   const watch = useQuery({
     queryKey: ["dataset", datasetId],
@@ -46,6 +49,7 @@ export default function UploadPage() {
       setPhase("uploading");
       const created = await api<{ dataset: Dataset; uploadUrl: string }>("/api/datasets", {
         method: "POST",
+        headers: { "Idempotency-Key": key },
         json: { name, file_name: file.name, file_size: file.size, ...(description ? { description } : {}) },
       });
       setDatasetId(created.dataset.id);
