@@ -130,6 +130,24 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
         assert status == 0 and shown in out, (argv, out, err)
 
 
+def test_budget_and_webhooks_through_the_cli(brightrun):
+    budget = _json(brightrun("budget", "--set", "25", "--json"))
+    assert budget["amount"] == 25 and budget["remaining"] <= 25
+    assert _json(brightrun("budget", "--json"))["amount"] == 25
+    assert "$25" in brightrun("budget")[1]
+
+    created = _json(brightrun("webhooks", "create", "https://example.com/hook", "--event", "job.succeeded",
+                              "--event", "budget.alert", "--description", "ci", "--json"))
+    hook = created["webhook"]
+    assert created["secret"].startswith("whsec_") and hook["event_types"] == ["job.succeeded", "budget.alert"]
+    assert [h["id"] for h in _json(brightrun("webhooks", "list", "--json"))] == [hook["id"]]
+    assert hook["id"] in brightrun("webhooks", "list")[1]
+    status, out, err = brightrun("webhooks", "create", "https://example.com/hook", "--event", "job.exploded")
+    assert status == 1 and "job.exploded" in err, (out, err)
+    assert brightrun("webhooks", "delete", hook["id"])[0] == 0
+    assert _json(brightrun("webhooks", "list", "--json")) == []
+
+
 def test_a_broken_dataset_shows_its_validation_report_and_fails(brightrun, tmp_path):
     turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     good = {"conversation_id": "a", "turns": turns}

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from brightrun_client.models import (
     ApiObject,
+    Budget,
     CostSummary,
     Dataset,
     DownloadUrl,
@@ -24,6 +25,7 @@ from brightrun_client.models import (
     Notification,
     Notifications,
     Preset,
+    Webhook,
 )
 
 T = TypeVar("T")
@@ -67,6 +69,14 @@ class CreatedJob:
 
     job: Job
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CreatedWebhook:
+    """``POST /api/webhooks``: the endpoint and its signing secret, which the server shows only this once."""
+
+    webhook: Webhook
+    secret: str
 
 
 def _data(body: dict) -> Any:
@@ -269,3 +279,44 @@ class Endpoints:
             return int((_data(body) or {}).get("updated_count") or 0)
 
         return self._send(Call("POST", "/api/notifications/read-all", parse))
+
+    def budget(self):
+        """This month's budget with what is spent and committed (a ``Budget``)."""
+        return self._send(Call("GET", "/api/budget", _one(Budget)))
+
+    def set_budget(self, amount: float):
+        """Sets the monthly budget in dollars (0 or more); returns the ``Budget``."""
+        return self._send(Call("PUT", "/api/budget", _one(Budget), json={"amount": amount}))
+
+    # Webhooks
+
+    def list_webhooks(self, page: int = 1, limit: int = 50):
+        params = _params(page=page, limit=limit)
+        return self._send(Call("GET", "/api/webhooks", _page(Webhook, "webhooks", page, limit), params=params))
+
+    def create_webhook(
+        self,
+        url: str,
+        event_types: list[str],
+        *,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ):
+        """Registers an endpoint; returns a ``CreatedWebhook`` whose ``secret`` verifies its deliveries.
+        The ``Idempotency-Key`` (a fresh UUID unless given) makes a retried call answer with the same one."""
+        body: dict[str, Any] = {"url": url, "event_types": list(event_types)}
+        if description is not None:
+            body["description"] = description
+
+        def parse(answer: dict) -> CreatedWebhook:
+            data = _data(answer) or {}
+            return CreatedWebhook(Webhook.from_dict(data.get("webhook") or {}), data.get("secret") or "")
+
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        return self._send(Call("POST", "/api/webhooks", parse, json=body, headers=headers))
+
+    def delete_webhook(self, webhook_id: str):
+        def parse(body: dict) -> bool:
+            return bool((_data(body) or {}).get("deleted"))
+
+        return self._send(Call("DELETE", f"/api/webhooks/{webhook_id}", parse))

@@ -345,6 +345,40 @@ def notifications(client: Client, args, out: Output) -> int:
     return 0
 
 
+def budget(client: Client, args, out: Output) -> int:
+    current = client.set_budget(args.set) if args.set is not None else client.budget()
+
+    def human(b) -> None:
+        amount = "no budget" if b.amount is None else _money(b.amount)
+        remaining = "" if b.remaining is None else f", {_money(b.remaining)} remaining"
+        out.print(f"{b.month}: {amount}; spent {_money(b.spent)}, committed {_money(b.committed)}{remaining}")
+
+    out.result(current, human)
+    return 0
+
+
+def webhooks_list(client: Client, args, out: Output) -> int:
+    hooks = list(client.iter_webhooks())
+    out.result(hooks, lambda hs: out.table(
+        [(h.id, h.url, ",".join(h.event_types), "on" if h.enabled else "off") for h in hs],
+        ("id", "url", "events", "enabled")))
+    return 0
+
+
+def webhooks_create(client: Client, args, out: Output) -> int:
+    created = client.create_webhook(args.endpoint, args.event, description=args.description)
+    shown = {"webhook": created.webhook.to_dict(), "secret": created.secret}
+    out.result(shown, lambda c: out.print(
+        f"Webhook {created.webhook.id} created. Its signing secret, shown only now: {created.secret}"))
+    return 0
+
+
+def webhooks_delete(client: Client, args, out: Output) -> int:
+    client.delete_webhook(args.id)
+    out.result({"id": args.id, "deleted": True}, lambda d: out.print(f"Webhook {d['id']} deleted"))
+    return 0
+
+
 # The parser
 
 
@@ -399,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("create", jobs_create, "launch a training job")):
         sub = command(jobs, name, handler, help)
         sub.add_argument("--dataset", required=True, help="dataset id")
-        sub.add_argument("--preset", required=True, help="conservative, balanced, aggressive or custom")
+        sub.add_argument("--preset", required=True,
+                         help="fast, balanced, quality, conservative, aggressive or custom (GET /api/jobs/presets)")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="a hyperparameter over the preset's, e.g. --set epochs=2 (repeatable)")
         sub.add_argument("--gpu", type=_gpu, default=default_gpu,
@@ -428,6 +463,20 @@ def build_parser() -> argparse.ArgumentParser:
     notes.add_argument("--unread", action="store_true", help="only unread ones")
     notes.add_argument("--limit", type=int, default=20)
     notes.add_argument("--mark-read", action="store_true", help="mark them all read after listing them")
+    spend = command(groups, "budget", budget, "this month's budget, spent and committed")
+    spend.add_argument("--set", type=float, metavar="DOLLARS", help="set the monthly budget (0 or more)")
+
+    hooks = groups.add_parser("webhooks", help="endpoints that receive your events").add_subparsers(
+        dest="command", required=True, metavar="ACTION")
+    command(hooks, "list", webhooks_list, "list webhook endpoints")
+    create = command(hooks, "create", webhooks_create, "register an endpoint (prints its secret once)")
+    # Not "url": that is the global --url of the gateway.
+    create.add_argument("endpoint", metavar="URL", help="where events are POSTed (https)")
+    create.add_argument("--event", action="append", required=True, metavar="TYPE",
+                        help="job.succeeded, job.failed, job.cancelled, dataset.ready, dataset.failed, model.ready "
+                             "or budget.alert (repeatable)")
+    create.add_argument("--description")
+    command(hooks, "delete", webhooks_delete, "delete a webhook endpoint").add_argument("id")
     return parser
 
 

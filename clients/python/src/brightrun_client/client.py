@@ -31,7 +31,7 @@ from brightrun_client._transfer import (
 )
 from brightrun_client.config import load_config
 from brightrun_client.errors import BrightRunError
-from brightrun_client.models import Dataset, Job, MetricPoint, Model
+from brightrun_client.models import Dataset, Job, MetricPoint, Model, Webhook
 
 
 class Client(Endpoints):
@@ -104,6 +104,10 @@ class Client(Endpoints):
     def iter_models(self, limit: int = 100, **filters) -> Iterator[Model]:
         """Every model, page by page (``filters``: ``sort``)."""
         return self._paged(self.list_models, limit, filters)
+
+    def iter_webhooks(self, limit: int = 100) -> Iterator[Webhook]:
+        """Every webhook endpoint, page by page."""
+        return self._paged(self.list_webhooks, limit, {})
 
     def _paged(self, lister, limit: int, filters: dict) -> Iterator:
         page = 1

@@ -245,3 +245,28 @@ class Notifications(ApiObject):
     @classmethod
     def nested_types(cls):
         return {"notifications": Notification}
+
+
+@dataclass
+class Budget(ApiObject):
+    """``GET/PUT /api/budget``: the calendar month's budget in dollars; ``amount`` and ``remaining`` are None
+    without one. ``committed`` is the not yet charged part of queued and running jobs' estimates."""
+
+    amount: float | None = None
+    month: str = ""
+    spent: float = 0.0
+    committed: float = 0.0
+    remaining: float | None = None
+
+
+@dataclass
+class Webhook(ApiObject):
+    """An HTTP endpoint that receives the user's events, signed as Standard Webhooks."""
+
+    id: str = ""
+    url: str = ""
+    event_types: list[str] = field(default_factory=list)
+    description: str = ""
+    enabled: bool = True
+    created_at: str | None = None
+    updated_at: str | None = None
