@@ -76,11 +76,12 @@ def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls
 
 def test_an_attempt_start_counts_a_redelivery_as_a_retry():
     job = _job()
-    assert job.start_attempt(1, {"micro_batch_size": 4}, T0) == []
+    # Taken from the queue: watchers are told at once, before the model loads.
+    assert job.start_attempt(1, {"micro_batch_size": 4}, T0) == ["job.initializing"]
     assert (job.status, job.current_stage, job.batch_layout) == ("initializing", "initializing", {"micro_batch_size": 4})
     assert job.attempt_started_at == T0
     # The agent died twice without a word.
-    job.start_attempt(3, None, T0 + timedelta(minutes=1))
+    assert job.start_attempt(3, None, T0 + timedelta(minutes=1)) == []  # initializing already: nothing new to tell
     assert (job.attempt, job.retry_count) == (3, 2)
     assert job.changes["attempt_started_at"] == T0 + timedelta(minutes=1)  # a measured duration counts from the last
     assert job.changes["status"] == "initializing" and job.changes["retry_count"] == 2
