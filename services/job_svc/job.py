@@ -68,6 +68,8 @@ class Job:
     waiting_since: datetime | None = None
     # When its owner was told no agent had taken it; None: not yet (once per job).
     waiting_alerted_at: datetime | None = None
+    # Seconds from waiting_since to an agent taking the job, for its last wait; None until one does.
+    queue_wait_seconds: float | None = None
     changes: dict = field(default_factory=dict)
 
     @classmethod
@@ -115,6 +117,8 @@ class Job:
         if batch_layout is not None:
             self._set(batch_layout=batch_layout)
         was_queued = self.status == "queued"
+        if was_queued and self.waiting_since is not None:
+            self._set(queue_wait_seconds=max(0.0, (now - self.waiting_since).total_seconds()))
         self._began()
         return ["job.initializing"] if was_queued else []
 

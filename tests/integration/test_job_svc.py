@@ -171,6 +171,9 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     initializing = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     assert initializing.batch_layout == layout and not job.HasField("batch_layout")
+    # The wait from queued to taken is recorded on the job; unset while it was queued.
+    assert initializing.HasField("queue_wait_seconds") and initializing.queue_wait_seconds >= 0
+    assert not job.HasField("queue_wait_seconds")
     replayed = str(uuid.uuid4())
     gpu = {"gpu_utilization": 97.0, "gpu_memory_gb": 41.5}
     for step in (1, 2):
