@@ -11,6 +11,7 @@ from services.job_svc.messages import job_message
 PRODUCER = "job_svc"
 _PAYLOADS = {
     "job.queued": ("job_queued", events_pb2.JobQueued),
+    "job.initializing": ("job_initializing", events_pb2.JobInitializing),
     "job.started": ("job_started", events_pb2.JobStarted),
     "job.progressed": ("job_progressed", events_pb2.JobProgressed),
     "job.completed": ("job_completed", events_pb2.JobCompleted),

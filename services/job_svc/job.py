@@ -68,6 +68,8 @@ class Job:
     waiting_since: datetime | None = None
     # When its owner was told no agent had taken it; None: not yet (once per job).
     waiting_alerted_at: datetime | None = None
+    # Seconds from waiting_since to an agent taking the job, for its last wait; None until one does.
+    queue_wait_seconds: float | None = None
     changes: dict = field(default_factory=dict)
 
     @classmethod
@@ -103,7 +105,9 @@ class Job:
     def start_attempt(self, attempt: int, batch_layout: dict | None, now: datetime) -> list[str]:
         """An attempt began ``now``: its agent took the job. Its plan follows (plan_attempt).
 
-        Raises FailedPrecondition for an ended job.
+        Returns ``job.initializing`` when the job was queued (watchers see it
+        taken at once, before the model loads); nothing for a start that finds it
+        further on. Raises FailedPrecondition for an ended job.
         """
         if self.ended:
             raise FailedPrecondition(f"A {self.status} job starts no attempt")
@@ -112,8 +116,11 @@ class Job:
                   attempt_started_at=now, resumed_from_step=0)
         if batch_layout is not None:
             self._set(batch_layout=batch_layout)
+        was_queued = self.status == "queued"
+        if was_queued and self.waiting_since is not None:
+            self._set(queue_wait_seconds=max(0.0, (now - self.waiting_since).total_seconds()))
         self._began()
-        return []
+        return ["job.initializing"] if was_queued else []
 
     def plan_attempt(self, attempt: int, total_steps: int, resumed_from_step: int) -> list[str]:
         """The trainer's recipe planned ``total_steps`` from the data it loaded, resuming after

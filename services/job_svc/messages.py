@@ -57,6 +57,8 @@ def job_message(row) -> job_pb2.Job:
             getattr(job, field).FromDatetime(getattr(row, field))
     if row.final_cost is not None:
         job.final_cost = row.final_cost
+    if row.queue_wait_seconds is not None:
+        job.queue_wait_seconds = row.queue_wait_seconds
     if row.error_message is not None:
         job.error_message = row.error_message
     if row.artifact_id is not None:

@@ -233,7 +233,8 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
             completed.append(data)
     statuses = [u["status"] for u in updates]
     assert statuses[-1] == "completed"
-    assert "running" in statuses
+    # The agent's acceptance reaches the stream live, before training (the model loading) begins.
+    assert "initializing" in statuses and statuses.index("initializing") < statuses.index("running")
     assert sorted({p["step"] for p in points}) == list(range(1, 13))
     _assert_progress_and_eta(updates, points)
 
@@ -242,6 +243,7 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     assert job["progress"] == 100 and job["current_step"] == 12 and job["total_steps"] == 12
     assert job["batch_layout"] == {"micro_batch_size": 8, "gradient_accumulation_steps": 1, "world_size": 1}
     assert job["started_at"] and job["completed_at"]
+    assert job["queue_wait_seconds"] is not None and job["queue_wait_seconds"] >= 0
     assert [m["step"] for m in detail["metrics"]] == list(range(1, 13))
     assert detail["metrics"][-1]["training_loss"] < detail["metrics"][0]["training_loss"]
     # Each epoch's validation joins the point of its last step, in the history as on the stream.

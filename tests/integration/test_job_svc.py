@@ -171,6 +171,9 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
     initializing = await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_INITIALIZING)
     assert initializing.batch_layout == layout and not job.HasField("batch_layout")
+    # The wait from queued to taken is recorded on the job; unset while it was queued.
+    assert initializing.HasField("queue_wait_seconds") and initializing.queue_wait_seconds >= 0
+    assert not job.HasField("queue_wait_seconds")
     replayed = str(uuid.uuid4())
     gpu = {"gpu_utilization": 97.0, "gpu_memory_gb": 41.5}
     for step in (1, 2):
@@ -215,7 +218,8 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
     assert watched[-1].job.artifact_id == artifact.id
     statuses = [u.job.status for u in watched if u.HasField("job")]
     assert statuses[0] == job_pb2.JOB_STATUS_QUEUED and statuses[-1] == job_pb2.JOB_STATUS_COMPLETED
-    assert job_pb2.JOB_STATUS_RUNNING in statuses
+    # The agent's acceptance is streamed live (job.initializing), before the first point makes it run.
+    assert statuses.index(job_pb2.JOB_STATUS_INITIALIZING) < statuses.index(job_pb2.JOB_STATUS_RUNNING)
     watched_points = [u.metric_point for u in watched if u.HasField("metric_point")]
     assert [p.step for p in watched_points] == [1, 2, 2]
     assert watched_points[-1].validation_loss == 0.75 and watched_points[-1].training_loss == 1.0

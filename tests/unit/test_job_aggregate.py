@@ -25,7 +25,7 @@ def _job(status="queued", **fields) -> Job:
         current_epoch=0, progress=0.0, gpu_config={"type": "H100", "count": 2, "cost_per_gpu_hour": 4.2},
         current_cost=0.0, final_cost=None, started_at=None, completed_at=None, estimated_completion_at=None,
         error_message=None, current_metrics=None, batch_layout=None, pace_step=None, pace_since=None,
-        attempt_started_at=None, resumed_from_step=0, waiting_since=T0, waiting_alerted_at=None,
+        attempt_started_at=None, resumed_from_step=0, waiting_since=T0, waiting_alerted_at=None, queue_wait_seconds=None,
     )
     row.update(fields)
     return Job.from_row(SimpleNamespace(**row))
@@ -76,11 +76,12 @@ def test_a_steady_pace_gives_one_completion_time_and_a_remaining_time_that_falls
 
 def test_an_attempt_start_counts_a_redelivery_as_a_retry():
     job = _job()
-    assert job.start_attempt(1, {"micro_batch_size": 4}, T0) == []
+    # Taken from the queue: watchers are told at once, before the model loads.
+    assert job.start_attempt(1, {"micro_batch_size": 4}, T0) == ["job.initializing"]
     assert (job.status, job.current_stage, job.batch_layout) == ("initializing", "initializing", {"micro_batch_size": 4})
-    assert job.attempt_started_at == T0
+    assert job.attempt_started_at == T0 and job.queue_wait_seconds == 0.0  # _job() waits since T0
     # The agent died twice without a word.
-    job.start_attempt(3, None, T0 + timedelta(minutes=1))
+    assert job.start_attempt(3, None, T0 + timedelta(minutes=1)) == []  # initializing already: nothing new to tell
     assert (job.attempt, job.retry_count) == (3, 2)
     assert job.changes["attempt_started_at"] == T0 + timedelta(minutes=1)  # a measured duration counts from the last
     assert job.changes["status"] == "initializing" and job.changes["retry_count"] == 2
@@ -260,3 +261,14 @@ def test_a_job_handed_back_for_a_retry_waits_again_from_then():
     job = _job("running", waiting_since=T0 - timedelta(hours=1))
     job.attempt_failed("agent stopping", retryable=True, cancelled=False, now=T0)
     assert (job.status, job.waiting_since) == ("queued", T0)
+
+
+def test_the_queue_wait_is_recorded_when_an_agent_takes_the_job_and_a_retry_counts_its_own_wait():
+    job = _job()  # queued since T0
+    job.start_attempt(1, None, T0 + timedelta(seconds=3))
+    assert job.changes["queue_wait_seconds"] == 3.0
+    job.attempt_failed("the node went away", True, False, T0 + timedelta(minutes=1))
+    job.start_attempt(2, None, T0 + timedelta(minutes=1, seconds=5))
+    assert job.queue_wait_seconds == 5.0  # from the requeue, not from the first queueing
+    job.start_attempt(3, None, T0 + timedelta(minutes=9))  # a redelivery finds it initializing: no new wait
+    assert job.queue_wait_seconds == 5.0

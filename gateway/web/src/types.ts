@@ -110,6 +110,8 @@ export interface Job {
   completed_at: string | null;
   estimated_completion_at: string | null;
   attempt_started_at: string | null;
+  /** Seconds it waited queued before an agent took it; null until one does. */
+  queue_wait_seconds: number | null;
   created_at: string | null;
   updated_at: string | null;
 }

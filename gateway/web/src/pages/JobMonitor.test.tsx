@@ -20,6 +20,7 @@ function job(status: string, extra: Record<string, unknown> = {}) {
     gpu_config: { type: "CPU", count: 1, gpu_memory_gb: null, cost_per_gpu_hour: 0 }, current_cost: 0,
     estimated_total_cost: 0.5, final_cost: null, error_message: null, artifact_id: null, queued_at: null,
     started_at: null, completed_at: null, estimated_completion_at: null, attempt_started_at: null,
+    queue_wait_seconds: null,
     created_at: "2026-12-01T10:00:00Z", updated_at: `2026-12-01T10:00:0${status === "completed" ? 9 : 1}Z`, ...extra,
   };
 }
