@@ -7,6 +7,7 @@ answers with the parsed result, the async one with an awaitable of it.
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -147,11 +148,32 @@ def parse_gpu(text: str) -> tuple[str, int]:
     return text, 1
 
 
-class Endpoints:
-    """Every API call; subclasses provide ``_send(call)``."""
+class Endpoints(ABC):
+    """Every API call, and the iterators over every page of a list; the sync and async clients send."""
 
+    @abstractmethod
     def _send(self, call: Call) -> Any:
-        raise NotImplementedError
+        """The parsed answer to ``call`` (the async client: an awaitable of it)."""
+
+    @abstractmethod
+    def _paged(self, lister: Callable[..., Any], limit: int, filters: dict) -> Any:
+        """Every item of ``lister``'s pages in turn (the async client: an async iterator)."""
+
+    def iter_datasets(self, limit: int = 100, **filters):
+        """Every dataset, page by page (``filters``: ``status``, ``search``)."""
+        return self._paged(self.list_datasets, limit, filters)
+
+    def iter_jobs(self, limit: int = 100, **filters):
+        """Every job, page by page (``filters``: ``status``)."""
+        return self._paged(self.list_jobs, limit, filters)
+
+    def iter_models(self, limit: int = 100, **filters):
+        """Every model, page by page (``filters``: ``sort``)."""
+        return self._paged(self.list_models, limit, filters)
+
+    def iter_webhooks(self, limit: int = 100):
+        """Every webhook endpoint, page by page."""
+        return self._paged(self.list_webhooks, limit, {})
 
     # Datasets
 

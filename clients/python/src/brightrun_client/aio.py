@@ -32,7 +32,7 @@ from brightrun_client._transfer import (
 )
 from brightrun_client.config import load_config
 from brightrun_client.errors import BrightRunError
-from brightrun_client.models import Dataset, Job, MetricPoint, Model, Webhook
+from brightrun_client.models import Dataset, Job, MetricPoint
 
 
 class AsyncClient(Endpoints):
@@ -92,22 +92,6 @@ class AsyncClient(Endpoints):
                                        headers=call.headers)
         )
         return call.parse(read_body(response))
-
-    def iter_datasets(self, limit: int = 100, **filters) -> AsyncIterator[Dataset]:
-        """Every dataset, page by page (``filters``: ``status``, ``search``)."""
-        return self._paged(self.list_datasets, limit, filters)
-
-    def iter_jobs(self, limit: int = 100, **filters) -> AsyncIterator[Job]:
-        """Every job, page by page (``filters``: ``status``)."""
-        return self._paged(self.list_jobs, limit, filters)
-
-    def iter_models(self, limit: int = 100, **filters) -> AsyncIterator[Model]:
-        """Every model, page by page (``filters``: ``sort``)."""
-        return self._paged(self.list_models, limit, filters)
-
-    def iter_webhooks(self, limit: int = 100) -> AsyncIterator[Webhook]:
-        """Every webhook endpoint, page by page."""
-        return self._paged(self.list_webhooks, limit, {})
 
     async def _paged(self, lister, limit: int, filters: dict) -> AsyncIterator:
         page = 1

@@ -31,7 +31,7 @@ from brightrun_client._transfer import (
 )
 from brightrun_client.config import load_config
 from brightrun_client.errors import BrightRunError
-from brightrun_client.models import Dataset, Job, MetricPoint, Model, Webhook
+from brightrun_client.models import Dataset, Job, MetricPoint
 
 
 class Client(Endpoints):
@@ -92,22 +92,6 @@ class Client(Endpoints):
                                        headers=call.headers)
         )
         return call.parse(read_body(response))
-
-    def iter_datasets(self, limit: int = 100, **filters) -> Iterator[Dataset]:
-        """Every dataset, page by page (``filters``: ``status``, ``search``)."""
-        return self._paged(self.list_datasets, limit, filters)
-
-    def iter_jobs(self, limit: int = 100, **filters) -> Iterator[Job]:
-        """Every job, page by page (``filters``: ``status``)."""
-        return self._paged(self.list_jobs, limit, filters)
-
-    def iter_models(self, limit: int = 100, **filters) -> Iterator[Model]:
-        """Every model, page by page (``filters``: ``sort``)."""
-        return self._paged(self.list_models, limit, filters)
-
-    def iter_webhooks(self, limit: int = 100) -> Iterator[Webhook]:
-        """Every webhook endpoint, page by page."""
-        return self._paged(self.list_webhooks, limit, {})
 
     def _paged(self, lister, limit: int, filters: dict) -> Iterator:
         page = 1
