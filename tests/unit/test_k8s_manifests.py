@@ -178,6 +178,14 @@ def test_a_service_listens_where_its_clients_and_probes_look(base, service):
     assert base[("Service", name)]["spec"]["ports"][0]["port"] == int(port)
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_new_service_pod_migrates_before_an_old_one_goes(base, service):
+    """A service migrates its schema at start (advisory lock) before it serves: with no pod
+    unavailable during a rollout, the first new pod has migrated and is ready before an old one stops."""
+    strategy = base[("Deployment", service.replace("_", "-"))]["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
 def test_the_agent_serves_its_probes_where_they_look(target):
     (agent,) = [d for d in _of(target[1], "Deployment") if d["metadata"]["name"] == "trainer-agent"]
     container = _container(agent)
