@@ -8,6 +8,7 @@ NetworkPolicies deny by default and allow exactly the calls the code makes."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,7 +23,13 @@ from kustomize import MERGE_KEYS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-TARGETS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir() if p.is_dir())]
+OVERLAYS = sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir() if p.is_dir())
+# A component no kustomization here includes is rendered over base, as an overlay adding it would.
+OPTIONAL_COMPONENTS = sorted(
+    f"components/{p.name}" for p in (K8S / "components").iterdir()
+    if not any(f"components/{p.name}" in k.read_text() for k in K8S.glob("*/**/kustomization.yaml") if "components" not in k.parts)
+)
+TARGETS = ["base", *OVERLAYS, *OPTIONAL_COMPONENTS]
 # The oldest Kubernetes the manifests are written for (the README says so) and the newest schemas bundled.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 SECRETS = {"BRIGHTRUN_DATABASE_URL", "BRIGHTRUN_S3_ACCESS_KEY", "BRIGHTRUN_S3_SECRET_KEY", "BRIGHTRUN_JWT_SECRET"}
@@ -38,8 +45,15 @@ ADDRESS_OF = {name: f"{name}_addr" for name in ("dataset", "job", "artifact", "b
 
 
 @pytest.fixture(scope="module", params=TARGETS)
-def target(request) -> tuple[str, list[dict]]:
-    return request.param, render(K8S / request.param)
+def target(request, tmp_path_factory) -> tuple[Path, list[dict]]:
+    directory = K8S / request.param
+    if request.param in OPTIONAL_COMPONENTS:
+        directory = tmp_path_factory.mktemp("overlay")
+        (directory / "kustomization.yaml").write_text(yaml.safe_dump({
+            "resources": [os.path.relpath(K8S / "base", directory)],
+            "components": [os.path.relpath(K8S / request.param, directory)],
+        }))
+    return directory, render(directory)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +127,8 @@ def _kustomize_command() -> list[str] | None:
 
 @pytest.mark.skipif(_kustomize_command() is None, reason="no kustomize or kubectl on PATH to compare with")
 def test_the_renderer_agrees_with_kustomize(target):
-    name, objects = target
-    built = subprocess.run([*_kustomize_command(), str(K8S / name)], capture_output=True, text=True, check=True)
+    directory, objects = target
+    built = subprocess.run([*_kustomize_command(), str(directory)], capture_output=True, text=True, check=True)
     theirs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
 
     def keyed(docs):
@@ -372,9 +386,10 @@ def test_network_policies_deny_by_default_every_pod(target):
         and not p["spec"].get("ingress") and not p["spec"].get("egress")
     ]
     assert deny, "a default-deny NetworkPolicy (ingress and egress) is in place"
-    namespaces = {p["metadata"]["namespace"] for p in deny}
-    for deployment in _of(objects, "Deployment"):
-        assert deployment["metadata"]["namespace"] in namespaces, f"{deployment['metadata']['name']} is not under default deny"
+    (namespace,) = {p["metadata"]["namespace"] for p in deny}
+    for obj in objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == namespace, f"{obj['kind']} {obj['metadata']['name']} is not in {namespace}"
 
 
 def test_the_overlays_patch_by_name():
