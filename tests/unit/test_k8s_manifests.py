@@ -25,10 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir() if p.is_dir())
 # A component no kustomization here includes is rendered over base, as an overlay adding it would.
-OPTIONAL_COMPONENTS = sorted(
-    f"components/{p.name}" for p in (K8S / "components").iterdir()
-    if not any(f"components/{p.name}" in k.read_text() for k in K8S.glob("*/**/kustomization.yaml") if "components" not in k.parts)
-)
+_INCLUDING = "".join(k.read_text() for k in K8S.glob("*/**/kustomization.yaml") if "components" not in k.parts)
+OPTIONAL_COMPONENTS = sorted(f"components/{p.name}" for p in (K8S / "components").iterdir() if f"components/{p.name}" not in _INCLUDING)
 TARGETS = ["base", *OVERLAYS, *OPTIONAL_COMPONENTS]
 # The oldest Kubernetes the manifests are written for (the README says so) and the newest schemas bundled.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -318,28 +316,20 @@ def test_the_ingress_neither_buffers_nor_times_out_event_streams(base):
         assert int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 3600 > KEEPALIVE_S
 
 
-def _allows_ingress(policies: list[dict], source: dict, destination: dict, port: int) -> bool:
+def _allows(policies: list[dict], direction: str, source: dict, destination: dict, port: int) -> bool:
+    """Whether some policy of ``direction`` (Ingress: on the destination, Egress: on the source)
+    lets ``source`` pods reach ``destination`` pods on ``port``, both in this namespace."""
+    own, peer, peers_key = (destination, source, "from") if direction == "Ingress" else (source, destination, "to")
     for policy in policies:
-        if "Ingress" not in policy["spec"]["policyTypes"] or not _selects(policy["spec"]["podSelector"], _pod_labels(destination)):
+        if direction not in policy["spec"]["policyTypes"] or not _selects(policy["spec"]["podSelector"], _pod_labels(own)):
             continue
-        for rule in policy["spec"].get("ingress", []):
-            peers = [p for p in rule.get("from", []) if "namespaceSelector" not in p and "ipBlock" not in p]
-            if any(_selects(p["podSelector"], _pod_labels(source)) for p in peers) and _port_in(rule, destination, port):
-                return True
-    return False
-
-
-def _allows_egress(policies: list[dict], source: dict, destination: dict, port: int) -> bool:
-    for policy in policies:
-        if "Egress" not in policy["spec"]["policyTypes"] or not _selects(policy["spec"]["podSelector"], _pod_labels(source)):
-            continue
-        for rule in policy["spec"].get("egress", []):
-            peers = rule.get("to")
-            to_pod = peers is None or any(
-                "podSelector" in p and "namespaceSelector" not in p and _selects(p["podSelector"], _pod_labels(destination))
+        for rule in policy["spec"].get(direction.lower(), []):
+            peers = rule.get(peers_key)  # absent: every peer
+            to_peer = peers is None or any(
+                "podSelector" in p and "namespaceSelector" not in p and _selects(p["podSelector"], _pod_labels(peer))
                 for p in peers
             )
-            if to_pod and _port_in(rule, destination, port):
+            if to_peer and _port_in(rule, destination, port):
                 return True
     return False
 
@@ -347,7 +337,8 @@ def _allows_egress(policies: list[dict], source: dict, destination: dict, port: 
 def _port_in(rule: dict, destination: dict, port: int) -> bool:
     if "ports" not in rule:
         return True
-    named = {p["name"]: p["containerPort"] for c in _pod_spec(destination)["containers"] for p in c.get("ports", []) if "name" in p}
+    containers = _pod_spec(destination)["containers"]
+    named = {p["name"]: p["containerPort"] for c in containers for p in c.get("ports", []) if "name" in p}
     return any(named.get(p["port"], p["port"]) == port for p in rule["ports"])
 
 
@@ -373,7 +364,7 @@ def test_network_policies_allow_exactly_the_calls_the_code_makes(target):
     for source_name, source in deployments.items():
         for destination_name, destination in deployments.items():
             for port in {p["containerPort"] for c in _pod_spec(destination)["containers"] for p in c.get("ports", [])}:
-                if _allows_egress(policies, source, destination, port) and _allows_ingress(policies, source, destination, port):
+                if all(_allows(policies, way, source, destination, port) for way in ("Egress", "Ingress")):
                     allowed.add((source_name, destination_name))
     assert allowed == calls
 
@@ -389,7 +380,8 @@ def test_network_policies_deny_by_default_every_pod(target):
     (namespace,) = {p["metadata"]["namespace"] for p in deny}
     for obj in objects:
         if obj["kind"] != "Namespace":
-            assert obj["metadata"].get("namespace") == namespace, f"{obj['kind']} {obj['metadata']['name']} is not in {namespace}"
+            where = f"{obj['kind']} {obj['metadata']['name']}"
+            assert obj["metadata"].get("namespace") == namespace, f"{where} is not in {namespace}"
 
 
 def test_the_overlays_patch_by_name():
