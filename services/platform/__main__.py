@@ -1,9 +1,11 @@
 """``python -m services.platform up|demo``: the embedded default.
 
 ``up`` runs the whole platform in the foreground until Ctrl-C/SIGTERM and
-exits 0 once it has stopped. ``demo`` starts it, walks the product journey over
-HTTP, prints where the adapter is and the job's final loss, and stops
-everything. A signal never cuts a stop short: the first SIGINT/SIGTERM starts
+exits 0 once it has stopped. ``demo`` starts it, teaches SmolLM2 a persona
+over HTTP, prints the loss's fall and the held-out answers of the base model
+and of the adapter side by side, and stops everything. Both train SmolLM2-135M-Instruct by
+default (fetched and converted on first use; BRIGHTRUN_DEFAULT_BASE_MODEL
+chooses another). A signal never cuts a stop short: the first SIGINT/SIGTERM starts
 it, later ones (a Ctrl-C held down, a supervisor's repeated SIGTERM) are ignored.
 """
 
@@ -18,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from services.common.gguf_import import EMBEDDED_MODEL_NAME, MARKER
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
 
@@ -53,9 +56,18 @@ def _home() -> Path:
     return Path(os.environ.get("BRIGHTRUN_HOME", ".brightrun"))
 
 
+def _platform(home: Path, **options) -> Platform:
+    """The platform on a real base model: SmolLM2 unless BRIGHTRUN_DEFAULT_BASE_MODEL names another."""
+    env = dict(os.environ)
+    model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home.resolve() / "models" / EMBEDDED_MODEL_NAME)))
+    if model.name == EMBEDDED_MODEL_NAME and not (model / MARKER).exists():
+        print(f"first run: fetching SmolLM2-135M-Instruct (92 MB) and converting it into {model}...", flush=True)
+    return Platform(home, env, **options)
+
+
 def up() -> int:
     signals = _StopSignals()
-    platform = Platform(_home())
+    platform = _platform(_home())
     try:
         print("starting BrightRun (PostgreSQL, NATS, S3, services, trainer agent, gateway)...", flush=True)
         platform.start()
@@ -78,7 +90,7 @@ def up() -> int:
 
 def demo() -> int:
     signals = _StopSignals()
-    platform = Platform(_home(), http_port=0)
+    platform = _platform(_home(), http_port=0)
     started = time.monotonic()
     try:
         print("starting BrightRun (PostgreSQL, NATS, S3, 4 services, trainer agent, gateway)...", flush=True)
