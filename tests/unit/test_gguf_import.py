@@ -30,6 +30,7 @@ from services.common.gguf_import import (
     pretrained_source,
     file_sha256,
 )
+from services.dataset_svc.statistics import load_tokenizer as validator_tokenizer
 from services.job_svc.launch_checks import read_model_config
 from services.trainer_agent.model import load_base_model, load_tokenizer
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
@@ -56,6 +57,7 @@ def test_a_gguf_file_loads_as_the_model_it_came_from(models, tiny_model):
     tokenizer, original = AutoTokenizer.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
     loaded = load_tokenizer(gguf)
     assert loaded(TEXT).input_ids == tokenizer(TEXT).input_ids
+    assert validator_tokenizer(gguf)(TEXT).input_ids == tokenizer(TEXT).input_ids  # what the validator counts with
     assert loaded.chat_template == original.chat_template and loaded.eos_token == original.eos_token
     model = load_base_model(gguf, dtype=torch.float32)
     assert not hasattr(model.config, "quantization_config")
