@@ -258,10 +258,14 @@ def convert(gguf_file: Path, out: Path) -> Path:
     Idempotent: a finished ``out`` (it holds MARKER) is left as it is. Safe
     against interruption: the model is written into a temporary directory
     beside ``out`` and renamed onto it once complete, so ``out`` is either
-    absent or whole. Raises ConfigError (a ValueError) when the file is not a usable GGUF model.
+    absent or whole. Raises GgufError, or the trainer's ConfigError (both ValueErrors),
+    when the file is not a usable GGUF model.
     """
     if (out / MARKER).exists():
         return out
+    if not gguf_file.name.lower().endswith(GGUF_SUFFIX):
+        raise GgufError(f"{str(gguf_file)!r} does not end in {GGUF_SUFFIX}: give the path of a GGUF model file")
+    check_gguf(gguf_file)
     import torch
 
     # The trainer's loaders: the converted model is what training would load from the file.
@@ -298,13 +302,18 @@ def prepare(out: Path, package: GgufPackage = SMOLLM2, home: Path | None = None)
 
 def main(argv: list[str]) -> int:
     """``prepare OUT_DIR`` (the embedded model) or ``convert FILE.gguf OUT_DIR``."""
-    if len(argv) == 2 and argv[0] == "prepare":
-        print(prepare(Path(argv[1])))
-    elif len(argv) == 3 and argv[0] == "convert":
-        print(convert(Path(argv[1]), Path(argv[2])))
-    else:
-        print("usage: python -m services.common.gguf_import prepare OUT_DIR | convert FILE.gguf OUT_DIR", file=sys.stderr)
-        return 2
+    try:
+        if len(argv) == 2 and argv[0] == "prepare":
+            print(prepare(Path(argv[1])))
+        elif len(argv) == 3 and argv[0] == "convert":
+            print(convert(Path(argv[1]), Path(argv[2])))
+        else:
+            print("usage: python -m services.common.gguf_import prepare OUT_DIR | convert FILE.gguf OUT_DIR",
+                  file=sys.stderr)
+            return 2
+    except (ValueError, RuntimeError) as exc:  # a bad file, a failed fetch: said plainly, no traceback
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 

