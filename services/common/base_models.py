@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.common.errors import InvalidArgument
-from services.common.gguf_import import GgufError, check_gguf, gguf_location
+from services.common.gguf_import import GGUF_SUFFIX, GgufError, check_gguf, gguf_location
 
 # The hub's repository id: `name` or `org/name`, each of letters, digits, '.', '_'
 # and '-', neither starting nor ending with '.' or '-', 96 characters at most.
@@ -85,7 +85,7 @@ def _named_local_model(value: str, model_dirs: Sequence[Path]) -> str | None:
         return None
     for directory in model_dirs:
         path = Path(directory) / value
-        if path.is_dir() or (gguf_location(value) and path.is_file()):
+        if path.is_dir() or (value.lower().endswith(GGUF_SUFFIX) and path.is_file()):
             return str(path)
     return None
 
