@@ -21,6 +21,7 @@ from gateway.auth import Authenticate, TokenVerifier
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
 from gateway.http import Stubs
+from gateway.observe import ObserveRequests, metrics_route
 from gateway.routes import billing, datasets, job_events, jobs, models, webhooks
 from services.common.config import Settings
 from services.common.grpc import channel
@@ -45,8 +46,8 @@ def _cors(origins: tuple[str, ...]) -> Middleware:
         CORSMiddleware,
         allow_origins=list(origins),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-        expose_headers=["Retry-After"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-Id"],
+        expose_headers=["Retry-After", "X-Request-Id"],
         max_age=600,
     )
 
@@ -92,6 +93,7 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        metrics_route(),
         *openapi.routes(ENDPOINTS),
         *(endpoint.route() for endpoint in ENDPOINTS),
         *web_assets.ROUTES,  # last: the dashboard at /, never shadowing an API route
@@ -102,6 +104,7 @@ def create_app(
     ]
     if settings.cors_origins:
         middleware.insert(0, _cors(settings.cors_origins))
+    middleware.insert(0, Middleware(ObserveRequests, routes=routes))
     app = Starlette(
         routes=routes,
         middleware=middleware,

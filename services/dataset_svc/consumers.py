@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from services.common import events
 from services.common.base_models import resolve_base_model
 from services.common.db import Database, claim_event
 from services.common.errors import FailedPrecondition
+from services.common.metrics import DATASET_VALIDATED_BYTES, DATASET_VALIDATION_DURATION
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
 from services.dataset_svc.events import save
@@ -32,10 +34,12 @@ class _HashingReader:
     def __init__(self, stream):
         self._stream = stream
         self.digest = hashlib.sha256()
+        self.bytes_read = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
         self.digest.update(data)
+        self.bytes_read += len(data)
         return data
 
     def hexdigest(self) -> str:
@@ -90,6 +94,7 @@ class DatasetValidator:
         except ObjectMissing:
             return _failed(dataset, _file_error("missing_object", "The uploaded file is gone from storage",
                                                 "Upload the file again and confirm it"))
+        started = time.monotonic()
         try:
             reader = _HashingReader(body)
             report = validate_dataset(
@@ -105,6 +110,8 @@ class DatasetValidator:
                 counts["sha256_mismatch"] = 1
         finally:
             body.close()
+        DATASET_VALIDATED_BYTES.inc(reader.bytes_read)
+        DATASET_VALIDATION_DURATION.observe(time.monotonic() - started)
         stats = dict(report.statistics, error_counts=counts)
         return {
             "status": "error" if errors else "ready",
