@@ -9,7 +9,8 @@ Two formats, chosen by ``BRIGHTRUN_LOG_FORMAT``:
   manifests' choice): ``timestamp`` (UTC, ISO 8601), ``level``, ``service``,
   ``logger``, ``message``, ``request_id``, ``trace_id`` (the W3C
   ``traceparent``'s trace id when the request carried one, else empty), and
-  ``job_id`` / ``dataset_id`` / ``exception`` when there is one.
+  ``job_id`` / ``dataset_id`` / ``exception`` when there is one. Progress
+  bars are turned off and warnings become lines, so that every line parses.
 
 The ids come from context variables that the gateway's middleware and the
 services' gRPC interceptor set for each request (:func:`request_context`), so
@@ -44,6 +45,8 @@ _FIELDS = ("request_id", "trace_id", "traceparent", "job_id", "dataset_id")
 _CONTEXT: dict[str, contextvars.ContextVar[str]] = {
     name: contextvars.ContextVar(f"brightrun_log_{name}", default="") for name in _FIELDS
 }
+# tqdm's and the Hugging Face libraries' switches for their progress bars.
+_PROGRESS_BARS_OFF = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")
 _HUMAN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -172,8 +175,15 @@ def configure(service: str, *, level: int = logging.INFO, env: Mapping[str, str]
     Call once, first thing in a process's ``__main__``; ``service`` names the
     process in JSON lines (``gateway``, ``job_svc``, ``trainer_agent``, ...).
     """
+    chosen = log_format(env)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler(service, log_format(env), sys.stderr))
+    root.addHandler(handler(service, chosen, sys.stderr))
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warnings.warn becomes a line of the chosen format
+    if chosen == "json":
+        # Progress bars redraw one line with carriage returns: none in a JSON stream, here or in the
+        # processes this one starts (a trainer agent's workers inherit its environment).
+        for variable in _PROGRESS_BARS_OFF:
+            os.environ.setdefault(variable, "1")
