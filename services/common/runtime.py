@@ -75,7 +75,7 @@ class ServiceRuntime:
                 stream=stream,
                 durable=durable,
                 subjects=subjects,
-                handler=handler,
+                handler=_in_log_context(handler),
                 stop=self.stopping,
                 ack_wait=ack_wait,
             ),
@@ -145,6 +145,24 @@ class ServiceRuntime:
         await self._relay.stop()
         await self.nc.close()
         await self.db.close()
+
+
+# Event type prefix -> the log field its subject id fills.
+_SUBJECT_FIELDS = {"dataset.": "dataset_id", "job.": "job_id", "trainer.": "job_id"}
+
+
+def _in_log_context(handler: events.Handler) -> events.Handler:
+    """``handler`` with the event's job or dataset id in the context of every line it logs."""
+
+    async def handle(event) -> None:
+        field = next((f for prefix, f in _SUBJECT_FIELDS.items() if event.type.startswith(prefix)), None)
+        if field is None or not event.subject_id:
+            await handler(event)
+            return
+        with logs.bind(**{field: event.subject_id}):
+            await handler(event)
+
+    return handle
 
 
 async def _until_signalled() -> None:
