@@ -20,10 +20,20 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prometheus_client import Counter, Histogram
+
 from services.common import logs, metrics
 
 # The route label of a request no route matched.
 UNMATCHED = "unmatched"
+HTTP_REQUESTS = Counter(
+    "brightrun_http_requests_total", "HTTP requests the gateway answered, by method, route template and status code",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "brightrun_http_request_duration_seconds", "Time from a request's arrival to its answer's end, by route template",
+    ["method", "route", "status"], buckets=metrics.LATENCY_BUCKETS,
+)
 
 
 class ObserveRequests:
@@ -56,8 +66,8 @@ class ObserveRequests:
                 await self.app(scope, receive, send_with_id)
             finally:
                 labels = (scope["method"], self.route_of(scope), str(status))
-                metrics.HTTP_REQUESTS.labels(*labels).inc()
-                metrics.HTTP_DURATION.labels(*labels).observe(time.monotonic() - started)
+                HTTP_REQUESTS.labels(*labels).inc()
+                HTTP_DURATION.labels(*labels).observe(time.monotonic() - started)
 
     def route_of(self, scope: Scope) -> str:
         """The path template of the route that serves ``scope`` (one that matched the path but not the

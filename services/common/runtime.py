@@ -156,10 +156,7 @@ def _in_log_context(handler: events.Handler) -> events.Handler:
 
     async def handle(event) -> None:
         field = next((f for prefix, f in _SUBJECT_FIELDS.items() if event.type.startswith(prefix)), None)
-        if field is None or not event.subject_id:
-            await handler(event)
-            return
-        with logs.bind(**{field: event.subject_id}):
+        with logs.bind(**({field: event.subject_id} if field else {})):
             await handler(event)
 
     return handle

@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from prometheus_client import Counter, Histogram
+
 from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.base_models import resolve_base_model
 from services.common.db import Database, claim_event
 from services.common.errors import FailedPrecondition
-from services.common.metrics import DATASET_VALIDATED_BYTES, DATASET_VALIDATION_DURATION
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
 from services.dataset_svc.events import save
@@ -26,6 +27,12 @@ from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
 DURABLE = "dataset-validator"
+# rate(bytes_total) / rate(seconds_sum) is the validation throughput.
+VALIDATED_BYTES = Counter("brightrun_dataset_validated_bytes_total", "Bytes of uploaded datasets read by validation")
+VALIDATION_DURATION = Histogram(
+    "brightrun_dataset_validation_seconds", "Time one dataset's validation took (tokenizer load excluded)",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
 
 
 class _HashingReader:
@@ -110,8 +117,8 @@ class DatasetValidator:
                 counts["sha256_mismatch"] = 1
         finally:
             body.close()
-        DATASET_VALIDATED_BYTES.inc(reader.bytes_read)
-        DATASET_VALIDATION_DURATION.observe(time.monotonic() - started)
+        VALIDATED_BYTES.inc(reader.bytes_read)
+        VALIDATION_DURATION.observe(time.monotonic() - started)
         stats = dict(report.statistics, error_counts=counts)
         return {
             "status": "error" if errors else "ready",

@@ -8,15 +8,20 @@ the same totals (take ``max`` across them).
 
 from __future__ import annotations
 
+from prometheus_client import Gauge, Histogram
 from sqlalchemy import text
 
 from services.common.db import Database
-from services.common.metrics import JOBS, QUEUE_WAIT
 from services.job_svc.job import Job
 from services.job_svc.messages import STATUS
 
 # How often the counts are read.
 SAMPLE_SECONDS = 15.0
+JOBS = Gauge("brightrun_jobs", "Jobs by status, every user's together", ["status"])
+QUEUE_WAIT = Histogram(
+    "brightrun_job_queue_wait_seconds", "Time a job waited queued before a trainer agent took it",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+)
 
 
 async def sample_jobs(db: Database) -> None:

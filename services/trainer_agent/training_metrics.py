@@ -15,16 +15,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from brightrun.job.v1 import job_pb2
-from services.common.metrics import AGENT_STEPS
 
 # A point older than this no longer describes what the agent is doing.
 CURRENT_SECONDS = 300.0
 _GIB = 1 << 30
+AGENT_STEPS = Counter("brightrun_agent_training_steps_total", "Optimizer steps the agent's workers reported", ["gpu_type"])
 
 
 @dataclass(frozen=True)
