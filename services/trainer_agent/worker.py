@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import signal
-import logging
 import sys
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as transformers_logging
 
 from services.common import logs, run_summary
 from services.common.training_choices import TRAINER_OPTIONS
@@ -124,7 +125,10 @@ def main() -> int:
     # The agent's pid: the worker ends when that process does (a rank: when torchrun does).
     parser.add_argument("--agent-pid", type=int)
     args = parser.parse_args()
-    logs.configure("trainer_worker")  # on stderr, which the agent's log collects
+    # On stderr, which the agent's log collects; what libraries warn of, as before, in the agent's format.
+    logs.configure("trainer_worker", level=logging.WARNING)
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
     die_with_parent(None if args.distributed else args.agent_pid)
     channel = _protocol_channel()
     speaks = not args.distributed or os.environ.get("RANK") == "0"
