@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
@@ -50,6 +51,14 @@ def _cors(origins: tuple[str, ...]) -> Middleware:
         expose_headers=["Retry-After", "X-Request-Id"],
         max_age=600,
     )
+
+
+class _Gateway(Starlette):
+    """The app with :class:`ObserveRequests` outermost, around Starlette's server-error handling too, so
+    that an unexpected error's log line and 500 answer carry the request id, and the 500 is counted."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ObserveRequests(super().build_middleware_stack(), routes=self.routes)
 
 
 def create_app(
@@ -104,8 +113,7 @@ def create_app(
     ]
     if settings.cors_origins:
         middleware.insert(0, _cors(settings.cors_origins))
-    middleware.insert(0, Middleware(ObserveRequests, routes=routes))
-    app = Starlette(
+    app = _Gateway(
         routes=routes,
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),

@@ -37,7 +37,8 @@ HTTP_DURATION = Histogram(
 
 
 class ObserveRequests:
-    """ASGI middleware, outermost: ``routes`` are the app's, to name each request's route template."""
+    """ASGI middleware around the whole app (``gateway.app`` puts it outside Starlette's server-error
+    handling); ``routes`` are the app's, to name each request's route template."""
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]):
         self.app = app

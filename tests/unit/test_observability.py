@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from gateway.app import create_app
 from gateway.auth import mint_token
+from gateway.http import Caller
 from gateway_kit import gateway_settings
 from services.common import logs
 from services.common.errors import NotFound
@@ -145,3 +146,22 @@ async def test_no_label_value_is_an_id(http):
     samples = await _samples(http)
     assert _value(samples, "brightrun_http_requests_total") >= 3
     assert not [(s.name, s.labels) for s in samples if any(UUID.search(v) for v in s.labels.values())]
+
+
+async def test_an_unexpected_error_is_logged_answered_and_counted_under_the_request_id(jobs, json_lines, monkeypatch):
+    async def broken(self, method, request):
+        raise RuntimeError("a bug in the gateway")
+
+    address, _ = jobs
+    app = create_app(gateway_settings(BRIGHTRUN_JWT_SECRET=SECRET), job_addr=address)
+    monkeypatch.setattr(Caller, "__call__", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            before = _value(await _samples(http), "brightrun_http_requests_total", status="500", route="/api/jobs/{id}")
+            reply = await http.get(f"/api/jobs/{uuid.uuid4()}", headers={**_auth(), "X-Request-Id": "bug-1"})
+            after = _value(await _samples(http), "brightrun_http_requests_total", status="500", route="/api/jobs/{id}")
+    assert reply.status_code == 500 and reply.headers["x-request-id"] == "bug-1"
+    assert after - before == 1
+    logged = [line for line in json_lines() if line["message"].startswith("unexpected error")]
+    assert logged and logged[0]["request_id"] == "bug-1" and "a bug in the gateway" in logged[0]["exception"]
