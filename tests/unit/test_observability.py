@@ -9,7 +9,10 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -165,3 +168,14 @@ async def test_an_unexpected_error_is_logged_answered_and_counted_under_the_requ
     assert after - before == 1
     logged = [line for line in json_lines() if line["message"].startswith("unexpected error")]
     assert logged and logged[0]["request_id"] == "bug-1" and "a bug in the gateway" in logged[0]["exception"]
+
+
+@pytest.mark.parametrize("module", [
+    "gateway.app", "services.dataset_svc.server", "services.job_svc.server", "services.artifact_svc.server",
+    "services.billing_svc.server", "services.trainer_agent.training_metrics",
+])
+def test_the_control_plane_with_its_metrics_and_logs_stays_torch_free(module):
+    code = f"import sys, services.common.logs, {module}; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "False"
