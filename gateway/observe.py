@@ -15,12 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from prometheus_client import Counter, Histogram
 
 from services.common import logs, metrics
 
