@@ -15,7 +15,9 @@ Two formats, chosen by ``BRIGHTRUN_LOG_FORMAT``:
 The ids come from context variables that the gateway's middleware and the
 services' gRPC interceptor set for each request (:func:`request_context`), so
 code below them logs as before. A job or dataset id comes from the call's
-``extra=`` (``log.info(..., extra={"job_id": id})``) or from :func:`bind`.
+``extra=`` (``log.info(..., extra={"job_id": id})``) or from :func:`bind`, which
+the gateway does for a route about one job or dataset and a service's runtime
+for the event each consumer handles.
 """
 
 from __future__ import annotations

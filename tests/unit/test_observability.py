@@ -151,7 +151,7 @@ async def test_no_label_value_is_an_id(http):
     assert not [(s.name, s.labels) for s in samples if any(UUID.search(v) for v in s.labels.values())]
 
 
-async def test_an_unexpected_error_is_logged_answered_and_counted_under_the_request_id(jobs, json_lines, monkeypatch):
+async def test_an_unexpected_error_is_logged_answered_and_counted_under_the_request_and_job_ids(jobs, json_lines, monkeypatch):
     async def broken(self, method, request):
         raise RuntimeError("a bug in the gateway")
 
@@ -162,12 +162,14 @@ async def test_an_unexpected_error_is_logged_answered_and_counted_under_the_requ
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
             before = _value(await _samples(http), "brightrun_http_requests_total", status="500", route="/api/jobs/{id}")
-            reply = await http.get(f"/api/jobs/{uuid.uuid4()}", headers={**_auth(), "X-Request-Id": "bug-1"})
+            job_id = str(uuid.uuid4())
+            reply = await http.get(f"/api/jobs/{job_id}", headers={**_auth(), "X-Request-Id": "bug-1"})
             after = _value(await _samples(http), "brightrun_http_requests_total", status="500", route="/api/jobs/{id}")
     assert reply.status_code == 500 and reply.headers["x-request-id"] == "bug-1"
     assert after - before == 1
     logged = [line for line in json_lines() if line["message"].startswith("unexpected error")]
     assert logged and logged[0]["request_id"] == "bug-1" and "a bug in the gateway" in logged[0]["exception"]
+    assert logged[0]["job_id"] == job_id  # the route's {id}, in every line of the request
 
 
 @pytest.mark.parametrize("module", [
