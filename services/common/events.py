@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.events.v1 import events_pb2
 from services.common.db import Database, refused_value
-from services.common.metrics import PARKED_MESSAGES
+from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,8 @@ async def consume(
 
 
 async def _deliver(js: JetStreamContext, msg: Msg, *, durable: str, handler: Handler, max_deliver: int) -> None:
+    if msg.metadata.num_delivered > 1:
+        CONSUMER_REDELIVERIES.labels(durable).inc()
     try:
         event = events_pb2.Event.FromString(msg.data)
     except DecodeError as exc:
@@ -272,7 +274,7 @@ async def dead_letter(js: JetStreamContext, msg: Msg, *, consumer: str, reason: 
     ack = await js.publish(f"deadletter.{consumer}", msg.data, headers=headers)
     log.error("%s parked %s seq %d after %d deliveries: %s", consumer, msg.subject, sequence, delivered, reason)
     if not ack.duplicate:
-        PARKED_MESSAGES.inc(consumer)
+        PARKED_MESSAGES.labels(consumer).inc()
     await msg.term()
 
 

@@ -18,6 +18,7 @@ from services.job_svc.consumers import (
     ArtifactEvents,
     TrainerEvents,
 )
+from services.job_svc import gauges
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
 from services.job_svc.clock import JobClock
@@ -41,6 +42,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
     clock = JobClock(runtime.db, settings)
     runtime.every("clock", clock.period, clock.sweep)
+    runtime.every("job-gauges", gauges.SAMPLE_SECONDS, lambda: gauges.sample_jobs(runtime.db))
     datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
     budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr)))
     handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget)

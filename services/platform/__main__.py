@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from services.common import logs
 from services.common.gguf_import import EMBEDDED_MODEL_NAME, MARKER
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
@@ -73,6 +74,7 @@ def up() -> int:
         platform.start()
         token = platform.token(str(uuid.uuid4()), ttl_seconds=24 * 3600)
         print(f"BrightRun is up: {platform.gateway_url}  (logs: {platform.home / 'logs'})")
+        print("Prometheus metrics: " + ", ".join(f"{name} {url}" for name, url in platform.metrics_urls.items()))
         print(f"development token (24 h): {token}")
         # The token rides in the fragment, which browsers never send to a server or write to its logs.
         print(f"open the dashboard (signs you in): {platform.gateway_url}/#token={token}")
@@ -110,7 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.platform")
     parser.add_argument("command", choices=["up", "demo"])
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure("platform", level=logging.WARNING)
     return up() if args.command == "up" else demo()
 
 

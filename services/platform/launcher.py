@@ -8,7 +8,8 @@ processes, each one exactly as it runs in production (``python -m ...``).
 A supervisor thread restarts any of them, components included, that dies
 without being stopped. ``stop()`` ends every child and component and leaves no
 process behind; so does the launcher being killed outright, since every child
-gets a parent-death signal.
+gets a parent-death signal. Each child serves its Prometheus metrics on a port
+of its own on 127.0.0.1 (:attr:`Platform.metrics_urls`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ class Platform:
         # One stop at a time; a second finds nothing left to stop.
         self._stop_lock = threading.Lock()
         self.env: dict[str, str] = {}
+        # Child name -> the port it serves /metrics on.
+        self.metrics_ports: dict[str, int] = {}
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Child name -> the URL of its Prometheus metrics."""
+        return {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()}
 
     @property
     def gateway_url(self) -> str:
@@ -168,7 +176,9 @@ class Platform:
         self._spawn("trainer_agent" if agents == 0 else f"trainer_agent-{agents + 1}", "services.trainer_agent")
 
     def _spawn(self, name: str, module: str) -> None:
-        child = Child(name, module, self.env, self.home / "logs" / f"{name}.log")
+        port = self.metrics_ports.setdefault(name, free_port())
+        env = {**self.env, "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
+        child = Child(name, module, env, self.home / "logs" / f"{name}.log")
         child.start()
         self._children.append(child)
 

@@ -32,6 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from services.common import logs, metrics
 from services.common.config import read_settings
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
@@ -94,8 +95,10 @@ def _time_bounds() -> dict[str, float]:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("trainer_agent")
     settings = read_settings()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     gpu_type, gpu_count = _hardware()
     agent = AgentSettings(
         agent_id=os.environ.get("BRIGHTRUN_AGENT_ID") or f"{socket.gethostname()}-{os.getpid()}",

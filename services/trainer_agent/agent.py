@@ -50,6 +50,7 @@ from services.trainer_agent.checkpoint_store import CheckpointUploader, download
 from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
+from services.trainer_agent.training_metrics import TRAINING
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -443,6 +444,7 @@ class TrainerAgent:
 
     def _send_plan(self, assignment, attempt: int, line: dict) -> None:
         """The recipe's own plan, computed from the data it loaded: job_svc counts progress against it."""
+        TRAINING.plan(assignment.job_id, line["resumed_from_step"])
         self._send(
             self._event(
                 "trainer.attempt.planned",
@@ -457,6 +459,7 @@ class TrainerAgent:
 
     def _send_metrics(self, assignment, attempt: int, line: dict) -> None:
         point = metric_point(assignment.job_id, line)
+        TRAINING.observe(point, self._agent.gpu_type)
         self._send(
             self._event(
                 "trainer.metrics",
