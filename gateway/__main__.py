@@ -15,7 +15,7 @@ _GRACEFUL_SHUTDOWN_S = 10
 def main() -> None:
     logs.configure("gateway")
     settings = read_settings()
-    if settings.metrics_port:  # also at /metrics on the API port
+    if settings.metrics_port:  # else at /metrics on the API port
         metrics.serve(settings.metrics_port, settings.metrics_host)
     app = create_app(settings)
     # uvicorn handles SIGTERM/SIGINT: stop accepting, finish requests, run the lifespan's shutdown.

@@ -100,9 +100,10 @@ def create_app(
             for ch in channels.values():
                 await ch.close(grace=_CHANNEL_CLOSE_GRACE_S)
 
+    # With its own metrics port, the gateway keeps /metrics off the API port, which an Ingress exposes.
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        metrics_route(),
+        *([] if settings.metrics_port else [metrics_route()]),
         *openapi.routes(ENDPOINTS),
         *(endpoint.route() for endpoint in ENDPOINTS),
         *web_assets.ROUTES,  # last: the dashboard at /, never shadowing an API route
