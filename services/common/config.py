@@ -77,6 +77,10 @@ class Settings:
     cost_tick_seconds: float = 60.0
     # How long a model's presigned download URLs are valid; S3 signatures allow at most 7 days.
     download_url_seconds: int = 24 * 3600
+    # A generation request (POST /api/models/{id}/generate) no trainer agent took, or answered, in this long is
+    # refused as no_agent_available; each user may have this many waiting or running at once.
+    generate_timeout_seconds: float = 30.0
+    generate_concurrency_per_user: int = 2
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +130,13 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(name, str(default))
         if not raw.isdigit() or not 1 <= int(raw) <= maximum:
             problems.append(f"{name}={raw!r} is not a number of seconds from 1 to {maximum}")
+            return default
+        return int(raw)
+
+    def count(name: str, default: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or int(raw) == 0:
+            problems.append(f"{name}={raw!r} is not a whole number above 0")
             return default
         return int(raw)
 
@@ -184,6 +195,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         queued_alert_minutes=positive("BRIGHTRUN_QUEUED_ALERT_MINUTES", 15.0, "minutes"),
         cost_tick_seconds=positive("BRIGHTRUN_COST_TICK_SECONDS", 60.0, "seconds"),
         download_url_seconds=seconds("BRIGHTRUN_DOWNLOAD_URL_SECONDS", 24 * 3600, MAX_PRESIGN_SECONDS),
+        generate_timeout_seconds=positive("BRIGHTRUN_GENERATE_TIMEOUT_SECONDS", 30.0, "seconds"),
+        generate_concurrency_per_user=count("BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER", 2),
     )
     if problems:
         raise ConfigError("; ".join(problems))

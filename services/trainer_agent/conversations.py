@@ -179,6 +179,18 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_seq_length: int) 
     return _truncate(ids, _first_untrained(labels), list(zip(starts, ends)), max_seq_length)
 
 
+def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The tokens a model continues to answer ``messages`` (role and content):
+    rendered with the template training renders with, then the assistant header."""
+    chat = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return list(
+        tokenizer.apply_chat_template(
+            chat, chat_template=chat_template_of(tokenizer), tokenize=True, return_dict=False,
+            add_generation_prompt=True,
+        )
+    )
+
+
 def _first_untrained(labels: list[int]) -> list[int]:
     # Counted as trained, it would be a token the loss never sees: the loss per
     # trained token would be diluted, and an example could train nothing at all.
