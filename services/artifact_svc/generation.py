@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 import nats.errors
 from brightrun.artifact.v1 import artifact_pb2
 
-from services.artifact_svc.sampling import Sampling, shown_prompt
+from services.common.sampling import Sampling, shown_prompt
 from services.common import events
 from services.common.errors import Conflict, ResourceExhausted
 

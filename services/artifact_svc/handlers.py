@@ -9,7 +9,7 @@ from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 
 from services.artifact_svc import store
 from services.artifact_svc.generation import Generator
-from services.artifact_svc.sampling import read_request
+from services.common.sampling import read_request
 from services.artifact_svc.listing import DEFAULT_PAGE_SIZE, artifact_uuid, parse_order, select_files
 from services.common.paging import next_page_token, parse_page
 from services.artifact_svc.messages import artifact_message

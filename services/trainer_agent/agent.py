@@ -47,6 +47,7 @@ from services.common.config import Settings
 from services.common.storage import ObjectStorage
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
+from services.trainer_agent.generating import GenerationRunner
 from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
@@ -93,6 +94,11 @@ class TrainerAgent:
         self._current: Attempt | None = None
         self._relay: EventRelay | None = None
         self._nc = None
+        # Generation requests (Generate) share the ASSIGN consumer; see ``generating``.
+        self._generations = GenerationRunner(
+            self._storage, gpu_type=agent.gpu_type, work_dir=agent.work_dir,
+            heartbeat_seconds=agent.heartbeat_seconds, io_retry_seconds=agent.io_retry_seconds,
+        )
 
     @property
     def nats_connected(self) -> bool:
@@ -229,6 +235,12 @@ class TrainerAgent:
 
     async def _handle_safely(self, js, msg, stop: asyncio.Event) -> None:
         """Handle one assignment; whatever goes wrong with it, the agent goes on with the next."""
+        if events.assignment_kind(msg) == events.GENERATION_KIND:
+            try:
+                await self._generations.handle(self._nc, js, msg, durable=self.durable)
+            except Exception:
+                log.exception("a generation assignment broke in the agent; the caller is told no agent answered")
+            return
         try:
             assignment = read_assignment(msg.data)
         except UnreadableAssignment as exc:

@@ -1,7 +1,7 @@
 """The rules of a Generate request, in one place: how many prompts, how long,
 how many tokens, what temperature. Pure: no I/O. Fields are named as the HTTP
 body names them (``prompts[2]``, ``conversations[0][1].role``), since that is
-what the caller wrote; the gateway passes the body through unchecked.
+what the caller wrote. artifact_svc checks them; the gateway only documents them.
 """
 
 from __future__ import annotations
