@@ -73,6 +73,9 @@ class AgentSettings:
     startup_seconds: float = 1800.0
     # How long an object-store call (dataset, checkpoint, adapter) is retried before the attempt is handed back.
     io_retry_seconds: float = 300.0
+    # Held-out validation conversations a finished training answers (stored on the model), and their tokens.
+    smoke_samples: int = 3
+    smoke_max_new_tokens: int = 32
 
 
 def _event_id(*parts: object) -> str:
@@ -416,6 +419,10 @@ class TrainerAgent:
             str(self._agent.checkpoint_steps),
             "--agent-pid",
             str(os.getpid()),
+            "--smoke-samples",
+            str(self._agent.smoke_samples),
+            "--smoke-tokens",
+            str(self._agent.smoke_max_new_tokens),
         ]
         proc = await asyncio.create_subprocess_exec(
             # One process, or one per GPU under torchrun, which passes on a SIGTERM

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from services.common.chat_template import chat_template_of
+from services.common.sampling import shown_prompt
 from services.trainer_agent.conversations import prompt_ids
 from services.trainer_agent.model import attention_implementation
 
@@ -71,6 +72,26 @@ def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampli
         return results
     finally:
         model.train(was_training)
+
+
+def smoke_samples(model, tokenizer, conversations: list[list[dict]], *, count: int, max_new_tokens: int) -> list[dict]:
+    """Up to ``count`` of ``conversations`` (held-out ones) answered greedily with and without the adapter:
+    each ``{prompt, expected, completion, base_completion}``, asked with the messages before the last
+    assistant message (the one ``expected`` quotes). Conversations without a user message before one are skipped."""
+    asked, expected = [], []
+    for messages in conversations:
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+        if last is None or not any(m["role"] == "user" for m in messages[:last]):
+            continue
+        asked.append(messages[:last])
+        expected.append(messages[last]["content"])
+        if len(asked) == count:
+            break
+    answers = generate(model, tokenizer, asked, SamplingSettings(max_new_tokens), include_base=True)
+    return [
+        {"prompt": shown_prompt(messages), "expected": reference, **answer}
+        for messages, reference, answer in zip(asked, expected, answers)
+    ]
 
 
 def _complete(model, tokenizer, ids: list[int], sampling: SamplingSettings) -> str:
