@@ -4,7 +4,6 @@ sampling from one ("Try it", run by a trainer agent through artifact_svc's Gener
 from __future__ import annotations
 
 import asyncio
-import json
 
 import grpc
 from starlette.requests import Request
@@ -14,9 +13,9 @@ from brightrun.dataset.v1 import dataset_pb2
 from gateway.convert import message_to_json
 from dataclasses import dataclass
 
-from gateway.convert import parse_json_object
+from gateway.convert import json_to_message, parse_json_object
 from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
-from gateway.errors import validation_error
+from gateway.errors import HttpError, validation_error
 from gateway.http import Caller, Page, caller, path_id
 from services.common.sampling import DEFAULT_MAX_NEW_TOKENS, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PROMPT_CHARACTERS
 from gateway.routes.jobs import DATASET_REF
@@ -31,14 +30,39 @@ GENERATE_RPC_TIMEOUT_S = 1800.0
 @dataclass(frozen=True)
 class GenerateBody(Body):
     """GenerateRequest, but with ``conversations`` as the HTTP contract writes them: a list of message lists
-    (the proto wraps each in ``{messages}``). The bounds are artifact_svc's (``sampling``), checked there."""
+    (the proto wraps each in ``{messages}``, and json_to_message reads no list of messages). Only types are
+    checked here; the bounds are artifact_svc's (``services.common.sampling``)."""
 
     def parse(self, raw: bytes):
+        """The body as a GenerateRequest; raises HttpError 400 naming each field of the wrong type
+        (``conversations[0][1].role``, ``max_new_tokens``, ...)."""
         data = parse_json_object(raw, optional=self.optional)
-        conversations = data.get("conversations")
-        if isinstance(conversations, list):
-            data["conversations"] = [{"messages": c} if isinstance(c, list) else c for c in conversations]
-        return super().parse(json.dumps(data).encode())
+        conversations = data.pop("conversations", None)
+        problems: dict[str, list[str]] = {}
+        message = self.message()
+        try:
+            message = json_to_message(data, self.message, hidden=self.hidden)
+        except HttpError as exc:
+            problems.update(exc.details)
+        if conversations is not None and not isinstance(conversations, list):
+            problems["conversations"] = ["Expected an array of conversations, each an array of {role, content}"]
+        for i, messages in enumerate(conversations if isinstance(conversations, list) else ()):
+            if not isinstance(messages, list):
+                problems[f"conversations[{i}]"] = ["Expected an array of {role, content} messages"]
+                continue
+            conversation = message.conversations.add()
+            for j, item in enumerate(messages):
+                where = f"conversations[{i}][{j}]"
+                if not isinstance(item, dict):
+                    problems[where] = ["Expected an object {role, content}"]
+                    continue
+                try:
+                    conversation.messages.append(json_to_message(item, artifact_pb2.ChatMessage))
+                except HttpError as exc:
+                    problems.update({f"{where}.{name}": texts for name, texts in exc.details.items()})
+        if problems:
+            raise validation_error(problems)
+        return message
 
     def schema(self) -> dict:
         schema = super().schema()
