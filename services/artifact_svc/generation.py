@@ -21,7 +21,6 @@ running at once, counted in this process (per artifact_svc replica).
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -32,8 +31,6 @@ from brightrun.artifact.v1 import artifact_pb2
 from services.common.sampling import Sampling, shown_prompt
 from services.common import events
 from services.common.errors import Conflict, ResourceExhausted
-
-log = logging.getLogger(__name__)
 
 # The adapter files no generation can do without.
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
