@@ -21,6 +21,10 @@ while NATS is away (the worker trains on), object-store calls are retried
 with backoff, and an attempt that cannot finish is handed back, never
 abandoned. An assignment that cannot be read (not a TrainingAssignment, or
 one without a job) is parked on the dead-letter stream, so it stops no agent.
+
+The same consumer hands out generation requests (header ``BrightRun-Kind:
+generate``, see ``services.common.events.assignment_kind``): those are
+answered by ``generating.GenerationRunner``, not trained.
 """
 
 from __future__ import annotations
