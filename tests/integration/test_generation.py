@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from pathlib import Path
 
 import grpc
+from nats.errors import TimeoutError as NoMessage
 import pytest
 import pytest_asyncio
 import torch
@@ -71,7 +73,8 @@ async def agent(settings, tmp_path_factory):
     await asyncio.wait_for(task, 30)
 
 
-async def _model(service, settings, nats, tiny_model, files: dict[str, Path], gpu_type: str, user: str | None = None):
+async def _model(service, settings, nats, tiny_model, files: dict[str, Path], gpu_type: str, user: str | None = None,
+                 base_model: str | None = None):
     """A stored artifact of ``user`` (a new one by default) with ``files`` uploaded; returns (user, artifact id)."""
     _, js = nats
     user = user or str(uuid.uuid4())
@@ -84,7 +87,7 @@ async def _model(service, settings, nats, tiny_model, files: dict[str, Path], gp
         manifest.files.add(name=name, key=key, size_bytes=path.stat().st_size, sha256="x")
     job = job_pb2.Job(
         id=job_id, user_id=user, dataset_id=str(uuid.uuid4()), dataset_name="Generation",
-        hyperparameters=job_pb2.Hyperparameters(rank=8, epochs=1, base_model=str(tiny_model)),
+        hyperparameters=job_pb2.Hyperparameters(rank=8, epochs=1, base_model=base_model or str(tiny_model)),
         gpu_config=job_pb2.GpuConfig(type=gpu_type, count=1),
     )
     completed = events_pb2.JobCompleted(job=job, manifest=manifest)
@@ -207,3 +210,33 @@ async def test_no_agent_is_a_clear_error_within_the_timeout_and_each_user_has_a_
     # Once they ended, the user may ask again.
     code, details = await _failure(service.Generate(_request(model_id, prompts=["hi"]), metadata=as_user(user)))
     assert details["reason"] == "no_agent_available"
+
+
+async def test_a_model_the_agent_cannot_load_is_a_clear_failure(service, agent, settings, nats, tiny_model, adapter):
+    files = {p.name: p for p in adapter.iterdir()}
+    user, model_id = await _model(service, settings, nats, tiny_model, files, SERVED, base_model="/nowhere/gone-model")
+    code, details = await _failure(service.Generate(_request(model_id, prompts=["hi"]), metadata=as_user(user),
+                                                    timeout=120))
+    assert code == grpc.StatusCode.ABORTED and details["reason"] == "generation_failed"
+
+
+async def test_an_agent_drops_a_request_whose_caller_stopped_waiting(agent, nats, adapter):
+    nc, js = nats
+    inbox = nc.new_inbox()
+    replies = await nc.subscribe(inbox)
+    expired = artifact_pb2.GenerationAssignment(
+        request_id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), artifact_id=str(uuid.uuid4()), base_model="m",
+        max_new_tokens=4, reply_subject=inbox,
+    )
+    expired.conversations.add().messages.add(role="user", content="hi")
+    expired.expires_at.FromSeconds(int(time.time()) - 1)
+    headers = {"Nats-Msg-Id": expired.request_id, events.ASSIGNMENT_KIND_HEADER: events.GENERATION_KIND}
+    await js.publish(f"assign.{SERVED}.1", expired.SerializeToString(), headers=headers)
+    for _ in range(100):  # taken off the work queue, unanswered
+        if (await js.stream_info("ASSIGN", subjects_filter=f"assign.{SERVED}.1")).state.messages == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert (await js.stream_info("ASSIGN", subjects_filter=f"assign.{SERVED}.1")).state.messages == 0
+    with pytest.raises(NoMessage):
+        await replies.next_msg(timeout=1.0)
+    await replies.unsubscribe()
