@@ -127,7 +127,10 @@ def _assignment(artifact: artifact_pb2.ModelArtifact, sampling: Sampling) -> art
     missing = [name for name in ADAPTER_FILES if name not in files]
     base_model = artifact.configuration["base_model"] if "base_model" in artifact.configuration else None
     if artifact.status != "stored" or missing or not base_model:
-        why = f"its files {', '.join(missing)} are missing" if missing else f"its status is {artifact.status!r}"
+        if artifact.status != "stored":
+            why = f"its status is {artifact.status!r}"
+        else:
+            why = f"its files {', '.join(missing)} are missing" if missing else "it names no base model"
         raise ModelNotReady(f"Model {artifact.id} is not ready to generate from: {why}", {"status": artifact.status})
     adapter = artifact_pb2.AdapterManifest(bucket=artifact.storage_bucket)
     for name in sorted(files):
