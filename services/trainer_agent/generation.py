@@ -20,7 +20,7 @@ import torch
 from services.common.chat_template import chat_template_of
 from services.common.sampling import shown_prompt
 from services.trainer_agent.conversations import prompt_ids
-from services.trainer_agent.model import attention_implementation
+from services.trainer_agent.model import attention_implementation, load_base_model, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -33,18 +33,16 @@ class SamplingSettings:
 def load_for_generation(base_model: str, adapter_dir: Path, device: torch.device):
     """(model, tokenizer): ``base_model`` with the PEFT adapter in ``adapter_dir``, for inference on ``device``.
 
-    The tokenizer is the base model's with the chat template training used.
-    Raises OSError when either cannot be read.
+    Loaded as training loads them (``model.load_tokenizer``, ``model.load_base_model``: a GGUF file too);
+    the tokenizer carries the chat template training used. Raises OSError when either cannot be read,
+    ConfigError when a GGUF file is not usable.
     """
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer = load_tokenizer(base_model)
     tokenizer.chat_template = chat_template_of(tokenizer)
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(
-        base_model, dtype=dtype, attn_implementation=attention_implementation(device, dtype)
-    )
+    base = load_base_model(base_model, dtype=dtype, attn_implementation=attention_implementation(device, dtype))
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
     model.eval()
     return model, tokenizer

@@ -18,10 +18,8 @@ from services.trainer_agent.launch import WORKER_MODULE, cpu_worker_limits, work
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(
-    "module", ["services.trainer_agent.__main__", "services.platform.launcher", "services.artifact_svc.server", "gateway.app"]
-)
-def test_the_launcher_the_control_plane_and_the_trainer_agent_import_neither_torch_nor_transformers(module):
+@pytest.mark.parametrize("module", ["services.trainer_agent.__main__", "services.platform.launcher"])
+def test_the_launcher_and_the_trainer_agent_import_neither_torch_nor_transformers(module):
     code = f"import sys, {module}; print(sorted({{'torch', 'transformers'}} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]"
