@@ -40,7 +40,8 @@ _HTTP_STATUS = {
 }
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # Errors whose reason (ErrorInfo) decides a more precise status than their code.
-_REASON_STATUS = {"idempotency_key_reused": 422}
+# no_agent_available travels as RESOURCE_EXHAUSTED, not UNAVAILABLE, which the channel would retry.
+_REASON_STATUS = {"idempotency_key_reused": 422, "no_agent_available": 503}
 # The code of an error that names none (the gateway's own, or a status without ErrorInfo).
 CODES = {
     400: "validation_failed",
@@ -124,7 +125,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> HttpError:
         return unavailable("A backend service or its database did not answer; retry shortly.")
     reason = rich.get("reason")
     status = _REASON_STATUS.get(reason, status)
-    return HttpError(status, exc.details() or code.name, rich.get("details"), code=reason)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return HttpError(status, exc.details() or code.name, rich.get("details"), headers, code=reason)
 
 
 def error_response(exc: HttpError) -> JSONResponse:

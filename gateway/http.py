@@ -57,9 +57,10 @@ class Caller:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return as_user(self.user_id)
 
-    async def __call__(self, method, request: Message) -> Message:
-        """One unary call as this user; a failure raises grpc.aio.AioRpcError (rendered by the app)."""
-        return await method(request, metadata=self.metadata, timeout=RPC_TIMEOUT_S)
+    async def __call__(self, method, request: Message, timeout: float = RPC_TIMEOUT_S) -> Message:
+        """One unary call as this user, answered within ``timeout`` seconds; a failure raises
+        grpc.aio.AioRpcError (rendered by the app)."""
+        return await method(request, metadata=self.metadata, timeout=timeout)
 
 
     def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:

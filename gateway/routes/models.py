@@ -1,4 +1,5 @@
-"""``/api/models``: the user's trained adapters, their download URLs, deletion (FR-5.x)."""
+"""``/api/models``: the user's trained adapters, their download URLs, deletion (FR-5.x), and
+sampling from one ("Try it", run by a trainer agent through artifact_svc's Generate)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,81 @@ from starlette.requests import Request
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.dataset.v1 import dataset_pb2
 from gateway.convert import message_to_json
+from dataclasses import dataclass
+
+from gateway.convert import json_to_message, parse_json_object
 from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
-from gateway.errors import validation_error
+from gateway.errors import HttpError, validation_error
 from gateway.http import Caller, Page, caller, path_id
+from services.common.sampling import DEFAULT_MAX_NEW_TOKENS, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PROMPT_CHARACTERS
 from gateway.routes.jobs import DATASET_REF
 from gateway.schema import array, message_schema, obj
 
 DOWNLOAD_BODY = Body(artifact_pb2.GetDownloadUrlsRequest, hidden=("artifact_id",), optional=True)
+# How long the gateway waits for Generate: loading a real model on an agent takes minutes, and
+# artifact_svc answers no_agent_available itself once an agent stays silent for BRIGHTRUN_GENERATE_TIMEOUT_SECONDS.
+GENERATE_RPC_TIMEOUT_S = 1800.0
+
+
+@dataclass(frozen=True)
+class GenerateBody(Body):
+    """GenerateRequest, but with ``conversations`` as the HTTP contract writes them: a list of message lists
+    (the proto wraps each in ``{messages}``, and json_to_message reads no list of messages). Only types are
+    checked here; the bounds are artifact_svc's (``services.common.sampling``)."""
+
+    def parse(self, raw: bytes):
+        """The body as a GenerateRequest; raises HttpError 400 naming each field of the wrong type
+        (``conversations[0][1].role``, ``max_new_tokens``, ...)."""
+        data = parse_json_object(raw, optional=self.optional)
+        conversations = data.pop("conversations", None)
+        problems: dict[str, list[str]] = {}
+        message = self.message()
+        try:
+            message = json_to_message(data, self.message, hidden=self.hidden)
+        except HttpError as exc:
+            problems.update(exc.details)
+        if conversations is not None and not isinstance(conversations, list):
+            problems["conversations"] = ["Expected an array of conversations, each an array of {role, content}"]
+        for i, messages in enumerate(conversations if isinstance(conversations, list) else ()):
+            if not isinstance(messages, list):
+                problems[f"conversations[{i}]"] = ["Expected an array of {role, content} messages"]
+                continue
+            conversation = message.conversations.add()
+            for j, item in enumerate(messages):
+                where = f"conversations[{i}][{j}]"
+                if not isinstance(item, dict):
+                    problems[where] = ["Expected an object {role, content}"]
+                    continue
+                try:
+                    conversation.messages.append(json_to_message(item, artifact_pb2.ChatMessage))
+                except HttpError as exc:
+                    problems.update({f"{where}.{name}": texts for name, texts in exc.details.items()})
+        if problems:
+            raise validation_error(problems)
+        return message
+
+    def schema(self) -> dict:
+        schema = super().schema()
+        properties = schema["properties"]
+        properties["conversations"] = {
+            **array(properties["conversations"]["items"]["properties"]["messages"]),
+            "description": f"Conversations ending with a user message, each a list of {{role, content}}; "
+                           f"1 to {MAX_ITEMS}, each at most {MAX_PROMPT_CHARACTERS} characters in all",
+        }
+        return schema
+
+
+GENERATE_BODY = GenerateBody(
+    artifact_pb2.GenerateRequest, hidden=("artifact_id",),
+    descriptions={
+        "prompts": f"Single-turn prompts, 1 to {MAX_ITEMS}, each at most {MAX_PROMPT_CHARACTERS} characters "
+                   "(send prompts or conversations, not both)",
+        "max_new_tokens": f"1 to {MAX_NEW_TOKENS}; default {DEFAULT_MAX_NEW_TOKENS}",
+        "temperature": "0 (greedy, the default) to 2",
+        "seed": "Seed of the sampling: the same request with the same seed gives the same text",
+        "include_base": "Also answer with the base model alone (the adapter disabled), as base_completion",
+    },
+)
 
 # The spec's page offers "created_at" (most recent) and "quality"; "created" is the service's name.
 _SORTS = {"created": "created", "created_at": "created", "quality": "quality"}
@@ -67,6 +136,20 @@ async def download_model(request: Request):
     return api.ok(message_to_json(reply))
 
 
+async def generate(request: Request):
+    """Body ``{prompts | conversations, max_new_tokens, temperature, seed, include_base}`` -> ``{model_id, results}``."""
+    api = caller(request)
+    message = GENERATE_BODY.parse(await request.body())
+    message.artifact_id = path_id(request)
+    reply = await api(api.stubs.artifacts.Generate, message, timeout=GENERATE_RPC_TIMEOUT_S)
+    results = [
+        {"prompt": r.prompt, "completion": r.completion,
+         **({"base_completion": r.base_completion} if r.HasField("base_completion") else {})}
+        for r in reply.results
+    ]
+    return api.ok({"model_id": reply.model_id, "results": results})
+
+
 async def delete_model(request: Request):
     api = caller(request)
     message = artifact_pb2.DeleteArtifactRequest(artifact_id=path_id(request))
@@ -86,4 +169,13 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/models/{id}", delete_model, "Delete a trained adapter", obj(model=MODEL)),
     Endpoint("POST", "/api/models/{id}/download", download_model, "Presigned download URLs of its files",
              message_schema(artifact_pb2.GetDownloadUrlsResponse.DESCRIPTOR), body=DOWNLOAD_BODY),
+    Endpoint("POST", "/api/models/{id}/generate", generate, "Sample from a trained adapter (and its base model)",
+             obj(model_id={"type": "string"}, results=array(obj(
+                 prompt={"type": "string"}, completion={"type": "string"}, base_completion={"type": "string"}))),
+             body=GENERATE_BODY,
+             description="Run by a trainer agent of the model's GPU type. 404 for another user's model; 409 "
+                         "(model_not_ready) without its adapter; 429 (too_many_generations) beyond "
+                         "BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER requests at once; 503 (no_agent_available) when "
+                         "no agent answers within BRIGHTRUN_GENERATE_TIMEOUT_SECONDS. base_completion only with "
+                         "include_base."),
 )

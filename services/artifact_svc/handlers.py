@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 
 from services.artifact_svc import store
+from services.artifact_svc.generation import Generator
+from services.common.sampling import read_request
 from services.artifact_svc.listing import DEFAULT_PAGE_SIZE, artifact_uuid, parse_order, select_files
 from services.common.paging import next_page_token, parse_page
 from services.artifact_svc.messages import artifact_message
@@ -19,10 +21,11 @@ from services.common.storage import ObjectStorage
 class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
     """``download_url_seconds``: how long a download URL is valid (Settings.download_url_seconds)."""
 
-    def __init__(self, db: Database, storage: ObjectStorage, download_url_seconds: int):
+    def __init__(self, db: Database, storage: ObjectStorage, download_url_seconds: int, generator: Generator):
         self._db = db
         self._storage = storage
         self._download_url_seconds = download_url_seconds
+        self._generator = generator
 
     @rpc
     async def GetArtifact(self, request, context):
@@ -87,6 +90,13 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
             )
         )
         return artifact_pb2.DeleteArtifactResponse(artifact=deleted)
+
+    @rpc
+    async def Generate(self, request, context):
+        """Raises NotFound as GetArtifact, InvalidArgument naming the field, then what Generator.generate raises."""
+        row = await self._artifact(user_id(context), request.artifact_id)
+        sampling = read_request(request)
+        return await self._generator.generate(artifact_message(row), sampling)
 
     async def _artifact(self, uid: str, artifact_id: str):
         artifact_id = artifact_uuid(artifact_id)

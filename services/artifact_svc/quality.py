@@ -111,7 +111,28 @@ def quality_metrics(summary: Mapping) -> dict:
         "convergence": convergence,
         "convergence_quality": grade,
         "overall_score": stars,
+        "smoke_samples": smoke_samples(summary),
     }
+
+
+# What a smoke sample may carry, and how much of each text is kept (the record stays small).
+_SMOKE_FIELDS = ("prompt", "expected", "completion", "base_completion")
+_MOST_SMOKE_SAMPLES = 8
+_MOST_SMOKE_CHARACTERS = 2000
+
+
+def smoke_samples(summary: Mapping) -> list[dict]:
+    """The held-out conversations the trainer had the model answer at the end of training
+    (run_summary.SMOKE_SAMPLES), each ``{prompt, expected, completion, base_completion}`` as text;
+    anything else in the list is left out. Empty when the trainer wrote none."""
+    samples = summary.get(run_summary.SMOKE_SAMPLES)
+    if not isinstance(samples, list):
+        return []
+    kept = []
+    for sample in samples[:_MOST_SMOKE_SAMPLES]:
+        if isinstance(sample, Mapping) and all(isinstance(sample.get(name), str) for name in _SMOKE_FIELDS):
+            kept.append({name: sample[name][:_MOST_SMOKE_CHARACTERS] for name in _SMOKE_FIELDS})
+    return kept
 
 
 def curve_convergence(curve: list[tuple[float, float]]) -> str:

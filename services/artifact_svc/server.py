@@ -1,4 +1,4 @@
-"""Wiring of artifact_svc: database, the job.completed consumer, gRPC."""
+"""Wiring of artifact_svc: database, the job.completed consumer, generation through NATS, gRPC."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 
 from services.artifact_svc.consumers import DURABLE, ArtifactBuilder
+from services.artifact_svc.generation import Generator
 from services.artifact_svc.handlers import ArtifactHandlers
 from services.common.config import Settings
 from services.common.runtime import ServiceRuntime
@@ -20,7 +21,13 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     runtime = await ServiceRuntime.open("artifact_svc", settings, schema=schema, migrations=MIGRATIONS)
     builder = ArtifactBuilder(runtime.db)
     runtime.consume(stream="JOBS", durable=DURABLE, subjects=["job.completed"], handler=builder.handle)
-    handlers = ArtifactHandlers(runtime.db, ObjectStorage.from_settings(settings), settings.download_url_seconds)
+    generator = Generator(
+        runtime.nc, runtime.js,
+        timeout_seconds=settings.generate_timeout_seconds, per_user=settings.generate_concurrency_per_user,
+    )
+    handlers = ArtifactHandlers(
+        runtime.db, ObjectStorage.from_settings(settings), settings.download_url_seconds, generator
+    )
     await runtime.serve(
         address or settings.artifact_addr,
         [lambda server: artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(handlers, server)],

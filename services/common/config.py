@@ -80,6 +80,10 @@ class Settings:
     # Where the process serves its Prometheus metrics (/metrics); port 0: not served.
     metrics_port: int = 0
     metrics_host: str = "0.0.0.0"
+    # A generation request (POST /api/models/{id}/generate) no trainer agent took, or answered, in this long is
+    # refused as no_agent_available; each user may have this many waiting or running at once.
+    generate_timeout_seconds: float = 30.0
+    generate_concurrency_per_user: int = 2
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +133,13 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(name, str(default))
         if not raw.isdigit() or not 1 <= int(raw) <= maximum:
             problems.append(f"{name}={raw!r} is not a number of seconds from 1 to {maximum}")
+            return default
+        return int(raw)
+
+    def count(name: str, default: int) -> int:
+        raw = env.get(name, str(default))
+        if not raw.isdigit() or int(raw) == 0:
+            problems.append(f"{name}={raw!r} is not a whole number above 0")
             return default
         return int(raw)
 
@@ -189,6 +200,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_url_seconds=seconds("BRIGHTRUN_DOWNLOAD_URL_SECONDS", 24 * 3600, MAX_PRESIGN_SECONDS),
         metrics_port=port("BRIGHTRUN_METRICS_PORT", 0),
         metrics_host=env.get("BRIGHTRUN_METRICS_HOST", "0.0.0.0"),
+        generate_timeout_seconds=positive("BRIGHTRUN_GENERATE_TIMEOUT_SECONDS", 30.0, "seconds"),
+        generate_concurrency_per_user=count("BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER", 2),
     )
     if problems:
         raise ConfigError("; ".join(problems))

@@ -46,6 +46,17 @@ STREAMS: dict[str, tuple[list[str], RetentionPolicy]] = {
     "DEADLETTER": (["deadletter.>"], RetentionPolicy.LIMITS),
 }
 
+# What an ASSIGN message asks for, when it is not a TrainingAssignment: the header
+# names its kind (a GenerationAssignment is "generate"); absent, it is training.
+ASSIGNMENT_KIND_HEADER = "BrightRun-Kind"
+GENERATION_KIND = "generate"
+
+
+def assignment_kind(msg: Msg) -> str:
+    """The kind of an ASSIGN message: its ASSIGNMENT_KIND_HEADER, or "training" without one."""
+    return (msg.headers or {}).get(ASSIGNMENT_KIND_HEADER, "training")
+
+
 # A header value is one line; a longer reason is cut (the log has it whole).
 _MAX_REASON = 1000
 # Redelivery after a handler error waits 1, 2, 4 ... seconds, at most this.

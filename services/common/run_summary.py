@@ -28,6 +28,10 @@ STEPS_COMPLETED = "steps_completed"
 EPOCHS = "epochs"
 TRAINED_TOKENS = "trained_tokens"
 DURATION_SECONDS = "duration_seconds"
+# A few held-out validation conversations answered by the trained model at the
+# end of training, with and without its adapter (added by the worker): a list of
+# {prompt, expected, completion, base_completion}.
+SMOKE_SAMPLES = "smoke_samples"
 # The chat template the adapter was trained with (added by the worker).
 CHAT_TEMPLATE = "chat_template"
 

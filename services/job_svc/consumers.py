@@ -21,6 +21,7 @@ from brightrun.job.v1 import job_pb2
 from services.common import run_summary
 from services.common.db import Database, claim_event
 from services.common.errors import FailedPrecondition
+from services.common.events import assignment_kind
 from services.job_svc import calibration, events, store
 from services.job_svc.charge_time import charged_until
 from services.job_svc.gauges import observe_queue_wait
@@ -135,6 +136,9 @@ class AbandonedAssignments:
         try:
             raw = await self._js.get_msg("ASSIGN", seq)
         except Exception:  # already removed: handled before
+            return
+        if assignment_kind(raw) != "training":  # a generation request: nobody's job to fail
+            await self._js.delete_msg("ASSIGN", seq)
             return
         assignment = job_pb2.TrainingAssignment.FromString(raw.data)
         reason = (

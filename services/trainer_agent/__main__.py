@@ -108,6 +108,8 @@ def main() -> None:
         checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
         ack_wait_seconds=float(os.environ.get("BRIGHTRUN_AGENT_ACK_WAIT_SECONDS") or 30),
         heartbeat_seconds=float(os.environ.get("BRIGHTRUN_AGENT_HEARTBEAT_SECONDS") or 5),
+        smoke_samples=int(os.environ.get("BRIGHTRUN_AGENT_SMOKE_SAMPLES") or 3),
+        smoke_max_new_tokens=int(os.environ.get("BRIGHTRUN_AGENT_SMOKE_TOKENS") or 32),
         **_time_bounds(),
     )
 

@@ -21,6 +21,10 @@ while NATS is away (the worker trains on), object-store calls are retried
 with backoff, and an attempt that cannot finish is handed back, never
 abandoned. An assignment that cannot be read (not a TrainingAssignment, or
 one without a job) is parked on the dead-letter stream, so it stops no agent.
+
+The same consumer hands out generation requests (header ``BrightRun-Kind:
+generate``, see ``services.common.events.assignment_kind``): those are
+answered by ``generating.GenerationRunner``, not trained.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from services.common.config import Settings
 from services.common.storage import ObjectStorage
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
+from services.trainer_agent.generating import GenerationRunner
 from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
@@ -73,6 +78,9 @@ class AgentSettings:
     startup_seconds: float = 1800.0
     # How long an object-store call (dataset, checkpoint, adapter) is retried before the attempt is handed back.
     io_retry_seconds: float = 300.0
+    # Held-out validation conversations a finished training answers (stored on the model), and their tokens.
+    smoke_samples: int = 3
+    smoke_max_new_tokens: int = 32
 
 
 def _event_id(*parts: object) -> str:
@@ -94,6 +102,11 @@ class TrainerAgent:
         self._current: Attempt | None = None
         self._relay: EventRelay | None = None
         self._nc = None
+        # Generation requests (Generate) share the ASSIGN consumer; see ``generating``.
+        self._generations = GenerationRunner(
+            self._storage, gpu_type=agent.gpu_type, work_dir=agent.work_dir,
+            heartbeat_seconds=agent.heartbeat_seconds, io_retry_seconds=agent.io_retry_seconds,
+        )
 
     @property
     def nats_connected(self) -> bool:
@@ -230,6 +243,12 @@ class TrainerAgent:
 
     async def _handle_safely(self, js, msg, stop: asyncio.Event) -> None:
         """Handle one assignment; whatever goes wrong with it, the agent goes on with the next."""
+        if events.assignment_kind(msg) == events.GENERATION_KIND:
+            try:
+                await self._generations.handle(self._nc, js, msg, durable=self.durable)
+            except Exception:
+                log.exception("a generation assignment broke in the agent; the caller is told no agent answered")
+            return
         try:
             assignment = read_assignment(msg.data)
         except UnreadableAssignment as exc:
@@ -405,6 +424,10 @@ class TrainerAgent:
             str(self._agent.checkpoint_steps),
             "--agent-pid",
             str(os.getpid()),
+            "--smoke-samples",
+            str(self._agent.smoke_samples),
+            "--smoke-tokens",
+            str(self._agent.smoke_max_new_tokens),
         ]
         proc = await asyncio.create_subprocess_exec(
             # One process, or one per GPU under torchrun, which passes on a SIGTERM

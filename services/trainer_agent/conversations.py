@@ -65,6 +65,8 @@ class TokenizedConversation(NamedTuple):
 class TrainingData:
     train: list[TokenizedConversation] = field(default_factory=list)
     validation: list[TokenizedConversation] = field(default_factory=list)
+    # The messages ({role, content}) of each validation example, in the same order: what smoke samples ask.
+    validation_messages: list[list[dict]] = field(default_factory=list)
     dropped: int = 0  # conversations with no trained token (after truncation)
     truncated: int = 0  # kept conversations cut to max_seq_length
     invalid: int = 0  # lines that are not a readable conversation
@@ -99,12 +101,14 @@ def read_training_data(
             example = tokenize_conversation(tokenizer, _messages(conversation), max_seq_length)
             readable.append((conversation, example))
     held = validation_indices(((c.key, c.split) for c, _ in readable), validation_fraction)
-    for i, (_, example) in enumerate(readable):
+    for i, (conversation, example) in enumerate(readable):
         if example.trained_tokens == 0:
             data.dropped += 1
             continue
         data.truncated += example.truncated
         (data.validation if i in held else data.train).append(example)
+        if i in held:
+            data.validation_messages.append([{"role": m.role, "content": m.content} for m in conversation.messages])
     return data
 
 
@@ -177,6 +181,18 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_seq_length: int) 
         for i in trained:
             labels[i] = ids[i]
     return _truncate(ids, _first_untrained(labels), list(zip(starts, ends)), max_seq_length)
+
+
+def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The tokens a model continues to answer ``messages`` (role and content):
+    rendered with the template training renders with, then the assistant header."""
+    chat = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return list(
+        tokenizer.apply_chat_template(
+            chat, chat_template=chat_template_of(tokenizer), tokenize=True, return_dict=False,
+            add_generation_prompt=True,
+        )
+    )
 
 
 def _first_untrained(labels: list[int]) -> list[int]:

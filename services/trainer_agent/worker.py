@@ -31,6 +31,7 @@ from services.common.training_choices import TRAINER_OPTIONS
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
 from services.trainer_agent.distributed import DeepSpeedRanks, SingleProcess
+from services.trainer_agent.generation import smoke_samples
 from services.common.lifeline import die_with_parent
 from services.trainer_agent.recipe import ConfigError, LoRATrainingRecipe, TrainingConfig
 from services.trainer_agent.telemetry import default_gpu_reader, gpu_fields
@@ -100,6 +101,20 @@ def completed(recipe: LoRATrainingRecipe, summary: dict) -> dict:
     return {"type": "completed", "summary": {**summary, run_summary.CHAT_TEMPLATE: recipe.tokenizer.chat_template}}
 
 
+def with_smoke_samples(recipe: LoRATrainingRecipe, summary: dict, *, count: int, max_new_tokens: int) -> dict:
+    """``summary`` with up to ``count`` held-out validation conversations answered by the trained model
+    (run_summary.SMOKE_SAMPLES), for the model page. They are a look, not a result: a failure to write
+    them is logged and leaves the list empty rather than lose the adapter."""
+    samples: list[dict] = []
+    if count:
+        try:
+            samples = smoke_samples(recipe.model, recipe.tokenizer, recipe.data.validation_messages,
+                                    count=count, max_new_tokens=max_new_tokens)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+    return {**summary, run_summary.SMOKE_SAMPLES: samples}
+
+
 def _save_on_stop(recipe: LoRATrainingRecipe, checkpoint_dir: Path | None, resumed_at: int, emit) -> None:
     """The checkpoint of the last completed step, written when training was
     stopped early, so that a resumed run loses none of it."""
@@ -124,6 +139,9 @@ def main() -> int:
     parser.add_argument("--distributed", action="store_true")
     # The agent's pid: the worker ends when that process does (a rank: when torchrun does).
     parser.add_argument("--agent-pid", type=int)
+    # Held-out conversations the trained model answers at the end (0: none), and their length in tokens.
+    parser.add_argument("--smoke-samples", type=int, default=0)
+    parser.add_argument("--smoke-tokens", type=int, default=32)
     args = parser.parse_args()
     # On stderr, which the agent's log collects; what libraries warn of, as before, in the agent's format.
     logs.configure("trainer_worker", level=logging.WARNING)
@@ -167,6 +185,8 @@ def main() -> int:
             emit({"type": "stopped", "step": recipe.global_step})
             return 0
         recipe.save_adapter(args.output)
+        if not args.distributed:  # several ranks hold the model sharded, and only rank 0 would ask it
+            summary = with_smoke_samples(recipe, summary, count=args.smoke_samples, max_new_tokens=args.smoke_tokens)
         emit(completed(recipe, summary))
         return 0
     except Exception as exc:

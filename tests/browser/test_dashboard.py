@@ -163,6 +163,13 @@ def test_the_whole_journey_through_the_pages(up, page, tmp_path):
     download.save_as(saved)
     header_size = int.from_bytes(saved.read_bytes()[:8], "little")
     assert json.loads(saved.read_bytes()[8 : 8 + header_size])  # a real safetensors file
+    # Samples answered at the end of training, and "Try it" through a trainer agent, with the base model beside.
+    expect()(page.get_by_test_id("smoke-samples").locator("tbody tr")).not_to_have_count(0)
+    page.get_by_label("Prompt").fill("hello world")
+    page.get_by_label("Max new tokens").fill("6")
+    page.get_by_label("Compare with the base model").check()
+    page.get_by_role("button", name="Generate").click()
+    expect()(page.get_by_test_id("try-it-answer")).to_contain_text("base model alone", timeout=90_000)
     shot(page, "07-model-detail")
 
     page.get_by_role("link", name="Models").click()

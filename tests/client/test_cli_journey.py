@@ -99,6 +99,13 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
         assert hashlib.sha256((target / name).read_bytes()).hexdigest() == meta["sha256"], name
     assert json.loads((target / "adapter_config.json").read_text())["r"] == 8
 
+    # Try it: a trainer agent answers with the adapter, and with the base model alone.
+    generated = _json(brightrun("models", "generate", model["id"], "hello world", "one two", "--max-new-tokens", "6",
+                                "--include-base", "--json"))
+    assert generated["model_id"] == model["id"]
+    assert [r["prompt"] for r in generated["results"]] == ["hello world", "one two"]
+    assert all({"completion", "base_completion"} <= set(r) for r in generated["results"])
+
     records = _json(brightrun("jobs", "get", job["id"], "--json"))["cost_records"]
     costs = _json(brightrun("costs", "--json"))
     assert {"compute", "storage"} <= set(costs["by_type"])
@@ -123,6 +130,7 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
         (("jobs", "events", job["id"]), "metric  step 12"),
         (("models", "get", model["id"]), "adapter_model.safetensors"),
         (("models", "list"), model["id"]),
+        (("models", "generate", model["id"], "hello world", "--max-new-tokens", "4"), "> hello world"),
         (("costs",), f"${costs['total']:.4f}"),
         (("notifications",), "job_completed"),
     ]:

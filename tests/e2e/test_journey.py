@@ -273,8 +273,36 @@ def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, 
     for item in urls:
         (adapter / item["file"]).write_bytes(httpx.get(item["url"], timeout=60).content)
     _assert_adapter_reproduces_training_logits(platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"], adapter)
+    _assert_try_it(alice, bob, model)
 
     _assert_notifications_and_costs(alice, bob, job)
+
+
+def _assert_try_it(alice, bob, model: dict) -> None:
+    """The model page's samples and "Try it": a trainer agent answers with the adapter, and without it."""
+    samples = model["quality_metrics"]["smoke_samples"]
+    assert 1 <= len(samples) <= 3
+    for sample in samples:
+        assert set(sample) == {"prompt", "expected", "completion", "base_completion"} and sample["prompt"]
+    path = f"/api/models/{model['id']}/generate"
+    body = {"prompts": ["hello world", "one two three"], "max_new_tokens": 8, "include_base": True}
+    first = call(alice, "POST", path, json=body)
+    assert first["model_id"] == model["id"]
+    assert [r["prompt"] for r in first["results"]] == body["prompts"]
+    assert all(isinstance(r["completion"], str) and "base_completion" in r for r in first["results"])
+    assert call(alice, "POST", path, json=body) == first  # greedy: the same text again
+    chat = {"conversations": [[{"role": "user", "content": "hello"}, {"role": "assistant", "content": "HELLO"},
+                               {"role": "user", "content": "world"}]], "max_new_tokens": 4}
+    [answer] = call(alice, "POST", path, json=chat)["results"]
+    assert answer["prompt"] == "world" and "base_completion" not in answer
+    assert bob.post(path, json=body).status_code == 404
+    for bad, field in [({"prompts": ["hi"], "max_new_tokens": 0}, "max_new_tokens"),
+                       ({"prompts": ["x" * 4001]}, "prompts[0]"),
+                       ({"prompts": ["hi"], "conversations": [[{"role": "user", "content": "hi"}]]}, "prompts"),
+                       ({"prompts": ["hi"], "temperature": "hot"}, "temperature"),
+                       ({"conversations": [[{"role": "user", "content": "hi"}]], "seed": -1}, "seed")]:
+        reply = alice.post(path, json=bad)
+        assert reply.status_code == 400 and field in reply.json()["details"], (bad, reply.text)
 
 
 def _assert_progress_and_eta(updates: list[dict], points: list[dict]) -> None:

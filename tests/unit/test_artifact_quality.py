@@ -16,7 +16,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from services.artifact_svc.quality import build_artifact, convergence_grade, curve_convergence, quality_metrics
 from services.trainer_agent.recipe import LoRATrainingRecipe, TrainingConfig
-from services.trainer_agent.worker import completed
+from services.trainer_agent.worker import completed, with_smoke_samples
 
 STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -86,7 +86,8 @@ def _real_run(model, data, **overrides) -> tuple[dict, list[dict]]:
     config = TrainingConfig(base_model=str(model), **SETTINGS | overrides)
     recipe = LoRATrainingRecipe(config, data, on_metrics=points.append)
     recipe.setup()
-    line = completed(recipe, recipe.train())
+    # As the worker ends a run: with the held-out conversations answered.
+    line = completed(recipe, with_smoke_samples(recipe, recipe.train(), count=2, max_new_tokens=6))
     recipe.cleanup()
     carried = Struct()
     carried.update(line["summary"])
@@ -212,10 +213,31 @@ def test_missing_summary_values_are_null_or_taken_from_the_job():
         "convergence": "unknown",
         "convergence_quality": "unknown",
         "overall_score": 3,
+        "smoke_samples": [],
     }
     assert draft.training_summary["total_steps"] == 120
     assert draft.training_summary["trained_tokens"] is None
     assert draft.training_summary["duration_seconds"] == 3600.0
+
+
+@pytest.mark.slow
+def test_the_model_answers_held_out_conversations_with_and_without_its_adapter(learned, tiny_model):
+    summary, _ = learned
+    samples = quality_metrics(summary)["smoke_samples"]
+    assert len(samples) == 2
+    for sample in samples:
+        assert set(sample) == {"prompt", "expected", "completion", "base_completion"}
+        # A held-out conversation: its user's words, and the answer it was written with.
+        assert sample["expected"] == sample["prompt"].upper()
+        assert all(isinstance(sample[k], str) for k in ("completion", "base_completion"))
+
+
+def test_smoke_samples_keep_only_text_fields_and_a_few():
+    good = {"prompt": "p", "expected": "e", "completion": "c", "base_completion": "b"}
+    entries = [good, {"prompt": 3}, "text", {**good, "extra": "dropped"}, *[good] * 10]
+    # Of the first 8 entries, the two that are not text samples are left out, and so is any other field.
+    assert quality_metrics({"smoke_samples": entries})["smoke_samples"] == [good] * 6
+    assert quality_metrics({"smoke_samples": "nope"})["smoke_samples"] == []
 
 
 def test_non_numbers_in_the_summary_are_ignored():

@@ -94,3 +94,12 @@ def test_download_urls_last_a_day_by_default_and_at_most_the_seven_days_s3_allow
     with pytest.raises(ConfigError) as info:
         read_settings(BASE | {"BRIGHTRUN_DOWNLOAD_URL_SECONDS": str(8 * 86400)})
     assert "BRIGHTRUN_DOWNLOAD_URL_SECONDS" in str(info.value) and "604800" in str(info.value)
+
+
+def test_generation_waits_thirty_seconds_for_an_agent_and_allows_two_at_once_per_user_by_default():
+    settings = read_settings(BASE)
+    assert (settings.generate_timeout_seconds, settings.generate_concurrency_per_user) == (30.0, 2)
+    with pytest.raises(ConfigError) as info:
+        read_settings(BASE | {"BRIGHTRUN_GENERATE_TIMEOUT_SECONDS": "0", "BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER": "-1"})
+    assert "BRIGHTRUN_GENERATE_TIMEOUT_SECONDS" in str(info.value)
+    assert "BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER" in str(info.value)

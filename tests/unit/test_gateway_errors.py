@@ -92,3 +92,14 @@ def test_an_idempotency_key_reused_with_another_body_is_422_naming_the_key():
     error = from_rpc_error(exc)
     assert error.status == 422
     assert error.body() == {"success": False, "error": "reused", "details": details, "code": "idempotency_key_reused"}
+
+
+def test_no_agent_to_generate_is_a_503_naming_it_and_too_many_generations_a_429():
+    # RESOURCE_EXHAUSTED on the wire (UNAVAILABLE would be retried by the channel); the reason decides.
+    silent = _rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "No trainer agent is available to generate; try again",
+                        reason="no_agent_available")
+    error = from_rpc_error(silent)
+    assert (error.status, error.code, error.headers["Retry-After"]) == (503, "no_agent_available", "5")
+    assert "No trainer agent is available" in error.error
+    busy = from_rpc_error(_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "wait", reason="too_many_generations"))
+    assert (busy.status, busy.code) == (429, "too_many_generations")

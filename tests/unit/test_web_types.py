@@ -74,6 +74,9 @@ ANSWERS = {
     "GpuType": (("/api/gpu-types", "get", ("gpu_types", "[]")), {"type", "max_count"}),
     "Estimate": (("/api/jobs/estimate", "post", ()), {"estimated_cost", "training_details", "warnings"}),
     "DownloadUrls": (("/api/models/{id}/download", "post", ()), {"download_urls"}),
+    "Generation": (("/api/models/{id}/generate", "post", ()), {"model_id", "results"}),
+    "GenerationResult": (("/api/models/{id}/generate", "post", ("results", "[]")),
+                         {"prompt", "completion", "base_completion"}),
 }
 
 

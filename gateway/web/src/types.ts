@@ -164,6 +164,27 @@ export interface Model {
   updated_at: string | null;
 }
 
+/** One answer of POST /api/models/{id}/generate; base_completion only when include_base was asked. */
+export interface GenerationResult {
+  prompt: string;
+  completion: string;
+  base_completion?: string;
+}
+
+/** POST /api/models/{id}/generate. */
+export interface Generation {
+  model_id: string;
+  results: GenerationResult[];
+}
+
+/** A held-out validation conversation the model answered at the end of training (quality_metrics.smoke_samples). */
+export interface SmokeSample {
+  prompt: string;
+  expected: string;
+  completion: string;
+  base_completion: string;
+}
+
 /** A model as GET /api/models lists it: with its dataset. */
 export interface ListedModel extends Model {
   dataset: DatasetRef;

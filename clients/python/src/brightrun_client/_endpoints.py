@@ -29,6 +29,9 @@ from brightrun_client.models import (
     Webhook,
 )
 
+# How long a generation may take: a trainer agent may first load a large base model.
+GENERATE_TIMEOUT = 1800.0
+
 T = TypeVar("T")
 M = TypeVar("M", bound=ApiObject)
 
@@ -41,6 +44,8 @@ class Call:
     params: dict[str, Any] | None = None
     json: Any = None
     headers: dict[str, str] | None = None
+    # Seconds to wait for the answer; None: the client's timeout.
+    timeout: float | None = None
 
 
 @dataclass
@@ -280,6 +285,33 @@ class Endpoints(ABC):
         body = {"files": files} if files else {}
         parse = _many(DownloadUrl, "download_urls")
         return self._send(Call("POST", f"/api/models/{model_id}/download", parse, json=body))
+
+    def generate(
+        self,
+        model_id: str,
+        prompts: list[str] | None = None,
+        conversations: list[list[Mapping[str, str]]] | None = None,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        include_base: bool = False,
+    ):
+        """Sample from a trained model: ``{model_id, results: [{prompt, completion[, base_completion]}]}``.
+
+        Send ``prompts`` (strings) or ``conversations`` (lists of ``{role, content}`` ending with the
+        user's), 1 to 8. Greedy at temperature 0; ``include_base`` adds the base model's answer without
+        the adapter. A trainer agent runs it: while none is free the server answers 503, which this
+        client retries like any 503 before raising.
+        """
+        body: dict[str, Any] = {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                                "include_base": include_base}
+        if prompts is not None:
+            body["prompts"] = list(prompts)
+        if conversations is not None:
+            body["conversations"] = [[dict(m) for m in c] for c in conversations]
+        if seed is not None:
+            body["seed"] = seed
+        return self._send(Call("POST", f"/api/models/{model_id}/generate", _data, json=body, timeout=GENERATE_TIMEOUT))
 
     # Billing
 

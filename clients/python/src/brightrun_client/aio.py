@@ -89,7 +89,8 @@ class AsyncClient(Endpoints):
     async def _send(self, call: Call) -> Any:
         response = await self._with_retries(
             lambda: self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                       headers=call.headers)
+                                       headers=call.headers,
+                                       **({"timeout": call.timeout} if call.timeout else {}))
         )
         return call.parse(read_body(response))
 

@@ -323,6 +323,22 @@ def models_download(client: Client, args, out: Output) -> int:
     return 0
 
 
+def models_generate(client: Client, args, out: Output) -> int:
+    answer = client.generate(args.id, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
+                             temperature=args.temperature, seed=args.seed, include_base=args.include_base)
+
+    def human(a: dict) -> None:
+        for result in a["results"]:
+            out.print(f"> {result['prompt']}")
+            out.print(result["completion"])
+            if "base_completion" in result:
+                out.print(f"[base model] {result['base_completion']}")
+            out.print()
+
+    out.result(answer, human)
+    return 0
+
+
 def costs(client: Client, args, out: Output) -> int:
     summary = client.costs(args.period)
 
@@ -456,6 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     download = command(models, "download", models_download, "download a model's adapter files")
     download.add_argument("id")
     download.add_argument("--dir", help="target directory (default: ./brightrun-model-ID)")
+    generate = command(models, "generate", models_generate, "answer prompts with a model (run by a trainer agent)")
+    generate.add_argument("id")
+    generate.add_argument("prompts", nargs="+", metavar="PROMPT", help="1 to 8 prompts")
+    generate.add_argument("--max-new-tokens", type=int, default=128, help="1 to 512 (default 128)")
+    generate.add_argument("--temperature", type=float, default=0.0, help="0 (greedy, the default) to 2")
+    generate.add_argument("--seed", type=int, help="seed of the sampling")
+    generate.add_argument("--include-base", action="store_true", help="also answer with the base model alone")
 
     cost = command(groups, "costs", costs, "the cost summary")
     cost.add_argument("--period", choices=("week", "month", "quarter", "year"))

@@ -5,7 +5,8 @@ import { api } from "../api";
 import { describeError } from "../errors";
 import { ErrorBox, Loading, fmt } from "../components/States";
 import { Stars } from "./Models";
-import { DownloadUrls, Model } from "../types";
+import { DownloadUrls, Model, SmokeSample } from "../types";
+import { SmokeSamples, TryIt } from "./TryIt";
 
 function KeyValues({ data, testId }: { data: Record<string, unknown> | null; testId?: string }) {
   if (!data || !Object.keys(data).length) return <p className="muted">None recorded.</p>;
@@ -61,6 +62,7 @@ export default function ModelDetail() {
   const files = Object.entries(m.artifacts ?? {});
   const baseModel = String(m.configuration?.base_model ?? m.configuration?.hyperparameters?.base_model ?? "<base model>");
   const snippet = peftSnippet(baseModel);
+  const { smoke_samples: smokeSamples, ...quality } = m.quality_metrics ?? {};
   const download = async (file: string) => {
     setDownloadError(null);
     try {
@@ -93,7 +95,11 @@ export default function ModelDetail() {
         <Link to={`/datasets/${m.dataset_id}`}>its dataset</Link>
       </p>
       <h2>Quality</h2>
-      <KeyValues data={m.quality_metrics} testId="quality-metrics" />
+      <KeyValues data={m.quality_metrics ? quality : null} testId="quality-metrics" />
+      <h2>Samples from training</h2>
+      <SmokeSamples samples={Array.isArray(smokeSamples) ? (smokeSamples as SmokeSample[]) : []} />
+      <h2>Try it</h2>
+      <TryIt modelId={m.id} />
       <h2>Training summary</h2>
       <KeyValues data={m.training_summary} />
       <h2>Configuration</h2>
