@@ -29,7 +29,7 @@ ENTRY_MODULES = ["gateway", *(f"services.{s}" for s in SERVICES)]
 _IMPORT = """
 import importlib, json, sys
 import services.common.runtime as runtime
-runtime.run_main = lambda start: None
+runtime.run_main = lambda *args, **kwargs: None
 importlib.import_module(sys.argv[1] + ".__main__")
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
