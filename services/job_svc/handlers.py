@@ -16,6 +16,7 @@ from services.common import events, idempotency
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
+from services.common.storage import model_prefix
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
 from services.job_svc import launch_checks, preflight, store
@@ -208,7 +209,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 dataset_bucket=dataset.storage_bucket, dataset_path=dataset.storage_path,
                 dataset_format=dataset.format, dataset_sha256=dataset.content_sha256,
                 output_bucket=self._settings.models_bucket,
-                output_prefix=f"{uid}/{job_id}/",
+                output_prefix=model_prefix(uid, job_id),
             )
             await events.add_message_to_outbox(
                 conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),

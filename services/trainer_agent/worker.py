@@ -97,7 +97,24 @@ def plan(recipe: LoRATrainingRecipe) -> dict:
 def completed(recipe: LoRATrainingRecipe, summary: dict) -> dict:
     """The ``completed`` line: the run's ``summary`` (as ``train()`` returned it)
     and the chat template its adapter was trained with."""
-    return {"type": "completed", "summary": {**summary, run_summary.CHAT_TEMPLATE: recipe.tokenizer.chat_template}}
+    return {"type": "completed", "summary": {
+        **summary, run_summary.CHAT_TEMPLATE: recipe.tokenizer.chat_template, run_summary.ADAPTER: adapter_facts(recipe.model),
+    }}
+
+
+def adapter_facts(model) -> dict:
+    """What an inference server needs to know of the trained PEFT ``model`` to load
+    its adapter: rank, the modules adapted (resolved, never "all-linear"),
+    modules_to_save, the base architecture and the adapter weights' dtype."""
+    config = model.peft_config["default"]
+    dtype = next(p.dtype for name, p in model.named_parameters() if "lora_" in name)
+    return {
+        "rank": int(config.r),
+        "target_modules": sorted(config.target_modules),
+        "modules_to_save": sorted(config.modules_to_save or []),
+        "architecture": type(model.get_base_model()).__name__,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
 
 
 def _save_on_stop(recipe: LoRATrainingRecipe, checkpoint_dir: Path | None, resumed_at: int, emit) -> None:
