@@ -17,6 +17,8 @@ from gateway.routes.jobs import DATASET_REF
 from gateway.schema import array, message_schema, obj
 
 DOWNLOAD_BODY = Body(artifact_pb2.GetDownloadUrlsRequest, hidden=("artifact_id",), optional=True)
+EXPORT_BODY = Body(artifact_pb2.CreateExportRequest, hidden=("artifact_id",), optional=True,
+                   descriptions={"kind": "merged (the default): the base model with the adapter merged in"})
 
 # The spec's page offers "created_at" (most recent) and "quality"; "created" is the service's name.
 _SORTS = {"created": "created", "created_at": "created", "quality": "quality"}
@@ -67,6 +69,29 @@ async def download_model(request: Request):
     return api.ok(message_to_json(reply))
 
 
+async def create_export(request: Request):
+    """Body ``{kind: "merged"}`` (optional) -> ``{export}``, 202: queued for a trainer agent, or the live one."""
+    api = caller(request)
+    message = EXPORT_BODY.parse(await request.body())
+    message.artifact_id = path_id(request)
+    reply = await api(api.stubs.artifacts.CreateExport, message)
+    return api.ok({"export": message_to_json(reply.export)}, status=202)
+
+
+async def list_exports(request: Request):
+    api = caller(request)
+    reply = await api(api.stubs.artifacts.ListExports, artifact_pb2.ListExportsRequest(artifact_id=path_id(request)))
+    return api.ok({"exports": [message_to_json(e) for e in reply.exports]})
+
+
+async def get_export(request: Request):
+    """-> ``{export, download_urls, expires_at}``; the URLs once the export completed."""
+    api = caller(request)
+    message = artifact_pb2.GetExportRequest(artifact_id=path_id(request), export_id=path_id(request, "export_id"))
+    reply = await api(api.stubs.artifacts.GetExport, message)
+    return api.ok(message_to_json(reply))
+
+
 async def delete_model(request: Request):
     api = caller(request)
     message = artifact_pb2.DeleteArtifactRequest(artifact_id=path_id(request))
@@ -75,6 +100,7 @@ async def delete_model(request: Request):
 
 
 MODEL = message_schema(artifact_pb2.ModelArtifact.DESCRIPTOR)
+EXPORT = message_schema(artifact_pb2.ModelExport.DESCRIPTOR)
 _LISTED = obj(**MODEL["properties"], dataset=DATASET_REF)
 
 ENDPOINTS = (
@@ -86,4 +112,12 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/models/{id}", delete_model, "Delete a trained adapter", obj(model=MODEL)),
     Endpoint("POST", "/api/models/{id}/download", download_model, "Presigned download URLs of its files",
              message_schema(artifact_pb2.GetDownloadUrlsResponse.DESCRIPTOR), body=DOWNLOAD_BODY),
+    Endpoint("POST", "/api/models/{id}/exports", create_export,
+             "Export the model merged into its base (safetensors shards), made by a trainer agent",
+             obj(export=EXPORT), body=EXPORT_BODY, status=202),
+    Endpoint("GET", "/api/models/{id}/exports", list_exports, "The model's exports, newest first",
+             obj(exports=array(EXPORT))),
+    Endpoint("GET", "/api/models/{id}/exports/{export_id}", get_export,
+             "One export: its status and, once completed, presigned download URLs of its files",
+             message_schema(artifact_pb2.GetExportResponse.DESCRIPTOR)),
 )

@@ -28,7 +28,8 @@ from services.common.db import Database, claim_event
 from services.common.errors import field_errors
 from services.common.events import add_message_to_outbox
 from services.common.export_queue import export_subject, is_export_consumer
-from services.common.storage import adapter_prefix, export_prefix, model_prefix
+from services.common.artifact_files import adapter_manifest
+from services.common.storage import export_prefix, model_prefix
 
 log = logging.getLogger(__name__)
 KINDS = ("merged",)
@@ -50,16 +51,10 @@ def export_assignment(artifact_row: Row, export_id: str, kind: str, prefix: str)
     configuration = artifact.configuration
     hyperparameters = configuration["hyperparameters"] if "hyperparameters" in configuration else {}
     gpu_type = configuration["gpu_config"]["type"] if "gpu_config" in configuration else "CPU"
-    adapter = artifact_pb2.AdapterManifest(
-        bucket=artifact.storage_bucket, prefix=adapter_prefix(model_prefix(artifact.user_id, artifact.job_id))
-    )
-    for name in sorted(artifact.artifacts):
-        f = artifact.artifacts[name]
-        adapter.files.add(name=name, key=f["key"], size_bytes=int(f["size_bytes"]), sha256=f["sha256"])
     assignment = artifact_pb2.ExportAssignment(
         export_id=export_id, artifact_id=artifact.id, user_id=artifact.user_id, kind=kind,
         base_model=configuration["base_model"] or "", quantization=hyperparameters.get("quantization") or "",
-        adapter=adapter, output_bucket=artifact.storage_bucket, output_prefix=prefix,
+        adapter=adapter_manifest(artifact), output_bucket=artifact.storage_bucket, output_prefix=prefix,
     )
     return export_subject(gpu_type), assignment.SerializeToString()
 

@@ -202,6 +202,8 @@ def configuration(job: job_pb2.Job, summary: Mapping) -> dict:
         "gpu_config": gpu_config,
         "base_model": job.hyperparameters.base_model or None,
         "chat_template": summary.get(run_summary.CHAT_TEMPLATE),
+        # rank, target_modules, modules_to_save, architecture and dtype as saved; null from older trainers.
+        "adapter": summary.get(run_summary.ADAPTER),
     }
 
 

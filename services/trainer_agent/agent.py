@@ -51,7 +51,7 @@ from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
 from services.trainer_agent.training_metrics import TRAINING
-from services.trainer_agent.uploads import sha256_of, upload_directory
+from services.trainer_agent.uploads import download_manifest, sha256_of, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -396,6 +396,16 @@ class TrainerAgent:
             return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
         if resumed is not None:
             log.info("job %s: attempt %d resumes from %s", assignment.job_id, attempt, resumed.name)
+        parent_args = []
+        if assignment.parent_adapter.files:  # continued training: the parent model's adapter
+            parent = workdir / "parent-adapter"
+            try:
+                await retry_io(lambda: download_manifest(self._storage, assignment.parent_adapter, parent),
+                               f"job {assignment.job_id}: downloading the parent adapter",
+                               deadline_s=self._agent.io_retry_seconds)
+            except Exception as exc:
+                return {"type": "failed", "reason": f"could not download the parent adapter: {exc}", "retryable": True}
+            parent_args = ["--parent-adapter", str(parent)]
         if current.stopping:  # cancelled or shut down while the files came
             return {"type": "stopped", "step": None}
         worker_args = [
@@ -411,6 +421,7 @@ class TrainerAgent:
             str(self._agent.checkpoint_steps),
             "--agent-pid",
             str(os.getpid()),
+            *parent_args,
         ]
         proc = await asyncio.create_subprocess_exec(
             # One process, or one per GPU under torchrun, which passes on a SIGTERM

@@ -33,7 +33,7 @@ from services.common.export_queue import export_durable, export_subject
 from services.common.storage import ObjectStorage
 from services.trainer_agent.launch import worker_command
 from services.trainer_agent.relay import EventRelay, retry, retry_io
-from services.trainer_agent.uploads import upload_directory
+from services.trainer_agent.uploads import download_manifest, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -123,7 +123,7 @@ class ExportRunner:
     async def _merge_and_upload(self, assignment, workdir: Path, stop: asyncio.Event) -> dict:
         adapter, merged = workdir / "adapter", workdir / "merged"
         try:
-            await retry_io(lambda: self._download(assignment.adapter, adapter),
+            await retry_io(lambda: download_manifest(self._storage, assignment.adapter, adapter),
                            f"export {assignment.export_id}: downloading the adapter",
                            deadline_s=self._agent.io_retry_seconds)
         except Exception as exc:
@@ -162,10 +162,6 @@ class ExportRunner:
         except Exception as exc:
             return {"type": "failed", "reason": f"could not upload the merged model: {exc}", "retryable": True}
         return {"type": "completed", "manifest": manifest}
-
-    def _download(self, adapter: artifact_pb2.AdapterManifest, into: Path) -> None:
-        for f in adapter.files:
-            self._storage.download_file(adapter.bucket, f.key, into / f.name)
 
     def _upload(self, assignment, merged: Path) -> artifact_pb2.AdapterManifest:
         return upload_directory(self._storage, merged, assignment.output_bucket, assignment.output_prefix)

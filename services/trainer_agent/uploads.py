@@ -1,5 +1,5 @@
 """A directory of files to the models bucket, as a manifest of what was
-uploaded: an adapter, or an export's merged model."""
+uploaded (an adapter, or an export's merged model), and a manifest's files back."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def upload_directory(storage: ObjectStorage, directory: Path, bucket: str, prefi
         storage.upload_file(path, bucket, key)
         manifest.files.add(name=path.name, key=key, size_bytes=path.stat().st_size, sha256=sha256_of(path))
     return manifest
+
+
+def download_manifest(storage: ObjectStorage, manifest: artifact_pb2.AdapterManifest, directory: Path) -> None:
+    """Every file of ``manifest`` into ``directory``, under its name."""
+    for f in manifest.files:
+        storage.download_file(manifest.bucket, f.key, directory / f.name)
 
 
 def sha256_of(path: Path) -> str:

@@ -141,6 +141,8 @@ def main() -> int:
     parser.add_argument("--distributed", action="store_true")
     # The agent's pid: the worker ends when that process does (a rank: when torchrun does).
     parser.add_argument("--agent-pid", type=int)
+    # Continued training: the parent model's adapter directory, whose weights the run starts from.
+    parser.add_argument("--parent-adapter", type=Path)
     args = parser.parse_args()
     # On stderr, which the agent's log collects; what libraries warn of, as before, in the agent's format.
     logs.configure("trainer_worker", level=logging.WARNING)
@@ -174,6 +176,7 @@ def main() -> int:
             resume_from=args.checkpoint_dir if resume else None,
             parallel=parallel,
             on_checkpoint=lambda path: emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step}),
+            parent_adapter=args.parent_adapter,
         )
         recipe.setup()
         setting_up, resumed_at = False, recipe.global_step
