@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.events.v1 import events_pb2
+from google.protobuf.json_format import MessageToDict
 from sqlalchemy.engine import Row
 
 from services.artifact_svc import store
@@ -48,12 +49,12 @@ def parse_kind(kind: str) -> str:
 def export_assignment(artifact_row: Row, export_id: str, kind: str, prefix: str) -> tuple[str, bytes]:
     """The subject and body of the export's work order, built from the artifact alone."""
     artifact = artifact_message(artifact_row)
-    configuration = artifact.configuration
-    hyperparameters = configuration["hyperparameters"] if "hyperparameters" in configuration else {}
-    gpu_type = configuration["gpu_config"]["type"] if "gpu_config" in configuration else "CPU"
+    configuration = MessageToDict(artifact.configuration)
+    hyperparameters = configuration.get("hyperparameters") or {}
+    gpu_type = (configuration.get("gpu_config") or {}).get("type") or "CPU"
     assignment = artifact_pb2.ExportAssignment(
         export_id=export_id, artifact_id=artifact.id, user_id=artifact.user_id, kind=kind,
-        base_model=configuration["base_model"] or "", quantization=hyperparameters.get("quantization") or "",
+        base_model=configuration.get("base_model") or "", quantization=hyperparameters.get("quantization") or "",
         adapter=adapter_manifest(artifact), output_bucket=artifact.storage_bucket, output_prefix=prefix,
     )
     return export_subject(gpu_type), assignment.SerializeToString()

@@ -11,6 +11,7 @@ target_modules), so the same base model means the same modules.
 from __future__ import annotations
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 from services.common.artifact_files import adapter_manifest
@@ -47,10 +48,10 @@ async def parent_adapter(
 
 def mismatches(parent: artifact_pb2.ModelArtifact, config: JobConfig) -> list[str]:
     """Why ``parent``'s adapter cannot start a job of ``config``, one sentence each; empty when it can."""
-    configuration = parent.configuration
-    base = configuration["base_model"] if "base_model" in configuration else None
-    hyperparameters = configuration["hyperparameters"] if "hyperparameters" in configuration else {}
-    rank = int(hyperparameters["rank"]) if "rank" in hyperparameters else None
+    configuration = MessageToDict(parent.configuration)
+    base = configuration.get("base_model")
+    rank = (configuration.get("hyperparameters") or {}).get("rank")
+    rank = int(rank) if rank is not None else None
     problems = []
     if base != config.base_model:
         problems.append(f"the parent model was trained on base model {base!r}, this job's is {config.base_model!r}; "
