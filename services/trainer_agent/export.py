@@ -129,7 +129,7 @@ class ExportRunner:
         except Exception as exc:
             return {"type": "failed", "reason": f"could not download the adapter: {exc}", "retryable": True}
         args = ["--base-model", assignment.base_model, "--adapter", str(adapter), "--output", str(merged),
-                "--quantization", assignment.quantization]
+                "--quantization", assignment.quantization, "--agent-pid", str(os.getpid())]
         proc = await asyncio.create_subprocess_exec(
             *worker_command(self._agent.gpu_type, 1, args, os.getpid(), module=MERGE_MODULE),
             stdout=asyncio.subprocess.PIPE, start_new_session=True,

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from services.common.lifeline import die_with_parent
+
 # Shards small enough to download and resume one by one.
 DEFAULT_MAX_SHARD_SIZE = "2GB"
 
@@ -57,10 +59,16 @@ def main() -> int:
     parser.add_argument("--base-model", required=True)
     parser.add_argument("--adapter", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
-    # Recorded for the log: the merge loads the base unquantised whatever the adapter trained on.
+    # How the adapter's base was quantised while training ("nf4": QLoRA); the merge loads it unquantised.
     parser.add_argument("--quantization", default="")
     parser.add_argument("--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE)
+    # The agent's pid: the merge ends when that process does.
+    parser.add_argument("--agent-pid", type=int)
     args = parser.parse_args()
+    die_with_parent(args.agent_pid)
+    if args.quantization and args.quantization != "none":
+        print(f"the adapter trained on a {args.quantization} base: merging into the unquantised weights",
+              file=sys.stderr)
     try:
         merge_adapter(args.base_model, args.adapter, args.output, max_shard_size=args.max_shard_size)
     except Exception as exc:
