@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import httpx
 import pytest
@@ -27,6 +28,9 @@ def test_an_agent_killed_mid_export_leaves_it_to_the_next_attempt(platform, api,
     wait_for(lambda: call(api, "GET", path)["export"], lambda e: e["status"] == "running", 60, "the export running")
     agent = platform.processes()["trainer_agent"]
     os.kill(agent, signal.SIGKILL)  # while it merges: the merge worker dies with it
+    time.sleep(1.0)
+    # Killed before it finished: whatever completes the export is a later attempt.
+    assert call(api, "GET", path)["export"]["status"] == "running"
 
     done = wait_for(lambda: call(api, "GET", path), lambda d: d["export"]["status"] in ("completed", "failed"), 240,
                     "the export redelivered and completed")
