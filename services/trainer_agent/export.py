@@ -65,9 +65,17 @@ class ExportRunner:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 
-    async def take_one(self, js, stop: asyncio.Event, timeout: float = 1.0) -> None:
-        """Run the export that waits, if one does, within ``timeout`` seconds."""
+    async def take_one(self, js, stop: asyncio.Event, timeout: float = 0.25) -> None:
+        """Run the export that waits, if one does.
+
+        It pulls only when the export consumer has work (new, or handed out and
+        perhaps due again), and then briefly: the rest of the time the agent's
+        pull stays waiting on its training consumer, which is how job_svc sees
+        that an agent is alive (services/job_svc/agents.py)."""
         try:
+            info = await js.consumer_info("ASSIGN", export_durable(self._agent.gpu_type))
+            if not (info.num_pending or info.num_ack_pending):
+                return
             msgs = await self._sub.fetch(batch=1, timeout=timeout)
         except TimeoutError:
             return
