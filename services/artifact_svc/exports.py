@@ -125,7 +125,8 @@ class AbandonedExports:
         except Exception:  # already removed: handled before
             return
         assignment = artifact_pb2.ExportAssignment.FromString(raw.data)
-        reason = f"the export was interrupted {deliveries} times without finishing; ask for it again"
+        reason = (f"the export was handed to an agent {deliveries} time(s) and never finished (its agents stopped "
+                  "responding); ask for it again")
         async with self._db.transaction() as conn:
             await store.update_export(conn, assignment.export_id, from_statuses=("queued", "running"),
                                       status="failed", error=reason)

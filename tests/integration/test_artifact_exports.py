@@ -199,3 +199,32 @@ async def test_a_failed_export_can_be_asked_for_again(service, nats, settings):
     second = (await service.CreateExport(artifact_pb2.CreateExportRequest(artifact_id=artifact.id),
                                          metadata=as_user(user))).export
     assert second.id != first.id and second.status == "queued"
+
+
+async def test_an_export_whose_agents_kept_dying_is_failed_not_left_running(service, nats, settings):
+    _, js = nats
+    user = str(uuid.uuid4())
+    gpu_type = f"T{uuid.uuid4().hex[:8]}"
+    artifact = await _artifact_of(js, service, settings, user, gpu_type)
+    export = (await service.CreateExport(artifact_pb2.CreateExportRequest(artifact_id=artifact.id),
+                                         metadata=as_user(user))).export
+    # An agent consumer that gives up after one delivery; the agent that took it never acks (it died).
+    await js.add_consumer("ASSIGN", ConsumerConfig(
+        durable_name=export_durable(gpu_type), ack_policy=AckPolicy.EXPLICIT, ack_wait=1.0, max_deliver=1,
+        filter_subjects=[export_subject(gpu_type)]))
+    sub = await js.pull_subscribe_bind(export_durable(gpu_type), stream="ASSIGN")
+    [msg] = await sub.fetch(batch=1, timeout=10)
+    assert artifact_pb2.ExportAssignment.FromString(msg.data).export_id == export.id
+    await _report(js, export.id, user, trainer_export_started=events_pb2.TrainerExportStarted(
+        export_id=export.id, attempt=1, agent_id="doomed"))
+    await _export_status(service, user, artifact.id, export.id, "running")
+
+    # Asking again after ack_wait makes JetStream give up on it (its MAX_DELIVERIES advisory).
+    await asyncio.sleep(1.5)
+    with pytest.raises(TimeoutError):
+        await sub.fetch(batch=1, timeout=1.0)
+    await sub.unsubscribe()
+    failed = await _export_status(service, user, artifact.id, export.id, "failed",
+                                  "the export was handed to an agent 1 time(s) and never finished (its agents "
+                                  "stopped responding); ask for it again")
+    assert not failed.download_urls
