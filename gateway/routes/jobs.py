@@ -31,13 +31,16 @@ _DESCRIPTIONS = {
     "hyperparameters": "Each field given overrides the preset's; an explicit 0 is checked, never a default",
     "estimated_cost": "The estimate the user saw; recomputed when left out",
     "request_id": "Idempotency key, as the Idempotency-Key header",
+    "parent_model_id": "A model of yours to continue training: the job starts from its adapter's weights. "
+    "It must have the job's base model and rank.",
 }
 ESTIMATE_BODY = Body(
     job_pb2.EstimateJobRequest, required=("dataset_id",), uuids=("dataset_id",), hidden=_HIDDEN, ranges=_RANGES,
     descriptions={**_DESCRIPTIONS, "preset_id": "As for POST /api/jobs; left out: custom"},
 )
 CREATE_BODY = Body(
-    job_pb2.CreateJobRequest, required=("dataset_id", "preset_id"), uuids=("dataset_id",), hidden=_HIDDEN,
+    job_pb2.CreateJobRequest, required=("dataset_id", "preset_id"), uuids=("dataset_id", "parent_model_id"),
+    hidden=_HIDDEN,
     ranges=_RANGES, descriptions=_DESCRIPTIONS,
 )
 DATASET_REF = obj(id={"type": "string"}, name=nullable({"type": "string"}))

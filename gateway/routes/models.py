@@ -4,22 +4,20 @@ sampling from one ("Try it", run by a trainer agent through artifact_svc's Gener
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import grpc
 from starlette.requests import Request
 
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.dataset.v1 import dataset_pb2
-from gateway.convert import message_to_json
-from dataclasses import dataclass
-
-from gateway.convert import json_to_message, parse_json_object
+from gateway.convert import json_to_message, message_to_json, parse_json_object
 from gateway.declare import PAGINATION, Body, Endpoint, Param, page_params
 from gateway.errors import HttpError, validation_error
 from gateway.http import Caller, Page, caller, path_id
-from services.common.sampling import DEFAULT_MAX_NEW_TOKENS, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PROMPT_CHARACTERS
 from gateway.routes.jobs import DATASET_REF
 from gateway.schema import array, message_schema, obj
+from services.common.sampling import DEFAULT_MAX_NEW_TOKENS, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PROMPT_CHARACTERS
 
 DOWNLOAD_BODY = Body(artifact_pb2.GetDownloadUrlsRequest, hidden=("artifact_id",), optional=True)
 # How long the gateway waits for Generate: loading a real model on an agent takes minutes, and
@@ -87,6 +85,9 @@ GENERATE_BODY = GenerateBody(
     },
 )
 
+EXPORT_BODY = Body(artifact_pb2.CreateExportRequest, hidden=("artifact_id",), optional=True,
+                   descriptions={"kind": "merged (the default): the base model with the adapter merged in"})
+
 # The spec's page offers "created_at" (most recent) and "quality"; "created" is the service's name.
 _SORTS = {"created": "created", "created_at": "created", "quality": "quality"}
 
@@ -150,6 +151,29 @@ async def generate(request: Request):
     return api.ok({"model_id": reply.model_id, "results": results})
 
 
+async def create_export(request: Request):
+    """Body ``{kind: "merged"}`` (optional) -> ``{export}``, 202: queued for a trainer agent, or the live one."""
+    api = caller(request)
+    message = EXPORT_BODY.parse(await request.body())
+    message.artifact_id = path_id(request)
+    reply = await api(api.stubs.artifacts.CreateExport, message)
+    return api.ok({"export": message_to_json(reply.export)}, status=202)
+
+
+async def list_exports(request: Request):
+    api = caller(request)
+    reply = await api(api.stubs.artifacts.ListExports, artifact_pb2.ListExportsRequest(artifact_id=path_id(request)))
+    return api.ok({"exports": [message_to_json(e) for e in reply.exports]})
+
+
+async def get_export(request: Request):
+    """-> ``{export, download_urls, expires_at}``; the URLs once the export completed."""
+    api = caller(request)
+    message = artifact_pb2.GetExportRequest(artifact_id=path_id(request), export_id=path_id(request, "export_id"))
+    reply = await api(api.stubs.artifacts.GetExport, message)
+    return api.ok(message_to_json(reply))
+
+
 async def delete_model(request: Request):
     api = caller(request)
     message = artifact_pb2.DeleteArtifactRequest(artifact_id=path_id(request))
@@ -158,6 +182,7 @@ async def delete_model(request: Request):
 
 
 MODEL = message_schema(artifact_pb2.ModelArtifact.DESCRIPTOR)
+EXPORT = message_schema(artifact_pb2.ModelExport.DESCRIPTOR)
 _LISTED = obj(**MODEL["properties"], dataset=DATASET_REF)
 
 ENDPOINTS = (
@@ -178,4 +203,12 @@ ENDPOINTS = (
                          "BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER requests at once; 503 (no_agent_available) when "
                          "no agent answers within BRIGHTRUN_GENERATE_TIMEOUT_SECONDS. base_completion only with "
                          "include_base."),
+    Endpoint("POST", "/api/models/{id}/exports", create_export,
+             "Export the model merged into its base (safetensors shards), made by a trainer agent",
+             obj(export=EXPORT), body=EXPORT_BODY, status=202),
+    Endpoint("GET", "/api/models/{id}/exports", list_exports, "The model's exports, newest first",
+             obj(exports=array(EXPORT))),
+    Endpoint("GET", "/api/models/{id}/exports/{export_id}", get_export,
+             "One export: its status and, once completed, presigned download URLs of its files",
+             message_schema(artifact_pb2.GetExportResponse.DESCRIPTOR)),
 )

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.job.v1 import job_pb2
 from google.protobuf.json_format import MessageToDict
 
+from services.artifact_svc.serving import serving_checks
 from services.common import run_summary
 
 VERSION = "1.0.0"
@@ -58,6 +59,8 @@ class ArtifactDraft:
     configuration: dict
     artifacts: dict
     storage_bucket: str
+    serving: list = field(default_factory=list)
+    parent_model_id: str | None = None
 
 
 def build_artifact(
@@ -75,6 +78,8 @@ def build_artifact(
         configuration=configuration(job, summary),
         artifacts=file_map(manifest),
         storage_bucket=manifest.bucket,
+        serving=serving_checks(summary.get(run_summary.ADAPTER)),
+        parent_model_id=job.parent_model_id if job.HasField("parent_model_id") else None,
     )
 
 
@@ -218,6 +223,8 @@ def configuration(job: job_pb2.Job, summary: Mapping) -> dict:
         "gpu_config": gpu_config,
         "base_model": job.hyperparameters.base_model or None,
         "chat_template": summary.get(run_summary.CHAT_TEMPLATE),
+        # rank, target_modules, modules_to_save, architecture and dtype as saved; null from older trainers.
+        "adapter": summary.get(run_summary.ADAPTER),
     }
 
 

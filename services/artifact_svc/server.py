@@ -7,6 +7,7 @@ from pathlib import Path
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 
 from services.artifact_svc.consumers import DURABLE, ArtifactBuilder
+from services.artifact_svc.exports import MAX_DELIVERIES_ADVISORY, REPORTS_DURABLE, AbandonedExports, ExportReports
 from services.artifact_svc.generation import Generator
 from services.artifact_svc.handlers import ArtifactHandlers
 from services.common.config import Settings
@@ -21,6 +22,10 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     runtime = await ServiceRuntime.open("artifact_svc", settings, schema=schema, migrations=MIGRATIONS)
     builder = ArtifactBuilder(runtime.db)
     runtime.consume(stream="JOBS", durable=DURABLE, subjects=["job.completed"], handler=builder.handle)
+    runtime.consume(stream="TRAINER", durable=REPORTS_DURABLE, subjects=["trainer.export.>"],
+                    handler=ExportReports(runtime.db).handle)
+    # Advisories are not durable: one sent while artifact_svc is down is missed (as in job_svc).
+    await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedExports(runtime.db, runtime.js).on_advisory)
     generator = Generator(
         runtime.nc, runtime.js,
         timeout_seconds=settings.generate_timeout_seconds, per_user=settings.generate_concurrency_per_user,

@@ -30,9 +30,10 @@ async def insert_artifact(conn: AsyncConnection, draft: ArtifactDraft) -> Row | 
     result = await conn.execute(
         text(
             "INSERT INTO model_artifacts (user_id, job_id, dataset_id, name, version, status, quality_metrics, "
-            "training_summary, configuration, artifacts, storage_bucket) VALUES (:user_id, :job_id, :dataset_id, "
-            ":name, :version, 'stored', CAST(:quality AS JSONB), CAST(:summary AS JSONB), CAST(:config AS JSONB), "
-            "CAST(:files AS JSONB), :bucket) ON CONFLICT (job_id) DO NOTHING RETURNING *"
+            "training_summary, configuration, artifacts, storage_bucket, serving, parent_model_id) VALUES (:user_id, "
+            ":job_id, :dataset_id, :name, :version, 'stored', CAST(:quality AS JSONB), CAST(:summary AS JSONB), "
+            "CAST(:config AS JSONB), CAST(:files AS JSONB), :bucket, CAST(:serving AS JSONB), :parent) "
+            "ON CONFLICT (job_id) DO NOTHING RETURNING *"
         ),
         {
             "user_id": draft.user_id,
@@ -45,6 +46,8 @@ async def insert_artifact(conn: AsyncConnection, draft: ArtifactDraft) -> Row | 
             "config": json.dumps(draft.configuration),
             "files": json.dumps(draft.artifacts),
             "bucket": draft.storage_bucket,
+            "serving": json.dumps(draft.serving),
+            "parent": draft.parent_model_id,
         },
     )
     return result.first()
@@ -81,5 +84,82 @@ async def delete_artifact(conn: AsyncConnection, user_id: str, artifact_id: str)
             "WHERE id = :id AND user_id = :user_id AND deleted_at IS NULL RETURNING *"
         ),
         {"id": artifact_id, "user_id": user_id},
+    )
+    return result.first()
+
+
+async def lineage(conn: AsyncConnection, user_id: str, artifact_id: str) -> list[Row]:
+    """The artifact's ancestors through parent_model_id, oldest first; deleted ones included (they are history)."""
+    rows = await conn.execute(
+        text(
+            "WITH RECURSIVE chain(id, parent_model_id, depth) AS ("
+            " SELECT id, parent_model_id, 0 FROM model_artifacts WHERE id = :id AND user_id = :user_id"
+            " UNION ALL SELECT a.id, a.parent_model_id, chain.depth + 1 FROM model_artifacts a"
+            " JOIN chain ON a.id = chain.parent_model_id WHERE a.user_id = :user_id AND chain.depth < 1000)"
+            " SELECT a.id, a.name, a.job_id, a.created_at FROM chain JOIN model_artifacts a ON a.id = chain.id"
+            " WHERE chain.depth > 0 ORDER BY chain.depth DESC"
+        ),
+        {"id": artifact_id, "user_id": user_id},
+    )
+    return list(rows)
+
+
+async def live_export(conn: AsyncConnection, artifact_id: str, kind: str) -> Row | None:
+    """The artifact's queued, running or completed export of ``kind``."""
+    result = await conn.execute(
+        text("SELECT * FROM model_exports WHERE artifact_id = :artifact_id AND kind = :kind AND status <> 'failed'"),
+        {"artifact_id": artifact_id, "kind": kind},
+    )
+    return result.first()
+
+
+async def insert_export(
+    conn: AsyncConnection, export_id: str, artifact_id: str, user_id: str, kind: str, bucket: str, prefix: str
+) -> Row | None:
+    """A queued export; None when the artifact has a live one of ``kind`` already (a concurrent request won)."""
+    result = await conn.execute(
+        text(
+            "INSERT INTO model_exports (id, artifact_id, user_id, kind, storage_bucket, prefix) "
+            "VALUES (:id, :artifact_id, :user_id, :kind, :bucket, :prefix) "
+            "ON CONFLICT (artifact_id, kind) WHERE status <> 'failed' DO NOTHING RETURNING *"
+        ),
+        {"id": export_id, "artifact_id": artifact_id, "user_id": user_id, "kind": kind, "bucket": bucket,
+         "prefix": prefix},
+    )
+    return result.first()
+
+
+async def get_export(conn: AsyncConnection, user_id: str, artifact_id: str, export_id: str) -> Row | None:
+    result = await conn.execute(
+        text(
+            "SELECT e.* FROM model_exports e JOIN model_artifacts a ON a.id = e.artifact_id "
+            "WHERE e.id = :id AND e.artifact_id = :artifact_id AND e.user_id = :user_id AND a.deleted_at IS NULL"
+        ),
+        {"id": export_id, "artifact_id": artifact_id, "user_id": user_id},
+    )
+    return result.first()
+
+
+async def list_exports(conn: AsyncConnection, user_id: str, artifact_id: str) -> list[Row]:
+    rows = await conn.execute(
+        text(
+            "SELECT * FROM model_exports WHERE artifact_id = :artifact_id AND user_id = :user_id "
+            "ORDER BY created_at DESC, id"
+        ),
+        {"artifact_id": artifact_id, "user_id": user_id},
+    )
+    return list(rows)
+
+
+async def update_export(conn: AsyncConnection, export_id: str, *, from_statuses: tuple[str, ...], **fields) -> Row | None:
+    """Move an export on from one of ``from_statuses``; None when it is elsewhere (a late or repeated report)."""
+    sets = ", ".join(f"{name} = CAST(:{name} AS JSONB)" if name == "files" else f"{name} = :{name}" for name in fields)
+    values = {name: json.dumps(v) if name == "files" else v for name, v in fields.items()}
+    result = await conn.execute(
+        text(
+            f"UPDATE model_exports SET {sets}, updated_at = now() WHERE id = :id AND status = ANY(:statuses) "
+            "RETURNING *"
+        ),
+        {**values, "id": export_id, "statuses": list(from_statuses)},
     )
     return result.first()

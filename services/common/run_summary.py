@@ -34,6 +34,10 @@ DURATION_SECONDS = "duration_seconds"
 SMOKE_SAMPLES = "smoke_samples"
 # The chat template the adapter was trained with (added by the worker).
 CHAT_TEMPLATE = "chat_template"
+# The adapter as saved (added by the worker): {"rank", "target_modules",
+# "modules_to_save", "architecture", "dtype"}; artifact_svc checks it against
+# what inference servers can load (services/artifact_svc/serving.py).
+ADAPTER = "adapter"
 
 MAX_CURVE_POINTS = 200
 # Caps the loss perplexity is taken of, so that a diverged run's stays a finite

@@ -112,3 +112,23 @@ class ObjectStorage:
 
     def delete(self, bucket: str, key: str) -> None:
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+# The layout of the models bucket, owned here: everything of one job's model
+# lives under its model prefix.
+def model_prefix(user_id: str, job_id: str) -> str:
+    """``<user_id>/<job_id>/``: the job's checkpoints, adapter and exports."""
+    return f"{user_id}/{job_id}/"
+
+
+def adapter_prefix(prefix: str) -> str:
+    return f"{prefix}adapter/"
+
+
+def checkpoint_prefix(prefix: str) -> str:
+    return f"{prefix}checkpoints/"
+
+
+def export_prefix(prefix: str, export_id: str) -> str:
+    """One export's files (a merged model's shards, tokenizer and config)."""
+    return f"{prefix}exports/{export_id}/"

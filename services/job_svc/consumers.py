@@ -20,6 +20,7 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 from services.common import run_summary
 from services.common.db import Database, claim_event
+from services.common.export_queue import is_export_consumer
 from services.common.errors import FailedPrecondition
 from services.common.events import assignment_kind
 from services.job_svc import calibration, events, store
@@ -132,6 +133,8 @@ class AbandonedAssignments:
 
     async def on_advisory(self, msg) -> None:
         advisory = json.loads(msg.data)
+        if is_export_consumer(advisory.get("consumer", "")):
+            return  # an export's assignment: artifact_svc's
         seq, deliveries = advisory["stream_seq"], advisory.get("deliveries", 0)
         try:
             raw = await self._js.get_msg("ASSIGN", seq)

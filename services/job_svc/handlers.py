@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import grpc
 
+from brightrun.artifact.v1 import artifact_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
@@ -16,9 +17,10 @@ from services.common import events, idempotency
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
+from services.common.storage import model_prefix
 from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
-from services.job_svc import launch_checks, preflight, store
+from services.job_svc import launch_checks, lineage, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate
@@ -59,10 +61,11 @@ async def _owned_job(conn, uid: str, job_id: str):
 
 class JobHandlers(job_pb2_grpc.JobServiceServicer):
     def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc,
-                 budget: BudgetGate):
+                 budget: BudgetGate, artifacts: artifact_pb2_grpc.ArtifactServiceStub):
         self._db = db
         self._settings = settings
         self._datasets = datasets
+        self._artifacts = artifacts
         self._nc = nc
         self._budget = budget
 
@@ -167,6 +170,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         launch = await preflight.launch_report(config, self._settings)
         launch_checks.refuse_unless_fits(launch)
         dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
+        parent_id, parent = None, None
+        if request.parent_model_id:
+            parent_id, parent = await lineage.parent_adapter(self._artifacts, uid, request.parent_model_id, config)
         if dataset.status != dataset_pb2.DATASET_STATUS_READY or not dataset.training_ready:
             status = dataset_pb2.DatasetStatus.Name(dataset.status).removeprefix("DATASET_STATUS_").lower()
             raise FailedPrecondition(
@@ -195,7 +201,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "total_epochs": config.epochs, "total_steps": steps, "estimated_total_cost": cost,
                 "request_id": request.request_id or None,
                 "request_fingerprint": idempotency.fingerprint(request) if request.request_id else None,
-                "speed_key": kind, "planned_tokens": planned.trained_tokens,
+                "speed_key": kind, "planned_tokens": planned.trained_tokens, "parent_model_id": parent_id,
             })
             if row is None:  # a concurrent retry with the same request id won
                 row = await store.job_by_request(conn, uid, request.request_id)
@@ -208,7 +214,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 dataset_bucket=dataset.storage_bucket, dataset_path=dataset.storage_path,
                 dataset_format=dataset.format, dataset_sha256=dataset.content_sha256,
                 output_bucket=self._settings.models_bucket,
-                output_prefix=f"{uid}/{job_id}/",
+                output_prefix=model_prefix(uid, job_id), parent_adapter=parent,
             )
             await events.add_message_to_outbox(
                 conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),

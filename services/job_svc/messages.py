@@ -63,6 +63,8 @@ def job_message(row) -> job_pb2.Job:
         job.error_message = row.error_message
     if row.artifact_id is not None:
         job.artifact_id = str(row.artifact_id)
+    if row.parent_model_id is not None:
+        job.parent_model_id = str(row.parent_model_id)
     return job
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from brightrun.artifact.v1 import artifact_pb2_grpc
 from brightrun.billing.v1 import billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
@@ -45,7 +46,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     runtime.every("job-gauges", gauges.SAMPLE_SECONDS, lambda: gauges.sample_jobs(runtime.db))
     datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
     budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr)))
-    handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget)
+    artifacts = artifact_pb2_grpc.ArtifactServiceStub(channel(settings.artifact_addr))
+    handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget, artifacts)
     await runtime.serve(
         address or settings.job_addr,
         [lambda server: job_pb2_grpc.add_JobServiceServicer_to_server(handlers, server)],

@@ -22,10 +22,10 @@ async def insert_job(conn: AsyncConnection, values: dict) -> Row | None:
         text(
             "INSERT INTO jobs (id, user_id, dataset_id, dataset_name, preset_id, hyperparameters, gpu_config, "
             "total_epochs, total_steps, estimated_total_cost, request_id, request_fingerprint, speed_key, "
-            "planned_tokens) "
+            "planned_tokens, parent_model_id) "
             "VALUES (:id, :user_id, :dataset_id, :dataset_name, :preset_id, CAST(:hyperparameters AS JSONB), "
             "CAST(:gpu_config AS JSONB), :total_epochs, :total_steps, :estimated_total_cost, :request_id, "
-            ":request_fingerprint, :speed_key, :planned_tokens) "
+            ":request_fingerprint, :speed_key, :planned_tokens, :parent_model_id) "
             "ON CONFLICT (user_id, request_id) DO NOTHING RETURNING *"
         ),
         {**values, "hyperparameters": json.dumps(values["hyperparameters"]), "gpu_config": json.dumps(values["gpu_config"])},

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import uuid
@@ -48,14 +47,16 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 from services.common import events
 from services.common.config import Settings
-from services.common.storage import ObjectStorage
+from services.common.storage import ObjectStorage, adapter_prefix, checkpoint_prefix
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
 from services.trainer_agent.generating import GenerationRunner
+from services.trainer_agent.export import ExportRunner
 from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
 from services.trainer_agent.training_metrics import TRAINING
+from services.trainer_agent.uploads import download_manifest, sha256_of, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -138,12 +139,16 @@ class TrainerAgent:
         self._relay = relay = EventRelay(js)
         relay.start()
         subscriptions = []
+        # Exports (services.trainer_agent.export) are taken when no training assignment waits.
+        exports = ExportRunner(self._storage, self._agent, relay)
         try:
             subscriptions = await self._until_done(stop, "subscribing", lambda: self._subscriptions(js)) or []
+            await self._until_done(stop, "subscribing to exports", lambda: exports.subscribe(js))
             while subscriptions and not stop.is_set():
                 try:
                     msgs = await subscriptions[0].fetch(batch=1, timeout=1.0)
                 except TimeoutError:  # nats-py raises its own subclass or plain asyncio.TimeoutError
+                    await exports.take_one(js, stop)
                     continue
                 except Exception as exc:  # NATS away: the assignments wait in their stream
                     log.warning("could not fetch assignments (%s); retrying", exc)
@@ -153,6 +158,7 @@ class TrainerAgent:
                     await self._handle_safely(js, msg, stop)
         finally:
             await relay.stop(timeout=10.0)
+            await exports.unsubscribe()
             for sub in subscriptions:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
@@ -387,7 +393,7 @@ class TrainerAgent:
             return {"type": "failed", "reason": f"could not download the dataset: {exc}", "retryable": True}
         # Train only on the bytes that were validated: the object may have been
         # replaced since, and every retry would read the same replacement.
-        if (actual := await asyncio.to_thread(_sha256, dataset)) != assignment.dataset_sha256:
+        if (actual := await asyncio.to_thread(sha256_of, dataset)) != assignment.dataset_sha256:
             reason = (f"the dataset's sha256 is {actual}, not the validated {assignment.dataset_sha256 or '(none)'}: "
                       "its file changed after validation; revalidate the dataset and start a new job")
             return {"type": "failed", "reason": reason, "retryable": False}
@@ -409,6 +415,16 @@ class TrainerAgent:
             return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
         if resumed is not None:
             log.info("job %s: attempt %d resumes from %s", assignment.job_id, attempt, resumed.name)
+        parent_args = []
+        if assignment.parent_adapter.files:  # continued training: the parent model's adapter
+            parent = workdir / "parent-adapter"
+            try:
+                await retry_io(lambda: download_manifest(self._storage, assignment.parent_adapter, parent),
+                               f"job {assignment.job_id}: downloading the parent adapter",
+                               deadline_s=self._agent.io_retry_seconds)
+            except Exception as exc:
+                return {"type": "failed", "reason": f"could not download the parent adapter: {exc}", "retryable": True}
+            parent_args = ["--parent-adapter", str(parent)]
         if current.stopping:  # cancelled or shut down while the files came
             return {"type": "stopped", "step": None}
         worker_args = [
@@ -428,6 +444,7 @@ class TrainerAgent:
             str(self._agent.smoke_samples),
             "--smoke-tokens",
             str(self._agent.smoke_max_new_tokens),
+            *parent_args,
         ]
         proc = await asyncio.create_subprocess_exec(
             # One process, or one per GPU under torchrun, which passes on a SIGTERM
@@ -509,13 +526,7 @@ class TrainerAgent:
         )
 
     def _upload(self, assignment: job_pb2.TrainingAssignment, adapter: Path) -> artifact_pb2.AdapterManifest:
-        prefix = f"{assignment.output_prefix}adapter/"
-        manifest = artifact_pb2.AdapterManifest(bucket=assignment.output_bucket, prefix=prefix)
-        for path in sorted(p for p in adapter.iterdir() if p.is_file()):
-            key = prefix + path.name
-            self._storage.upload_file(path, assignment.output_bucket, key)
-            manifest.files.add(name=path.name, key=key, size_bytes=path.stat().st_size, sha256=_sha256(path))
-        return manifest
+        return upload_directory(self._storage, adapter, assignment.output_bucket, adapter_prefix(assignment.output_prefix))
 
 
 # What an assignment must name for any agent to train it.
@@ -574,12 +585,4 @@ def _reason(outcome: dict, handed_back: bool) -> str:
 
 
 def _checkpoint_prefix(assignment: job_pb2.TrainingAssignment) -> str:
-    return f"{assignment.output_prefix}checkpoints/"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return checkpoint_prefix(assignment.output_prefix)

@@ -38,9 +38,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 def worker_command(
     gpu_type: str, gpu_count: int, worker_args: list[str], agent_pid: int, module: str = WORKER_MODULE
 ) -> list[str]:
-    """The command that runs a job's training worker (or another worker ``module``
-    on one device) on this node: one rank per GPU under torchrun for several GPUs,
-    the worker alone for one, and on the CPU the worker at a lower priority with bounded threads."""
+    """The command that runs a job's training worker (or another single-process
+    worker ``module``: a generation, an export's merge) on this node: one rank per
+    GPU under torchrun for several GPUs, the worker alone for one, and on the CPU
+    the worker at a lower priority with bounded threads."""
     if gpu_count > 1:
         return launch_command(gpu_count, worker_args, agent_pid=agent_pid)
     if gpu_type == CPU:

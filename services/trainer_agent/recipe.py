@@ -93,6 +93,7 @@ class LoRATrainingRecipe:
         checkpoint_dir: Path | None = None,
         resume_from: Path | None = None,
         parallel: SingleProcess | None = None,
+        parent_adapter: Path | None = None,
     ):
         if config.checkpoint_steps and checkpoint_dir is None:
             raise ConfigError(["checkpoint_dir: must be given when checkpoint_steps is above 0"])
@@ -100,6 +101,8 @@ class LoRATrainingRecipe:
         self.data_path = Path(data_path)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resume_from = Path(resume_from) if resume_from is not None else None
+        # A PEFT adapter directory whose weights the run starts from (continued training) instead of a fresh LoRA.
+        self.parent_adapter = Path(parent_adapter) if parent_adapter is not None else None
         self._on_checkpoint = on_checkpoint or (lambda path: None)
         self._on_metrics = on_metrics or (lambda metrics: None)
         self._should_stop = should_stop or (lambda: False)
@@ -139,6 +142,11 @@ class LoRATrainingRecipe:
         )
         self._check_data()
         self.model = load_lora_model(cfg, self.device)
+        if self.parent_adapter is not None:
+            # The parent's weights into the adapter just built (what PeftModel.from_pretrained(base, path,
+            # is_trainable=True) does after building it), so that quantization, kernels and checkpointing
+            # stay load_lora_model's. job_svc checked the parent has this base model and rank.
+            self.model.load_adapter(str(self.parent_adapter), adapter_name="default", is_trainable=True)
         # Where attention reads packing from one row only, a micro-batch packs
         # into one row of any length: it is never padded either.
         one_row = cfg.packing and packs_one_row_only(self.model)

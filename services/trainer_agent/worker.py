@@ -98,7 +98,24 @@ def plan(recipe: LoRATrainingRecipe) -> dict:
 def completed(recipe: LoRATrainingRecipe, summary: dict) -> dict:
     """The ``completed`` line: the run's ``summary`` (as ``train()`` returned it)
     and the chat template its adapter was trained with."""
-    return {"type": "completed", "summary": {**summary, run_summary.CHAT_TEMPLATE: recipe.tokenizer.chat_template}}
+    return {"type": "completed", "summary": {
+        **summary, run_summary.CHAT_TEMPLATE: recipe.tokenizer.chat_template, run_summary.ADAPTER: adapter_facts(recipe.model),
+    }}
+
+
+def adapter_facts(model) -> dict:
+    """What an inference server needs to know of the trained PEFT ``model`` to load
+    its adapter: rank, the modules adapted (resolved, never "all-linear"),
+    modules_to_save, the base architecture and the adapter weights' dtype."""
+    config = model.peft_config["default"]
+    dtype = next(p.dtype for name, p in model.named_parameters() if "lora_" in name)
+    return {
+        "rank": int(config.r),
+        "target_modules": sorted(config.target_modules),
+        "modules_to_save": sorted(config.modules_to_save or []),
+        "architecture": type(model.get_base_model()).__name__,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
 
 
 def with_smoke_samples(recipe: LoRATrainingRecipe, summary: dict, *, count: int, max_new_tokens: int) -> dict:
@@ -142,6 +159,8 @@ def main() -> int:
     # Held-out conversations the trained model answers at the end (0: none), and their length in tokens.
     parser.add_argument("--smoke-samples", type=int, default=0)
     parser.add_argument("--smoke-tokens", type=int, default=32)
+    # Continued training: the parent model's adapter directory, whose weights the run starts from.
+    parser.add_argument("--parent-adapter", type=Path)
     args = parser.parse_args()
     # On stderr, which the agent's log collects; what libraries warn of, as before, in the agent's format.
     logs.configure("trainer_worker", level=logging.WARNING)
@@ -175,6 +194,7 @@ def main() -> int:
             resume_from=args.checkpoint_dir if resume else None,
             parallel=parallel,
             on_checkpoint=lambda path: emit({"type": "checkpoint", "path": str(path), "step": recipe.global_step}),
+            parent_adapter=args.parent_adapter,
         )
         recipe.setup()
         setting_up, resumed_at = False, recipe.global_step

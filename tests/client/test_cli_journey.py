@@ -105,6 +105,14 @@ def test_the_whole_journey_through_the_cli(brightrun, tmp_path):
     assert generated["model_id"] == model["id"]
     assert [r["prompt"] for r in generated["results"]] == ["hello world", "one two"]
     assert all({"completion", "base_completion"} <= set(r) for r in generated["results"])
+    # The merged model, made by the CPU agent, with a URL for each of its files.
+    exported = _json(brightrun("models", "export", model["id"], "--wait", "--json"))
+    assert exported["status"] == "completed", exported["error"]
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {u["file"] for u in exported["download_urls"]}
+    # A continued job must keep the parent's rank: refused, naming the field and the rank to use.
+    status, _, err = brightrun("jobs", "create", "--dataset", dataset["id"], *JOB_ARGS, "--set", "rank=16",
+                              "--parent-model", model["id"])
+    assert status == 1 and "parent_model_id" in err and "rank 8" in err, err
 
     records = _json(brightrun("jobs", "get", job["id"], "--json"))["cost_records"]
     costs = _json(brightrun("costs", "--json"))

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from brightrun.artifact.v1 import artifact_pb2
+from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
@@ -778,7 +778,8 @@ async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(s
     async with db.transaction() as conn:
         for step in (1, 2, 3):
             await job_store.insert_metric_point(conn, _point(job.id, step, 1.0 / step))
-    handlers = JobHandlers(db, settings, dataset_pb2_grpc.DatasetServiceStub(channel(fakes)), nc, budget=None)
+    handlers = JobHandlers(db, settings, dataset_pb2_grpc.DatasetServiceStub(channel(fakes)), nc, budget=None,
+                           artifacts=artifact_pb2_grpc.ArtifactServiceStub(channel(fakes)))
     server, port, _ = create_server("127.0.0.1:0", [lambda s: job_pb2_grpc.add_JobServiceServicer_to_server(
         handlers, s)], [])
     await server.start()

@@ -162,6 +162,44 @@ export interface Model {
   artifacts: Record<string, { key: string; size_bytes: number; sha256: string }> | null;
   created_at: string | null;
   updated_at: string | null;
+  /** Whether vLLM and LoRAX can serve it, checked when it was recorded. */
+  serving?: ServingCheck[];
+  /** The model whose adapter its job continued, if any. */
+  parent_model_id?: string | null;
+  /** Its ancestors, oldest first (GET /api/models/{id} only). */
+  lineage?: ModelRef[];
+}
+
+export interface ServingCheck {
+  server: string;
+  status: "pass" | "warning" | "fail";
+  check: string;
+  reason: string;
+}
+
+export interface ModelRef {
+  id: string;
+  name: string;
+  job_id: string;
+  created_at: string | null;
+}
+
+/** An export of a model (kind "merged"), made by a trainer agent. */
+export interface ModelExport {
+  id: string;
+  artifact_id: string;
+  kind: string;
+  status: "queued" | "running" | "completed" | "failed";
+  error: string;
+  created_at: string | null;
+  completed_at: string | null;
+}
+
+/** GET /api/models/{id}/exports/{export_id}: the export and, once completed, its download URLs. */
+export interface ExportDetail {
+  export: ModelExport;
+  download_urls: { file: string; url: string; size_bytes: number }[];
+  expires_at: string | null;
 }
 
 /** One answer of POST /api/models/{id}/generate; base_completion only when include_base was asked. */

@@ -17,6 +17,7 @@ from brightrun_client.models import (
     JobDetail,
     MetricPoint,
     Model,
+    ModelExport,
     Notification,
     Notifications,
     Preset,
@@ -26,7 +27,7 @@ from brightrun_client.models import (
 
 __all__ = [
     "AsyncClient", "BrightRunError", "Budget", "Client", "Config", "CostRecord", "CostSummary", "CreatedJob",
-    "CreatedWebhook", "Dataset", "DownloadUrl", "Estimate", "Job", "JobDetail", "MetricPoint", "Model", "Notification",
+    "CreatedWebhook", "Dataset", "DownloadUrl", "Estimate", "Job", "JobDetail", "MetricPoint", "Model", "ModelExport", "Notification",
     "Notifications", "Page", "Preset", "RetryPolicy", "UploadTicket", "ValidationIssue", "Webhook",
     "load_config",
 ]

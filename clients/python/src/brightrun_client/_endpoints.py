@@ -23,6 +23,7 @@ from brightrun_client.models import (
     JobDetail,
     MetricPoint,
     Model,
+    ModelExport,
     Notification,
     Notifications,
     Preset,
@@ -130,8 +131,10 @@ def job_body(
     gpu: str,
     hyperparameters: Mapping[str, Any],
     preset_id: str | None = None,
+    parent_model_id: str | None = None,
 ) -> dict[str, Any]:
-    """The body of an estimate or a job; ``gpu`` is ``TYPE`` or ``TYPExN`` (``H100x8``)."""
+    """The body of an estimate or a job; ``gpu`` is ``TYPE`` or ``TYPExN`` (``H100x8``); a job with
+    ``parent_model_id`` continues training that model's adapter."""
     gpu_type, count = parse_gpu(gpu)
     body: dict[str, Any] = {
         "dataset_id": dataset_id,
@@ -140,6 +143,8 @@ def job_body(
     }
     if preset_id is not None:
         body["preset_id"] = preset_id
+    if parent_model_id is not None:
+        body["parent_model_id"] = parent_model_id
     return body
 
 
@@ -242,15 +247,16 @@ class Endpoints(ABC):
         hyperparameters: Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
+        parent_model_id: str | None = None,
     ):
-        """Create a job; returns a ``CreatedJob``. An ``Idempotency-Key`` (a fresh UUID unless given) makes
+        """Create a job (continuing ``parent_model_id``'s adapter when given); returns a ``CreatedJob``. An ``Idempotency-Key`` (a fresh UUID unless given) makes
         the client's retries after a 429/503 answer with the one job the first attempt may have created."""
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
 
         def parse(body: dict) -> CreatedJob:
             return CreatedJob(Job.from_dict((_data(body) or {}).get("job") or {}), list(body.get("warnings") or []))
 
-        body = job_body(dataset_id, gpu, hyperparameters, preset_id)
+        body = job_body(dataset_id, gpu, hyperparameters, preset_id, parent_model_id)
         return self._send(Call("POST", "/api/jobs", parse, json=body, headers=headers))
 
     def list_jobs(self, page: int = 1, limit: int = 10, *, status: str | None = None):
@@ -312,6 +318,25 @@ class Endpoints(ABC):
         if seed is not None:
             body["seed"] = seed
         return self._send(Call("POST", f"/api/models/{model_id}/generate", _data, json=body, timeout=GENERATE_TIMEOUT))
+
+    def export_model(self, model_id: str, kind: str = "merged"):
+        """Ask for an export (``merged``: the base model with the adapter merged in); returns the ``ModelExport``,
+        queued, or the model's live one of that kind. Follow it with ``get_export``."""
+        return self._send(Call("POST", f"/api/models/{model_id}/exports", _one(ModelExport, "export"),
+                               json={"kind": kind}))
+
+    def list_exports(self, model_id: str):
+        return self._send(Call("GET", f"/api/models/{model_id}/exports", _many(ModelExport, "exports")))
+
+    def get_export(self, model_id: str, export_id: str):
+        """The export with, once completed, presigned ``download_urls`` of its files."""
+
+        def parse(body: dict) -> ModelExport:
+            data = _data(body) or {}
+            return ModelExport.from_dict({**(data.get("export") or {}), "download_urls": data.get("download_urls") or [],
+                                          "expires_at": data.get("expires_at")})
+
+        return self._send(Call("GET", f"/api/models/{model_id}/exports/{export_id}", parse))
 
     # Billing
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,8 @@ def jobs_estimate(client: Client, args, out: Output) -> int:
 
 
 def jobs_create(client: Client, args, out: Output) -> int:
-    created = client.create_job(args.dataset, args.preset, args.gpu, _hyperparameters(client, args.preset, args.set))
+    created = client.create_job(args.dataset, args.preset, args.gpu, _hyperparameters(client, args.preset, args.set),
+                                parent_model_id=args.parent_model)
     for warning in created.warnings:
         out.note(f"warning: {warning}")
     job = created.job
@@ -337,6 +339,25 @@ def models_generate(client: Client, args, out: Output) -> int:
 
     out.result(answer, human)
     return 0
+
+
+def models_export(client: Client, args, out: Output) -> int:
+    """Ask for a merged export; with --wait, follow it until it ends and list its download URLs."""
+    export = client.export_model(args.id, kind=args.kind)
+    if args.wait:
+        out.note(f"Export {export.id} {export.status}; waiting for a trainer agent to finish it ...")
+        while not export.settled:
+            time.sleep(args.poll)
+            export = client.get_export(args.id, export.id)
+        export = client.get_export(args.id, export.id)
+
+    def human(e) -> None:
+        out.print(f"Export {e.id} ({e.kind}) is {e.status}" + (f": {e.error}" if e.error else ""))
+        if e.download_urls:
+            out.table([(u.file, u.size_bytes, u.url) for u in e.download_urls], ("file", "bytes", "url"))
+
+    out.result(export, human)
+    return EXIT_NOT_DONE if args.wait and export.status != "completed" else 0
 
 
 def costs(client: Client, args, out: Output) -> int:
@@ -457,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"GPU type and count, TYPE or TYPExN, e.g. H100x8 (default: {default_gpu})")
         if name == "create":
             sub.add_argument("--wait", action="store_true", help="follow the job live until it ends")
+            sub.add_argument("--parent-model", metavar="MODEL_ID",
+                             help="continue training this model's adapter (same base model and rank)")
     listing = command(jobs, "list", jobs_list, "list jobs")
     listing.add_argument("--status", help="queued, initializing, running, completed, failed or cancelled")
     command(jobs, "get", jobs_get, "show a job with its metrics and costs").add_argument("id")
@@ -479,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=0.0, help="0 (greedy, the default) to 2")
     generate.add_argument("--seed", type=int, help="seed of the sampling")
     generate.add_argument("--include-base", action="store_true", help="also answer with the base model alone")
+
+
+    export = command(models, "export", models_export, "export a model merged into its base model (safetensors)")
+    export.add_argument("id")
+    export.add_argument("--kind", default="merged", choices=("merged",))
+    export.add_argument("--wait", action="store_true", help="wait until it completes and list its download URLs")
+    export.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
 
     cost = command(groups, "costs", costs, "the cost summary")
     cost.add_argument("--period", choices=("week", "month", "quarter", "year"))

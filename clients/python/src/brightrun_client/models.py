@@ -110,6 +110,7 @@ class MetricPoint(ApiObject):
 @dataclass
 class Job(ApiObject):
     id: str = ""
+    parent_model_id: str | None = None
     dataset_id: str = ""
     dataset_name: str = ""
     preset_id: str = ""
@@ -202,6 +203,11 @@ class Model(ApiObject):
     configuration: dict[str, Any] | None = None
     artifacts: dict[str, Any] | None = None
     created_at: str | None = None
+    # Whether vLLM and LoRAX can serve it: each ``{server, status, check, reason}``.
+    serving: list[dict[str, Any]] = field(default_factory=list)
+    # The model it continued training from, and its ancestors oldest first (get_model only).
+    parent_model_id: str | None = None
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -209,6 +215,31 @@ class DownloadUrl(ApiObject):
     file: str = ""
     url: str = ""
     size_bytes: int = 0
+
+
+@dataclass
+class ModelExport(ApiObject):
+    """An export of a model (``kind`` "merged"): ``status`` queued, running, completed or failed;
+    ``download_urls`` once completed (get_export only)."""
+
+    id: str = ""
+    artifact_id: str = ""
+    kind: str = ""
+    status: str = ""
+    error: str = ""
+    files: list[dict[str, Any]] = field(default_factory=list)
+    download_urls: list[DownloadUrl] = field(default_factory=list)
+    expires_at: str | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+
+    @classmethod
+    def nested_types(cls):
+        return {"download_urls": DownloadUrl}
+
+    @property
+    def settled(self) -> bool:
+        return self.status in ("completed", "failed")
 
 
 @dataclass

@@ -7,6 +7,7 @@ import { ErrorBox, Loading, fmt } from "../components/States";
 import { Stars } from "./Models";
 import { DownloadUrls, Model, SmokeSample } from "../types";
 import { SmokeSamples, TryIt } from "./TryIt";
+import { ExportPanel, Lineage, ServingChecks } from "../components/ModelLife";
 
 function KeyValues({ data, testId }: { data: Record<string, unknown> | null; testId?: string }) {
   if (!data || !Object.keys(data).length) return <p className="muted">None recorded.</p>;
@@ -94,12 +95,16 @@ export default function ModelDetail() {
         {" · "}
         <Link to={`/datasets/${m.dataset_id}`}>its dataset</Link>
       </p>
+      <h2>Lineage</h2>
+      <Lineage model={m} />
       <h2>Quality</h2>
       <KeyValues data={m.quality_metrics ? quality : null} testId="quality-metrics" />
       <h2>Samples from training</h2>
       <SmokeSamples samples={Array.isArray(smokeSamples) ? (smokeSamples as SmokeSample[]) : []} />
       <h2>Try it</h2>
       <TryIt modelId={m.id} />
+      <h2>Serving</h2>
+      <ServingChecks checks={m.serving} />
       <h2>Training summary</h2>
       <KeyValues data={m.training_summary} />
       <h2>Configuration</h2>
@@ -128,6 +133,8 @@ export default function ModelDetail() {
         </tbody>
       </table>
       {downloadError && <p className="error" role="alert">{downloadError}</p>}
+      <h2>Merged export</h2>
+      <ExportPanel modelId={m.id} />
       <h2>Load it with PEFT</h2>
       <pre className="code" data-testid="peft-snippet">{snippet}</pre>
       <button
