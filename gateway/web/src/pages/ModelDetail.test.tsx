@@ -38,6 +38,7 @@ describe("Model page", () => {
     const sent: unknown[] = [];
     vi.stubGlobal("fetch", vi.fn(async (url: string, init?: RequestInit) => {
       if (url === `/api/models/${MODEL_ID}`) return ok({ model: MODEL });
+      if (url === `/api/models/${MODEL_ID}/exports`) return ok({ exports: [] });
       if (url === `/api/models/${MODEL_ID}/generate`) {
         sent.push(JSON.parse(String(init?.body)));
         return ok({ model_id: MODEL_ID, results: [{ prompt: "one two", completion: "two one", base_completion: "one one" }] });
@@ -69,6 +70,7 @@ describe("Model page", () => {
     ];
     vi.stubGlobal("fetch", vi.fn(async (url: string) => {
       if (url === `/api/models/${MODEL_ID}`) return ok({ model: { ...MODEL, quality_metrics: { smoke_samples: [] } } });
+      if (url === `/api/models/${MODEL_ID}/exports`) return ok({ exports: [] });
       return answers.shift()!;
     }));
     renderPage();
