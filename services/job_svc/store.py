@@ -10,7 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
-from services.common.paging import Page
+from services.common.paging import Keyset, Page
 from services.job_svc.job import Job
 from services.job_svc.messages import METRIC_FIELDS
 from services.job_svc.speed import MeasuredSpeed
@@ -75,14 +75,16 @@ async def save_job(conn: AsyncConnection, job: Job) -> Row:
     return row
 
 
+# Newest first, served by the index jobs_user_created (migration 0010).
+LIST_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+
+
 async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):
     where = "user_id = :user_id" + (" AND status = :status" if status else "")
-    params = {"user_id": user_id, "status": status, "limit": page.limit, "offset": page.offset}
+    params = {"user_id": user_id, "status": status, **LIST_ORDER.params(page, extra_row=True)}
     total = (await conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params)).scalar_one()
-    rows = await conn.execute(
-        text(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"), params
-    )
-    return list(rows), total
+    sql = f"SELECT * FROM jobs WHERE {where}{LIST_ORDER.after(page)}{LIST_ORDER.window(page)}"
+    return list(await conn.execute(text(sql), params)), total
 
 
 # Columns update_job writes as JSONB.
@@ -133,6 +135,20 @@ async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, lim
         {"job_id": job_id, "after": after_step, "limit": limit},
     )
     return list(rows)
+
+
+async def latest_metric_points(
+    conn: AsyncConnection, job_id: str, after_step: int, before_step: int | None, limit: int
+) -> tuple[list[Row], bool]:
+    """The job's latest ``limit`` points with ``after_step < step < before_step`` (no upper bound for None),
+    in step order, and whether older ones in that range exist: a backward range scan of the primary key."""
+    below = " AND step < :before" if before_step is not None else ""
+    rows = list(await conn.execute(
+        text(f"SELECT * FROM metric_points WHERE job_id = :job_id AND step > :after{below} "
+             "ORDER BY step DESC LIMIT :limit"),
+        {"job_id": job_id, "after": after_step, "before": before_step, "limit": limit + 1},
+    ))
+    return rows[:limit][::-1], len(rows) > limit
 
 
 async def last_metric_point(conn: AsyncConnection, job_id: str) -> Row | None:
