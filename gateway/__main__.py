@@ -23,6 +23,7 @@ def main() -> None:
         host=settings.http_host,
         port=settings.http_port,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        http="httptools",
         log_level="info",
     )
 

@@ -4,6 +4,7 @@ server's path to it), and query-parameter parsing."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -13,7 +14,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.message import Message
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
@@ -21,7 +22,7 @@ from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.auth import authenticated_user
 from gateway.errors import validation_error
-from services.common.base_models import shown_to_callers
+from services.common.base_models import shown_in_json, shown_to_callers
 from services.common.grpc import as_user
 from services.common.idempotency import MAX_REQUEST_ID_LENGTH
 from services.common.status import error_details
@@ -64,13 +65,16 @@ class Caller:
         return await method(request, metadata=self.metadata, timeout=RPC_TIMEOUT_S)
 
 
-    def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
+    def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> Response:
         """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside
         ``data``. A local base model's absolute path anywhere in ``data`` is shown as its model name."""
-        body = {"success": True, "data": self.shown(data)}
+        body = {"success": True, "data": data}
         if warnings is not None:
-            body["warnings"] = self.shown(warnings)
-        return JSONResponse(body, status_code=status)
+            body["warnings"] = warnings
+        # Rendered as JSONResponse renders, then the paths replaced in the text: one pass, not a walk of
+        # every value.
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return Response(shown_in_json(text, self.model_dirs), status_code=status, media_type="application/json")
 
     def shown(self, value: object) -> object:
         return shown_to_callers(value, self.model_dirs)
