@@ -36,7 +36,7 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
         order_by = parse_order(request.order_by)
         keyset = store.CREATED_ORDER if order_by == "created" else None
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE, keyset=keyset)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:  # one statement unless the page is empty
             rows, total = await store.list_artifacts(conn, user_id(context), order_by, page)
         return artifact_pb2.ListArtifactsResponse(
             artifacts=[artifact_message(row) for row in rows[: page.limit]],

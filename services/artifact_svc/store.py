@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.db import page_and_total
 from services.common.paging import Keyset, Page
 from services.artifact_svc.quality import ArtifactDraft
 
@@ -62,15 +63,12 @@ async def get_artifact(conn: AsyncConnection, user_id: str, artifact_id: str) ->
 async def list_artifacts(conn: AsyncConnection, user_id: str, order_by: str, page: Page) -> tuple[list[Row], int]:
     """One page of the user's artifacts, with one row more when another page follows, and the total count."""
     where = "user_id = :user_id AND deleted_at IS NULL"
-    total = (
-        await conn.execute(text(f"SELECT count(*) FROM model_artifacts WHERE {where}"), {"user_id": user_id})
-    ).scalar_one()
     if order_by == "created":
-        sql = f"SELECT * FROM model_artifacts WHERE {where}{CREATED_ORDER.after(page)}{CREATED_ORDER.window(page)}"
+        page_sql = CREATED_ORDER.after(page) + CREATED_ORDER.window(page)
     else:
-        sql = f"SELECT * FROM model_artifacts WHERE {where} ORDER BY {_QUALITY_ORDER} LIMIT :limit OFFSET :offset"
-    rows = await conn.execute(text(sql), {"user_id": user_id, **CREATED_ORDER.params(page, extra_row=True)})
-    return list(rows), total
+        page_sql = f" ORDER BY {_QUALITY_ORDER} LIMIT :limit OFFSET :offset"
+    params = {"user_id": user_id, **CREATED_ORDER.params(page, extra_row=True)}
+    return await page_and_total(conn, "model_artifacts", where, page_sql, params)
 
 
 async def delete_artifact(conn: AsyncConnection, user_id: str, artifact_id: str) -> Row | None:

@@ -54,7 +54,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
             field_errors({"job_id": [f"{request.job_id!r} is not a job id (a UUID)"]})
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE,
                           keyset=store.COST_RECORD_ORDER)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:  # one statement: a job's detail asks for it on every read
             rows = await store.list_cost_records(conn, user_id(context), job_id, page)
         return billing_pb2.ListCostRecordsResponse(
             cost_records=[cost_record_message(row) for row in rows[: page.limit]],

@@ -43,7 +43,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         self._settings = settings
 
     async def _get(self, uid: str, dataset_id: str):
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:
             row = await store.get_dataset(conn, uid, _uuid_or_404(dataset_id))
         if row is None:
             raise NotFound("Dataset not found")
@@ -169,7 +169,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         """Raises InvalidArgument for a bad page size or token."""
         page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE, keyset=store.LIST_ORDER)
         status = STATUS_NAMES.get(request.status)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:  # one statement unless the page is empty
             rows, total = await store.list_datasets(conn, user_id(context), status, request.search, page)
         return dataset_pb2.ListDatasetsResponse(
             datasets=[dataset_message(r) for r in rows[: page.limit]],

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.db import page_and_total
 from services.common.paging import Keyset, Page
 from services.dataset_svc.dataset import Dataset
 
@@ -55,9 +56,7 @@ async def list_datasets(
     if search:
         where += " AND name ILIKE :search"
         params["search"] = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    total = (await conn.execute(text(f"SELECT count(*) FROM datasets WHERE {where}"), params)).scalar_one()
-    sql = f"SELECT * FROM datasets WHERE {where}{LIST_ORDER.after(page)}{LIST_ORDER.window(page)}"
-    return list(await conn.execute(text(sql), params)), total
+    return await page_and_total(conn, "datasets", where, LIST_ORDER.after(page) + LIST_ORDER.window(page), params)
 
 
 async def load_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> Dataset | None:

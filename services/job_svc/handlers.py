@@ -225,7 +225,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         return job_pb2.CreateJobResponse(job=job_message(row), warnings=warnings)
 
     async def _job(self, uid: str, job_id: str):
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:
             return await _owned_job(conn, uid, job_id)
 
     @rpc
@@ -236,11 +236,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetJobDetail(self, request, context):
-        """The job and its latest metric points, read in one transaction; raises NotFound."""
+        """The job and its latest metric points, read by one statement; raises NotFound."""
         limit = _metric_limit(request.metric_page_size, DETAIL_METRIC_POINTS, "metric_page_size")
-        async with self._db.read() as conn:
-            row = await _owned_job(conn, user_id(context), request.job_id)
-            points, older = await store.latest_metric_points(conn, str(row.id), 0, None, limit)
+        job_id = _uuid(request.job_id, "Job")
+        async with self._db.statement() as conn:
+            row, points, older = await store.job_with_latest_points(conn, job_id, user_id(context), limit)
+        if row is None:
+            raise NotFound("Job not found")
         return job_pb2.GetJobDetailResponse(
             job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)),
             metric_points=[metric_point_message(p) for p in points],
@@ -250,7 +252,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
     @rpc
     async def ListJobs(self, request, context):
         page = parse_page(request.page_size, request.page_token, default=10, keyset=store.LIST_ORDER)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:  # one statement unless the page is empty
             rows, total = await store.list_jobs(conn, user_id(context), STATUS_NAMES.get(request.status), page)
         return job_pb2.ListJobsResponse(
             jobs=[job_message(r) for r in rows[: page.limit]],

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import timezone
+from types import SimpleNamespace
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
+from services.common.db import page_and_total
 from services.common.paging import Keyset, Page
 from services.job_svc.job import Job
 from services.job_svc.messages import METRIC_FIELDS
@@ -82,9 +84,7 @@ LIST_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
 async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):
     where = "user_id = :user_id" + (" AND status = :status" if status else "")
     params = {"user_id": user_id, "status": status, **LIST_ORDER.params(page, extra_row=True)}
-    total = (await conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params)).scalar_one()
-    sql = f"SELECT * FROM jobs WHERE {where}{LIST_ORDER.after(page)}{LIST_ORDER.window(page)}"
-    return list(await conn.execute(text(sql), params)), total
+    return await page_and_total(conn, "jobs", where, LIST_ORDER.after(page) + LIST_ORDER.window(page), params)
 
 
 # Columns update_job writes as JSONB.
@@ -135,6 +135,21 @@ async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, lim
         {"job_id": job_id, "after": after_step, "limit": limit},
     )
     return list(rows)
+
+
+async def job_with_latest_points(
+    conn: AsyncConnection, job_id: str, user_id: str, limit: int
+) -> tuple[Row | None, list, bool]:
+    """The user's job (None when it is not theirs), its latest ``limit`` points in step order, and whether
+    older ones exist: ONE statement (one snapshot, one round trip), the points an array of rows beside the
+    job's, read by a backward scan of the primary key."""
+    sql = ("SELECT j.*, ARRAY(SELECT p FROM metric_points p WHERE p.job_id = j.id ORDER BY p.step DESC "
+           "LIMIT :limit) AS latest_points FROM jobs j WHERE j.id = :id AND j.user_id = :user_id")
+    row = (await conn.execute(text(sql), {"id": job_id, "user_id": user_id, "limit": limit + 1})).first()
+    if row is None:
+        return None, [], False
+    points = [SimpleNamespace(**dict(point.items())) for point in row.latest_points[limit::-1]]
+    return row, points[-limit:], len(row.latest_points) > limit
 
 
 async def latest_metric_points(

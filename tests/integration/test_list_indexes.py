@@ -102,5 +102,5 @@ async def test_each_list_query_is_a_range_scan_of_its_index(settings, schemas, s
     assert not {"Sort", "Incremental Sort"} & set(kinds), (statement, kinds)
     if page.after is not None and "step" not in statement:
         # The cursor bounds the index scan itself, not a filter over rows already read.
-        scan = next(node for node in nodes if node.get("Index Name") == index)
-        assert "CAST" in statement and ") <" in scan.get("Index Cond", ""), scan
+        scans = [node.get("Index Cond", "") for node in nodes if node.get("Index Name") == index]
+        assert any(") <" in cond for cond in scans), scans
