@@ -100,12 +100,13 @@ async def list_jobs(request: Request):
     if status:
         message.status = enum_from_json(job_pb2.JobStatus.DESCRIPTOR, status, "status")
     reply = await page.fetch(api, api.stubs.jobs.ListJobs, message)
-    return api.ok({"jobs": [job_json(j) for j in reply.jobs], "pagination": page.pagination(reply.total_size, reply.next_page_token)})
+    return api.ok({"jobs": [job_json(j) for j in reply.jobs],
+                   "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 
 
 async def get_job(request: Request):
     """``{job, metrics, older_metrics_before_step, cost_records}``: the job and its latest metric points from
-    job_svc in one call (one read transaction there), its cost records from billing_svc, the two calls
+    job_svc in one call (one statement there), its cost records from billing_svc, the two calls
     concurrently. Older points: GET /api/jobs/{id}/metrics?before_step=older_metrics_before_step."""
     api = caller(request)
     job_id = path_id(request)
@@ -172,6 +173,8 @@ _BEFORE_STEP = Param("before_step", {"type": "integer", "minimum": 1, "maximum":
                      "The latest metric points with a smaller step: a detail's older_metrics_before_step, or "
                      "this answer's older_before_step to page further back")
 _OLDER = nullable({"type": "integer"})
+_METRICS_LIMIT = Param("metrics_limit", {"type": "integer", "minimum": 1, "maximum": _MAX_METRIC_POINTS,
+                                         "default": _DETAIL_METRIC_POINTS}, "How many of the latest metric points")
 
 ENDPOINTS = (
     Endpoint("GET", "/api/jobs/presets", list_presets, "The training presets with their values",
@@ -186,8 +189,7 @@ ENDPOINTS = (
              obj(jobs=array(JOB), pagination=PAGINATION), params=(*page_params(10), _STATUS)),
     Endpoint("GET", "/api/jobs/{id}", get_job, "A job with its latest metric points and its cost records",
              obj(job=JOB, metrics=array(_METRIC), older_metrics_before_step=_OLDER, cost_records=array(_COST_RECORD)),
-             params=(Param("metrics_limit", {"type": "integer", "minimum": 1, "maximum": _MAX_METRIC_POINTS,
-                                             "default": _DETAIL_METRIC_POINTS}, "How many of the latest metric points"),)),
+             params=(_METRICS_LIMIT,)),
     Endpoint("POST", "/api/jobs/{id}/cancel", cancel_job, "Cancel a job not yet ended", obj(job=JOB)),
     Endpoint("GET", "/api/jobs/{id}/metrics", list_metric_points, "A job's metric points after or before a step",
              obj(metrics=array(_METRIC), older_before_step=_OLDER),

@@ -33,7 +33,8 @@ async def list_webhooks(request: Request):
     """``?page=&limit=`` -> ``{webhooks, pagination}``, newest first."""
     api = caller(request)
     page = Page.from_query(request, default_limit=50)
-    reply = await page.fetch(api, api.stubs.billing.ListWebhooks, billing_pb2.ListWebhooksRequest(**page.request_fields()))
+    message = billing_pb2.ListWebhooksRequest(**page.request_fields())
+    reply = await page.fetch(api, api.stubs.billing.ListWebhooks, message)
     return api.ok({"webhooks": [message_to_json(w) for w in reply.webhooks],
                    "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 

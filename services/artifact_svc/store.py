@@ -67,7 +67,7 @@ async def list_artifacts(conn: AsyncConnection, user_id: str, order_by: str, pag
         page_sql = CREATED_ORDER.after(page) + CREATED_ORDER.window(page)
     else:
         page_sql = f" ORDER BY {_QUALITY_ORDER} LIMIT :limit OFFSET :offset"
-    params = {"user_id": user_id, **CREATED_ORDER.params(page, extra_row=True)}
+    params = {"user_id": user_id, **CREATED_ORDER.params(page)}
     return await page_and_total(conn, "model_artifacts", where, page_sql, params)
 
 

@@ -114,7 +114,7 @@ async def list_cost_records(conn: AsyncConnection, user_id: str, job_id: str | N
     job_filter = " AND job_id = :job_id" if job_id else ""
     order = COST_RECORD_ORDER
     sql = f"SELECT * FROM cost_records WHERE user_id = :user_id{job_filter}{order.after(page)}{order.window(page)}"
-    rows = await conn.execute(text(sql), {"user_id": user_id, "job_id": job_id, **order.params(page, extra_row=True)})
+    rows = await conn.execute(text(sql), {"user_id": user_id, "job_id": job_id, **order.params(page)})
     return list(rows)
 
 
@@ -123,7 +123,7 @@ async def list_notifications(conn: AsyncConnection, user_id: str, unread_only: b
     unread = " AND NOT read" if unread_only else ""
     order = NOTIFICATION_ORDER
     sql = f"SELECT * FROM notifications WHERE user_id = :user_id{unread}{order.after(page)}{order.window(page)}"
-    return list(await conn.execute(text(sql), {"user_id": user_id, **order.params(page, extra_row=True)}))
+    return list(await conn.execute(text(sql), {"user_id": user_id, **order.params(page)}))
 
 
 async def notification_count(conn: AsyncConnection, user_id: str, unread_only: bool) -> int:

@@ -54,7 +54,7 @@ async def list_webhooks(conn: AsyncConnection, user_id: str, page: Page) -> list
     """Newest first; one row more than the page to tell whether another page follows."""
     order = WEBHOOK_ORDER
     sql = f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE user_id = :user_id{order.after(page)}{order.window(page)}"
-    return list(await conn.execute(text(sql), {"user_id": user_id, **order.params(page, extra_row=True)}))
+    return list(await conn.execute(text(sql), {"user_id": user_id, **order.params(page)}))
 
 
 async def webhook_count(conn: AsyncConnection, user_id: str) -> int:
@@ -97,7 +97,7 @@ async def list_deliveries(conn: AsyncConnection, webhook_id: str, page: Page) ->
     """Newest first; one row more than the page to tell whether another page follows."""
     order = DELIVERY_ORDER
     sql = f"SELECT * FROM webhook_deliveries WHERE webhook_id = :webhook_id{order.after(page)}{order.window(page)}"
-    return list(await conn.execute(text(sql), {"webhook_id": webhook_id, **order.params(page, extra_row=True)}))
+    return list(await conn.execute(text(sql), {"webhook_id": webhook_id, **order.params(page)}))
 
 
 async def delivery_count(conn: AsyncConnection, webhook_id: str) -> int:

@@ -91,13 +91,12 @@ class Keyset:
         """`` ORDER BY ... LIMIT :limit`` and, for an offset page, `` OFFSET :offset``."""
         return f" ORDER BY {self.order_by} LIMIT :limit" + (" OFFSET :offset" if page.offset else "")
 
-    def params(self, page: Page, *, extra_row: bool = False) -> dict:
-        """The parameters ``after`` and ``window`` name; ``extra_row`` asks one row more than the page, to
-        tell whether another follows."""
-        values = {"limit": page.limit + extra_row, "offset": page.offset}
-        if page.after is not None:
-            values.update({f"after_{i}": _PARSERS[kind](v) for i, ((_, kind), v) in enumerate(zip(self.columns,
-                                                                                                  page.after))})
+    def params(self, page: Page) -> dict:
+        """The parameters ``after`` and ``window`` name; the limit is one row more than the page, which tells
+        whether another page follows (see ``next_token``)."""
+        values = {"limit": page.limit + 1, "offset": page.offset}
+        for i, ((_, kind), value) in enumerate(zip(self.columns, page.after or ())):
+            values[f"after_{i}"] = _PARSERS[kind](value)
         return values
 
     def parse(self, page: Page) -> Page:
@@ -119,8 +118,8 @@ class Keyset:
         return _CURSOR + base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
     def next_token(self, rows: Sequence, page: Page) -> str:
-        """The next page's token from a page read with ``extra_row``: the cursor after its last row kept,
-        or "" when no row follows."""
+        """The next page's token from rows read with ``params``: the cursor after the page's last row, or ""
+        when no row follows it."""
         return self.token(rows[page.limit - 1]) if len(rows) > page.limit else ""
 
 

@@ -49,7 +49,7 @@ async def list_datasets(
     conn: AsyncConnection, user_id: str, status: str | None, search: str, page: Page
 ) -> tuple[list[Row], int]:
     where = _LIVE
-    params: dict = {"user_id": user_id, **LIST_ORDER.params(page, extra_row=True)}
+    params: dict = {"user_id": user_id, **LIST_ORDER.params(page)}
     if status:
         where += " AND status = :status"
         params["status"] = status

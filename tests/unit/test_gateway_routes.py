@@ -207,7 +207,8 @@ async def test_a_cursor_is_passed_on_as_the_page_token_and_a_refused_one_is_400_
     headers = _auth(str(uuid.uuid4()))
     reply = await client.get("/api/datasets?cursor=knext&page=7&limit=5", headers=headers)
     assert reply.json()["data"]["pagination"]["page"] == 1
-    assert (services[1]["datasets"].seen[-1][1].page_token, services[1]["datasets"].seen[-1][1].page_size) == ("knext", 5)
+    seen = services[1]["datasets"].seen[-1][1]
+    assert (seen.page_token, seen.page_size) == ("knext", 5)
     refused = await client.get("/api/datasets?cursor=kforged", headers=headers)
     assert _assert_spec_4xx(refused)["details"] == {
         "cursor": ["Is not a cursor of this list; pass a previous answer's pagination.next_cursor unchanged"]
