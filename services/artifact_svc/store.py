@@ -68,7 +68,7 @@ async def list_artifacts(conn: AsyncConnection, user_id: str, order_by: str, pag
     else:
         page_sql = f" ORDER BY {_QUALITY_ORDER} LIMIT :limit OFFSET :offset"
     params = {"user_id": user_id, **CREATED_ORDER.params(page)}
-    return await page_and_total(conn, "model_artifacts", where, page_sql, params)
+    return await page_and_total(conn, "model_artifacts", where, page_sql, params, page.first)
 
 
 async def delete_artifact(conn: AsyncConnection, user_id: str, artifact_id: str) -> Row | None:

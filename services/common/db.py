@@ -143,16 +143,17 @@ async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bo
     return row.first() is not None
 
 
-async def page_and_total(conn: AsyncConnection, table: str, where: str, page_sql: str, params: dict):
+async def page_and_total(conn: AsyncConnection, table: str, where: str, page_sql: str, params: dict,
+                         first_page: bool):
     """A list page (``SELECT * FROM table WHERE where`` + ``page_sql``, its order and limit) and how many
     rows match ``where`` in all, as ONE statement: the count is a subquery PostgreSQL runs once beside the
-    page. Only an empty page (an empty list, or past its end) asks for the count again on its own.
-    Returns (rows, total)."""
+    page. An empty first page means no rows at all; only an empty later page (past the list's end) asks for
+    the count again on its own. Returns (rows, total)."""
     count = f"SELECT count(*) FROM {table} WHERE {where}"
     rows = list(await conn.execute(text(f"SELECT *, ({count}) AS total_size FROM {table} WHERE {where}{page_sql}"),
                                    params))
-    if rows:
-        return rows, rows[0].total_size
+    if rows or first_page:
+        return rows, rows[0].total_size if rows else 0
     return rows, (await conn.execute(text(count), params)).scalar_one()
 
 

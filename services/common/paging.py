@@ -63,6 +63,10 @@ class Page:
     offset: int = 0
     after: tuple[str, ...] | None = None
 
+    @property
+    def first(self) -> bool:
+        return not self.offset and self.after is None
+
 
 @dataclass(frozen=True)
 class Keyset:

@@ -56,7 +56,8 @@ async def list_datasets(
     if search:
         where += " AND name ILIKE :search"
         params["search"] = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return await page_and_total(conn, "datasets", where, LIST_ORDER.after(page) + LIST_ORDER.window(page), params)
+    page_sql = LIST_ORDER.after(page) + LIST_ORDER.window(page)
+    return await page_and_total(conn, "datasets", where, page_sql, params, page.first)
 
 
 async def load_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> Dataset | None:

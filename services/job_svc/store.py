@@ -84,7 +84,8 @@ LIST_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
 async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):
     where = "user_id = :user_id" + (" AND status = :status" if status else "")
     params = {"user_id": user_id, "status": status, **LIST_ORDER.params(page)}
-    return await page_and_total(conn, "jobs", where, LIST_ORDER.after(page) + LIST_ORDER.window(page), params)
+    page_sql = LIST_ORDER.after(page) + LIST_ORDER.window(page)
+    return await page_and_total(conn, "jobs", where, page_sql, params, page.first)
 
 
 # Columns update_job writes as JSONB.

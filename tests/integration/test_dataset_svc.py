@@ -358,6 +358,9 @@ async def test_a_cursor_walk_neither_repeats_nor_skips_a_row_while_rows_are_adde
     offset_page = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_size=3, page_token="3"),
                                           metadata=as_user(uid))
     assert offset_page.datasets[0].id != existing[::-1][3]  # what offsets do as rows are added
+    # Past the end: no rows, and still the list's total.
+    beyond = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_token="1000"), metadata=as_user(uid))
+    assert list(beyond.datasets) == [] and beyond.total_size == offset_page.total_size == 9
     foreign = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_token=first_token), metadata=as_user(other))
     assert list(foreign.datasets) == [] and foreign.next_page_token == ""
     for forged in ("k" + first_token[1:-4], "kW10", "k" + "A" * 600):
