@@ -100,7 +100,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                         dataset: dataset_pb2.Dataset) -> tuple[str, Estimate]:
         """The job's kind of run (speed.speed_key) and its estimate, from that kind's measured speed if any."""
         kind = speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:
             measured = await store.measured_speed(conn, kind)
         return kind, estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                               config.batch_size, config.epochs, table_speedup(launch.model_parameters), measured)

@@ -804,7 +804,7 @@ async def test_each_read_is_one_statement_or_one_read_only_transaction_and_no_wr
                 db.sent.clear()
                 for _ in range(3):
                     answer = await call(client)
-                if name in ("GetJob", "GetJobDetail", "ListJobs"):  # one statement, no transaction around it
+                if name in ("GetJob", "GetJobDetail", "ListJobs", "EstimateJob"):  # one statement, no transaction
                     assert db.opened == ["statement"] * 3 and len(db.sent) == 3, (name, db.sent)
                 else:
                     assert db.opened == ["read"] * 3, name
