@@ -12,9 +12,12 @@ imports only the launcher, as ``make up`` does, so the launcher's RSS is its
 own. Load is open-loop: request i is due at start + i / rate whatever the
 earlier ones do, and its latency counts from that due time, so queueing in the
 gateway (or in this generator) is measured, not hidden. The first row proves
-the generator itself keeps up: 1,000 req/s against ``/healthz``. The last
-row loads the job detail again while a long job trains on the CPU beside the
-control plane.
+the generator itself keeps up: 1,000 req/s against ``/healthz``. Then the job
+detail is loaded again while a long job trains on the CPU beside the control
+plane. The last row times a dataset of ``dataset_mb`` (the validator bench's
+generated conversations) from its confirm to ready through the platform, beside
+``validate_dataset`` reading the same file in a process of its own (as
+``bench/validate_throughput.py`` runs it) while the platform idles.
 
 CPU ms/req is the CPU time (user + system) each platform process, with its
 children (PostgreSQL's backends), spent during a row over the row's requests.
@@ -48,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 GENERATOR_RATE = 1000
 API_P99_GOAL_MS, API_GOAL_RATE = 25.0, 300
 STARTUP_P99_GOAL_S = 1.0
+DATASET_SHARE_GOAL = 0.90  # of validate_dataset's own rate on the same file
 LAUNCHER_RSS_GOAL_MB, AGENT_RSS_GOAL_MB = 100.0, 150.0
 # PostgreSQL backends flush their transaction counts at most 10 s after going idle (PGSTAT_IDLE_INTERVAL).
 STATS_SETTLE_S = 11.0
@@ -62,10 +66,11 @@ class Mode:
     generator_seconds: float
     startup_samples: int
     epochs: int  # of the job whose detail is read: ~12 metric points an epoch
+    dataset_mb: int = 50  # of the dataset timed from confirm to ready
 
 
 FULL = Mode(rates=(100, 300), seconds=10.0, generator_seconds=5.0, startup_samples=10, epochs=4)
-SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2, epochs=1)
+SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2, epochs=1, dataset_mb=2)
 
 
 # ---- the platform, in a child process -------------------------------------------------------------------------
@@ -88,6 +93,7 @@ def serve(home: Path) -> None:
             "gateway": platform.gateway_url,
             "token": platform.token(str(uuid.uuid4())),
             "database_url": platform.env["BRIGHTRUN_DATABASE_URL"],
+            "base_model": platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"],
             "processes": {"launcher": os.getpid(), **platform.processes()},
         }), flush=True)
         sys.stdin.read()
@@ -346,6 +352,47 @@ class Api:
         return len(call(self.client, "GET", f"/api/jobs/{job_id}")["metrics"])
 
 
+def dataset_rates(api: Api, info: dict, work: Path, size_mb: int) -> tuple[float, float, float]:
+    """MB/s of a generated ``size_mb`` dataset from its confirm to ready through the platform, and of
+    ``validate_dataset`` on the same file in a process of its own; and the file's MB."""
+    import argparse
+
+    import httpx
+
+    from services.platform.journey import call
+
+    throughput = _bench_module("validate_throughput")
+    data = work / "throughput.jsonl"
+    throughput.write_dataset(data, size_mb << 20)
+    body = data.read_bytes()
+    created = call(api.client, "POST", "/api/datasets", json={"name": "throughput", "file_name": data.name,
+                                                             "file_size": len(body)})
+    httpx.put(created["uploadUrl"], content=body, timeout=300).raise_for_status()
+    dataset_id = created["dataset"]["id"]
+    confirmed = time.perf_counter()
+    call(api.client, "POST", f"/api/datasets/{dataset_id}/confirm")
+    while (status := call(api.client, "GET", f"/api/datasets/{dataset_id}")["dataset"]["status"]) not in (
+            "ready", "error"):
+        time.sleep(0.05)
+    platform_s = time.perf_counter() - confirmed
+    if status != "ready":
+        raise RuntimeError(f"the throughput dataset {dataset_id} ended {status}")
+    args = argparse.Namespace(model_dir=Path(info["base_model"]), data=data, rendered=work / "unused.txt")
+    alone = throughput.measure("validator", args)
+    mb = len(body) / 2**20
+    return mb / platform_s, mb / alone["elapsed"], mb
+
+
+def _bench_module(name: str):
+    """A sibling benchmark script as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def prepare(api: Api, work: Path, mode: Mode) -> tuple[dict, str, list[float]]:
     """A ready dataset and a completed job with metric points; returns the dataset, the job's id and the
     seconds from each POST /api/jobs to its first initializing/running status (``startup_samples`` jobs, all
@@ -464,6 +511,13 @@ async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
     if status != "running":
         raise RuntimeError(f"the job meant to train beside the last row was {status} at its end, not running")
     rows += [latency_row(f"{label} while a job trains", load), *cost_rows(cost)]
+    platform_rate, alone_rate, mb = await asyncio.to_thread(dataset_rates, api, info, work, mode.dataset_mb)
+    share = platform_rate / alone_rate
+    rows.append(Row(
+        f"dataset {mb:.0f} MB confirm -> ready, beside validate_dataset alone",
+        f"{platform_rate:.2f} vs {alone_rate:.2f} MB/s ({share:.0%})",
+        f">= {DATASET_SHARE_GOAL:.0%}", share >= DATASET_SHARE_GOAL,
+    ))
     api.client.close()
     return rows
 
@@ -480,7 +534,7 @@ def main(argv: list[str] | None = None) -> str:
         return ""
     mode = SMOKE if args.smoke else FULL
     mode = Mode(tuple(args.rates or mode.rates), args.seconds or mode.seconds, mode.generator_seconds,
-                mode.startup_samples, mode.epochs)
+                mode.startup_samples, mode.epochs, mode.dataset_mb)
     with tempfile.TemporaryDirectory(prefix="brightrun-bench-") as tmp:
         work = Path(tmp)
         with Served(work / "home") as info:

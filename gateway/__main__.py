@@ -24,6 +24,7 @@ def main() -> None:
         host=settings.http_host,
         port=settings.http_port,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        http="httptools",
         log_level="info",
         log_config=None,  # uvicorn's loggers go through services.common.logs like every other
     )

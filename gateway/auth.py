@@ -28,6 +28,12 @@ from gateway.jwks import ASYMMETRIC_ALGORITHMS, JwksKeys
 from services.common.config import ConfigError, Settings
 
 _HS256 = "HS256"
+# A verified token is trusted again without verifying for this long, and never past its ``exp``: a client
+# sends one token with every call, and verifying it (signature, JSON, claims) again cost a tenth of the
+# gateway's CPU per call. Short, so a key the identity provider withdraws stops working within a minute.
+VERIFIED_TTL_S = 60.0
+# More distinct live tokens than this empties the cache (they are verified again as they come).
+VERIFIED_MAX = 10_000
 # The audience Supabase Auth puts in a signed-in user's token.
 SUPABASE_AUDIENCE = "authenticated"
 
@@ -49,6 +55,8 @@ class TokenVerifier:
         self.jwks = jwks
         self.audience = audience
         self.issuer = issuer
+        # token -> (user id, time until which it is trusted without verifying)
+        self._verified: dict[str, tuple[str, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TokenVerifier":
@@ -70,6 +78,18 @@ class TokenVerifier:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("Authorization header must be 'Bearer <token>'")
+        now = time.time()
+        verified = self._verified.get(token)
+        if verified is not None and now < verified[1]:
+            return verified[0]
+        user, expires = await self._verify(token)
+        if len(self._verified) >= VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (user, min(expires, now + VERIFIED_TTL_S))
+        return user
+
+    async def _verify(self, token: str) -> tuple[str, float]:
+        """The token's user id and ``exp``; raises HttpError 401 as :meth:`user_id` says."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -94,7 +114,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise _unauthorized(f"Token is invalid: {exc}") from None
         try:
-            return str(uuid.UUID(str(claims["sub"])))
+            return str(uuid.UUID(str(claims["sub"]))), float(claims["exp"])
         except ValueError:
             raise _unauthorized("Token subject ('sub') must be a user UUID") from None
 

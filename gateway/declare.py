@@ -16,7 +16,7 @@ from starlette.routing import Route
 from gateway.convert import json_to_message, parse_json_object
 from gateway.errors import HttpError, validation_error
 from gateway.http import MAX_LIMIT, MAX_PAGE, caller
-from gateway.schema import obj, request_schema
+from gateway.schema import nullable, obj, request_schema
 from services.common.idempotency import MAX_REQUEST_ID_LENGTH
 
 JSON = "application/json"
@@ -62,11 +62,13 @@ class Param:
 
 
 def page_params(default_limit: int) -> tuple[Param, ...]:
-    """``page`` and ``limit`` as ``gateway.http.Page.from_query`` reads them."""
+    """``page``, ``limit`` and ``cursor`` as ``gateway.http.Page.from_query`` reads them."""
     return (
         Param("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}, "Page number, from 1"),
         Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default_limit},
               "Items per page"),
+        Param("cursor", {"type": "string"}, "A previous answer's pagination.next_cursor: the page after it, "
+              "read by keyset (page is then ignored); for deep pages and for walking a list while it grows"),
     )
 
 
@@ -76,7 +78,8 @@ IDEMPOTENCY_KEY = Param(
 )
 INTEGER = {"type": "integer"}
 # Every list's ``pagination`` (``gateway.http.Page.pagination``).
-PAGINATION = obj(page=INTEGER, limit=INTEGER, total=INTEGER, totalPages=INTEGER)
+PAGINATION = obj(page=INTEGER, limit=INTEGER, total=INTEGER, totalPages=INTEGER,
+                 next_cursor=nullable({"type": "string"}))
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,17 @@ server's path to it), and query-parameter parsing."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from google.protobuf.message import Message
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
@@ -20,9 +22,10 @@ from brightrun.dataset.v1.dataset_pb2_grpc import DatasetServiceStub
 from brightrun.job.v1.job_pb2_grpc import JobServiceStub
 from gateway.auth import authenticated_user
 from gateway.errors import validation_error
-from services.common.base_models import shown_to_callers
+from services.common.base_models import shown_in_json, shown_to_callers
 from services.common.grpc import as_user
 from services.common.idempotency import MAX_REQUEST_ID_LENGTH
+from services.common.status import error_details
 from services.common.text import has_control_characters
 
 # The services' largest page; a bigger limit would make page/totalPages lie.
@@ -63,13 +66,16 @@ class Caller:
         return await method(request, metadata=self.metadata, timeout=timeout)
 
 
-    def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:
+    def ok(self, data: object, status: int = 200, warnings: list[str] | None = None) -> Response:
         """The spec's success body; ``warnings`` (sentences about a request that succeeded anyway) beside
         ``data``. A local base model's absolute path anywhere in ``data`` is shown as its model name."""
-        body = {"success": True, "data": self.shown(data)}
+        body = {"success": True, "data": data}
         if warnings is not None:
-            body["warnings"] = self.shown(warnings)
-        return JSONResponse(body, status_code=status)
+            body["warnings"] = warnings
+        # Rendered as JSONResponse renders, then the paths replaced in the text: one pass, not a walk of
+        # every value.
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return Response(shown_in_json(text, self.model_dirs), status_code=status, media_type="application/json")
 
     def shown(self, value: object) -> object:
         return shown_to_callers(value, self.model_dirs)
@@ -124,23 +130,41 @@ def idempotency_key(request: Request, request_id: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """The spec's ``page``/``limit`` pagination, mapped onto the services' page_size/page_token."""
+    """The spec's ``page``/``limit`` pagination, mapped onto the services' page_size/page_token, and an
+    opaque ``cursor`` (a previous answer's ``pagination.next_cursor``) for deep pages: the services page by
+    keyset from it, as cheap on page 10,000 as on page 1 and exact while rows are added (see
+    services.common.paging). With a cursor, ``page`` is not read and the answer's ``page`` is 1."""
 
     page: int
     limit: int
+    cursor: str = ""
 
     @classmethod
     def from_query(cls, request: Request, default_limit: int) -> "Page":
-        page = int_param(request, "page", 1, maximum=MAX_PAGE)
-        return cls(page, int_param(request, "limit", default_limit, maximum=MAX_LIMIT))
+        cursor = request.query_params.get("cursor", "")
+        page = 1 if cursor else int_param(request, "page", 1, maximum=MAX_PAGE)
+        return cls(page, int_param(request, "limit", default_limit, maximum=MAX_LIMIT), cursor)
 
     def request_fields(self) -> dict:
-        # The services' page tokens are decimal offsets; the first page is the empty token.
+        # An offset page is a decimal page token, the first page the empty one.
         offset = (self.page - 1) * self.limit
-        return {"page_size": self.limit, "page_token": str(offset) if offset else ""}
+        return {"page_size": self.limit, "page_token": self.cursor or (str(offset) if offset else "")}
+
+    async def fetch(self, api: Caller, method, message: Message) -> Message:
+        """The list call for this page; raises HttpError 400 naming ``cursor`` when the service refuses it."""
+        try:
+            return await api(method, message)
+        except grpc.aio.AioRpcError as exc:
+            refused = error_details(exc).get("details") or {}
+            if self.cursor and exc.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in refused:
+                problem = "Is not a cursor of this list; pass a previous answer's pagination.next_cursor unchanged"
+                raise validation_error({"cursor": [problem]}) from None
+            raise
 
     def total_pages(self, total: int) -> int:
         return math.ceil(total / self.limit)
 
-    def pagination(self, total: int) -> dict:
-        return {"page": self.page, "limit": self.limit, "total": total, "totalPages": self.total_pages(total)}
+    def pagination(self, total: int, next_page_token: str) -> dict:
+        """The spec's ``{page, limit, total, totalPages}`` and ``next_cursor``, null on the last page."""
+        return {"page": self.page, "limit": self.limit, "total": total, "totalPages": self.total_pages(total),
+                "next_cursor": next_page_token or None}

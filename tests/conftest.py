@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import event
 
 from services.common import events
 from services.common.components import Nats, ObjectStore, Postgres
@@ -75,12 +76,17 @@ async def nats(settings, request):
 
 
 class CountingDatabase(Database):
-    """A service's Database that records, in ``opened``, each ``read()`` and ``transaction()`` it begins:
+    """A service's Database that records, in ``opened``, each ``read()``, ``statement()`` and
+    ``transaction()`` it begins:
     a handler served with it shows how many transactions a call costs, and of which kind."""
 
     def __init__(self, url: str, schema: str):
         super().__init__(url, schema)
         self.opened: list[str] = []
+        # Each SQL statement sent: a one-statement read shows one.
+        self.sent: list[str] = []
+        event.listen(self.engine.sync_engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *rest: self.sent.append(statement))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator:
@@ -92,6 +98,12 @@ class CountingDatabase(Database):
     async def transaction(self) -> AsyncIterator:
         self.opened.append("transaction")
         async with super().transaction() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator:
+        self.opened.append("statement")
+        async with super().statement() as conn:
             yield conn
 
 

@@ -52,11 +52,11 @@ async def list_notifications(request: Request):
     message = billing_pb2.ListNotificationsRequest(
         unread_only=request.query_params.get("unread") == "true", **page.request_fields()
     )
-    reply = await api(api.stubs.billing.ListNotifications, message)
+    reply = await page.fetch(api, api.stubs.billing.ListNotifications, message)
     return api.ok({
         "notifications": [message_to_json(n) for n in reply.notifications],
         "unread_count": reply.unread_count,
-        "pagination": page.pagination(reply.total_size),
+        "pagination": page.pagination(reply.total_size, reply.next_page_token),
     })
 
 

@@ -31,8 +31,9 @@ async def list_datasets(request: Request):
     message = dataset_pb2.ListDatasetsRequest(search=request.query_params.get("search", ""), **page.request_fields())
     if status:
         message.status = enum_from_json(dataset_pb2.DatasetStatus.DESCRIPTOR, status, "status")
-    reply = await api(api.stubs.datasets.ListDatasets, message)
-    return api.ok({"datasets": [message_to_json(d) for d in reply.datasets], "pagination": page.pagination(reply.total_size)})
+    reply = await page.fetch(api, api.stubs.datasets.ListDatasets, message)
+    return api.ok({"datasets": [message_to_json(d) for d in reply.datasets],
+                   "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 
 
 async def get_dataset(request: Request):

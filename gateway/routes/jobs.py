@@ -14,8 +14,10 @@ from gateway.http import INT64_MAX, Caller, Page, caller, idempotency_key, int_p
 from gateway.schema import array, message_schema, nullable, obj
 from services.common.training_choices import HYPERPARAMETER_RANGES
 
-# The most metric points one answer carries (the service's page limit).
-_DETAIL_METRIC_POINTS = 10000
+# The most metric points one answer carries (the service's page limit), and how many of the latest a job's
+# detail carries unless ?metrics_limit= asks otherwise.
+_MAX_METRIC_POINTS = 10000
+_DETAIL_METRIC_POINTS = 500
 _COST_RECORDS_PAGE = 100
 
 # What a request sets; the rest of GpuConfig is the catalogue's, in answers only.
@@ -100,26 +102,27 @@ async def list_jobs(request: Request):
     status = request.query_params.get("status")
     if status:
         message.status = enum_from_json(job_pb2.JobStatus.DESCRIPTOR, status, "status")
-    reply = await api(api.stubs.jobs.ListJobs, message)
-    return api.ok({"jobs": [job_json(j) for j in reply.jobs], "pagination": page.pagination(reply.total_size)})
+    reply = await page.fetch(api, api.stubs.jobs.ListJobs, message)
+    return api.ok({"jobs": [job_json(j) for j in reply.jobs],
+                   "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 
 
 async def get_job(request: Request):
-    """``{job, metrics, cost_records}``: the job and its metric points from job_svc in one call (one read
-    transaction there), its cost records from billing_svc, the two calls concurrently."""
+    """``{job, metrics, older_metrics_before_step, cost_records}``: the job and its latest metric points from
+    job_svc in one call (one statement there), its cost records from billing_svc, the two calls
+    concurrently. Older points: GET /api/jobs/{id}/metrics?before_step=older_metrics_before_step."""
     api = caller(request)
     job_id = path_id(request)
+    window = int_param(request, "metrics_limit", _DETAIL_METRIC_POINTS, maximum=_MAX_METRIC_POINTS)
     detail, records = await asyncio.gather(
-        api(
-            api.stubs.jobs.GetJobDetail,
-            job_pb2.GetJobDetailRequest(job_id=job_id, metric_page_size=_DETAIL_METRIC_POINTS),
-        ),
+        api(api.stubs.jobs.GetJobDetail, job_pb2.GetJobDetailRequest(job_id=job_id, metric_page_size=window)),
         _all_cost_records(api, job_id),
     )
     return api.ok(
         {
             "job": job_json(detail.job),
             "metrics": [message_to_json(m) for m in detail.metric_points],
+            "older_metrics_before_step": detail.older_before_step or None,
             "cost_records": records,
         }
     )
@@ -145,15 +148,20 @@ async def cancel_job(request: Request):
 
 
 async def list_metric_points(request: Request):
-    """``?after_step=N&limit=M``: the job's metric points with step greater than N."""
+    """``?after_step=N&limit=M``: the job's first M metric points with step greater than N; with
+    ``before_step=B``, its latest M below B, and ``older_before_step`` to page further back."""
     api = caller(request)
     message = job_pb2.ListMetricPointsRequest(
         job_id=path_id(request),
         after_step=int_param(request, "after_step", 0, minimum=0),
-        page_size=int_param(request, "limit", 1000, maximum=_DETAIL_METRIC_POINTS),
+        before_step=int_param(request, "before_step", 0, minimum=1),
+        page_size=int_param(request, "limit", 1000, maximum=_MAX_METRIC_POINTS),
     )
     reply = await api(api.stubs.jobs.ListMetricPoints, message)
-    return api.ok({"metrics": [message_to_json(m) for m in reply.metric_points]})
+    return api.ok({
+        "metrics": [message_to_json(m) for m in reply.metric_points],
+        "older_before_step": reply.older_before_step or None,
+    })
 
 
 _PRESET = obj(id={"type": "string"}, name={"type": "string"}, description={"type": "string"},
@@ -164,6 +172,12 @@ _STATUS = Param("status", {"type": "string", "enum": ["queued", "initializing", 
                                                       "cancelled"]}, "Only jobs in this status")
 _AFTER_STEP = Param("after_step", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0},
                     "Only metric points with a greater step")
+_BEFORE_STEP = Param("before_step", {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                     "The latest metric points with a smaller step: a detail's older_metrics_before_step, or "
+                     "this answer's older_before_step to page further back")
+_OLDER = nullable({"type": "integer"})
+_METRICS_LIMIT = Param("metrics_limit", {"type": "integer", "minimum": 1, "maximum": _MAX_METRIC_POINTS,
+                                         "default": _DETAIL_METRIC_POINTS}, "How many of the latest metric points")
 
 ENDPOINTS = (
     Endpoint("GET", "/api/jobs/presets", list_presets, "The training presets with their values",
@@ -176,11 +190,13 @@ ENDPOINTS = (
              params=(IDEMPOTENCY_KEY,), status=201, warnings=True),
     Endpoint("GET", "/api/jobs", list_jobs, "The caller's jobs, newest first",
              obj(jobs=array(JOB), pagination=PAGINATION), params=(*page_params(10), _STATUS)),
-    Endpoint("GET", "/api/jobs/{id}", get_job, "A job with its metric history and cost records",
-             obj(job=JOB, metrics=array(_METRIC), cost_records=array(_COST_RECORD))),
+    Endpoint("GET", "/api/jobs/{id}", get_job, "A job with its latest metric points and its cost records",
+             obj(job=JOB, metrics=array(_METRIC), older_metrics_before_step=_OLDER, cost_records=array(_COST_RECORD)),
+             params=(_METRICS_LIMIT,)),
     Endpoint("POST", "/api/jobs/{id}/cancel", cancel_job, "Cancel a job not yet ended", obj(job=JOB)),
-    Endpoint("GET", "/api/jobs/{id}/metrics", list_metric_points, "A job's metric points after a step",
-             obj(metrics=array(_METRIC)),
-             params=(_AFTER_STEP, Param("limit", {"type": "integer", "minimum": 1, "maximum": _DETAIL_METRIC_POINTS,
-                                                  "default": 1000}, "Most points to return"))),
+    Endpoint("GET", "/api/jobs/{id}/metrics", list_metric_points, "A job's metric points after or before a step",
+             obj(metrics=array(_METRIC), older_before_step=_OLDER),
+             params=(_AFTER_STEP, _BEFORE_STEP,
+                     Param("limit", {"type": "integer", "minimum": 1, "maximum": _MAX_METRIC_POINTS,
+                                     "default": 1000}, "Most points to return"))),
 )

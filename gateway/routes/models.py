@@ -100,10 +100,10 @@ async def list_models(request: Request):
     if sort not in _SORTS:
         raise validation_error({"sort": ["Must be one of: created, quality"]})
     message = artifact_pb2.ListArtifactsRequest(order_by=_SORTS[sort], **page.request_fields())
-    reply = await api(api.stubs.artifacts.ListArtifacts, message)
+    reply = await page.fetch(api, api.stubs.artifacts.ListArtifacts, message)
     names = await _dataset_names(api, {a.dataset_id for a in reply.artifacts})
     models = [{**message_to_json(a), "dataset": {"id": a.dataset_id, "name": names[a.dataset_id]}} for a in reply.artifacts]
-    return api.ok({"models": models, "pagination": page.pagination(reply.total_size)})
+    return api.ok({"models": models, "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 
 
 async def _dataset_names(api: Caller, dataset_ids: set[str]) -> dict[str, str | None]:

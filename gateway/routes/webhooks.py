@@ -33,9 +33,10 @@ async def list_webhooks(request: Request):
     """``?page=&limit=`` -> ``{webhooks, pagination}``, newest first."""
     api = caller(request)
     page = Page.from_query(request, default_limit=50)
-    reply = await api(api.stubs.billing.ListWebhooks, billing_pb2.ListWebhooksRequest(**page.request_fields()))
+    message = billing_pb2.ListWebhooksRequest(**page.request_fields())
+    reply = await page.fetch(api, api.stubs.billing.ListWebhooks, message)
     return api.ok({"webhooks": [message_to_json(w) for w in reply.webhooks],
-                   "pagination": page.pagination(reply.total_size)})
+                   "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 
 
 async def get_webhook(request: Request):
@@ -74,9 +75,9 @@ async def list_deliveries(request: Request):
     api = caller(request)
     page = Page.from_query(request, default_limit=50)
     message = billing_pb2.ListWebhookDeliveriesRequest(webhook_id=path_id(request), **page.request_fields())
-    reply = await api(api.stubs.billing.ListWebhookDeliveries, message)
+    reply = await page.fetch(api, api.stubs.billing.ListWebhookDeliveries, message)
     return api.ok({"deliveries": [message_to_json(d) for d in reply.deliveries],
-                   "pagination": page.pagination(reply.total_size)})
+                   "pagination": page.pagination(reply.total_size, reply.next_page_token)})
 
 
 async def redeliver(request: Request):

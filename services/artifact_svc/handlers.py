@@ -11,7 +11,7 @@ from services.artifact_svc import store
 from services.artifact_svc.generation import Generator
 from services.common.sampling import read_request
 from services.artifact_svc.listing import DEFAULT_PAGE_SIZE, artifact_uuid, parse_order, select_files
-from services.common.paging import canonical_uuid, next_page_token, parse_page
+from services.common.paging import canonical_uuid, next_offset_token, parse_page
 from services.artifact_svc.exports import parse_kind, request_export
 from services.artifact_svc.messages import artifact_message, export_message, model_ref
 from services.common.db import Database
@@ -42,12 +42,13 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
     async def ListArtifacts(self, request, context):
         """Raises InvalidArgument for an unknown order, a negative page size or a foreign token."""
         order_by = parse_order(request.order_by)
-        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
-        async with self._db.read() as conn:
+        keyset = store.CREATED_ORDER if order_by == "created" else None
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE, keyset=keyset)
+        async with self._db.statement() as conn:  # one statement unless the page is empty
             rows, total = await store.list_artifacts(conn, user_id(context), order_by, page)
         return artifact_pb2.ListArtifactsResponse(
-            artifacts=[artifact_message(row) for row in rows],
-            next_page_token=next_page_token(page, len(rows), page.offset + len(rows) < total),
+            artifacts=[artifact_message(row) for row in rows[: page.limit]],
+            next_page_token=keyset.next_token(rows, page) if keyset else next_offset_token(rows, page),
             total_size=total,
         )
 

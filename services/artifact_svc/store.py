@@ -10,19 +10,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.paging import Page
+from services.common.db import page_and_total
+from services.common.paging import Keyset, Page
 from services.artifact_svc.quality import ArtifactDraft
 
-_ORDER = {
-    "created": "created_at DESC, id",
-    # Most stars first (the grade penalises overfitting, which a low training
-    # loss alone would reward), then the lowest validation and training losses.
-    "quality": (
-        "(quality_metrics->>'overall_score')::int DESC NULLS LAST, "
-        "(quality_metrics->>'final_validation_loss')::float8 ASC NULLS LAST, "
-        "(quality_metrics->>'final_training_loss')::float8 ASC NULLS LAST, created_at DESC, id"
-    ),
-}
+# Newest first, paged by keyset on the index model_artifacts_user_created_id (migration 0002).
+CREATED_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+# Most stars first (the grade penalises overfitting, which a low training
+# loss alone would reward), then the lowest validation and training losses.
+# Computed from JSON with NULLs last in mixed directions, which no keyset
+# expresses: paged by offset, over a user's artifacts (one per job).
+_QUALITY_ORDER = (
+    "(quality_metrics->>'overall_score')::int DESC NULLS LAST, "
+    "(quality_metrics->>'final_validation_loss')::float8 ASC NULLS LAST, "
+    "(quality_metrics->>'final_training_loss')::float8 ASC NULLS LAST, created_at DESC, id DESC"
+)
 
 
 async def insert_artifact(conn: AsyncConnection, draft: ArtifactDraft) -> Row | None:
@@ -62,18 +64,14 @@ async def get_artifact(conn: AsyncConnection, user_id: str, artifact_id: str) ->
 
 
 async def list_artifacts(conn: AsyncConnection, user_id: str, order_by: str, page: Page) -> tuple[list[Row], int]:
-    """One page of the user's artifacts and the total count."""
+    """One page of the user's artifacts, with one row more when another page follows, and the total count."""
     where = "user_id = :user_id AND deleted_at IS NULL"
-    total = (
-        await conn.execute(text(f"SELECT count(*) FROM model_artifacts WHERE {where}"), {"user_id": user_id})
-    ).scalar_one()
-    rows = await conn.execute(
-        text(
-            f"SELECT * FROM model_artifacts WHERE {where} ORDER BY {_ORDER[order_by]} LIMIT :limit OFFSET :offset"
-        ),
-        {"user_id": user_id, "limit": page.limit, "offset": page.offset},
-    )
-    return list(rows), total
+    if order_by == "created":
+        page_sql = CREATED_ORDER.after(page) + CREATED_ORDER.window(page)
+    else:
+        page_sql = f" ORDER BY {_QUALITY_ORDER} LIMIT :limit OFFSET :offset"
+    params = {"user_id": user_id, **CREATED_ORDER.params(page)}
+    return await page_and_total(conn, "model_artifacts", where, page_sql, params, page.first)
 
 
 async def delete_artifact(conn: AsyncConnection, user_id: str, artifact_id: str) -> Row | None:

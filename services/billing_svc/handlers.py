@@ -9,7 +9,7 @@ from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from services.billing_svc import budgets, store
 from services.billing_svc.budget import budget_cents, estimate_cents
 from services.billing_svc.costs import cost_window, summarize
-from services.common.paging import canonical_uuid, next_page_token, parse_page
+from services.common.paging import canonical_uuid, parse_page
 from services.billing_svc.messages import budget_message, cost_record_message, notification_message
 from services.billing_svc.webhook_handlers import WebhookHandlers
 from services.common.db import Database
@@ -52,18 +52,20 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
         job_id = canonical_uuid(request.job_id) if request.job_id else None
         if request.job_id and job_id is None:
             field_errors({"job_id": [f"{request.job_id!r} is not a job id (a UUID)"]})
-        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
-        async with self._db.read() as conn:
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE,
+                          keyset=store.COST_RECORD_ORDER)
+        async with self._db.statement() as conn:  # one statement: a job's detail asks for it on every read
             rows = await store.list_cost_records(conn, user_id(context), job_id, page)
         return billing_pb2.ListCostRecordsResponse(
             cost_records=[cost_record_message(row) for row in rows[: page.limit]],
-            next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+            next_page_token=store.COST_RECORD_ORDER.next_token(rows, page),
         )
 
     @rpc
     async def ListNotifications(self, request, context):
         """Newest first, with the unread count; raises InvalidArgument for a bad page size or token."""
-        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE,
+                          keyset=store.NOTIFICATION_ORDER)
         uid = user_id(context)
         async with self._db.read() as conn:
             rows = await store.list_notifications(conn, uid, request.unread_only, page)
@@ -73,7 +75,7 @@ class BillingHandlers(WebhookHandlers, billing_pb2_grpc.BillingServiceServicer):
             notifications=[notification_message(row) for row in rows[: page.limit]],
             unread_count=unread,
             total_size=total,
-            next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+            next_page_token=store.NOTIFICATION_ORDER.next_token(rows, page),
         )
 
     @rpc

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.billing_svc.accrual import Ledger
 from services.billing_svc.costs import CostDraft
 from services.billing_svc.webhook_store import queue_deliveries
-from services.common.paging import Page
+from services.common.paging import Keyset, Page
 from services.billing_svc.notices import NotificationDraft
 
 
@@ -103,30 +103,27 @@ async def costs_between(conn: AsyncConnection, user_id: str, start: datetime, en
     return list(rows)
 
 
+# Newest first, each served by an index of migration 0007: cost_records_user_recorded_id (a user's records)
+# and cost_records_user_job_recorded (a job's), notifications_user_created_id and notifications_user_unread_id.
+COST_RECORD_ORDER = Keyset((("recorded_at", "timestamptz"), ("id", "uuid")))
+NOTIFICATION_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+
+
 async def list_cost_records(conn: AsyncConnection, user_id: str, job_id: str | None, page: Page) -> list[Row]:
     """Newest first; one row more than the page to tell whether another page follows."""
     job_filter = " AND job_id = :job_id" if job_id else ""
-    rows = await conn.execute(
-        text(
-            f"SELECT * FROM cost_records WHERE user_id = :user_id{job_filter} "
-            "ORDER BY recorded_at DESC, id LIMIT :limit OFFSET :offset"
-        ),
-        {"user_id": user_id, "job_id": job_id, "limit": page.limit + 1, "offset": page.offset},
-    )
+    order = COST_RECORD_ORDER
+    sql = f"SELECT * FROM cost_records WHERE user_id = :user_id{job_filter}{order.after(page)}{order.window(page)}"
+    rows = await conn.execute(text(sql), {"user_id": user_id, "job_id": job_id, **order.params(page)})
     return list(rows)
 
 
 async def list_notifications(conn: AsyncConnection, user_id: str, unread_only: bool, page: Page) -> list[Row]:
     """Newest first; one row more than the page to tell whether another page follows."""
     unread = " AND NOT read" if unread_only else ""
-    rows = await conn.execute(
-        text(
-            f"SELECT * FROM notifications WHERE user_id = :user_id{unread} "
-            "ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
-        ),
-        {"user_id": user_id, "limit": page.limit + 1, "offset": page.offset},
-    )
-    return list(rows)
+    order = NOTIFICATION_ORDER
+    sql = f"SELECT * FROM notifications WHERE user_id = :user_id{unread}{order.after(page)}{order.window(page)}"
+    return list(await conn.execute(text(sql), {"user_id": user_id, **order.params(page)}))
 
 
 async def notification_count(conn: AsyncConnection, user_id: str, unread_only: bool) -> int:

@@ -14,7 +14,7 @@ from services.common import idempotency
 from services.common.db import Database
 from services.common.errors import NotFound, field_errors
 from services.common.grpc import rpc, user_id
-from services.common.paging import canonical_uuid, next_page_token, parse_page
+from services.common.paging import canonical_uuid, parse_page
 
 DEFAULT_PAGE_SIZE = 50
 
@@ -49,14 +49,15 @@ class WebhookHandlers:
     @rpc
     async def ListWebhooks(self, request, context):
         """Newest first; raises InvalidArgument for a bad page size or token."""
-        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE,
+                          keyset=webhook_store.WEBHOOK_ORDER)
         uid = user_id(context)
         async with self._db.read() as conn:
             rows = await webhook_store.list_webhooks(conn, uid, page)
             total = await webhook_store.webhook_count(conn, uid)
         return billing_pb2.ListWebhooksResponse(
             webhooks=[webhook_message(row) for row in rows[: page.limit]],
-            next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+            next_page_token=webhook_store.WEBHOOK_ORDER.next_token(rows, page),
             total_size=total,
         )
 
@@ -98,7 +99,8 @@ class WebhookHandlers:
     @rpc
     async def ListWebhookDeliveries(self, request, context):
         """Newest first with their attempts; raises NotFound for another user's endpoint."""
-        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE,
+                          keyset=webhook_store.DELIVERY_ORDER)
         async with self._db.read() as conn:
             webhook = await self._owned(conn, user_id(context), request.webhook_id)
             rows = await webhook_store.list_deliveries(conn, webhook.id, page)
@@ -106,7 +108,7 @@ class WebhookHandlers:
             total = await webhook_store.delivery_count(conn, webhook.id)
         return billing_pb2.ListWebhookDeliveriesResponse(
             deliveries=[delivery_message(row, attempts[row.id]) for row in rows[: page.limit]],
-            next_page_token=next_page_token(page, page.limit, len(rows) > page.limit),
+            next_page_token=webhook_store.DELIVERY_ORDER.next_token(rows, page),
             total_size=total,
         )
 

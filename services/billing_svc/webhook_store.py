@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing_svc.messages import webhook_body
 from services.billing_svc.webhooks import EVENT_TYPES
-from services.common.paging import Page
+from services.common.paging import Keyset, Page
 
 _WEBHOOK_COLUMNS = "id, user_id, url, event_types, description, enabled, created_at, updated_at"
 # The fields UpdateWebhook may change.
@@ -45,12 +45,16 @@ async def get_webhook(conn: AsyncConnection, user_id: str, webhook_id: str) -> R
     return (await conn.execute(text(sql), {"id": webhook_id, "user_id": user_id})).first()
 
 
+# Newest first, served by webhooks_user_created_id and webhook_deliveries_webhook_created_id (migration 0007).
+WEBHOOK_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+DELIVERY_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+
+
 async def list_webhooks(conn: AsyncConnection, user_id: str, page: Page) -> list[Row]:
     """Newest first; one row more than the page to tell whether another page follows."""
-    sql = (f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE user_id = :user_id "
-           "ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset")
-    rows = await conn.execute(text(sql), {"user_id": user_id, "limit": page.limit + 1, "offset": page.offset})
-    return list(rows)
+    order = WEBHOOK_ORDER
+    sql = f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE user_id = :user_id{order.after(page)}{order.window(page)}"
+    return list(await conn.execute(text(sql), {"user_id": user_id, **order.params(page)}))
 
 
 async def webhook_count(conn: AsyncConnection, user_id: str) -> int:
@@ -91,10 +95,9 @@ async def queue_deliveries(conn: AsyncConnection, notification: Row) -> None:
 
 async def list_deliveries(conn: AsyncConnection, webhook_id: str, page: Page) -> list[Row]:
     """Newest first; one row more than the page to tell whether another page follows."""
-    sql = ("SELECT * FROM webhook_deliveries WHERE webhook_id = :webhook_id "
-           "ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset")
-    rows = await conn.execute(text(sql), {"webhook_id": webhook_id, "limit": page.limit + 1, "offset": page.offset})
-    return list(rows)
+    order = DELIVERY_ORDER
+    sql = f"SELECT * FROM webhook_deliveries WHERE webhook_id = :webhook_id{order.after(page)}{order.window(page)}"
+    return list(await conn.execute(text(sql), {"webhook_id": webhook_id, **order.params(page)}))
 
 
 async def delivery_count(conn: AsyncConnection, webhook_id: str) -> int:

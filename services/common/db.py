@@ -86,6 +86,14 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection without a transaction, for a read that is ONE statement: PostgreSQL runs a lone
+        statement in a snapshot of its own, so it is as consistent as in ``read()`` and costs one round trip,
+        not three (BEGIN, it, COMMIT). Two statements on it see two snapshots: use ``read()`` for those."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     async def migrate(self, migrations_dir: Path) -> list[str]:
         """Create the schema and apply ``NNNN_name.sql`` files not yet applied, in order.
 
@@ -133,6 +141,20 @@ async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bo
         {"c": consumer, "e": event_id},
     )
     return row.first() is not None
+
+
+async def page_and_total(conn: AsyncConnection, table: str, where: str, page_sql: str, params: dict,
+                         first_page: bool):
+    """A list page (``SELECT * FROM table WHERE where`` + ``page_sql``, its order and limit) and how many
+    rows match ``where`` in all, as ONE statement: the count is a subquery PostgreSQL runs once beside the
+    page. An empty first page means no rows at all; only an empty later page (past the list's end) asks for
+    the count again on its own. Returns (rows, total)."""
+    count = f"SELECT count(*) FROM {table} WHERE {where}"
+    rows = list(await conn.execute(text(f"SELECT *, ({count}) AS total_size FROM {table} WHERE {where}{page_sql}"),
+                                   params))
+    if rows or first_page:
+        return rows, rows[0].total_size if rows else 0
+    return rows, (await conn.execute(text(count), params)).scalar_one()
 
 
 def refused_value(exc: BaseException) -> bool:

@@ -13,7 +13,7 @@ from services.common import idempotency
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound
-from services.common.paging import canonical_uuid, next_page_token, parse_page
+from services.common.paging import canonical_uuid, parse_page
 from services.common.grpc import rpc, user_id
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
@@ -43,7 +43,7 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
         self._settings = settings
 
     async def _get(self, uid: str, dataset_id: str):
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:
             row = await store.get_dataset(conn, uid, _uuid_or_404(dataset_id))
         if row is None:
             raise NotFound("Dataset not found")
@@ -167,14 +167,14 @@ class DatasetHandlers(dataset_pb2_grpc.DatasetServiceServicer):
     @rpc
     async def ListDatasets(self, request, context):
         """Raises InvalidArgument for a bad page size or token."""
-        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE)
+        page = parse_page(request.page_size, request.page_token, default=DEFAULT_PAGE_SIZE, keyset=store.LIST_ORDER)
         status = STATUS_NAMES.get(request.status)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:  # one statement unless the page is empty
             rows, total = await store.list_datasets(conn, user_id(context), status, request.search, page)
         return dataset_pb2.ListDatasetsResponse(
-            datasets=[dataset_message(r) for r in rows],
+            datasets=[dataset_message(r) for r in rows[: page.limit]],
             total_size=total,
-            next_page_token=next_page_token(page, len(rows), page.offset + len(rows) < total),
+            next_page_token=store.LIST_ORDER.next_token(rows, page),
         )
 
     @rpc

@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.paging import Page
+from services.common.db import page_and_total
+from services.common.paging import Keyset, Page
 from services.dataset_svc.dataset import Dataset
 
 _LIVE = "user_id = :user_id AND deleted_at IS NULL"
@@ -40,22 +41,23 @@ async def get_dataset(conn: AsyncConnection, user_id: str, dataset_id: str, *, l
     return (await conn.execute(text(sql), {"id": dataset_id, "user_id": user_id})).first()
 
 
+# Newest first, served by the index datasets_user_created (migration 0006).
+LIST_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+
+
 async def list_datasets(
     conn: AsyncConnection, user_id: str, status: str | None, search: str, page: Page
 ) -> tuple[list[Row], int]:
     where = _LIVE
-    params: dict = {"user_id": user_id, "limit": page.limit, "offset": page.offset}
+    params: dict = {"user_id": user_id, **LIST_ORDER.params(page)}
     if status:
         where += " AND status = :status"
         params["status"] = status
     if search:
         where += " AND name ILIKE :search"
         params["search"] = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    total = (await conn.execute(text(f"SELECT count(*) FROM datasets WHERE {where}"), params)).scalar_one()
-    rows = await conn.execute(
-        text(f"SELECT * FROM datasets WHERE {where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"), params
-    )
-    return list(rows), total
+    page_sql = LIST_ORDER.after(page) + LIST_ORDER.window(page)
+    return await page_and_total(conn, "datasets", where, page_sql, params, page.first)
 
 
 async def load_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> Dataset | None:

@@ -16,9 +16,9 @@ from google.protobuf import json_format
 from services.common import events, idempotency
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.errors import FailedPrecondition, NotFound
+from services.common.errors import FailedPrecondition, NotFound, field_errors
+from services.common.paging import canonical_uuid, parse_page
 from services.common.storage import model_prefix
-from services.common.paging import canonical_uuid, next_page_token, parse_page
 from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
 from services.job_svc import launch_checks, lineage, preflight, store
 from services.job_svc.budget_gate import BudgetGate
@@ -46,9 +46,17 @@ def _uuid(value: str, what: str) -> str:
     return canonical
 
 
-def _metric_limit(page_size: int) -> int:
-    """How many metric points one answer carries: 0 means 1000, at most 10000."""
-    return min(page_size or 1000, 10000)
+# The most metric points one answer carries; a job's detail shows its latest DETAIL_METRIC_POINTS unless asked.
+MAX_METRIC_POINTS = 10000
+DETAIL_METRIC_POINTS = 500
+
+
+def _metric_limit(page_size: int, default: int = 1000, field: str = "page_size") -> int:
+    """How many metric points one answer carries: 0 means ``default``, at most MAX_METRIC_POINTS; raises
+    InvalidArgument naming ``field`` when negative."""
+    if page_size < 0:
+        field_errors({field: [f"must be between 1 and {MAX_METRIC_POINTS}; 0 means {default}"]})
+    return min(page_size or default, MAX_METRIC_POINTS)
 
 
 async def _owned_job(conn, uid: str, job_id: str):
@@ -95,7 +103,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                         dataset: dataset_pb2.Dataset) -> tuple[str, Estimate]:
         """The job's kind of run (speed.speed_key) and its estimate, from that kind's measured speed if any."""
         kind = speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:
             measured = await store.measured_speed(conn, kind)
         return kind, estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
                               config.batch_size, config.epochs, table_speedup(launch.model_parameters), measured)
@@ -223,7 +231,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
         return job_pb2.CreateJobResponse(job=job_message(row), warnings=warnings)
 
     async def _job(self, uid: str, job_id: str):
-        async with self._db.read() as conn:
+        async with self._db.statement() as conn:
             return await _owned_job(conn, uid, job_id)
 
     @rpc
@@ -234,24 +242,28 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetJobDetail(self, request, context):
-        """The job and its first metric points, read in one transaction; raises NotFound."""
-        async with self._db.read() as conn:
-            row = await _owned_job(conn, user_id(context), request.job_id)
-            points = await store.metric_points(conn, str(row.id), 0, _metric_limit(request.metric_page_size))
+        """The job and its latest metric points, read by one statement; raises NotFound."""
+        limit = _metric_limit(request.metric_page_size, DETAIL_METRIC_POINTS, "metric_page_size")
+        job_id = _uuid(request.job_id, "Job")
+        async with self._db.statement() as conn:
+            row, points, older = await store.job_with_latest_points(conn, job_id, user_id(context), limit)
+        if row is None:
+            raise NotFound("Job not found")
         return job_pb2.GetJobDetailResponse(
             job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)),
             metric_points=[metric_point_message(p) for p in points],
+            older_before_step=points[0].step if older else 0,
         )
 
     @rpc
     async def ListJobs(self, request, context):
-        page = parse_page(request.page_size, request.page_token, default=10)
-        async with self._db.read() as conn:
+        page = parse_page(request.page_size, request.page_token, default=10, keyset=store.LIST_ORDER)
+        async with self._db.statement() as conn:  # one statement unless the page is empty
             rows, total = await store.list_jobs(conn, user_id(context), STATUS_NAMES.get(request.status), page)
         return job_pb2.ListJobsResponse(
-            jobs=[job_message(r) for r in rows],
+            jobs=[job_message(r) for r in rows[: page.limit]],
             total_size=total,
-            next_page_token=next_page_token(page, len(rows), page.offset + len(rows) < total),
+            next_page_token=store.LIST_ORDER.next_token(rows, page),
         )
 
     @rpc
@@ -267,10 +279,23 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def ListMetricPoints(self, request, context):
+        """Raises InvalidArgument naming a negative after_step, before_step or page_size."""
+        field_errors({name: ["must not be negative"] for name in ("after_step", "before_step")
+                      if getattr(request, name) < 0})
+        limit = _metric_limit(request.page_size)
+        older = False
         async with self._db.read() as conn:
             row = await _owned_job(conn, user_id(context), request.job_id)
-            points = await store.metric_points(conn, str(row.id), request.after_step, _metric_limit(request.page_size))
-        return job_pb2.ListMetricPointsResponse(metric_points=[metric_point_message(p) for p in points])
+            if request.before_step:
+                points, older = await store.latest_metric_points(
+                    conn, str(row.id), request.after_step, request.before_step, limit
+                )
+            else:
+                points = await store.metric_points(conn, str(row.id), request.after_step, limit)
+        return job_pb2.ListMetricPointsResponse(
+            metric_points=[metric_point_message(p) for p in points],
+            older_before_step=points[0].step if older else 0,
+        )
 
     @stream_rpc
     async def WatchJob(self, request, context):

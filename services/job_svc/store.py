@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import timezone
+from types import SimpleNamespace
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
-from services.common.paging import Page
+from services.common.db import page_and_total
+from services.common.paging import Keyset, Page
 from services.job_svc.job import Job
 from services.job_svc.messages import METRIC_FIELDS
 from services.job_svc.speed import MeasuredSpeed
@@ -75,14 +77,15 @@ async def save_job(conn: AsyncConnection, job: Job) -> Row:
     return row
 
 
+# Newest first, served by the index jobs_user_created (migration 0010).
+LIST_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
+
+
 async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):
     where = "user_id = :user_id" + (" AND status = :status" if status else "")
-    params = {"user_id": user_id, "status": status, "limit": page.limit, "offset": page.offset}
-    total = (await conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params)).scalar_one()
-    rows = await conn.execute(
-        text(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"), params
-    )
-    return list(rows), total
+    params = {"user_id": user_id, "status": status, **LIST_ORDER.params(page)}
+    page_sql = LIST_ORDER.after(page) + LIST_ORDER.window(page)
+    return await page_and_total(conn, "jobs", where, page_sql, params, page.first)
 
 
 # Columns update_job writes as JSONB.
@@ -133,6 +136,35 @@ async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, lim
         {"job_id": job_id, "after": after_step, "limit": limit},
     )
     return list(rows)
+
+
+async def job_with_latest_points(
+    conn: AsyncConnection, job_id: str, user_id: str, limit: int
+) -> tuple[Row | None, list, bool]:
+    """The user's job (None when it is not theirs), its latest ``limit`` points in step order, and whether
+    older ones exist: ONE statement (one snapshot, one round trip), the points an array of rows beside the
+    job's, read by a backward scan of the primary key."""
+    sql = ("SELECT j.*, ARRAY(SELECT p FROM metric_points p WHERE p.job_id = j.id ORDER BY p.step DESC "
+           "LIMIT :limit) AS latest_points FROM jobs j WHERE j.id = :id AND j.user_id = :user_id")
+    row = (await conn.execute(text(sql), {"id": job_id, "user_id": user_id, "limit": limit + 1})).first()
+    if row is None:
+        return None, [], False
+    points = [SimpleNamespace(**dict(point.items())) for point in row.latest_points[limit::-1]]
+    return row, points[-limit:], len(row.latest_points) > limit
+
+
+async def latest_metric_points(
+    conn: AsyncConnection, job_id: str, after_step: int, before_step: int | None, limit: int
+) -> tuple[list[Row], bool]:
+    """The job's latest ``limit`` points with ``after_step < step < before_step`` (no upper bound for None),
+    in step order, and whether older ones in that range exist: a backward range scan of the primary key."""
+    below = " AND step < :before" if before_step is not None else ""
+    rows = list(await conn.execute(
+        text(f"SELECT * FROM metric_points WHERE job_id = :job_id AND step > :after{below} "
+             "ORDER BY step DESC LIMIT :limit"),
+        {"job_id": job_id, "after": after_step, "before": before_step, "limit": limit + 1},
+    ))
+    return rows[:limit][::-1], len(rows) > limit
 
 
 async def last_metric_point(conn: AsyncConnection, job_id: str) -> Row | None:

@@ -56,3 +56,24 @@ async def test_the_async_client_iterates_pages_and_asks_for_none_past_the_page_c
         # A full page that totalPages says is the last: no request for an empty page after it.
         assert len([d async for d in client.iter_datasets(limit=5)]) == 5
     assert len(server.requests) == 3
+
+
+def test_a_jobs_latest_metric_points_and_the_older_ones_read_back_by_step(server):
+    point = lambda step: {"step": step, "epoch": 1, "training_loss": 1.0, "learning_rate": 1e-4}  # noqa: E731
+
+    def respond(seen, handler):
+        if seen.path.endswith("/metrics"):
+            before = int(seen.query["before_step"])
+            return ok({"metrics": [point(s) for s in range(max(1, before - 2), before)],
+                       "older_before_step": before - 2 if before > 3 else None})
+        return ok({"job": {"id": "j"}, "metrics": [point(5), point(6)], "older_metrics_before_step": 5,
+                   "cost_records": []})
+
+    server.respond = respond
+    with Client(server.url, "t") as client:
+        detail = client.get_job("j", metrics_limit=2)
+        assert [p.step for p in detail.metrics] == [5, 6] and detail.older_metrics_before_step == 5
+        older = client.list_metrics("j", limit=2, before_step=detail.older_metrics_before_step)
+        assert [p.step for p in older] == [3, 4]
+    assert server.requests[0].query == {"metrics_limit": "2"}
+    assert server.requests[1].query == {"limit": "2", "before_step": "5"}

@@ -30,9 +30,12 @@ def test_the_control_plane_benchmark_prints_every_row_with_a_figure(monkeypatch)
         "POST /api/jobs -> first initializing/running p50 / p99",
         "PostgreSQL transactions/s of the idle platform",
     ]
-    # Each API row at the smoke rate, then what its requests cost; last, the job detail while a job trains.
-    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1)
-    assert "while a job trains" in names[-3]
+    # Each API row at the smoke rate, then what its requests cost; then the job detail while a job trains;
+    # last, a dataset's confirm -> ready beside the validator alone.
+    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1) + 1
+    assert "while a job trains" in names[-4]
+    assert re.fullmatch(r"dataset \d+ MB confirm -> ready, beside validate_dataset alone", names[-1]), names[-1]
+    assert re.fullmatch(r"\d+\.\d\d vs \d+\.\d\d MB/s \(\d+%\)", rows[-1][1]), rows[-1]
     for i, endpoint in enumerate((*ENDPOINTS, ENDPOINTS[0])):
         latency, cpu, transactions = names[5 + 3 * i : 8 + 3 * i]
         assert latency.startswith(endpoint) and latency.endswith("@ 20/s p50 / p99"), latency

@@ -47,6 +47,29 @@ async def test_a_read_is_one_read_only_transaction_that_leaves_the_outbox_relay_
     assert db.committed.is_set()
 
 
+async def _now_twice(conn) -> tuple:
+    first = (await conn.execute(text("SELECT now()"))).scalar()
+    await asyncio.sleep(0.01)
+    return first, (await conn.execute(text("SELECT now()"))).scalar()
+
+
+async def test_a_statement_runs_outside_any_transaction_and_autocommit_does_not_stick_to_the_connection(db):
+    async with db.statement() as conn:
+        first, second = await _now_twice(conn)
+        assert second > first  # each statement its own transaction: no BEGIN was sent
+        assert (await conn.execute(text("SELECT count(*) FROM things"))).scalar() == 0
+    assert not db.committed.is_set()
+    # The same pooled connection (pool_size=1) is transactional again: a failed transaction leaves nothing.
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            first, second = await _now_twice(conn)
+            assert second == first
+            await conn.execute(text("INSERT INTO things (id) VALUES (gen_random_uuid())"))
+            raise RuntimeError("rolled back")
+    async with db.statement() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM things"))).scalar() == 0
+
+
 @pytest.mark.slow
 async def test_after_postgres_restarts_one_call_meets_an_outage_and_the_next_ones_a_fresh_pool(tmp_path):
     """No ping on checkout: the first statement on a connection from before the

@@ -219,7 +219,7 @@ async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, set
     listed = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(search="alpha"), metadata=as_user(alice))
     assert [d.name for d in listed.datasets] == ["Alpha set"]
     page = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_size=1), metadata=as_user(alice))
-    assert page.total_size == 2 and len(page.datasets) == 1 and page.next_page_token == "1"
+    assert page.total_size == 2 and len(page.datasets) == 1 and page.next_page_token
     assert (await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), metadata=as_user(bob))).total_size == 0
 
     await _settled(stub, alice, dataset.id)
@@ -332,6 +332,42 @@ async def test_lists_filter_by_status_and_page_newest_first(stub):
             break
     assert seen == [*waiting[::-1], ready.id]
     assert len((await listed(page_size=1000)).datasets) == 3
+
+
+async def test_a_cursor_walk_neither_repeats_nor_skips_a_row_while_rows_are_added(stub):
+    """Keyset pages: datasets created between two pages (newer, so before the cursor) shift no row of the
+    walk; an offset walk would show the page's last row again. Another user's cursor reads only its own
+    rows: none."""
+    uid, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def create(name: str) -> str:
+        request = dataset_pb2.CreateDatasetRequest(name=name, file_name="w.jsonl", file_size=10)
+        return (await stub.CreateDataset(request, metadata=as_user(uid))).dataset.id
+
+    existing = [await create(f"set {i}") for i in range(7)]
+    seen, token, first_token = [], "", ""
+    while True:
+        page = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_size=3, page_token=token),
+                                       metadata=as_user(uid))
+        seen += [d.id for d in page.datasets]
+        first_token = first_token or page.next_page_token
+        if not (token := page.next_page_token):
+            break
+        await create(f"added after {len(seen)}")
+    assert seen == existing[::-1]
+    offset_page = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_size=3, page_token="3"),
+                                          metadata=as_user(uid))
+    assert offset_page.datasets[0].id != existing[::-1][3]  # what offsets do as rows are added
+    # Past the end: no rows, and still the list's total.
+    beyond = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_token="1000"), metadata=as_user(uid))
+    assert list(beyond.datasets) == [] and beyond.total_size == offset_page.total_size == 9
+    foreign = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_token=first_token), metadata=as_user(other))
+    assert list(foreign.datasets) == [] and foreign.next_page_token == ""
+    for forged in ("k" + first_token[1:-4], "kW10", "k" + "A" * 600):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(page_token=forged), metadata=as_user(uid))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert list(error_details(refused.value)["details"]) == ["page_token"]
 
 
 async def test_revalidating_against_another_base_model_counts_with_its_tokenizer(stub, settings):

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 import pytest
 import pytest_asyncio
 from nats.js.api import AckPolicy, ConsumerConfig
+from sqlalchemy import text
 
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -25,6 +26,7 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf import struct_pb2
 from services.common import events
+from services.common.db import Database
 from services.common.errors import NotFound
 from services.billing_svc.server import start as start_billing
 from services.common.grpc import as_user, channel, create_server, rpc, user_id
@@ -767,7 +769,7 @@ async def test_a_job_no_agent_takes_tells_its_owner_once_which_gpu_it_waits_for(
         await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
 
 
-async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(stub, settings, fakes,
+async def test_each_read_is_one_statement_or_one_read_only_transaction_and_no_write(stub, settings, fakes,
                                                                                 counting_database):
     # The platform's job_svc made the job; a second JobHandlers on the same schema, served with a Database
     # that counts what it opens, answers the reads.
@@ -800,9 +802,13 @@ async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(s
             client = job_pb2_grpc.JobServiceStub(ch)
             for name, call in reads.items():
                 db.opened.clear()
+                db.sent.clear()
                 for _ in range(3):
                     answer = await call(client)
-                assert db.opened == ["read"] * 3, name
+                if name in ("GetJob", "GetJobDetail", "ListJobs", "EstimateJob"):  # one statement, no transaction
+                    assert db.opened == ["statement"] * 3 and len(db.sent) == 3, (name, db.sent)
+                else:
+                    assert db.opened == ["read"] * 3, name
                 if name == "GetJobDetail":
                     assert answer.job.status == job_pb2.JOB_STATUS_CANCELLED
                     assert [p.step for p in answer.metric_points] == [1, 2, 3]
@@ -812,7 +818,7 @@ async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(s
             db.opened.clear()
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await client.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id), metadata=as_user(str(uuid.uuid4())))
-            assert err.value.code() == grpc.StatusCode.NOT_FOUND and db.opened == ["read"]
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND and db.opened == ["statement"]
     finally:
         await server.stop(0)
         await nc.close()
@@ -821,3 +827,52 @@ async def test_each_read_is_one_read_only_transaction_and_no_write_transaction(s
 
 async def _collect(stream) -> list:
     return [update async for update in stream]
+
+
+async def test_a_jobs_detail_is_its_latest_points_and_older_ones_page_back_by_step(stub, settings):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    db = Database(settings.database_url, "job", pool_size=1)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(text(
+                "INSERT INTO metric_points (job_id, step, epoch, timestamp, training_loss, learning_rate) "
+                "SELECT :job, s, 1, now(), 1.0 / s, 0.001 FROM generate_series(1, 10005) s"), {"job": job.id})
+    finally:
+        await db.close()
+    me = as_user(OWNER)
+
+    async def detail(size: int = 0) -> job_pb2.GetJobDetailResponse:
+        return await stub.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id, metric_page_size=size), metadata=me)
+
+    async def before(step: int, size: int) -> job_pb2.ListMetricPointsResponse:
+        request = job_pb2.ListMetricPointsRequest(job_id=job.id, before_step=step, page_size=size)
+        return await stub.ListMetricPoints(request, metadata=me)
+
+    window = await detail()
+    assert [p.step for p in window.metric_points] == list(range(9506, 10006)) and window.older_before_step == 9506
+    # The window is bounded whatever is asked.
+    widest = await detail(50_000)
+    assert len(widest.metric_points) == 10_000 and widest.older_before_step == 6
+    # Older points are reachable, page by page back to the first, which ends the walk.
+    small = await detail(4)
+    assert [p.step for p in small.metric_points] == [10002, 10003, 10004, 10005]
+    page = await before(small.older_before_step, 6000)
+    assert [p.step for p in page.metric_points] == list(range(4002, 10002)) and page.older_before_step == 4002
+    page = await before(page.older_before_step, 6000)
+    assert [p.step for p in page.metric_points] == list(range(1, 4002)) and page.older_before_step == 0
+    # Forward paging is unchanged.
+    forward = await stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id, after_step=10003), metadata=me)
+    assert [p.step for p in forward.metric_points] == [10004, 10005]
+    for request, field in [(job_pb2.ListMetricPointsRequest(job_id=job.id, before_step=-1), "before_step"),
+                           (job_pb2.ListMetricPointsRequest(job_id=job.id, page_size=-1), "page_size")]:
+        assert list(await _refused(stub.ListMetricPoints(request, metadata=me))) == [field]
+    refused = await _refused(stub.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id, metric_page_size=-5),
+                                               metadata=me))
+    assert list(refused) == ["metric_page_size"]
+    # Another user's job is not found, with or without a step cursor.
+    for call in (stub.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id), metadata=as_user(str(uuid.uuid4()))),
+                 stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id, before_step=50),
+                                       metadata=as_user(str(uuid.uuid4())))):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND

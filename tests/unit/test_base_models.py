@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from services.common.base_models import ModelNotAllowed, check_base_model, resolve_base_model, shown_to_callers
+from services.common.base_models import (
+    ModelNotAllowed, check_base_model, resolve_base_model, shown_in_json, shown_to_callers,
+)
 from services.common.config import ConfigError, read_settings
 from services.common.errors import InvalidArgument
 
@@ -107,3 +109,15 @@ def test_a_local_model_is_shown_by_its_name_inside_its_directory_which_resolves_
     assert quoted == ["'tiny' has no config.json"]
     # A hub id with no such local directory stays a hub id.
     assert resolve_base_model("gpt2", [models]) == "gpt2"
+
+
+def test_a_json_document_shows_every_local_model_by_name_as_the_walk_does(models, tmp_path):
+    import json
+
+    odd = tmp_path / 'qu"ote\\dir é'
+    (odd / "m").mkdir(parents=True)
+    dirs = [models, odd]
+    value = {"a": [str(models / "tiny"), {"b": f"{odd / 'm'} failed"}], "c": 'x"', "d": str(tmp_path / "tiny")}
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(shown_in_json(text, dirs)) == shown_to_callers(value, dirs)
+    assert json.loads(shown_in_json(text, dirs))["a"] == ["tiny", {"b": "m failed"}]

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from services.billing_svc.costs import billing_period, cost_window, period_start, summarize
-from services.common.paging import Page, canonical_uuid, next_page_token, parse_page
+from services.common.paging import Page, canonical_uuid, next_offset_token, parse_page
 from services.common.errors import InvalidArgument
 
 def test_billing_period_is_the_first_of_the_utc_month():
@@ -41,8 +41,8 @@ def test_paging():
     with pytest.raises(InvalidArgument) as caught:
         parse_page(-5, "x", default=50)
     assert set(caught.value.details) == {"page_size", "page_token"}
-    assert next_page_token(Page(50, 100), 50, True) == "150"
-    assert next_page_token(Page(50, 100), 50, False) == ""
+    assert next_offset_token([None] * 51, Page(50, 100)) == "150"
+    assert next_offset_token([None] * 50, Page(50, 100)) == ""
     assert canonical_uuid("nope") is None
 
 

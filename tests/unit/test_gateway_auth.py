@@ -96,6 +96,22 @@ def test_a_subject_that_is_not_a_uuid_is_401():
     assert "UUID" in _rejection(f"Bearer {jwt.encode(_claims(sub='alice'), SECRET, algorithm='HS256')}")
 
 
+def test_a_verified_token_is_trusted_again_until_its_exp_only(monkeypatch):
+    verifier = _verifier()
+    claims = _claims(exp=int(time.time()) + 5)
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    decode, verified = jwt.decode, []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: verified.append(1) or decode(*a, **k))
+    assert _accepts(token, verifier) == claims["sub"] and _accepts(token, verifier) == claims["sub"]
+    assert len(verified) == 1  # the second call from the cache
+    later = time.time() + 6
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert _accepts(token, verifier) == claims["sub"] and len(verified) == 2  # past its exp: verified again
+    # A forged token is verified (and refused) even beside a trusted one of the same user.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert "signature" in _rejection(f"Bearer {forged}", verifier)
+
+
 def test_garbage_and_unsigned_tokens_are_401():
     assert "invalid" in _rejection("Bearer not.a.jwt")
     unsigned = jwt.encode(_claims(), None, algorithm="none")

@@ -42,7 +42,7 @@ def test_a_body_schema_states_the_validators_rules():
     assert (epochs["type"], epochs["minimum"], epochs["maximum"]) == ("integer", 1, 20)
     assert "cost_per_gpu_hour" not in body["properties"]["gpu_config"]["properties"]
     listing = doc["paths"]["/api/jobs"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"page", "limit", "status"}
+    assert {p["name"] for p in listing["parameters"]} == {"page", "limit", "cursor", "status"}
 
 
 def test_the_reference_page_lists_every_operation_and_loads_nothing_from_elsewhere():

@@ -21,7 +21,7 @@ from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf.descriptor import FieldDescriptor
 from gateway.app import create_app
 from gateway.auth import mint_token
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, field_errors
 from services.common.grpc import rpc, stream_rpc, user_id
 
 SECRET = "route-test-secret-that-is-long-enough"
@@ -48,7 +48,10 @@ class FakeDatasets(dataset_pb2_grpc.DatasetServiceServicer):
     @rpc
     async def ListDatasets(self, request, context):
         self.seen.append((user_id(context), request))
-        return dataset_pb2.ListDatasetsResponse(datasets=[dataset_pb2.Dataset(name="a")], total_size=51)
+        if request.page_token == "kforged":
+            field_errors({"page_token": ["is not a token this service returned"]})
+        return dataset_pb2.ListDatasetsResponse(datasets=[dataset_pb2.Dataset(name="a")], total_size=51,
+                                                next_page_token="knext")
 
     @rpc
     async def DeleteDataset(self, request, context):
@@ -193,11 +196,23 @@ async def test_page_and_limit_map_onto_page_size_and_an_offset_token(client, ser
     reply = await client.get("/api/datasets?page=3&limit=10&status=ready&search=rev", headers=_auth(user))
     assert reply.status_code == 200
     data = reply.json()["data"]
-    assert data["pagination"] == {"page": 3, "limit": 10, "total": 51, "totalPages": 6}
+    assert data["pagination"] == {"page": 3, "limit": 10, "total": 51, "totalPages": 6, "next_cursor": "knext"}
     seen_user, request = services[1]["datasets"].seen[-1]
     assert seen_user == user
     assert (request.page_size, request.page_token, request.search) == (10, "20", "rev")
     assert request.status == dataset_pb2.DATASET_STATUS_READY
+
+
+async def test_a_cursor_is_passed_on_as_the_page_token_and_a_refused_one_is_400_naming_cursor(client, services):
+    headers = _auth(str(uuid.uuid4()))
+    reply = await client.get("/api/datasets?cursor=knext&page=7&limit=5", headers=headers)
+    assert reply.json()["data"]["pagination"]["page"] == 1
+    seen = services[1]["datasets"].seen[-1][1]
+    assert (seen.page_token, seen.page_size) == ("knext", 5)
+    refused = await client.get("/api/datasets?cursor=kforged", headers=headers)
+    assert _assert_spec_4xx(refused)["details"] == {
+        "cursor": ["Is not a cursor of this list; pass a previous answer's pagination.next_cursor unchanged"]
+    }
 
 
 async def test_bad_query_parameters_are_400(client):
@@ -419,6 +434,9 @@ async def test_a_body_over_the_limit_is_413_before_it_is_read(client):
         (f"/api/jobs/{MISSING_JOB}/metrics?after_step=" + "9" * 5000, {}, "after_step"),
         (f"/api/jobs/{MISSING_JOB}/metrics?after_step=-1", {}, "after_step"),
         (f"/api/jobs/{MISSING_JOB}/metrics?limit=1e3", {}, "limit"),
+        (f"/api/jobs/{MISSING_JOB}/metrics?before_step=0", {}, "before_step"),
+        (f"/api/jobs/{MISSING_JOB}/metrics?before_step=x", {}, "before_step"),
+        (f"/api/jobs/{MISSING_JOB}?metrics_limit=10001", {}, "metrics_limit"),
         (f"/api/jobs/{MISSING_JOB}/events", {"Last-Event-ID": "9" * 5000}, "Last-Event-ID"),
         (f"/api/jobs/{MISSING_JOB}/events", {"Last-Event-ID": "99999999999999999999"}, "Last-Event-ID"),
         (f"/api/jobs/{MISSING_JOB}/events", {"Last-Event-ID": "abc"}, "Last-Event-ID"),
@@ -488,7 +506,7 @@ async def test_an_explicit_zero_reaches_the_service_as_set_not_as_absent(client,
 async def test_an_unknown_query_parameter_is_400_naming_it_and_what_the_route_takes(client):
     reply = await client.get("/api/datasets?pge=2&page=1", headers=_auth(str(uuid.uuid4())))
     details = _assert_spec_4xx(reply)["details"]
-    assert list(details) == ["pge"] and "page, limit, status, search" in details["pge"][0]
+    assert list(details) == ["pge"] and "page, limit, cursor, status, search" in details["pge"][0]
 
 
 async def test_a_body_that_is_not_json_is_415_and_an_unknown_field_is_400_naming_it(client, services):
@@ -549,8 +567,8 @@ class DetailJobs(job_pb2_grpc.JobServiceServicer):
         self.seen.append((user_id(context), request))
         job = job_pb2.Job(id=request.job_id, dataset_id=KNOWN_DATASET, dataset_name="chats",
                           status=job_pb2.JOB_STATUS_RUNNING)
-        points = [job_pb2.MetricPoint(job_id=request.job_id, step=step, training_loss=1.0 / step) for step in (1, 2, 3)]
-        return job_pb2.GetJobDetailResponse(job=job, metric_points=points)
+        points = [job_pb2.MetricPoint(job_id=request.job_id, step=step, training_loss=1.0 / step) for step in (2, 3, 4)]
+        return job_pb2.GetJobDetailResponse(job=job, metric_points=points, older_before_step=1)
 
 
 class CostRecords(billing_pb2_grpc.BillingServiceServicer):
@@ -590,11 +608,11 @@ async def test_a_jobs_detail_is_one_job_svc_call_beside_its_cost_records(records
         await server.stop(None)
     assert reply.status_code == 200, reply.text
     data = reply.json()["data"]
-    assert sorted(data) == ["cost_records", "job", "metrics"]
+    assert sorted(data) == ["cost_records", "job", "metrics", "older_metrics_before_step"]
     assert data["job"]["id"] == job_id and data["job"]["status"] == "running"
     assert data["job"]["dataset"] == {"id": KNOWN_DATASET, "name": "chats"}
-    assert [m["step"] for m in data["metrics"]] == [1, 2, 3]
+    assert [m["step"] for m in data["metrics"]] == [2, 3, 4] and data["older_metrics_before_step"] == 1
     assert [r["id"] for r in data["cost_records"]] == [str(i) for i in range(records)]
-    # One job_svc call, asking for as many points as the route ever showed; one billing call a page.
-    assert [(u, r.job_id, r.metric_page_size) for u, r in jobs.seen] == [(user, job_id, 10000)]
+    # One job_svc call, asking for the detail's window of latest points; one billing call a page.
+    assert [(u, r.job_id, r.metric_page_size) for u, r in jobs.seen] == [(user, job_id, 500)]
     assert len(billing.seen) == (records + 99) // 100

@@ -129,11 +129,19 @@ export interface CostRecord {
   recorded_at: string | null;
 }
 
-/** GET /api/jobs/{id} */
+/** GET /api/jobs/{id}: the job's latest metric points; older ones through `older_metrics_before_step`. */
 export interface JobDetail {
   job: Job;
   metrics: MetricPoint[];
+  /** Set when older points exist: GET /api/jobs/{id}/metrics?before_step= this pages back to them. */
+  older_metrics_before_step: number | null;
   cost_records: CostRecord[];
+}
+
+/** GET /api/jobs/{id}/metrics?before_step=N: the latest points below N, and where the next page back starts. */
+export interface MetricPage {
+  metrics: MetricPoint[];
+  older_before_step: number | null;
 }
 
 /** POST /api/jobs: `{job}` (its `warnings` travel beside `data`). */

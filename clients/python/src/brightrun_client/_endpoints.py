@@ -263,15 +263,20 @@ class Endpoints(ABC):
         params = _params(page=page, limit=limit, status=status)
         return self._send(Call("GET", "/api/jobs", _page(Job, "jobs", page, limit), params=params))
 
-    def get_job(self, job_id: str):
-        """The job with its metric history and cost records (a ``JobDetail``)."""
-        return self._send(Call("GET", f"/api/jobs/{job_id}", _one(JobDetail)))
+    def get_job(self, job_id: str, metrics_limit: int | None = None):
+        """The job with its latest ``metrics_limit`` metric points (the API's default 500) and its cost records
+        (a ``JobDetail``)."""
+        params = _params(metrics_limit=metrics_limit)
+        return self._send(Call("GET", f"/api/jobs/{job_id}", _one(JobDetail), params=params))
 
     def cancel_job(self, job_id: str):
         return self._send(Call("POST", f"/api/jobs/{job_id}/cancel", _one(Job, "job")))
 
-    def list_metrics(self, job_id: str, after_step: int = 0, limit: int = 1000):
-        params = _params(after_step=after_step or None, limit=limit)
+    def list_metrics(self, job_id: str, after_step: int = 0, limit: int = 1000, *, before_step: int | None = None):
+        """Metric points in step order: the first ``limit`` after ``after_step``, or with ``before_step`` (a
+        detail's ``older_metrics_before_step``) the latest ``limit`` below it; page further back with the first
+        returned point's step until a page comes back empty."""
+        params = _params(after_step=after_step or None, limit=limit, before_step=before_step)
         return self._send(Call("GET", f"/api/jobs/{job_id}/metrics", _many(MetricPoint, "metrics"), params=params))
 
     # Models

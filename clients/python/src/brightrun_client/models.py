@@ -154,10 +154,12 @@ class CostRecord(ApiObject):
 
 @dataclass
 class JobDetail(ApiObject):
-    """``GET /api/jobs/{id}``: the job with its metric history and cost records."""
+    """``GET /api/jobs/{id}``: the job with its latest metric points and its cost records; when older points
+    exist, ``older_metrics_before_step`` is the ``before_step`` of ``list_metrics`` that reads them back."""
 
     job: Job = field(default_factory=Job)
     metrics: list[MetricPoint] = field(default_factory=list)
+    older_metrics_before_step: int | None = None
     cost_records: list[CostRecord] = field(default_factory=list)
 
     @classmethod

@@ -80,6 +80,37 @@ describe("Job monitor", () => {
     expect(screen.getByRole("heading", { level: 1 }).textContent).toBe("Training: reverse words");
   });
 
+  it("charts a long run's older metric points, read back page by page before the detail's latest", async () => {
+    const pages: string[] = [];
+    vi.stubGlobal("fetch", vi.fn(async (url: string) => {
+      const ok = (data: unknown) => new Response(JSON.stringify({ success: true, data }), { status: 200 });
+      if (url === `/api/jobs/${JOB_ID}`)
+        return ok({ job: job("completed"), metrics: [point(5), point(6)], older_metrics_before_step: 5, cost_records: [] });
+      if (url.startsWith(`/api/jobs/${JOB_ID}/metrics?`)) {
+        pages.push(url);
+        const before = Number(new URL(url, "http://x").searchParams.get("before_step"));
+        return before === 5
+          ? ok({ metrics: [point(3), point(4)], older_before_step: 3 })
+          : ok({ metrics: [point(1), point(2)], older_before_step: null });
+      }
+      throw new Error(`unexpected ${url}`);
+    }));
+    render(
+      <QueryClientProvider client={new QueryClient({ defaultOptions: { queries: { retry: false } } })}>
+        <MemoryRouter future={{ v7_startTransition: true, v7_relativeSplatPath: true }} initialEntries={[`/training/jobs/${JOB_ID}`]}>
+          <Routes>
+            <Route path="/training/jobs/:id" element={<JobMonitor />} />
+          </Routes>
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+    await vi.waitFor(() => expect(screen.getByTestId("lr-chart").getAttribute("data-points")).toBe("6"), { timeout: 3000 });
+    expect(pages).toEqual([
+      `/api/jobs/${JOB_ID}/metrics?before_step=5&limit=10000`,
+      `/api/jobs/${JOB_ID}/metrics?before_step=3&limit=10000`,
+    ]);
+  });
+
   it("says an id that is not one is not found, without offering a retry", async () => {
     vi.stubGlobal("fetch", vi.fn(async () =>
       new Response(JSON.stringify({

@@ -6,7 +6,7 @@ import { getToken } from "../auth";
 import { describeError, errorFromBody } from "../errors";
 import { streamEvents } from "../sse";
 import { mergePoints } from "../downsample";
-import { CompletedEvent, Job, JobDetail, MetricPoint, jobLabel } from "../types";
+import { CompletedEvent, Job, JobDetail, MetricPage, MetricPoint, jobLabel } from "../types";
 import { ConfirmButton, ErrorBox, Loading, StatusBadge, fmt } from "../components/States";
 import { LineChart } from "../components/LineChart";
 
@@ -38,6 +38,25 @@ export default function JobMonitor() {
     setJob((prev) => (prev && (prev.updated_at ?? "") > (detail.data.job.updated_at ?? "") ? prev : detail.data.job));
     setPoints((prev) => mergePoints(prev, detail.data.metrics));
   }, [detail.data]);
+
+  // The detail carries the latest points; a long run's older ones are read back page by page for the chart.
+  const olderBefore = detail.data?.older_metrics_before_step ?? null;
+  useEffect(() => {
+    if (!olderBefore) return;
+    let cancelled = false;
+    (async () => {
+      let before: number | null = olderBefore;
+      while (before && !cancelled) {
+        const page: MetricPage = await api<MetricPage>(`/api/jobs/${id}/metrics?before_step=${before}&limit=10000`);
+        if (cancelled) return;
+        setPoints((prev) => mergePoints(prev, page.metrics));
+        before = page.older_before_step;
+      }
+    })().catch((e) => setStreamError(`Older metric points could not be read: ${describeError(e)}`));
+    return () => {
+      cancelled = true;
+    };
+  }, [id, olderBefore]);
 
   useEffect(() => {
     if (!detail.data || started.current) return;
