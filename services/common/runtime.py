@@ -77,6 +77,10 @@ class ServiceRuntime:
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
 
+    def mirror_outbox(self, mirror: events.Mirror) -> None:
+        """Give ``mirror`` each outbox row the relay publishes (see :class:`events.OutboxRelay`)."""
+        self._relay.mirror = mirror
+
     def run_task(self, name: str, work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run ``work(stopping)`` until the service stops, watched like a consumer: its
         task ending before then turns health NOT_SERVING."""

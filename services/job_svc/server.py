@@ -7,6 +7,7 @@ from pathlib import Path
 from brightrun.billing.v1 import billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
+from services.common import events
 from services.common.config import Settings
 from services.common.grpc import channel
 from services.common.runtime import ServiceRuntime
@@ -22,17 +23,24 @@ from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
 from services.job_svc.clock import JobClock
 from services.job_svc.handlers import JobHandlers
+from services.job_svc.live import LiveFeed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Trainer events applied in one transaction at most: hundreds keep a batch well inside its ack wait.
+TRAINER_BATCH = 500
 
 
 async def start(settings: Settings, *, address: str | None = None, schema: str = "job") -> ServiceRuntime:
     """Start the service; ``address`` defaults to ``settings.job_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("job_svc", settings, schema=schema, migrations=MIGRATIONS)
-    # One short transaction a message: a delivery lost with a NATS outage comes back within 15 s, not a
+    live = LiveFeed(runtime.nc)
+    runtime.mirror_outbox(live.mirror)
+    # One short transaction a batch: a delivery lost with a NATS outage comes back within 15 s, not a
     # minute, so a job's metric history has no gap for long.
-    runtime.consume(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
-                    handler=TrainerEvents(runtime.db).handle, ack_wait=15.0)
+    trainer = TrainerEvents(runtime.db, live)
+    runtime.run_task(TRAINER_DURABLE, lambda stopping: events.consume_batches(
+        runtime.js, stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"], handler=trainer.handle_batch,
+        stop=stopping, ack_wait=15.0, batch=TRAINER_BATCH))
     runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
                     handler=ArtifactEvents(runtime.db).handle)
     runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],
