@@ -68,6 +68,8 @@ class Mode:
 FULL = Mode(rates=(100, 300), seconds=10.0, generator_seconds=5.0, startup_samples=10, epochs=4)
 SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2, epochs=1)
 INGEST_GOAL_PPS = 10_000
+# How long the ingestion row waits for the points after their last publish.
+DRAIN_LIMIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -430,11 +432,13 @@ class Trainer:
 
 async def ingestion_row(info: dict, job_ids: list[str], steps: int) -> Row:
     """Points persisted a second, from the first publish to the last point stored, and the drain after the last
-    publish."""
+    publish; a platform that has not stored them all ``DRAIN_LIMIT_S`` after the last publish is measured on
+    what it stored by then."""
     import asyncpg
 
     batch = [trainer_metrics(job_id, step) for step in range(1, steps + 1) for job_id in job_ids]
     conn = await asyncpg.connect(info["database_url"].replace("+asyncpg", ""))
+    sql = "SELECT count(*) FROM job.metric_points WHERE job_id = ANY($1::uuid[])"
     try:
         async with Trainer(info["nats_url"]) as relay:
             started = time.perf_counter()
@@ -442,19 +446,19 @@ async def ingestion_row(info: dict, job_ids: list[str], steps: int) -> Row:
                 relay.send(event)
             await relay.wait_published(relay.mark)
             published = time.perf_counter()
-            sql = "SELECT count(*) FROM job.metric_points WHERE job_id = ANY($1::uuid[])"
-            while await conn.fetchval(sql, job_ids) < len(batch):
-                if time.perf_counter() - published > 600:
-                    raise RuntimeError("job_svc did not store the benchmark's points within 10 minutes")
+            while (stored := await conn.fetchval(sql, job_ids)) < len(batch):
+                if time.perf_counter() - published > DRAIN_LIMIT_S:
+                    break
                 await asyncio.sleep(0.05)
-            stored = time.perf_counter()
+            ended = time.perf_counter()
     finally:
         await conn.close()
-    rate = len(batch) / (stored - started)
+    rate = stored / (ended - started)
+    drained = (f"drained {ended - published:.1f} s after the last" if stored == len(batch)
+               else f"{stored} stored {DRAIN_LIMIT_S:.0f} s after the last")
     return Row(
         f"ingestion: trainer metric points persisted/s ({len(batch)} points, {len(job_ids)} jobs)",
-        f"{rate:.0f} points/s (published {len(batch) / (published - started):.0f}/s, drained {stored - published:.1f} s"
-        " after the last)",
+        f"{rate:.0f} points/s (published {len(batch) / (published - started):.0f}/s, {drained})",
         f">= {INGEST_GOAL_PPS} points/s", rate >= INGEST_GOAL_PPS,
     )
 

@@ -52,6 +52,8 @@ STREAMS: dict[str, tuple[list[str], RetentionPolicy]] = {
 
 # A header value is one line; a longer reason is cut (the log has it whole).
 _MAX_REASON = 1000
+# How long the relay waits for JetStream's answers to one round of publishes.
+_RELAY_ANSWERS_S = 10.0
 # Redelivery after a handler error waits 1, 2, 4 ... seconds, at most this.
 _MAX_REDELIVERY_DELAY = 30.0
 
@@ -78,6 +80,18 @@ def new_event(type_: str, *, producer: str, user_id: str, subject_id: str, **pay
 async def add_to_outbox(conn: AsyncConnection, event: events_pb2.Event) -> None:
     """Write ``event`` in the caller's transaction; the relay publishes it after commit."""
     await add_message_to_outbox(conn, event.type, event.SerializeToString(), event.event_id)
+
+
+async def add_all_to_outbox(conn: AsyncConnection, batch: list[events_pb2.Event]) -> None:
+    """:func:`add_to_outbox` for many events, in their order, in one statement."""
+    if batch:
+        await conn.execute(
+            text("INSERT INTO outbox (event_id, subject, payload) SELECT event_id, subject, payload FROM "
+                 "unnest(CAST(:ids AS UUID[]), CAST(:subjects AS TEXT[]), CAST(:payloads AS BYTEA[])) "
+                 "WITH ORDINALITY AS o(event_id, subject, payload, n) ORDER BY n"),
+            {"ids": [e.event_id for e in batch], "subjects": [e.type for e in batch],
+             "payloads": [e.SerializeToString() for e in batch]},
+        )
 
 
 async def add_message_to_outbox(conn: AsyncConnection, subject: str, data: bytes, message_id: str) -> None:
@@ -155,9 +169,15 @@ class OutboxRelay:
                         )
                     )
                 ).all()
-                for row in rows:
-                    await publish(self._js, row.subject, bytes(row.payload), str(row.event_id))
-                    if self.mirror is not None:
+                # Sent in order without waiting for each answer; any failure leaves the whole round unpublished.
+                answers = [
+                    await self._js.publish_async(row.subject, bytes(row.payload),
+                                                 headers={"Nats-Msg-Id": str(row.event_id)})
+                    for row in rows
+                ]
+                await asyncio.wait_for(asyncio.gather(*answers), _RELAY_ANSWERS_S)
+                if self.mirror is not None:
+                    for row in rows:
                         await self.mirror(row.subject, bytes(row.payload))
                 if rows:
                     await conn.execute(

@@ -73,14 +73,21 @@ class TrainerEvents:
             todo = [event for event in todo if event.subject_id in jobs]  # a job that is not (any more): nothing
             stored = await store.insert_metric_points(
                 conn, [event.trainer_metrics.metric_point for event in todo if event.HasField("trainer_metrics")])
+            by_job: dict[str, list[events_pb2.Event]] = {job_id: [] for job_id in jobs}
+            for event in todo:
+                by_job[event.subject_id].append(event)
+            saves = []
             for job_id, job in jobs.items():
-                shown[job_id] = await self._apply(conn, job, [e for e in todo if e.subject_id == job_id], stored, wall)
+                shown[job_id], last_run = await self._apply(conn, job, by_job[job_id], stored, wall)
+                if last_run is not None:
+                    saves.append(last_run)
+            await events.save_all(conn, saves)
         for job_id, points in shown.items():
             await self._live.points(job_id, points)
 
-    async def _apply(self, conn, job: Job, todo: list[events_pb2.Event], stored: dict, wall: datetime
-                     ) -> list[job_pb2.MetricPoint]:
-        """Apply one job's events in order; returns the points that moved it.
+    async def _apply(self, conn, job: Job, todo: list[events_pb2.Event], stored: dict, wall: datetime):
+        """Apply one job's events in order; returns the points that moved it and the save of its last run of
+        points, left to the caller to write with the other jobs' (None: nothing to save).
 
         A run of metric points is saved once, with ``job.started`` if the job
         started running and one ``job.progressed`` carrying the last point
@@ -103,7 +110,8 @@ class TrainerEvents:
                 if "job.progressed" in moved:
                     shown.append(point)
                 continue
-            await self._save_points(conn, job, types, shown)
+            if run := _run_of_points(job, types, shown):
+                await events.save(conn, *run)
             types = []
             before = copy.deepcopy(job)
             try:
@@ -112,13 +120,7 @@ class TrainerEvents:
                 # Raised before anything was written: the job stays as it was.
                 log.info("job %s: %s ignored: %s", job.id, event.type, exc)
                 job.__dict__.update(before.__dict__)
-        await self._save_points(conn, job, types, shown)
-        return shown
-
-    @staticmethod
-    async def _save_points(conn, job: Job, types: list[str], shown: list[job_pb2.MetricPoint]) -> None:
-        if types or job.changes:
-            await events.save(conn, job, types, {"job.progressed": {"metric_point": shown[-1]}} if shown else None)
+        return shown, _run_of_points(job, types, shown)
 
     async def _trainer_attempt_started(self, conn, job, started: events_pb2.TrainerAttemptStarted, now) -> None:
         layout = None
@@ -139,6 +141,13 @@ class TrainerEvents:
 
     async def _trainer_attempt_failed(self, conn, job, failed: events_pb2.TrainerAttemptFailed, now) -> None:
         await events.save(conn, job, job.attempt_failed(failed.reason, failed.retryable, failed.cancelled, now))
+
+
+def _run_of_points(job: Job, types: list[str], shown: list[job_pb2.MetricPoint]):
+    """What saves a run of points: the job, its event types, the point job.progressed carries; None: nothing."""
+    if not types and not job.changes:
+        return None
+    return job, types, {"job.progressed": {"metric_point": shown[-1]}} if shown else None
 
 
 def _checked(event: events_pb2.Event) -> str:

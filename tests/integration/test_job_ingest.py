@@ -31,6 +31,9 @@ from tests.integration.test_job_svc import (  # noqa: F401 (fixtures)
     OWNER, REQUEST, _compute_records, _point, _trainer_event, _wait, clocked, fakes, js, stub,
 )
 
+# Jobs on a GPU whose assignments no test takes: test_job_svc reads assign.CPU.1 and expects its own job there.
+JOB = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="H100", count=1)})
+
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def trainer_events(settings):
@@ -126,7 +129,7 @@ async def _parked_count(js, consumer: str) -> int:
 
 async def test_a_poison_message_inside_a_batch_is_parked_and_the_others_are_stored(stub, js, trainer_events):
     db, _ = trainer_events
-    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    job = (await stub.CreateJob(JOB, metadata=as_user(OWNER))).job
     other = str(uuid.uuid4())
     before = await _parked_count(js, TRAINER_DURABLE)
     poison = _metrics(job, 2)
@@ -151,8 +154,8 @@ def _subscriptions(monitor_port: int, name: str) -> list[str]:
 
 
 async def test_a_watcher_hears_its_own_job_only_on_its_own_subject(stub, js, infra):
-    mine = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
-    theirs = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    mine = (await stub.CreateJob(JOB, metadata=as_user(OWNER))).job
+    theirs = (await stub.CreateJob(JOB, metadata=as_user(OWNER))).job
     watched: list[job_pb2.WatchJobResponse] = []
 
     async def watch():
