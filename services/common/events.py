@@ -170,12 +170,15 @@ class OutboxRelay:
                     )
                 ).all()
                 # Sent in order without waiting for each answer; any failure leaves the whole round unpublished.
-                answers = [
-                    await self._js.publish_async(row.subject, bytes(row.payload),
-                                                 headers={"Nats-Msg-Id": str(row.event_id)})
-                    for row in rows
-                ]
-                await asyncio.wait_for(asyncio.gather(*answers), _RELAY_ANSWERS_S)
+                answers: list[asyncio.Future] = []
+                try:
+                    for row in rows:
+                        answers.append(await self._js.publish_async(
+                            row.subject, bytes(row.payload), headers={"Nats-Msg-Id": str(row.event_id)}))
+                    await asyncio.wait_for(asyncio.gather(*answers), _RELAY_ANSWERS_S)
+                finally:
+                    for answer in answers:  # those left waiting when one failed: their slots are freed
+                        answer.cancel()
                 if self.mirror is not None:
                     for row in rows:
                         await self.mirror(row.subject, bytes(row.payload))
