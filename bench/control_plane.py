@@ -70,6 +70,8 @@ SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2,
 INGEST_GOAL_PPS = 10_000
 # How long the ingestion row waits for the points after their last publish.
 DRAIN_LIMIT_S = 300.0
+# How long the watcher row waits for every watcher to see its point.
+WATCH_LIMIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,8 @@ class Api:
         from services.platform.journey import call
 
         body = {"dataset_id": dataset["id"], **DEMO_JOB}
-        body["hyperparameters"] = {**DEMO_JOB["hyperparameters"], **hyperparameters}
+        # Batches of 8 (the demo's are smaller, tuned for its model): ~12 metric points an epoch.
+        body["hyperparameters"] = {**DEMO_JOB["hyperparameters"], "batch_size": 8, **hyperparameters}
         posted = time.perf_counter()
         job_id = call(self.client, "POST", "/api/jobs", json=body)["job"]["id"]
         if (status := self.wait_status(job_id, ACTIVE + TERMINAL)) not in ACTIVE:
@@ -501,19 +504,18 @@ async def watcher_row(info: dict, job_ids: list[str]) -> Row:
             for job_id in job_ids:
                 sent[job_id] = time.perf_counter()
                 relay.send(trainer_metrics(job_id, 1))
-            await asyncio.wait(watches, timeout=60)
+            await asyncio.wait(watches, timeout=WATCH_LIMIT_S)
     finally:
         for task in watches:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
-    latencies = [arrived[j] - sent[j] for j in job_ids if j in arrived]
-    if not latencies:
-        raise RuntimeError("no watcher saw its point within 60 s")
-    missed = len(job_ids) - len(latencies)
+    # A watcher that never saw its point counts as the wait's limit: the percentiles are then lower bounds.
+    latencies = [arrived[j] - sent[j] if j in arrived else WATCH_LIMIT_S for j in job_ids]
+    missed = len(job_ids) - len(arrived)
     return Row(
         f"watchers: publish -> SSE metric p50 / p99 ({len(job_ids)} watchers of as many jobs)",
         f"{percentile(latencies, 50) * 1000:.0f} / {percentile(latencies, 99) * 1000:.0f} ms"
-        + (f" ({missed} never saw it)" if missed else ""),
+        + (f" ({missed} never saw it within {WATCH_LIMIT_S:.0f} s, counted as that)" if missed else ""),
     )
 
 

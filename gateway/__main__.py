@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from gateway.app import create_app
+from services.common import logs, metrics
 from services.common.config import read_settings
 
 # Open event streams are cut after this long on SIGTERM so that shutdown stays bounded.
@@ -14,8 +13,10 @@ _GRACEFUL_SHUTDOWN_S = 10
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("gateway")
     settings = read_settings()
+    if settings.metrics_port:  # also at /metrics on the API port
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     app = create_app(settings)
     # uvicorn handles SIGTERM/SIGINT: stop accepting, finish requests, run the lifespan's shutdown.
     uvicorn.run(
@@ -24,6 +25,7 @@ def main() -> None:
         port=settings.http_port,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
         log_level="info",
+        log_config=None,  # uvicorn's loggers go through services.common.logs like every other
     )
 
 

@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from brightrun.artifact.v1.artifact_pb2_grpc import ArtifactServiceStub
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
@@ -21,6 +22,7 @@ from gateway.auth import Authenticate, TokenVerifier
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.guards import RequestGuard
 from gateway.http import Stubs
+from gateway.observe import ObserveRequests, metrics_route
 from gateway.routes import billing, datasets, job_events, jobs, models, webhooks
 from services.common.config import Settings
 from services.common.grpc import channel
@@ -45,10 +47,18 @@ def _cors(origins: tuple[str, ...]) -> Middleware:
         CORSMiddleware,
         allow_origins=list(origins),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-        expose_headers=["Retry-After"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-Id"],
+        expose_headers=["Retry-After", "X-Request-Id"],
         max_age=600,
     )
+
+
+class _Gateway(Starlette):
+    """The app with :class:`ObserveRequests` outermost, around Starlette's server-error handling too, so
+    that an unexpected error's log line and 500 answer carry the request id, and the 500 is counted."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ObserveRequests(super().build_middleware_stack(), routes=self.routes)
 
 
 def create_app(
@@ -92,6 +102,7 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        metrics_route(),
         *openapi.routes(ENDPOINTS),
         *(endpoint.route() for endpoint in ENDPOINTS),
         *web_assets.ROUTES,  # last: the dashboard at /, never shadowing an API route
@@ -102,7 +113,7 @@ def create_app(
     ]
     if settings.cors_origins:
         middleware.insert(0, _cors(settings.cors_origins))
-    app = Starlette(
+    app = _Gateway(
         routes=routes,
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),

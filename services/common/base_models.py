@@ -1,6 +1,7 @@
 """Where a base model may come from: a Hugging Face hub id, or a local
-directory inside one of the configured model directories. Pure but for
-resolving paths on this machine's file system.
+directory or GGUF file inside one of the configured model directories. Pure
+but for resolving paths and reading a GGUF file's header on this machine's
+file system.
 
 A base model is handed to ``from_pretrained``, which reads whatever local
 path it is given and, for a name, looks for a local directory of that name
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.common.errors import InvalidArgument
+from services.common.gguf_import import GGUF_SUFFIX, GgufError, check_gguf, gguf_location
 
 # The hub's repository id: `name` or `org/name`, each of letters, digits, '.', '_'
 # and '-', neither starting nor ending with '.' or '-', 96 characters at most.
@@ -26,7 +28,8 @@ MAX_LENGTH = 1024
 
 
 class ModelNotAllowed(ValueError):
-    """The base model is neither a hub id nor inside an allowed model directory; the message says which."""
+    """The base model is neither a hub id nor inside an allowed model directory, or it is
+    a GGUF file that cannot be used; the message says which."""
 
 
 def is_local_model(value: str) -> bool:
@@ -42,12 +45,14 @@ def resolve_base_model(value: str, model_dirs: Sequence[Path]) -> str:
     directory is a local model, as ``from_pretrained`` would load it. Raises
     ModelNotAllowed for a local path outside every directory of
     ``model_dirs`` (after following symlinks), for ``..``, control characters
-    or an over-long value.
+    or an over-long value, and for a GGUF file (a path ending in ``.gguf``, or a
+    directory without config.json holding one) that is not a usable GGUF.
     """
     if len(value) > MAX_LENGTH:
         raise ModelNotAllowed(f"must be at most {MAX_LENGTH} characters")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ModelNotAllowed("must not contain control characters")
+    given = value
     value = _named_local_model(value, model_dirs) or value
     if not is_local_model(value):
         return value
@@ -60,6 +65,12 @@ def resolve_base_model(value: str, model_dirs: Sequence[Path]) -> str:
             f"{value!r} is a local path outside {allowed}: give a Hugging Face hub id (name or org/name), "
             "or the name of a model there"
         )
+    try:
+        if found := gguf_location(str(real)):
+            check_gguf(found[0] / found[1])
+    except GgufError as exc:
+        # Named as the caller gave it: the server's paths are not theirs to see.
+        raise ModelNotAllowed(str(exc).replace(str(real), given)) from None
     return str(real)
 
 
@@ -68,12 +79,14 @@ def _is_hub_shaped(value: str) -> bool:
 
 
 def _named_local_model(value: str, model_dirs: Sequence[Path]) -> str | None:
-    """The directory a name (as :func:`model_name` gives it) names inside a model directory, or None."""
+    """The directory, or GGUF file, a name (as :func:`shown_to_callers` gives it) names inside a model
+    directory, or None."""
     if not _is_hub_shaped(value):
         return None
     for directory in model_dirs:
-        if (Path(directory) / value).is_dir():
-            return str(Path(directory) / value)
+        path = Path(directory) / value
+        if path.is_dir() or (value.lower().endswith(GGUF_SUFFIX) and path.is_file()):
+            return str(path)
     return None
 
 

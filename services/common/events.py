@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.events.v1 import events_pb2
 from services.common.db import Database, refused_value
-from services.common.metrics import PARKED_MESSAGES
+from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,7 @@ async def consume_batches(
     async def batched(msgs: list[Msg]) -> None:
         decoded: list[tuple[Msg, events_pb2.Event]] = []
         for msg in msgs:
+            _count_redelivery(durable, msg)
             try:
                 decoded.append((msg, events_pb2.Event.FromString(msg.data)))
             except DecodeError as exc:
@@ -325,7 +326,13 @@ async def _settling(durable: str, msg: Msg, settle: Awaitable[None]) -> None:
         log.exception("%s could not settle a message on %s; it will be redelivered", durable, msg.subject)
 
 
+def _count_redelivery(durable: str, msg: Msg) -> None:
+    if msg.metadata.num_delivered > 1:
+        CONSUMER_REDELIVERIES.labels(durable).inc()
+
+
 async def _deliver(js: JetStreamContext, msg: Msg, *, durable: str, handler: Handler, max_deliver: int) -> None:
+    _count_redelivery(durable, msg)
     try:
         event = events_pb2.Event.FromString(msg.data)
     except DecodeError as exc:
@@ -378,7 +385,7 @@ async def dead_letter(js: JetStreamContext, msg: Msg, *, consumer: str, reason: 
     ack = await js.publish(f"deadletter.{consumer}", msg.data, headers=headers)
     log.error("%s parked %s seq %d after %d deliveries: %s", consumer, msg.subject, sequence, delivered, reason)
     if not ack.duplicate:
-        PARKED_MESSAGES.inc(consumer)
+        PARKED_MESSAGES.labels(consumer).inc()
     await msg.term()
 
 

@@ -10,8 +10,10 @@ id under which it was logged and nothing of its cause.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
+import inspect
 import json
 import logging
 import time
@@ -22,6 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common import logs
 from services.common.errors import (
     Conflict,
     DomainError,
@@ -31,10 +34,15 @@ from services.common.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from services.common.metrics import GRPC_DURATION, GRPC_REQUESTS
 from services.common.outages import is_outage
 from services.common.status import rich_status
 
 log = logging.getLogger(__name__)
+# One line per call answered (not health checks): method, status code, milliseconds, in the call's log context.
+access_log = logging.getLogger("services.common.grpc.access")
+# Probes call these every few seconds; counted, not logged.
+_UNLOGGED_SERVICES = frozenset({health_pb2.DESCRIPTOR.services_by_name["Health"].full_name})
 
 USER_ID_KEY = "x-user-id"
 
@@ -75,8 +83,8 @@ def user_id(context: grpc.aio.ServicerContext) -> str:
 
 
 def as_user(uid: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata that acts on behalf of ``uid``."""
-    return ((USER_ID_KEY, uid),)
+    """Call metadata that acts on behalf of ``uid``, with the request id and trace of the request being handled."""
+    return ((USER_ID_KEY, uid), *logs.outgoing_metadata())
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
@@ -159,6 +167,74 @@ def stream_rpc(method: Callable) -> Callable:
     return wrapper
 
 
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """Counts, times and logs every call by method and status code, and handles it in a log context that
+    carries the caller's ``x-request-id`` and ``traceparent`` (an id is made up when the caller sent none)."""
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        handler = await continuation(details)
+        if handler is None or handler.request_streaming:  # reflection's stream: nothing of ours to count
+            return handler
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        metadata = dict(details.invocation_metadata or ())
+        observe = functools.partial(_observed, service, method, metadata)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                observe(handler.unary_unary), handler.request_deserializer, handler.response_serializer)
+        return grpc.unary_stream_rpc_method_handler(
+            observe(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
+
+
+def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> Callable:
+    """``behavior`` (a coroutine, or an async generator for a server stream) counted, timed and logged
+    in the call's context. The code is the one the handler aborted with, OK when it returned."""
+
+    def record(context: grpc.aio.ServicerContext, started: float, failed: BaseException | None) -> None:
+        code = context.code()
+        if code is None:
+            if failed is None:
+                code = grpc.StatusCode.OK
+            elif isinstance(failed, (asyncio.CancelledError, GeneratorExit)):  # the caller went away
+                code = grpc.StatusCode.CANCELLED
+            else:
+                code = grpc.StatusCode.UNKNOWN
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        seconds = time.monotonic() - started
+        GRPC_REQUESTS.labels(service, method, name).inc()
+        GRPC_DURATION.labels(service, method, name).observe(seconds)
+        if service not in _UNLOGGED_SERVICES:
+            access_log.info("%s/%s %s %.1f ms", service, method, name, seconds * 1000)
+
+    def context_of():
+        return logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), metadata.get(logs.TRACEPARENT_HEADER))
+
+    if inspect.isasyncgenfunction(behavior):
+        async def streamed(request, context):
+            started, failed = time.monotonic(), None
+            with context_of():
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as exc:
+                    failed = exc
+                    raise
+                finally:
+                    record(context, started, failed)
+        return streamed
+
+    async def answered(request, context):
+        started, failed = time.monotonic(), None
+        with context_of():
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                failed = exc
+                raise
+            finally:
+                record(context, started, failed)
+    return answered
+
+
 def create_server(
     address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
@@ -169,7 +245,7 @@ def create_server(
     services and read their contracts, doc comments aside, without the protos.
     Bind port 0 in tests. Every service name starts SERVING.
     """
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[ObservingInterceptor()])
     for add in register:
         add(server)
     health_servicer = health.aio.HealthServicer()

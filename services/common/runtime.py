@@ -6,6 +6,10 @@ period, stop consumers, flush the outbox, close NATS and the database.
 A consumer parks what it cannot handle and never stops on its own; if its
 task ends anyway, health goes NOT_SERVING so that an orchestrator restarts
 the process rather than leave it serving with events unread.
+
+Every service samples its outbox backlog and its consumers' lag for Prometheus
+(``services.common.backlog``) and, when ``BRIGHTRUN_METRICS_PORT`` is set,
+serves its metrics there.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import grpc
 
-from services.common import events
+from services.common import backlog, events, logs, metrics
 from services.common.config import Settings, read_settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
@@ -39,6 +43,8 @@ class ServiceRuntime:
         self.stopping = asyncio.Event()
         self._relay = events.OutboxRelay(db, js)
         self._consumers: list[asyncio.Task] = []
+        # (stream, durable) of each consumer, whose lag is sampled.
+        self._subscriptions: list[tuple[str, str]] = []
         self._server: grpc.aio.Server | None = None
         self._health = None
         self._service_names: list[str] = []
@@ -56,6 +62,7 @@ class ServiceRuntime:
         nc, js = await events.connect(settings.nats_url, name)
         runtime = cls(name, settings, db, nc, js)
         runtime._relay.start()
+        runtime.every("backlog-metrics", backlog.SAMPLE_SECONDS, runtime._sample_backlog)
         return runtime
 
     def consume(
@@ -68,7 +75,7 @@ class ServiceRuntime:
                 stream=stream,
                 durable=durable,
                 subjects=subjects,
-                handler=handler,
+                handler=_in_log_context(handler),
                 stop=self.stopping,
                 ack_wait=ack_wait,
             ),
@@ -76,6 +83,21 @@ class ServiceRuntime:
         )
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
+        self._subscriptions.append((stream, durable))
+
+    def consume_batches(
+        self, *, stream: str, durable: str, subjects: list[str], handler: events.BatchHandler, batch: int,
+        ack_wait: float = 60.0,
+    ) -> None:
+        """:meth:`consume` with :func:`events.consume_batches`: ``ack_wait`` must outlast one batch."""
+        self.run_task(durable, lambda stopping: events.consume_batches(
+            self.js, stream=stream, durable=durable, subjects=subjects, handler=handler, stop=stopping, batch=batch,
+            ack_wait=ack_wait))
+        self._subscriptions.append((stream, durable))
+
+    async def _sample_backlog(self) -> None:
+        await backlog.sample_outbox(self.db, self.name)
+        await backlog.sample_consumers(self.js, self._subscriptions)
 
     def mirror_outbox(self, mirror: events.Mirror) -> None:
         """Give ``mirror`` each outbox row the relay publishes (see :class:`events.OutboxRelay`)."""
@@ -139,6 +161,21 @@ class ServiceRuntime:
         await self.db.close()
 
 
+# Event type prefix -> the log field its subject id fills.
+_SUBJECT_FIELDS = {"dataset.": "dataset_id", "job.": "job_id", "trainer.": "job_id"}
+
+
+def _in_log_context(handler: events.Handler) -> events.Handler:
+    """``handler`` with the event's job or dataset id in the context of every line it logs."""
+
+    async def handle(event) -> None:
+        field = next((f for prefix, f in _SUBJECT_FIELDS.items() if event.type.startswith(prefix)), None)
+        with logs.bind(**({field: event.subject_id} if field else {})):
+            await handler(event)
+
+    return handle
+
+
 async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,10 +184,13 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-def run_main(start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
-    """Entry point of a service's ``__main__``: read settings, start, serve until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
+    """Entry point of a service's ``__main__``: set up logging, read settings, serve metrics when
+    ``BRIGHTRUN_METRICS_PORT`` is set, start, serve until SIGTERM/SIGINT."""
+    logs.configure(service)
     settings = read_settings()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
 
     async def main() -> None:
         runtime = await start(settings)

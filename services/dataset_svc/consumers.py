@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from prometheus_client import Counter, Histogram
 
 from brightrun.events.v1 import events_pb2
 from services.common import events
@@ -24,6 +27,12 @@ from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
 DURABLE = "dataset-validator"
+# rate(bytes_total) / rate(seconds_sum) is the validation throughput.
+VALIDATED_BYTES = Counter("brightrun_dataset_validated_bytes_total", "Bytes of uploaded datasets read by validation")
+VALIDATION_DURATION = Histogram(
+    "brightrun_dataset_validation_seconds", "Time one dataset's validation took (tokenizer load excluded)",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
 
 
 class _HashingReader:
@@ -32,10 +41,12 @@ class _HashingReader:
     def __init__(self, stream):
         self._stream = stream
         self.digest = hashlib.sha256()
+        self.bytes_read = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
         self.digest.update(data)
+        self.bytes_read += len(data)
         return data
 
     def hexdigest(self) -> str:
@@ -90,6 +101,7 @@ class DatasetValidator:
         except ObjectMissing:
             return _failed(dataset, _file_error("missing_object", "The uploaded file is gone from storage",
                                                 "Upload the file again and confirm it"))
+        started = time.monotonic()
         try:
             reader = _HashingReader(body)
             report = validate_dataset(
@@ -105,6 +117,8 @@ class DatasetValidator:
                 counts["sha256_mismatch"] = 1
         finally:
             body.close()
+        VALIDATED_BYTES.inc(reader.bytes_read)
+        VALIDATION_DURATION.observe(time.monotonic() - started)
         stats = dict(report.statistics, error_counts=counts)
         return {
             "status": "error" if errors else "ready",

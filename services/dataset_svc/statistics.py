@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from services.common.formats import Conversation
+from services.common.gguf_import import pretrained_source
 from services.common.steps import CONVERSATIONS, VALIDATION_CONVERSATIONS
 
 HISTOGRAM_BOUNDS = tuple(2**k for k in range(5, 16))  # 32 .. 32768 tokens; one more bucket above
@@ -89,13 +90,15 @@ class Totals:
 
 
 def load_tokenizer(base_model: str) -> PreTrainedTokenizerFast:
-    """The base model's fast tokenizer and chat template, from its ``tokenizer.json``.
+    """The base model's fast tokenizer and chat template, from its ``tokenizer.json``
+    (or, for a GGUF file, from the file: transformers imports torch for that one).
 
     Not ``AutoTokenizer``: resolving the class imports model configurations,
     which import torch, and torch alone adds about 280 MB to the validator's
     memory. Raises what ``from_pretrained`` raises for a model it cannot load.
     """
-    return PreTrainedTokenizerFast.from_pretrained(base_model)
+    source, options = pretrained_source(base_model)
+    return PreTrainedTokenizerFast.from_pretrained(source, **options)
 
 
 def training_pairs(conversation: Conversation) -> int:

@@ -31,6 +31,7 @@ from services.common.events import Unappliable
 from services.common.paging import canonical_uuid
 from services.job_svc import calibration, events, store
 from services.job_svc.charge_time import charged_until
+from services.job_svc.gauges import observe_queue_wait
 from services.job_svc.job import Job
 from services.job_svc.live import LiveFeed
 from services.job_svc.messages import current_metrics, metric_point_message
@@ -126,7 +127,9 @@ class TrainerEvents:
         layout = None
         if started.HasField("batch_layout"):
             layout = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
-        await events.save(conn, job, job.start_attempt(started.attempt, layout, now))
+        moves = job.start_attempt(started.attempt, layout, now)
+        await events.save(conn, job, moves)
+        observe_queue_wait(job, moves)
 
     async def _trainer_attempt_planned(self, conn, job, planned: events_pb2.TrainerAttemptPlanned, now) -> None:
         await events.save(conn, job, job.plan_attempt(planned.attempt, planned.total_steps, planned.resumed_from_step))

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from services.common.base_models import is_local_model
 from services.common.errors import InvalidArgument
+from services.common.gguf_import import GgufError, gguf_location, gguf_model_config
 from services.job_svc.catalogue import GpuType
 from services.job_svc.hyperparameters import JobConfig
 from services.job_svc.known_models import KNOWN_CONFIGS
@@ -74,13 +75,19 @@ def _parameters(model_config: dict | None) -> int | None:
 
 
 def read_model_config(base_model: str) -> dict | None:
-    """The config.json of a local base model (an absolute path, as hyperparameters resolve it); None for a hub id.
+    """The config.json of a local base model (an absolute path, as hyperparameters resolve it), or
+    the same sizes from a GGUF file's metadata; None for a hub id.
 
     Raises InvalidArgument naming hyperparameters.base_model when the directory
-    does not exist or holds no readable config.json.
+    does not exist or holds no readable config.json, or the GGUF file is not usable.
     """
     if not is_local_model(base_model):
         return None
+    try:
+        if found := gguf_location(base_model):
+            return gguf_model_config(found[0] / found[1])
+    except GgufError as exc:
+        _refuse(str(exc))
     path = Path(base_model)
     if not path.is_dir():
         _refuse(f"{base_model!r} does not exist or is not a directory: give a model directory "

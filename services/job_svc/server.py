@@ -1,4 +1,4 @@
-"""Wiring of job_svc: database, trainer, artifact and budget consumers, the clock (cost ticks, queue alerts), the dataset_svc and billing_svc clients, gRPC."""
+"""Wiring of job_svc: database, trainer (in batches), artifact and budget consumers, the live feed of each job to its watchers, the clock (cost ticks, queue alerts), the dataset_svc and billing_svc clients, gRPC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from brightrun.billing.v1 import billing_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
-from services.common import events
 from services.common.config import Settings
 from services.common.grpc import channel
 from services.common.runtime import ServiceRuntime
@@ -19,6 +18,7 @@ from services.job_svc.consumers import (
     ArtifactEvents,
     TrainerEvents,
 )
+from services.job_svc import gauges
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
 from services.job_svc.clock import JobClock
@@ -38,9 +38,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     # One short transaction a batch: a delivery lost with a NATS outage comes back within 15 s, not a
     # minute, so a job's metric history has no gap for long.
     trainer = TrainerEvents(runtime.db, live)
-    runtime.run_task(TRAINER_DURABLE, lambda stopping: events.consume_batches(
-        runtime.js, stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"], handler=trainer.handle_batch,
-        stop=stopping, ack_wait=15.0, batch=TRAINER_BATCH))
+    runtime.consume_batches(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
+                            handler=trainer.handle_batch, batch=TRAINER_BATCH, ack_wait=15.0)
     runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
                     handler=ArtifactEvents(runtime.db).handle)
     runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],
@@ -49,6 +48,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
     clock = JobClock(runtime.db, settings)
     runtime.every("clock", clock.period, clock.sweep)
+    runtime.every("job-gauges", gauges.SAMPLE_SECONDS, lambda: gauges.sample_jobs(runtime.db))
     datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
     budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr)))
     handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget)

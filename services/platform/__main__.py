@@ -1,9 +1,11 @@
 """``python -m services.platform up|demo``: the embedded default.
 
 ``up`` runs the whole platform in the foreground until Ctrl-C/SIGTERM and
-exits 0 once it has stopped. ``demo`` starts it, walks the product journey over
-HTTP, prints where the adapter is and the job's final loss, and stops
-everything. A signal never cuts a stop short: the first SIGINT/SIGTERM starts
+exits 0 once it has stopped. ``demo`` starts it, teaches SmolLM2 a persona
+over HTTP, prints the loss's fall and the held-out answers of the base model
+and of the adapter side by side, and stops everything. Both train SmolLM2-135M-Instruct by
+default (fetched and converted on first use; BRIGHTRUN_DEFAULT_BASE_MODEL
+chooses another). A signal never cuts a stop short: the first SIGINT/SIGTERM starts
 it, later ones (a Ctrl-C held down, a supervisor's repeated SIGTERM) are ignored.
 """
 
@@ -18,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from services.common import logs
+from services.common.gguf_import import EMBEDDED_MODEL_NAME, MARKER
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
 
@@ -53,14 +57,24 @@ def _home() -> Path:
     return Path(os.environ.get("BRIGHTRUN_HOME", ".brightrun"))
 
 
+def _platform(home: Path, **options) -> Platform:
+    """The platform on a real base model: SmolLM2 unless BRIGHTRUN_DEFAULT_BASE_MODEL names another."""
+    env = dict(os.environ)
+    model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(home.resolve() / "models" / EMBEDDED_MODEL_NAME)))
+    if model.name == EMBEDDED_MODEL_NAME and not (model / MARKER).exists():
+        print(f"first run: fetching SmolLM2-135M-Instruct (92 MB) and converting it into {model}...", flush=True)
+    return Platform(home, env, **options)
+
+
 def up() -> int:
     signals = _StopSignals()
-    platform = Platform(_home())
+    platform = _platform(_home())
     try:
         print("starting BrightRun (PostgreSQL, NATS, S3, services, trainer agent, gateway)...", flush=True)
         platform.start()
         token = platform.token(str(uuid.uuid4()), ttl_seconds=24 * 3600)
         print(f"BrightRun is up: {platform.gateway_url}  (logs: {platform.home / 'logs'})")
+        print("Prometheus metrics: " + ", ".join(f"{name} {url}" for name, url in platform.metrics_urls.items()))
         print(f"development token (24 h): {token}")
         # The token rides in the fragment, which browsers never send to a server or write to its logs.
         print(f"open the dashboard (signs you in): {platform.gateway_url}/#token={token}")
@@ -78,7 +92,7 @@ def up() -> int:
 
 def demo() -> int:
     signals = _StopSignals()
-    platform = Platform(_home(), http_port=0)
+    platform = _platform(_home(), http_port=0)
     started = time.monotonic()
     try:
         print("starting BrightRun (PostgreSQL, NATS, S3, 4 services, trainer agent, gateway)...", flush=True)
@@ -98,7 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.platform")
     parser.add_argument("command", choices=["up", "demo"])
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure("platform", level=logging.WARNING)
     return up() if args.command == "up" else demo()
 
 

@@ -1,14 +1,15 @@
 """The embedded default: the whole platform on one machine.
 
 Starts PostgreSQL, NATS JetStream and the S3 store (unless their endpoints are
-configured in the environment, as on Kubernetes), builds the tiny base model
-(in a child process: the launcher never imports torch),
+configured in the environment, as on Kubernetes), makes the default base model
+when it is missing (in a child process: the launcher never imports torch),
 then runs every service, one local trainer agent and the gateway as child
 processes, each one exactly as it runs in production (``python -m ...``).
 A supervisor thread restarts any of them, components included, that dies
 without being stopped. ``stop()`` ends every child and component and leaves no
 process behind; so does the launcher being killed outright, since every child
-gets a parent-death signal.
+gets a parent-death signal. Each child serves its Prometheus metrics on a port
+of its own on 127.0.0.1 (:attr:`Platform.metrics_urls`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common.components import Nats, ObjectStore, Postgres, free_port
 from services.common.config import DEV_JWT_SECRET
+from services.common.gguf_import import EMBEDDED_MODEL_NAME
 from services.platform.supervisor import Child, Supervised, Supervisor
 
 SERVICES = ("dataset_svc", "job_svc", "artifact_svc", "billing_svc")
@@ -42,6 +44,11 @@ DEV_S3_SECRET_KEY = "brightrun-secret"
 # Each component gets this long to stop before its process group is killed,
 # so that a whole stop stays within the children's grace + 15 s.
 COMPONENT_STOP_SECONDS = 5.0
+# How the launcher makes a missing default base model, by its directory's name:
+# SmolLM2 (`make demo`, `make up`) fetched once and converted from GGUF, any
+# other name the tiny random Llama (the tests' default: offline and fast).
+_MODEL_MAKERS = {EMBEDDED_MODEL_NAME: ["services.common.gguf_import", "prepare"]}
+_TINY_MODEL_MAKER = ["services.common.tiny_model"]
 
 
 class Platform:
@@ -61,6 +68,13 @@ class Platform:
         # One stop at a time; a second finds nothing left to stop.
         self._stop_lock = threading.Lock()
         self.env: dict[str, str] = {}
+        # Child name -> the port it serves /metrics on.
+        self.metrics_ports: dict[str, int] = {}
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Child name -> the URL of its Prometheus metrics."""
+        return {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()}
 
     @property
     def gateway_url(self) -> str:
@@ -162,7 +176,9 @@ class Platform:
         self._spawn("trainer_agent" if agents == 0 else f"trainer_agent-{agents + 1}", "services.trainer_agent")
 
     def _spawn(self, name: str, module: str) -> None:
-        child = Child(name, module, self.env, self.home / "logs" / f"{name}.log")
+        port = self.metrics_ports.setdefault(name, free_port())
+        env = {**self.env, "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
+        child = Child(name, module, env, self.home / "logs" / f"{name}.log")
         child.start()
         self._children.append(child)
 
@@ -197,14 +213,13 @@ class Platform:
 
 
 def build_model(path: Path, env: Mapping[str, str]) -> None:
-    """Build the tiny base model into ``path`` in a child process: torch and
-    transformers stay out of the launcher, which supervises for hours after.
-    Raises RuntimeError with the build's output when it fails."""
-    built = subprocess.run(
-        [sys.executable, "-m", "services.common.tiny_model", str(path)], env=env, capture_output=True, text=True
-    )
+    """Make the base model ``path`` names (see _MODEL_MAKERS) in a child process:
+    torch and transformers stay out of the launcher, which supervises for hours after.
+    Raises RuntimeError with the child's output when it fails."""
+    maker = _MODEL_MAKERS.get(path.name, _TINY_MODEL_MAKER)
+    built = subprocess.run([sys.executable, "-m", *maker, str(path)], env=env, capture_output=True, text=True)
     if built.returncode != 0:
-        raise RuntimeError(f"building the tiny base model in {path} failed:\n{built.stdout}{built.stderr[-3000:]}")
+        raise RuntimeError(f"making the base model {path} failed:\n{built.stdout}{built.stderr[-3000:]}")
 
 
 def _check_alive(children: list[Child]) -> None:

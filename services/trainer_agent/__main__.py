@@ -16,6 +16,9 @@ is handed back; events wait in order while NATS is away, for as long as it takes
 A CPU agent's training workers run at nice +BRIGHTRUN_AGENT_WORKER_NICE (default
 10) with BRIGHTRUN_AGENT_WORKER_THREADS compute threads (default: the cores
 less one), see ``launch``.
+
+With BRIGHTRUN_AGENT_HEALTH_PORT set, the agent answers the kubelet's probes
+on that port (``/livez``, ``/healthz``), see ``health``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from services.common import logs, metrics
 from services.common.config import read_settings
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
+from services.trainer_agent.health import AgentHealth, health_port
 from services.trainer_agent.launch import cpu_worker_limits
 
 
@@ -90,8 +95,10 @@ def _time_bounds() -> dict[str, float]:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("trainer_agent")
     settings = read_settings()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     gpu_type, gpu_count = _hardware()
     agent = AgentSettings(
         agent_id=os.environ.get("BRIGHTRUN_AGENT_ID") or f"{socket.gethostname()}-{os.getpid()}",
@@ -104,6 +111,7 @@ def main() -> None:
         **_time_bounds(),
     )
 
+    port = health_port()
     worker = ""
     if gpu_type == CPU:  # a bad setting stops the agent now, not each job's worker later
         limits = cpu_worker_limits()
@@ -115,7 +123,14 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logging.getLogger(__name__).info("agent %s takes %s x%d work%s", agent.agent_id, gpu_type, gpu_count, worker)
-        await TrainerAgent(settings, agent).run(stop)
+        trainer = TrainerAgent(settings, agent)
+        health = AgentHealth(lambda: trainer.nats_connected)
+        if port is not None:
+            await health.start("0.0.0.0", port)
+        try:
+            await trainer.run(stop)
+        finally:
+            await health.stop()
 
     asyncio.run(run())
 

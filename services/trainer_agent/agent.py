@@ -50,6 +50,7 @@ from services.trainer_agent.checkpoint_store import CheckpointUploader, download
 from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
+from services.trainer_agent.training_metrics import TRAINING
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -92,6 +93,12 @@ class TrainerAgent:
         self._cancelled: set[str] = set()
         self._current: Attempt | None = None
         self._relay: EventRelay | None = None
+        self._nc = None
+
+    @property
+    def nats_connected(self) -> bool:
+        """Whether the agent holds a live NATS connection now (its health endpoint's readiness)."""
+        return self._nc is not None and self._nc.is_connected
 
     @property
     def subjects(self) -> list[str]:
@@ -114,6 +121,7 @@ class TrainerAgent:
         if connected is None:
             return
         nc, js = connected
+        self._nc = nc
         self._relay = relay = EventRelay(js)
         relay.start()
         subscriptions = []
@@ -436,6 +444,7 @@ class TrainerAgent:
 
     def _send_plan(self, assignment, attempt: int, line: dict) -> None:
         """The recipe's own plan, computed from the data it loaded: job_svc counts progress against it."""
+        TRAINING.plan(assignment.job_id, line["resumed_from_step"])
         self._send(
             self._event(
                 "trainer.attempt.planned",
@@ -450,6 +459,7 @@ class TrainerAgent:
 
     def _send_metrics(self, assignment, attempt: int, line: dict) -> None:
         point = metric_point(assignment.job_id, line)
+        TRAINING.observe(point, self._agent.gpu_type)
         self._send(
             self._event(
                 "trainer.metrics",

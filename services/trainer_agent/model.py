@@ -1,15 +1,20 @@
 """The base model with its LoRA adapter, loaded for speed on the device at hand:
 bf16 where the GPU computes in it, flash attention 2 where installed (sdpa
 otherwise), non-reentrant activation checkpointing, 4-bit NF4 weights for
-QLoRA and Liger's fused kernels on CUDA."""
+QLoRA and Liger's fused kernels on CUDA. A base model given as a GGUF file
+loads too, de-quantized (see services.common.gguf_import)."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
-from services.trainer_agent.training_config import TrainingConfig
+from services.common.gguf_import import GgufError, check_gguf, gguf_location, pretrained_source
+from services.trainer_agent.training_config import ConfigError, TrainingConfig
 
 
 def unavailable_here(cfg: TrainingConfig, device: torch.device) -> list[str]:
@@ -19,6 +24,9 @@ def unavailable_here(cfg: TrainingConfig, device: torch.device) -> list[str]:
         problems += _needs_cuda_and(device, "bitsandbytes", "quantization: nf4 weights", "train without quantization")
     if cfg.fused_kernels:
         problems += _needs_cuda_and(device, "liger_kernel", "fused_kernels: Liger's kernels", "train without them")
+    if cfg.quantization == "nf4" and gguf_location(cfg.base_model):
+        problems.append("quantization: nf4 needs a transformers model directory, not a GGUF file; convert it with "
+                        "python -m services.common.gguf_import convert FILE.gguf OUT_DIR, or train without quantization")
     return problems
 
 
@@ -46,14 +54,65 @@ def packs_one_row_only(model) -> bool:
     return model.config._attn_implementation == "flash_attention_2"
 
 
+def load_tokenizer(base_model: str):
+    """The base model's tokenizer, from a directory, a hub id or a GGUF file.
+
+    Raises OSError when it cannot be read, ConfigError when a GGUF file is not usable.
+    """
+    from transformers import AutoTokenizer
+
+    source, options = pretrained_source(base_model)
+    with _gguf_errors(source, options):
+        return AutoTokenizer.from_pretrained(source, **options)
+
+
+def load_base_model(base_model: str, **options):
+    """The causal LM ``base_model`` names, with ``from_pretrained``'s ``options``; a GGUF
+    file de-quantized into plain weights (LoRA trains on them like on any model's).
+
+    Raises OSError when the model cannot be read, ConfigError when a GGUF file is not usable.
+    """
+    from transformers import AutoModelForCausalLM, GgufConfig
+
+    source, gguf = pretrained_source(base_model)
+    if gguf:
+        options = {**options, **gguf, "quantization_config": GgufConfig(dequantize=True)}
+    with _gguf_errors(source, gguf):
+        model = AutoModelForCausalLM.from_pretrained(source, **options)
+    if gguf and hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config  # plain weights now: saved and reloaded as any model
+    return model
+
+
+@contextmanager
+def _gguf_errors(source: str, gguf: dict) -> Iterator[None]:
+    """Raises ConfigError naming base_model (the user's to fix, never retried) when the GGUF file
+    ``gguf`` names in ``source`` is not usable, or transformers fails to load it; other models pass."""
+    if not gguf:
+        yield
+        return
+    try:
+        check_gguf(Path(source) / gguf["gguf_file"])
+    except GgufError as exc:
+        raise ConfigError([f"base_model: {exc}"]) from None
+    try:
+        yield
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        raise ConfigError([
+            f"base_model: {gguf['gguf_file']!r} is a GGUF file transformers cannot load ({exc}); give a GGUF "
+            "file of an architecture it reads (llama, mistral, qwen2, ...) or a model directory"
+        ]) from exc
+
+
 def load_lora_model(cfg: TrainingConfig, device: torch.device):
     """The base model of ``cfg`` with its LoRA adapter on ``device``; only the
     adapter's parameters are trainable.
 
-    Callers check ``unavailable_here`` first. Raises OSError when the model cannot be read.
+    Callers check ``unavailable_here`` first. Raises OSError when the model cannot be read,
+    ConfigError when it is a GGUF file that cannot be used.
     """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
     # bf16 halves memory where the GPU computes in it; the CPU trains in fp32.
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -69,7 +128,7 @@ def load_lora_model(cfg: TrainingConfig, device: torch.device):
         )
         # Placed on the GPU while it loads: a 4-bit model cannot be moved after.
         options["device_map"] = {"": torch.cuda.current_device()}
-    base = AutoModelForCausalLM.from_pretrained(cfg.base_model, **options)
+    base = load_base_model(cfg.base_model, **options)
     if cfg.fused_kernels:
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
 

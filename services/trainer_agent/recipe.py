@@ -50,7 +50,7 @@ from services.trainer_agent.conversations import (
     read_training_data,
 )
 from services.trainer_agent.distributed import SingleProcess
-from services.trainer_agent.model import load_lora_model, packs_one_row_only, unavailable_here
+from services.trainer_agent.model import load_lora_model, load_tokenizer, packs_one_row_only, unavailable_here
 from services.trainer_agent.schedule import lr_factor, metric_interval, warmup_steps
 from services.trainer_agent.training_config import ConfigError, DatasetError, TrainingConfig
 
@@ -123,14 +123,14 @@ class LoRATrainingRecipe:
         """
         # Imported here: they take seconds to load, and whoever only builds and
         # checks a TrainingConfig should not pay for them.
-        from transformers import AutoTokenizer, set_seed
+        from transformers import set_seed
 
         cfg = self.config
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if problems := unavailable_here(cfg, self.device):
             raise ConfigError(problems)
         set_seed(cfg.seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
+        self.tokenizer = load_tokenizer(cfg.base_model)
         # Stored with the adapter, so that inference renders prompts as training did.
         self.tokenizer.chat_template = chat_template_of(self.tokenizer)
         self.pad_id = _pad_id(self.tokenizer)

@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as transformers_logging
 
-from services.common import run_summary
+from services.common import logs, run_summary
 from services.common.training_choices import TRAINER_OPTIONS
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, latest_checkpoint
 from services.trainer_agent.conversations import TemplateError
@@ -124,6 +125,10 @@ def main() -> int:
     # The agent's pid: the worker ends when that process does (a rank: when torchrun does).
     parser.add_argument("--agent-pid", type=int)
     args = parser.parse_args()
+    # On stderr, which the agent's log collects; what libraries warn of, as before, in the agent's format.
+    logs.configure("trainer_worker", level=logging.WARNING)
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
     die_with_parent(None if args.distributed else args.agent_pid)
     channel = _protocol_channel()
     speaks = not args.distributed or os.environ.get("RANK") == "0"
@@ -165,7 +170,7 @@ def main() -> int:
         emit(completed(recipe, summary))
         return 0
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
+        logging.getLogger(__name__).exception("the training attempt failed")
         emit(failure(exc, setting_up=setting_up))
         return 1
     finally:

@@ -91,7 +91,9 @@ class Up:
 
     def __init__(self, home: Path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTRUN_")}
-        env.update(BRIGHTRUN_HOME=str(home), BRIGHTRUN_HTTP_PORT=str(_free_port()), PYTHONUNBUFFERED="1")
+        env.update(BRIGHTRUN_HOME=str(home), BRIGHTRUN_HTTP_PORT=str(_free_port()), PYTHONUNBUFFERED="1",
+                   # The tiny offline model, not the SmolLM2 that `up` fetches by default.
+                   BRIGHTRUN_DEFAULT_BASE_MODEL=str(home.resolve() / "models" / "tiny-llama"))
         self.home = home
         self.output: list[str] = []
         self.proc = subprocess.Popen(

@@ -35,7 +35,9 @@ STOP_SECONDS = 30
 
 def _up(home: Path, out: Path) -> subprocess.Popen:
     """``up`` on ``home``, once it says it is up; its output goes to ``out``."""
-    env = platform_env(BRIGHTRUN_HOME=str(home), BRIGHTRUN_HTTP_PORT="0")
+    # The tiny offline model, not the SmolLM2 that `up` fetches by default.
+    env = platform_env(BRIGHTRUN_HOME=str(home), BRIGHTRUN_HTTP_PORT="0",
+                       BRIGHTRUN_DEFAULT_BASE_MODEL=str(home.resolve() / "models" / "tiny-llama"))
     with open(out, "ab") as sink:
         launcher = subprocess.Popen([sys.executable, "-m", "services.platform", "up"], cwd=REPO, env=env,
                                     stdout=sink, stderr=subprocess.STDOUT)

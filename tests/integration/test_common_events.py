@@ -8,12 +8,12 @@ import time
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from brightrun.events.v1 import events_pb2
 from services.common import events
 from services.common.db import Database, claim_event, refused_value
-from services.common.metrics import PARKED_MESSAGES
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ async def test_undecodable_and_unappliable_messages_are_parked_and_the_next_one_
         assert message.headers["BrightRun-Consumer"] == durable
         assert message.headers["BrightRun-Delivered"] == "1"
     assert len({m.headers["BrightRun-Sequence"] for m in parked}) == 3
-    assert PARKED_MESSAGES.value(durable) == 3
+    assert REGISTRY.get_sample_value("brightrun_messages_parked_total", {"consumer": durable}) == 3
     # Terminated, not left to be redelivered.
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
@@ -202,6 +202,7 @@ async def test_a_handler_that_always_fails_is_parked_after_max_deliver_and_does_
 
     assert handled == [good] and len(attempts) == 3
     assert parked[0].headers["BrightRun-Delivered"] == "3"
+    assert REGISTRY.get_sample_value("brightrun_consumer_redeliveries_total", {"consumer": durable}) == 2
     assert parked[0].headers["BrightRun-Reason"].startswith("failed 3 times: RuntimeError(")
     assert events_pb2.Event.FromString(parked[0].data).subject_id == bad
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
@@ -225,7 +226,7 @@ async def test_parking_the_same_message_again_keeps_one_copy(settings):
 
     assert parked[0].headers["Nats-Msg-Id"] == f"BILLING:{deliveries[0].metadata.sequence.stream}:{consumer}"
     assert parked[0].headers["BrightRun-Reason"] == "undecodable: first line second line"
-    assert PARKED_MESSAGES.value(consumer) == 1
+    assert REGISTRY.get_sample_value("brightrun_messages_parked_total", {"consumer": consumer}) == 1
 
 
 async def test_a_refused_value_is_told_apart_from_other_database_errors(db):

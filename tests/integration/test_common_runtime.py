@@ -1,18 +1,24 @@
 """The shared service runtime against real PostgreSQL and NATS: a consumer
-that ends before the service does turns the process's health NOT_SERVING."""
+that ends before the service does turns the process's health NOT_SERVING; the
+backlog gauges are sampled; a consumer's lines name the event's subject."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import time
 import uuid
 
 from google.protobuf import descriptor_pb2
+from prometheus_client import REGISTRY
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 
+from services.common import backlog, events, logs
 from services.common.grpc import channel
 from services.common.runtime import ServiceRuntime
 
@@ -70,3 +76,36 @@ async def test_a_service_describes_itself_by_reflection(settings, tmp_path):
              for raw in described.file_descriptor_response.file_descriptor_proto]
     methods = {method.name for file in files for service in file.service for method in service.method}
     assert {"CreateJob", "EstimateJob", "WatchJob"} <= methods
+
+
+async def test_a_service_samples_its_backlog_and_logs_an_events_subject(settings, tmp_path):
+    """Outbox and consumer-lag gauges appear within a sampling period, and a handler's lines carry the
+    dataset id its event is about."""
+    name, durable, subject = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}", f"dataset.t{uuid.uuid4().hex[:8]}"
+    runtime = await ServiceRuntime.open(name, settings, schema=f"t_{uuid.uuid4().hex[:12]}", migrations=tmp_path)
+    stream = io.StringIO()
+    handler = logs.handler(name, "json", stream)
+    logging.getLogger("test.runtime").addHandler(handler)
+    handled = asyncio.Event()
+
+    async def handle(event) -> None:
+        logging.getLogger("test.runtime").warning("handling it")
+        handled.set()
+
+    dataset_id = str(uuid.uuid4())
+    try:
+        runtime.consume(stream="DATASETS", durable=durable, subjects=[subject], handler=handle)
+        event = events.new_event(subject, producer="test", user_id=str(uuid.uuid4()), subject_id=dataset_id)
+        await events.publish(runtime.js, subject, event.SerializeToString(), event.event_id)
+        await asyncio.wait_for(handled.wait(), 20)
+        deadline = time.monotonic() + 3 * backlog.SAMPLE_SECONDS
+        while REGISTRY.get_sample_value("brightrun_consumer_pending_messages", {"stream": "DATASETS", "consumer": durable}) is None:
+            assert time.monotonic() < deadline, "the consumer's lag was never sampled"
+            await asyncio.sleep(0.2)
+    finally:
+        logging.getLogger("test.runtime").removeHandler(handler)
+        await runtime.stop()
+    assert REGISTRY.get_sample_value("brightrun_outbox_unpublished_messages", {"service": name}) == 0
+    assert REGISTRY.get_sample_value("brightrun_outbox_oldest_unpublished_age_seconds", {"service": name}) == 0
+    line = json.loads(stream.getvalue().splitlines()[0])
+    assert line["message"] == "handling it" and line["dataset_id"] == dataset_id and "job_id" not in line
