@@ -6,6 +6,7 @@ beside its goal in one table.
     python bench/control_plane.py            # the issue's rates, 10 s a row
     python bench/control_plane.py --smoke    # low rates, a few seconds a row (CI)
     python bench/control_plane.py --rates 100 300 600 --seconds 20
+    python bench/control_plane.py --flow-only   # only the ingestion and watcher rows
 
 The platform runs in a child process of this script (``--_serve``) that
 imports only the launcher, as ``make up`` does, so the launcher's RSS is its
@@ -71,6 +72,24 @@ class Mode:
 
 FULL = Mode(rates=(100, 300), seconds=10.0, generator_seconds=5.0, startup_samples=10, epochs=4)
 SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2, epochs=1, dataset_mb=2)
+INGEST_GOAL_PPS = 10_000
+# How long the ingestion row waits for the points after their last publish.
+DRAIN_LIMIT_S = 300.0
+# How long the watcher row waits for every watcher to see its point.
+WATCH_LIMIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The size of the ingestion and watcher rows."""
+
+    jobs: int  # ingestion: jobs the points are spread over
+    steps: int  # ingestion: points a job
+    watchers: int  # watcher row: one SSE stream each, of as many jobs
+
+
+FULL_FLOW = Flow(jobs=50, steps=1000, watchers=1000)
+SMOKE_FLOW = Flow(jobs=2, steps=100, watchers=3)
 
 
 # ---- the platform, in a child process -------------------------------------------------------------------------
@@ -94,6 +113,7 @@ def serve(home: Path) -> None:
             "token": platform.token(str(uuid.uuid4())),
             "database_url": platform.env["BRIGHTRUN_DATABASE_URL"],
             "base_model": platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"],
+            "nats_url": platform.env["BRIGHTRUN_NATS_URL"],
             "processes": {"launcher": os.getpid(), **platform.processes()},
         }), flush=True)
         sys.stdin.read()
@@ -408,6 +428,153 @@ def prepare(api: Api, work: Path, mode: Mode) -> tuple[dict, str, list[float]]:
     return dataset, detail_job, startups
 
 
+# ---- the flow of training data: ingestion and live watchers ----------------------------------------------------
+
+
+def queued_jobs(api: Api, dataset: dict, count: int) -> list[str]:
+    """``count`` jobs on a GPU no agent of the embedded platform serves: they wait queued, moved only by the
+    trainer events this benchmark publishes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.platform.demo import DEMO_JOB
+    from services.platform.journey import call
+
+    body = {"dataset_id": dataset["id"], **DEMO_JOB, "gpu_config": {"type": "H100", "count": 1}}
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda _: call(api.client, "POST", "/api/jobs", json=body)["job"]["id"], range(count)))
+
+
+def trainer_metrics(job_id: str, step: int):
+    """The ``trainer.metrics`` event the trainer agent publishes for ``step`` of attempt 1 (its format, its id)."""
+    from brightrun.events.v1 import events_pb2
+    from services.common import events
+    from services.trainer_agent.agent import PRODUCER, _event_id
+    from services.trainer_agent.attempt import metric_point
+
+    line = {"epoch": 1, "step": step, "training_loss": 2.0 / step, "learning_rate": 1e-4, "grad_norm": 0.5,
+            "tokens_per_second": 1000.0}
+    event = events.new_event("trainer.metrics", producer=PRODUCER, user_id="", subject_id=job_id,
+                             trainer_metrics=events_pb2.TrainerMetrics(
+                                 job_id=job_id, attempt=1, metric_point=metric_point(job_id, line), total_steps=0))
+    event.event_id = _event_id(job_id, 1, "metrics", step, False)
+    return event
+
+
+class Trainer:
+    """The trainer agent's way out (its EventRelay) on the platform's NATS."""
+
+    async def __aenter__(self):
+        from services.common import events
+        from services.trainer_agent.relay import EventRelay
+
+        self._nc, js = await events.connect(self._url, "bench-trainer")
+        self.relay = EventRelay(js)
+        self.relay.start()
+        return self.relay
+
+    def __init__(self, nats_url: str):
+        self._url = nats_url
+
+    async def __aexit__(self, *exc) -> None:
+        await self.relay.stop(timeout=60)
+        await self._nc.close()
+
+
+async def ingestion_row(info: dict, job_ids: list[str], steps: int) -> Row:
+    """Points persisted a second, from the first publish to the last point stored, and the drain after the last
+    publish; a platform that has not stored them all ``DRAIN_LIMIT_S`` after the last publish is measured on
+    what it stored by then."""
+    import asyncpg
+
+    batch = [trainer_metrics(job_id, step) for step in range(1, steps + 1) for job_id in job_ids]
+    conn = await asyncpg.connect(info["database_url"].replace("+asyncpg", ""))
+    sql = "SELECT count(*) FROM job.metric_points WHERE job_id = ANY($1::uuid[])"
+    try:
+        async with Trainer(info["nats_url"]) as relay:
+            started = time.perf_counter()
+            for event in batch:
+                relay.send(event)
+            await relay.wait_published(relay.mark)
+            published = time.perf_counter()
+            while (stored := await conn.fetchval(sql, job_ids)) < len(batch):
+                if time.perf_counter() - published > DRAIN_LIMIT_S:
+                    break
+                await asyncio.sleep(0.05)
+            ended = time.perf_counter()
+    finally:
+        await conn.close()
+    rate = stored / (ended - started)
+    drained = (f"drained {ended - published:.1f} s after the last" if stored == len(batch)
+               else f"{stored} stored {DRAIN_LIMIT_S:.0f} s after the last")
+    return Row(
+        f"ingestion: trainer metric points persisted/s ({len(batch)} points, {len(job_ids)} jobs)",
+        f"{rate:.0f} points/s (published {len(batch) / (published - started):.0f}/s, {drained})",
+        f">= {INGEST_GOAL_PPS} points/s", rate >= INGEST_GOAL_PPS,
+    )
+
+
+async def _watch(info: dict, job_id: str, ready: asyncio.Event, arrived: dict[str, float]) -> None:
+    """One SSE stream of ``job_id``: sets ``ready`` at its first status, notes when its first metric arrived."""
+    url = urlsplit(info["gateway"])
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(f"GET /api/jobs/{job_id}/events HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
+                     f"Authorization: Bearer {info['token']}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        while line := await reader.readline():
+            if line.startswith(b"event: status"):
+                ready.set()
+            elif line.startswith(b"event: metric"):
+                arrived[job_id] = time.perf_counter()
+                return
+    finally:
+        ready.set()
+        writer.close()
+
+
+async def watcher_row(info: dict, job_ids: list[str]) -> Row:
+    """Publish -> SSE ``event: metric`` for one point of each of many jobs, each watched on its own stream."""
+    arrived: dict[str, float] = {}
+    readies = [asyncio.Event() for _ in job_ids]
+    opening = asyncio.Semaphore(50)  # streams opened at once: the gateway's accept queue stays short
+
+    async def watch(job_id: str, ready: asyncio.Event) -> None:
+        async with opening:
+            task = asyncio.create_task(_watch(info, job_id, ready, arrived))
+            await ready.wait()
+        await task
+
+    watches = [asyncio.create_task(watch(j, r)) for j, r in zip(job_ids, readies)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
+        sent: dict[str, float] = {}
+        async with Trainer(info["nats_url"]) as relay:
+            for job_id in job_ids:
+                sent[job_id] = time.perf_counter()
+                relay.send(trainer_metrics(job_id, 1))
+            await asyncio.wait(watches, timeout=WATCH_LIMIT_S)
+    finally:
+        for task in watches:
+            task.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
+    # A watcher that never saw its point counts as the wait's limit: the percentiles are then lower bounds.
+    latencies = [arrived[j] - sent[j] if j in arrived else WATCH_LIMIT_S for j in job_ids]
+    missed = len(job_ids) - len(arrived)
+    return Row(
+        f"watchers: publish -> SSE metric p50 / p99 ({len(job_ids)} watchers of as many jobs)",
+        f"{percentile(latencies, 50) * 1000:.0f} / {percentile(latencies, 99) * 1000:.0f} ms"
+        + (f" ({missed} never saw it within {WATCH_LIMIT_S:.0f} s, counted as that)" if missed else ""),
+    )
+
+
+async def flow_rows(info: dict, api: Api, dataset: dict, flow: Flow) -> list[Row]:
+    """The ingestion row, then the watcher row."""
+    ingesting = await asyncio.to_thread(queued_jobs, api, dataset, flow.jobs)
+    rows = [await ingestion_row(info, ingesting, flow.steps)]
+    watched = await asyncio.to_thread(queued_jobs, api, dataset, flow.watchers)
+    rows.append(await watcher_row(info, watched))
+    return rows
+
+
 # ---- the table --------------------------------------------------------------------------------------------------
 
 
@@ -456,7 +623,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
+async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool = False) -> list[Row]:
+    if flow_only:
+        api = Api(info)
+        dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
+        rows = await flow_rows(info, api, dataset, flow)
+        api.client.close()
+        return rows
     meters = Meters(info["processes"], info["database_url"])
     http = Http(info["gateway"], info["token"])
     rows = []
@@ -518,6 +691,7 @@ async def bench(info: dict, work: Path, mode: Mode) -> list[Row]:
         f"{platform_rate:.2f} vs {alone_rate:.2f} MB/s ({share:.0%})",
         f">= {DATASET_SHARE_GOAL:.0%}", share >= DATASET_SHARE_GOAL,
     ))
+    rows += await flow_rows(info, api, dataset, flow)
     api.client.close()
     return rows
 
@@ -527,6 +701,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--smoke", action="store_true", help="low rates, a few seconds a row: proves the bench runs")
     parser.add_argument("--rates", type=int, nargs="+", help="request rates of the API rows")
     parser.add_argument("--seconds", type=float, help="seconds of load a row")
+    parser.add_argument("--flow-only", action="store_true", help="only the ingestion and watcher rows")
     parser.add_argument("--_serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._serve:
@@ -538,7 +713,7 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="brightrun-bench-") as tmp:
         work = Path(tmp)
         with Served(work / "home") as info:
-            rows = asyncio.run(bench(info, work, mode))
+            rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only))
     report = "\n".join([
         f"control plane on {os.cpu_count()} cores{' (smoke: figures are not comparable)' if args.smoke else ''}",
         *table(rows),

@@ -157,6 +157,22 @@ async def page_and_total(conn: AsyncConnection, table: str, where: str, page_sql
     return rows, (await conn.execute(text(count), params)).scalar_one()
 
 
+async def claim_events(conn: AsyncConnection, consumer: str, event_ids: list[str]) -> set[str]:
+    """:func:`claim_event` for many ids in one statement; returns those not handled before.
+
+    Ids must be canonical UUID strings (``str(uuid.UUID(...))``), as the
+    returned ones are.
+    """
+    rows = await conn.execute(
+        text(
+            "INSERT INTO processed_events (consumer, event_id) SELECT :c, unnest(CAST(:ids AS UUID[])) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        ),
+        {"c": consumer, "ids": list(event_ids)},
+    )
+    return {str(row.event_id) for row in rows}
+
+
 def refused_value(exc: BaseException) -> bool:
     """Whether ``exc`` is a value the statement carried being refused (SQLSTATE
     class 22, "data exception": not a UUID, out of range): the same values

@@ -8,6 +8,10 @@ nothing and a re-publish is dropped by JetStream. :func:`consume` runs a
 durable pull consumer whose handler acks only after its own commit, and
 parks a message it can never handle on the DEADLETTER stream
 (:func:`dead_letter`) so that one bad message never stops the ones after it.
+:func:`consume_batches` is the same consumer for a high-rate stream (trainer
+metrics): its handler applies hundreds of messages in one transaction, they
+are acked together after it commits, and a batch that fails is applied again
+one message at a time, so only the bad message is parked or redelivered.
 """
 
 from __future__ import annotations
@@ -59,10 +63,15 @@ def assignment_kind(msg: Msg) -> str:
 
 # A header value is one line; a longer reason is cut (the log has it whole).
 _MAX_REASON = 1000
+# How long the relay waits for JetStream's answers to one round of publishes.
+_RELAY_ANSWERS_S = 10.0
 # Redelivery after a handler error waits 1, 2, 4 ... seconds, at most this.
 _MAX_REDELIVERY_DELAY = 30.0
 
 Handler = Callable[[events_pb2.Event], Awaitable[None]]
+BatchHandler = Callable[[list[events_pb2.Event]], Awaitable[None]]
+# Called by the outbox relay with each row's subject and payload once JetStream took it.
+Mirror = Callable[[str, bytes], Awaitable[None]]
 
 
 class Unappliable(Exception):
@@ -82,6 +91,18 @@ def new_event(type_: str, *, producer: str, user_id: str, subject_id: str, **pay
 async def add_to_outbox(conn: AsyncConnection, event: events_pb2.Event) -> None:
     """Write ``event`` in the caller's transaction; the relay publishes it after commit."""
     await add_message_to_outbox(conn, event.type, event.SerializeToString(), event.event_id)
+
+
+async def add_all_to_outbox(conn: AsyncConnection, batch: list[events_pb2.Event]) -> None:
+    """:func:`add_to_outbox` for many events, in their order, in one statement."""
+    if batch:
+        await conn.execute(
+            text("INSERT INTO outbox (event_id, subject, payload) SELECT event_id, subject, payload FROM "
+                 "unnest(CAST(:ids AS UUID[]), CAST(:subjects AS TEXT[]), CAST(:payloads AS BYTEA[])) "
+                 "WITH ORDINALITY AS o(event_id, subject, payload, n) ORDER BY n"),
+            {"ids": [e.event_id for e in batch], "subjects": [e.type for e in batch],
+             "payloads": [e.SerializeToString() for e in batch]},
+        )
 
 
 async def add_message_to_outbox(conn: AsyncConnection, subject: str, data: bytes, message_id: str) -> None:
@@ -122,13 +143,16 @@ class OutboxRelay:
     """Publishes a service's committed outbox rows, oldest first.
 
     Woken by every commit of the service's Database; a slow sweep also catches
-    rows another replica (or a crashed process) committed.
+    rows another replica (or a crashed process) committed. ``mirror``, when
+    set, is also given every row once published (a service's live copy of its
+    events); it runs again for a row whose round failed, like the publish.
     """
 
     def __init__(self, db: Database, js: JetStreamContext, *, sweep_seconds: float = 2.0):
         self._db = db
         self._js = js
         self._sweep = sweep_seconds
+        self.mirror: Mirror | None = None
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -156,8 +180,19 @@ class OutboxRelay:
                         )
                     )
                 ).all()
-                for row in rows:
-                    await publish(self._js, row.subject, bytes(row.payload), str(row.event_id))
+                # Sent in order without waiting for each answer; any failure leaves the whole round unpublished.
+                answers: list[asyncio.Future] = []
+                try:
+                    for row in rows:
+                        answers.append(await self._js.publish_async(
+                            row.subject, bytes(row.payload), headers={"Nats-Msg-Id": str(row.event_id)}))
+                    await asyncio.wait_for(asyncio.gather(*answers), _RELAY_ANSWERS_S)
+                finally:
+                    for answer in answers:  # those left waiting when one failed: their slots are freed
+                        answer.cancel()
+                if self.mirror is not None:
+                    for row in rows:
+                        await self.mirror(row.subject, bytes(row.payload))
                 if rows:
                     await conn.execute(
                         text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)"),
@@ -202,6 +237,68 @@ async def consume(
     :func:`dead_letter`, and the next message is handled. Raises only when
     the consumer cannot be created or bound (NATS unreachable at start).
     """
+    async def each(msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await _settling(durable, msg, _deliver(js, msg, durable=durable, handler=handler, max_deliver=max_deliver))
+
+    await _pull(js, stream=stream, durable=durable, subjects=subjects, stop=stop, ack_wait=ack_wait,
+                max_deliver=max_deliver, batch=10, on_messages=each)
+
+
+async def consume_batches(
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    subjects: list[str],
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    batch: int = 500,
+    ack_wait: float = 60.0,
+    max_deliver: int = 10,
+) -> None:
+    """:func:`consume` for many messages a second: ``handler`` gets up to ``batch`` events, in stream order.
+
+    ``handler`` applies them in one transaction (claiming their ids with
+    :func:`services.common.db.claim_events`); they are acked after it returns,
+    without waiting for the server's answer to each ack (a lost ack is a
+    redelivery, which the claims make harmless). Undecodable messages are
+    parked first. When the handler raises, the batch is handed to it again
+    one message at a time, each settled as :func:`consume` settles it, so one
+    bad message is parked (or redelivered) and the others are stored.
+    """
+    async def batched(msgs: list[Msg]) -> None:
+        decoded: list[tuple[Msg, events_pb2.Event]] = []
+        for msg in msgs:
+            _count_redelivery(durable, msg)
+            try:
+                decoded.append((msg, events_pb2.Event.FromString(msg.data)))
+            except DecodeError as exc:
+                await _settling(durable, msg, dead_letter(js, msg, consumer=durable, reason=f"undecodable: {exc}"))
+        if not decoded:
+            return
+        try:
+            await handler([event for _, event in decoded])
+        except Exception as exc:
+            if len(decoded) > 1:
+                log.warning("%s: a batch of %d failed (%r); applying its messages one at a time",
+                            durable, len(decoded), exc)
+            for msg, event in decoded:
+                await _settling(durable, msg, _apply(js, msg, event, durable=durable,
+                                                     handler=lambda e: handler([e]), max_deliver=max_deliver))
+            return
+        for msg, _ in decoded:
+            await _settling(durable, msg, msg.ack())
+
+    await _pull(js, stream=stream, durable=durable, subjects=subjects, stop=stop, ack_wait=ack_wait,
+                max_deliver=max_deliver, batch=batch, on_messages=batched)
+
+
+async def _pull(
+    js: JetStreamContext, *, stream: str, durable: str, subjects: list[str], stop: asyncio.Event, ack_wait: float,
+    max_deliver: int, batch: int, on_messages: Callable[[list[Msg]], Awaitable[None]],
+) -> None:
+    """Bind (or create) the durable consumer and hand each fetch of up to ``batch`` messages to ``on_messages``."""
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
@@ -217,33 +314,47 @@ async def consume(
     try:
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch=10, timeout=1.0)
+                msgs = await sub.fetch(batch=batch, timeout=1.0)
             except TimeoutError:  # nats-py raises its own subclass or plain asyncio.TimeoutError
                 continue
             except Exception:  # NATS reconnecting: the messages wait in the stream
                 log.exception("%s could not fetch; retrying", durable)
                 await asyncio.sleep(1.0)
                 continue
-            for msg in msgs:
-                try:
-                    await _deliver(js, msg, durable=durable, handler=handler, max_deliver=max_deliver)
-                except Exception:
-                    # NATS went away while acking or parking: the message is
-                    # redelivered after ack_wait; this consumer must go on.
-                    log.exception("%s could not settle a message on %s; it will be redelivered", durable, msg.subject)
+            await on_messages(msgs)
     finally:
         # A live pull subscription makes nc.drain() hang: unsubscribe first.
         await sub.unsubscribe()
 
 
-async def _deliver(js: JetStreamContext, msg: Msg, *, durable: str, handler: Handler, max_deliver: int) -> None:
+async def _settling(durable: str, msg: Msg, settle: Awaitable[None]) -> None:
+    """Await ``settle`` (handling, acking or parking ``msg``); an error is logged, never raised."""
+    try:
+        await settle
+    except Exception:
+        # NATS went away while acking or parking: the message is
+        # redelivered after ack_wait; this consumer must go on.
+        log.exception("%s could not settle a message on %s; it will be redelivered", durable, msg.subject)
+
+
+def _count_redelivery(durable: str, msg: Msg) -> None:
     if msg.metadata.num_delivered > 1:
         CONSUMER_REDELIVERIES.labels(durable).inc()
+
+
+async def _deliver(js: JetStreamContext, msg: Msg, *, durable: str, handler: Handler, max_deliver: int) -> None:
+    _count_redelivery(durable, msg)
     try:
         event = events_pb2.Event.FromString(msg.data)
     except DecodeError as exc:
         await dead_letter(js, msg, consumer=durable, reason=f"undecodable: {exc}")
         return
+    await _apply(js, msg, event, durable=durable, handler=handler, max_deliver=max_deliver)
+
+
+async def _apply(js: JetStreamContext, msg: Msg, event: events_pb2.Event, *, durable: str, handler: Handler,
+                 max_deliver: int) -> None:
+    """Handle one decoded message and settle it: ack, park, or leave it for redelivery with backoff."""
     try:
         await handler(event)
     except Exception as exc:

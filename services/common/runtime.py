@@ -85,9 +85,23 @@ class ServiceRuntime:
         self._consumers.append(task)
         self._subscriptions.append((stream, durable))
 
+    def consume_batches(
+        self, *, stream: str, durable: str, subjects: list[str], handler: events.BatchHandler, batch: int,
+        ack_wait: float = 60.0,
+    ) -> None:
+        """:meth:`consume` with :func:`events.consume_batches`: ``ack_wait`` must outlast one batch."""
+        self.run_task(durable, lambda stopping: events.consume_batches(
+            self.js, stream=stream, durable=durable, subjects=subjects, handler=handler, stop=stopping, batch=batch,
+            ack_wait=ack_wait))
+        self._subscriptions.append((stream, durable))
+
     async def _sample_backlog(self) -> None:
         await backlog.sample_outbox(self.db, self.name)
         await backlog.sample_consumers(self.js, self._subscriptions)
+
+    def mirror_outbox(self, mirror: events.Mirror) -> None:
+        """Give ``mirror`` each outbox row the relay publishes (see :class:`events.OutboxRelay`)."""
+        self._relay.mirror = mirror
 
     def run_task(self, name: str, work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run ``work(stopping)`` until the service stops, watched like a consumer: its

@@ -1,15 +1,21 @@
 """job_svc's event handlers: trainer lifecycle and metrics move the job through
 its states; ``artifact.created`` links the job to its artifact.
 
-Each handler claims the event id in the transaction that applies it, so a
-redelivery changes nothing; metric points are also unique per (job, step), so
-a replay by a resumed attempt never double-counts, and a resumed job is not
-announced as started twice. A validation result joins the point of the step
-it followed.
+Trainer events come in batches (:func:`services.common.events.consume_batches`):
+one transaction claims the batch's event ids, stores its metric points with
+one multi-row insert and saves each job it touched once, with one
+``job.progressed`` for billing and the points for the job's watchers
+(services.job_svc.live). Each job's events are applied in the order they
+were sent, so a completion never overtakes the points before it. A claimed
+event id is never applied again, and metric points are unique per (job,
+step), so a redelivery, or a replay by a resumed attempt, never double-counts
+and a resumed job is not announced as started twice. A validation result
+joins the point of the step it followed.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from datetime import datetime, timezone
@@ -19,53 +25,106 @@ from google.protobuf import json_format
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 from services.common import run_summary
-from services.common.db import Database, claim_event
-from services.common.export_queue import is_export_consumer
+from services.common.db import Database, claim_event, claim_events
 from services.common.errors import FailedPrecondition
-from services.common.events import assignment_kind
+from services.common.events import Unappliable, assignment_kind
+from services.common.export_queue import is_export_consumer
+from services.common.paging import canonical_uuid
 from services.job_svc import calibration, events, store
 from services.job_svc.charge_time import charged_until
 from services.job_svc.gauges import observe_queue_wait
+from services.job_svc.job import Job
+from services.job_svc.live import LiveFeed
 from services.job_svc.messages import current_metrics, metric_point_message
 
 log = logging.getLogger(__name__)
 TRAINER_DURABLE = "job-trainer"
 ARTIFACTS_DURABLE = "job-artifacts"
+# The trainer events job_svc applies; others on trainer.> (checkpoints saved) are for other readers.
+_APPLIED = frozenset({"trainer_attempt_started", "trainer_attempt_planned", "trainer_metrics",
+                      "trainer_attempt_completed", "trainer_attempt_failed"})
 
 
 class TrainerEvents:
     """Each trainer event is one Job method; an event that would be an illegal
     move (a late report for an ended job) is logged and changes nothing."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, live: LiveFeed):
         self._db = db
+        self._live = live
 
-    async def handle(self, event: events_pb2.Event) -> None:
-        kind = event.WhichOneof("payload")
-        apply = {
-            "trainer_attempt_started": self._started,
-            "trainer_attempt_planned": self._planned,
-            "trainer_metrics": self._metrics,
-            "trainer_attempt_completed": self._completed,
-            "trainer_attempt_failed": self._failed,
-        }.get(kind)
-        if apply is None:
+    async def handle_batch(self, batch: list[events_pb2.Event]) -> None:
+        """Apply ``batch`` (in stream order) in one transaction, then publish the points it showed.
+
+        Raises Unappliable for an event whose ids are not UUIDs or whose point
+        names another job: the consumer then applies the batch one event at a
+        time and parks that one.
+        """
+        wall = datetime.now(timezone.utc)
+        by_id: dict[str, events_pb2.Event] = {}
+        for event in batch:
+            if event.WhichOneof("payload") in _APPLIED:
+                by_id.setdefault(_checked(event), event)
+        if not by_id:
             return
-        # A run's end is charged up to when it happened, not when it was read.
-        now = charged_until(event, datetime.now(timezone.utc))
-        try:
-            async with self._db.transaction() as conn:
-                if not await claim_event(conn, TRAINER_DURABLE, event.event_id):
-                    return
-                job = await store.load_job(conn, event.subject_id)
-                if job is None:
-                    return
-                await apply(conn, job, getattr(event, kind), now)
-        except FailedPrecondition as exc:
-            # Rolled back whole, the metric point stored before the move included: no redelivery can make it legal.
-            log.info("job %s: %s ignored: %s", event.subject_id, event.type, exc)
+        shown: dict[str, list[job_pb2.MetricPoint]] = {}
+        async with self._db.transaction() as conn:
+            fresh = await claim_events(conn, TRAINER_DURABLE, list(by_id))
+            todo = [event for event_id, event in by_id.items() if event_id in fresh]
+            jobs = await store.load_jobs(conn, {event.subject_id for event in todo})
+            todo = [event for event in todo if event.subject_id in jobs]  # a job that is not (any more): nothing
+            stored = await store.insert_metric_points(
+                conn, [event.trainer_metrics.metric_point for event in todo if event.HasField("trainer_metrics")])
+            by_job: dict[str, list[events_pb2.Event]] = {job_id: [] for job_id in jobs}
+            for event in todo:
+                by_job[event.subject_id].append(event)
+            saves = []
+            for job_id, job in jobs.items():
+                shown[job_id], last_run = await self._apply(conn, job, by_job[job_id], stored, wall)
+                if last_run is not None:
+                    saves.append(last_run)
+            await events.save_all(conn, saves)
+        for job_id, points in shown.items():
+            await self._live.points(job_id, points)
 
-    async def _started(self, conn, job, started: events_pb2.TrainerAttemptStarted, now) -> None:
+    async def _apply(self, conn, job: Job, todo: list[events_pb2.Event], stored: dict, wall: datetime):
+        """Apply one job's events in order; returns the points that moved it and the save of its last run of
+        points, left to the caller to write with the other jobs' (None: nothing to save).
+
+        A run of metric points is saved once, with ``job.started`` if the job
+        started running and one ``job.progressed`` carrying the last point
+        that moved it; any other event first saves the run before it.
+        """
+        shown: list[job_pb2.MetricPoint] = []
+        types: list[str] = []
+        for event in todo:
+            kind = event.WhichOneof("payload")
+            if kind == "trainer_metrics":
+                # Popped: a second event of the same step in this batch is its replay.
+                row = stored.pop((job.id, event.trainer_metrics.metric_point.step), None)
+                if row is None or job.ended:
+                    # A replay; or a step trained before the end but delivered after it (held back by an outage,
+                    # or sent before the trainer heard of a cancel): it belongs in the history, the job stays as it ended.
+                    continue
+                point = metric_point_message(row)
+                moved = job.record_point(point.step, point.epoch, current_metrics(point), row.timestamp, wall)
+                types += [t for t in moved if t not in types]
+                if "job.progressed" in moved:
+                    shown.append(point)
+                continue
+            if run := _run_of_points(job, types, shown):
+                await events.save(conn, *run)
+            types = []
+            before = copy.deepcopy(job)
+            try:
+                await getattr(self, f"_{kind}")(conn, job, getattr(event, kind), charged_until(event, wall))
+            except FailedPrecondition as exc:
+                # Raised before anything was written: the job stays as it was.
+                log.info("job %s: %s ignored: %s", job.id, event.type, exc)
+                job.__dict__.update(before.__dict__)
+        return shown, _run_of_points(job, types, shown)
+
+    async def _trainer_attempt_started(self, conn, job, started: events_pb2.TrainerAttemptStarted, now) -> None:
         layout = None
         if started.HasField("batch_layout"):
             layout = json_format.MessageToDict(started.batch_layout, preserving_proto_field_name=True)
@@ -73,22 +132,10 @@ class TrainerEvents:
         await events.save(conn, job, moves)
         observe_queue_wait(job, moves)
 
-    async def _planned(self, conn, job, planned: events_pb2.TrainerAttemptPlanned, now) -> None:
+    async def _trainer_attempt_planned(self, conn, job, planned: events_pb2.TrainerAttemptPlanned, now) -> None:
         await events.save(conn, job, job.plan_attempt(planned.attempt, planned.total_steps, planned.resumed_from_step))
 
-    async def _metrics(self, conn, job, metrics: events_pb2.TrainerMetrics, now) -> None:
-        stored = await store.insert_metric_point(conn, metrics.metric_point)
-        if stored is None:
-            return  # a replay: the point is there already
-        if job.ended:
-            # A step trained before the end but delivered after it (held back by an outage, or sent
-            # before the trainer heard of a cancel): it belongs in the history; the job stays as it ended.
-            return
-        point = metric_point_message(stored)
-        types = job.record_point(point.step, point.epoch, current_metrics(point), stored.timestamp, now)
-        await events.save(conn, job, types, {"job.progressed": {"metric_point": point}})
-
-    async def _completed(self, conn, job, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
+    async def _trainer_attempt_completed(self, conn, job, completed: events_pb2.TrainerAttemptCompleted, now) -> None:
         summary = completed.summary
         done = run_summary.STEPS_COMPLETED
         types = job.complete(int(summary[done]) if done in summary else None, now)
@@ -96,8 +143,32 @@ class TrainerEvents:
                                 {"job.completed": {"manifest": completed.manifest, "summary": summary}})
         await calibration.record_completed(conn, row)
 
-    async def _failed(self, conn, job, failed: events_pb2.TrainerAttemptFailed, now) -> None:
+    async def _trainer_attempt_failed(self, conn, job, failed: events_pb2.TrainerAttemptFailed, now) -> None:
         await events.save(conn, job, job.attempt_failed(failed.reason, failed.retryable, failed.cancelled, now))
+
+
+def _run_of_points(job: Job, types: list[str], shown: list[job_pb2.MetricPoint]):
+    """What saves a run of points: the job, its event types, the point job.progressed carries; None: nothing."""
+    if not types and not job.changes:
+        return None
+    return job, types, {"job.progressed": {"metric_point": shown[-1]}} if shown else None
+
+
+def _checked(event: events_pb2.Event) -> str:
+    """``event`` with its job id (and its point's) canonical; returns its canonical event id.
+
+    Raises Unappliable for an id that is not a UUID or a point of another job than the event's.
+    """
+    event_id, job_id = canonical_uuid(event.event_id), canonical_uuid(event.subject_id)
+    if event_id is None or job_id is None:
+        raise Unappliable(f"event_id {event.event_id!r} and subject_id {event.subject_id!r} must be UUIDs")
+    event.subject_id = job_id
+    if event.HasField("trainer_metrics"):
+        point = event.trainer_metrics.metric_point
+        if canonical_uuid(point.job_id) != job_id:
+            raise Unappliable(f"metric_point.job_id {point.job_id!r} is not the event's job {job_id}")
+        point.job_id = job_id
+    return event_id
 
 
 class ArtifactEvents:

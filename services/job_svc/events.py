@@ -40,3 +40,12 @@ async def save(conn, job: Job, types: list[str], extras: dict[str, dict] | None 
     for type_ in types:
         await events.add_to_outbox(conn, job_event(type_, row, **(extras or {}).get(type_, {})))
     return row
+
+
+async def save_all(conn, saves: list[tuple[Job, list[str], dict[str, dict] | None]]) -> None:
+    """:func:`save` for many jobs, each with its event types and extras: one update of the jobs and one insert
+    into the outbox, in the caller's transaction."""
+    rows = await store.save_jobs(conn, [job for job, _, _ in saves])
+    await events.add_all_to_outbox(conn, [
+        job_event(type_, rows[job.id], **(extras or {}).get(type_, {})) for job, types, extras in saves for type_ in types
+    ])

@@ -10,7 +10,6 @@ import grpc
 
 from brightrun.artifact.v1 import artifact_pb2_grpc
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
-from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf import json_format
 from services.common import events, idempotency
@@ -20,7 +19,7 @@ from services.common.errors import FailedPrecondition, NotFound, field_errors
 from services.common.paging import canonical_uuid, parse_page
 from services.common.storage import model_prefix
 from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
-from services.job_svc import launch_checks, lineage, preflight, store
+from services.job_svc import launch_checks, lineage, live, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate
@@ -301,19 +300,19 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
     async def WatchJob(self, request, context):
         """The job now, its metric points after ``after_step``, then each change live until it ends.
 
-        Raises NotFound for a missing or another user's job.
+        Live changes come from the job's own subjects (services.job_svc.live),
+        so a watch costs its job's events only. Raises NotFound for a missing
+        or another user's job.
         """
         uid, job_id = user_id(context), _uuid(request.job_id, "Job")
         updates: asyncio.Queue = asyncio.Queue()
 
-        async def on_event(msg) -> None:
-            event = events_pb2.Event.FromString(msg.data)
-            if event.subject_id == job_id:
-                updates.put_nowait(event)
+        async def on_live(msg) -> None:
+            updates.put_nowait((msg.subject, msg.data))
 
         # Subscribe before reading the snapshot: a change committed in between
         # (the job ending, say) would otherwise never reach this watcher.
-        subscription = await self._nc.subscribe("job.>", cb=on_event)
+        subscription = await self._nc.subscribe(live.watch_subject(job_id), cb=on_live)
         try:
             # The job and its points from one read: the points are those of the job as shown.
             async with self._db.read() as conn:
@@ -321,29 +320,34 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 points = await store.metric_points(conn, job_id, request.after_step, 100_000)
             # The snapshot's cost so far as of now.
             yield job_pb2.WatchJobResponse(job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)))
-            seen, last_step = row.updated_at, request.after_step
+            seen, last = row.updated_at, None
             for point in points:
                 yield job_pb2.WatchJobResponse(metric_point=metric_point_message(point))
-                last_step = point.step
+                last = point
+            last_step, validated = (request.after_step, False) if last is None else (
+                last.step, last.validation_loss is not None)
             if row.status in TERMINAL:
                 if row.status == "completed" and row.artifact_id is None:
                     async for linked in self._artifact_linked(uid, job_id):
                         yield linked
                 return
             while True:
-                event = await updates.get()
-                job = getattr(event, event.WhichOneof("payload")).job
-                # Events queued before the snapshot describe states it already shows.
-                fresh = job.updated_at.ToDatetime(tzinfo=timezone.utc) > seen
-                if fresh:
-                    seen = job.updated_at.ToDatetime(tzinfo=timezone.utc)
-                    yield job_pb2.WatchJobResponse(job=job)
-                point = event.job_progressed.metric_point
-                # A fresh point of the last step sent is that step's validation result; a clock tick has no point.
-                if event.job_progressed.HasField("metric_point") and (
-                        point.step > last_step or fresh and point.step == last_step):
-                    last_step = point.step
-                    yield job_pb2.WatchJobResponse(metric_point=point)
+                subject, data = await updates.get()
+                if live.is_points(subject):
+                    for point in job_pb2.ListMetricPointsResponse.FromString(data).metric_points:
+                        # A later point of the last step sent is that step's validation result; points the
+                        # snapshot showed already are not sent again.
+                        if point.step > last_step or (point.step == last_step and not validated
+                                                      and point.HasField("validation_loss")):
+                            last_step, validated = point.step, point.HasField("validation_loss")
+                            yield job_pb2.WatchJobResponse(metric_point=point)
+                    continue
+                job = job_pb2.Job.FromString(data)
+                # States older than the snapshot (queued before it, published after) are not news.
+                if job.updated_at.ToDatetime(tzinfo=timezone.utc) <= seen:
+                    continue
+                seen = job.updated_at.ToDatetime(tzinfo=timezone.utc)
+                yield job_pb2.WatchJobResponse(job=job)
                 if STATUS_NAMES[job.status] in TERMINAL:
                     if job.status == job_pb2.JOB_STATUS_COMPLETED and not job.HasField("artifact_id"):
                         async for linked in self._artifact_linked(uid, job_id):

@@ -1,4 +1,4 @@
-"""Wiring of job_svc: database, trainer, artifact and budget consumers, the clock (cost ticks, queue alerts), the dataset_svc and billing_svc clients, gRPC."""
+"""Wiring of job_svc: database, trainer (in batches), artifact and budget consumers, the live feed of each job to its watchers, the clock (cost ticks, queue alerts), the dataset_svc and billing_svc clients, gRPC."""
 
 from __future__ import annotations
 
@@ -24,17 +24,23 @@ from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
 from services.job_svc.clock import JobClock
 from services.job_svc.handlers import JobHandlers
+from services.job_svc.live import LiveFeed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Trainer events applied in one transaction at most: hundreds keep a batch well inside its ack wait.
+TRAINER_BATCH = 500
 
 
 async def start(settings: Settings, *, address: str | None = None, schema: str = "job") -> ServiceRuntime:
     """Start the service; ``address`` defaults to ``settings.job_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("job_svc", settings, schema=schema, migrations=MIGRATIONS)
-    # One short transaction a message: a delivery lost with a NATS outage comes back within 15 s, not a
+    live = LiveFeed(runtime.nc)
+    runtime.mirror_outbox(live.mirror)
+    # One short transaction a batch: a delivery lost with a NATS outage comes back within 15 s, not a
     # minute, so a job's metric history has no gap for long.
-    runtime.consume(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
-                    handler=TrainerEvents(runtime.db).handle, ack_wait=15.0)
+    trainer = TrainerEvents(runtime.db, live)
+    runtime.consume_batches(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
+                            handler=trainer.handle_batch, batch=TRAINER_BATCH, ack_wait=15.0)
     runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
                     handler=ArtifactEvents(runtime.db).handle)
     runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],

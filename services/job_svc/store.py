@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from sqlalchemy import text
@@ -53,6 +53,15 @@ async def load_job(conn: AsyncConnection, job_id: str, user_id: str | None = Non
     return None if row is None else Job.from_row(row)
 
 
+async def load_jobs(conn: AsyncConnection, job_ids: set[str]) -> dict[str, Job]:
+    """The jobs of ``job_ids`` that exist, as aggregates by id, their rows locked until the transaction ends.
+
+    Locked in id order, so two transactions locking some of the same jobs never wait on each other in a circle.
+    """
+    sql = "SELECT * FROM jobs WHERE id = ANY(CAST(:ids AS UUID[])) ORDER BY id FOR UPDATE"
+    return {str(row.id): Job.from_row(row) for row in await conn.execute(text(sql), {"ids": list(job_ids)})}
+
+
 async def running_jobs_quiet_for(conn: AsyncConnection, seconds: float, limit: int = 100) -> list[Job]:
     """Running jobs unchanged for ``seconds``, locked; rows another transaction holds are skipped."""
     sql = ("SELECT * FROM jobs WHERE status = 'running' AND updated_at < clock_timestamp() - make_interval(secs => :s) "
@@ -81,6 +90,38 @@ async def save_job(conn: AsyncConnection, job: Job) -> Row:
 LIST_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
 
 
+async def save_jobs(conn: AsyncConnection, jobs: list[Job]) -> dict[str, Row]:
+    """:func:`save_job` for many jobs in one statement; returns the rows as they are now, by job id.
+
+    Every column any of them changed is written for each of them, from its
+    aggregate: one that did not change it holds the value its row has (the
+    rows are locked since they were loaded).
+    """
+    changed = [job for job in jobs if job.changes]
+    rows = {}
+    if changed:
+        columns = sorted({name for job in changed for name in job.changes})
+        values = json.dumps([{"id": job.id, **{name: getattr(job, name) for name in columns}} for job in changed],
+                            default=_json_value)
+        # jsonb_populate_recordset reads each column as the jobs table types it.
+        sql = (f"UPDATE jobs SET {', '.join(f'{name} = v.{name}' for name in columns)}, "
+               "updated_at = clock_timestamp() FROM jsonb_populate_recordset(NULL::jobs, CAST(:values AS JSONB)) AS v "
+               "WHERE jobs.id = v.id RETURNING jobs.*")
+        rows = {str(row.id): row for row in await conn.execute(text(sql), {"values": values})}
+        for job in changed:
+            job.changes.clear()
+    for job in jobs:
+        if job.id not in rows:
+            rows[job.id] = await get_job(conn, job.id)
+    return rows
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
 async def list_jobs(conn: AsyncConnection, user_id: str, status: str | None, page: Page):
     where = "user_id = :user_id" + (" AND status = :status" if status else "")
     params = {"user_id": user_id, "status": status, **LIST_ORDER.params(page)}
@@ -103,31 +144,57 @@ async def update_job(conn: AsyncConnection, job_id: str, **fields) -> Row:
     return (await conn.execute(text(sql), {"id": job_id, **values})).one()
 
 
-async def insert_metric_point(conn: AsyncConnection, point: job_pb2.MetricPoint) -> Row | None:
-    """Store a point, or add a validation result to the point its step already
-    has (validation runs after the step it follows); returns the step's point
-    as stored now. None when the point brings nothing new (a replay)."""
-    optional = METRIC_FIELDS
-    values = {name: getattr(point, name) if point.HasField(name) else None for name in optional}
+def _point_values(point: job_pb2.MetricPoint) -> dict:
+    """A point's columns; the optional ones None where the point leaves them unset."""
+    return {
+        "job_id": point.job_id,
+        "step": point.step,
+        "epoch": point.epoch,
+        "timestamp": point.timestamp.ToDatetime(tzinfo=timezone.utc),
+        "training_loss": point.training_loss,
+        "learning_rate": point.learning_rate,
+        **{name: getattr(point, name) if point.HasField(name) else None for name in METRIC_FIELDS},
+    }
+
+
+# Column -> its array type, for the one multi-row insert of insert_metric_points.
+_POINT_COLUMNS = {
+    "job_id": "UUID", "step": "BIGINT", "epoch": "INTEGER", "timestamp": "TIMESTAMPTZ",
+    "training_loss": "DOUBLE PRECISION", "learning_rate": "DOUBLE PRECISION",
+    **{name: "DOUBLE PRECISION" for name in METRIC_FIELDS},
+}
+_VALIDATION = ("validation_loss", "perplexity")
+
+
+async def insert_metric_points(conn: AsyncConnection, points: list[job_pb2.MetricPoint]) -> dict[tuple[str, int], Row]:
+    """Store many points in one statement: each new (job, step) is inserted, and
+    a validation result joins the point its step already has (validation runs
+    after the step it follows). Returns the points that changed, as stored
+    now, by (job id, step); a (job, step) missing from it brought nothing new (a replay).
+
+    Points of one (job, step) in ``points`` are one row: the first, with the
+    first validation result among them.
+    """
+    merged: dict[tuple[str, int], dict] = {}
+    for point in points:
+        values = _point_values(point)
+        kept = merged.setdefault((point.job_id, point.step), values)
+        if kept["validation_loss"] is None and values["validation_loss"] is not None:
+            kept.update({name: values[name] for name in _VALIDATION})
+    if not merged:
+        return {}
+    columns = list(_POINT_COLUMNS)
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _POINT_COLUMNS.items())
     result = await conn.execute(
         text(
-            "INSERT INTO metric_points (job_id, step, epoch, timestamp, training_loss, learning_rate, "
-            f"{', '.join(optional)}) VALUES (:job_id, :step, :epoch, :timestamp, :training_loss, :learning_rate, "
-            f"{', '.join(':' + n for n in optional)}) ON CONFLICT (job_id, step) DO UPDATE SET "
+            f"INSERT INTO metric_points ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (job_id, step) DO UPDATE SET "
             "validation_loss = EXCLUDED.validation_loss, perplexity = EXCLUDED.perplexity "
             "WHERE metric_points.validation_loss IS NULL AND EXCLUDED.validation_loss IS NOT NULL RETURNING *"
         ),
-        {
-            "job_id": point.job_id,
-            "step": point.step,
-            "epoch": point.epoch,
-            "timestamp": point.timestamp.ToDatetime(tzinfo=timezone.utc),
-            "training_loss": point.training_loss,
-            "learning_rate": point.learning_rate,
-            **values,
-        },
+        {name: [row[name] for row in merged.values()] for name in columns},
     )
-    return result.first()
+    return {(str(row.job_id), row.step): row for row in result}
 
 
 async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, limit: int) -> list[Row]:

@@ -7,6 +7,14 @@ completion ahead of its last steps), and must not stop the worker: events
 wait in order in memory and go out when NATS is back. Every event id is
 deterministic, so a publish that reached the stream before its answer was
 lost is dropped as a duplicate when sent again.
+
+Events go out as asynchronous JetStream publishes, up to ``IN_FLIGHT`` of
+them unanswered at once (a step's metrics do not wait a round trip each),
+in order on one connection, and count as published in order, as their
+answers come. When one fails, the ones after it are sent again from it,
+after a backoff; those the stream had already stored are dropped as
+duplicates, so order is kept unless the connection broke between a lost
+publish and a later one it delivered.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from brightrun.events.v1 import events_pb2
-from services.common import events
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,6 +34,9 @@ T = TypeVar("T")
 # Backoff between tries while a dependency is away: from FIRST, doubling, at most MAX.
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 8.0
+# Publishes sent and not yet answered, at most; and how long one answer is awaited.
+IN_FLIGHT = 256
+ANSWER_TIMEOUT_S = 5.0
 
 
 def backoff(tries: int) -> float:
@@ -35,14 +45,15 @@ def backoff(tries: int) -> float:
 
 
 class EventRelay:
-    """Publishes events one at a time, oldest first, retrying each until NATS takes it.
+    """Publishes events oldest first, up to ``in_flight`` at once, retrying from the oldest unanswered until NATS takes it.
 
     ``send`` never blocks or fails; ``wait_published`` lets a caller hold a
     step that must follow earlier events (a checkpoint upload, an ack).
     """
 
-    def __init__(self, js):
+    def __init__(self, js, *, in_flight: int = IN_FLIGHT):
         self._js = js
+        self._in_flight = in_flight
         self._queue: collections.deque[events_pb2.Event] = collections.deque()
         self._sent = 0  # events handed to send()
         self._published = 0  # of those, published, in order
@@ -96,22 +107,34 @@ class EventRelay:
                 self._queued.clear()
                 await self._queued.wait()
                 continue
-            event = self._queue[0]
+            # The answers of the oldest events, in order; the queue keeps each event until its answer came.
+            answers: collections.deque[asyncio.Future] = collections.deque()
             try:
-                await events.publish(self._js, event.type, event.SerializeToString(), event.event_id)
-            except Exception as exc:  # NATS away or reconnecting: the event waits, training goes on
+                while self._queue:
+                    while len(answers) < min(self._in_flight, len(self._queue)):
+                        event = self._queue[len(answers)]
+                        answers.append(await self._js.publish_async(
+                            event.type, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id}))
+                    await asyncio.wait_for(answers[0], ANSWER_TIMEOUT_S)
+                    answers.popleft()
+                    self._queue.popleft()
+                    self._published += 1
+                    if tries:
+                        log.info("NATS is back after %d failed tries; publishing the %d waiting events",
+                                 tries, self.waiting)
+                        tries = 0
+                    async with self._changed:
+                        self._changed.notify_all()
+            except Exception as exc:  # NATS away or reconnecting: the events wait, training goes on
+                for answer in answers:
+                    if answer.done() and not answer.cancelled():
+                        answer.exception()  # retrieved: it is sent again
+                    answer.cancel()
                 tries += 1
                 if tries == 1:
-                    log.warning("publishing %s failed (%s); %d events wait, retrying", event.type, exc, self.waiting)
+                    log.warning("publishing %s failed (%r); %d events wait, retrying",
+                                self._queue[0].type, exc, self.waiting)
                 await asyncio.sleep(backoff(tries))
-                continue
-            if tries:
-                log.info("NATS is back after %d failed tries; publishing the %d waiting events", tries, self.waiting)
-            tries = 0
-            self._queue.popleft()
-            self._published += 1
-            async with self._changed:
-                self._changed.notify_all()
 
 
 async def retry(call: Callable[[], Awaitable[T]], what: str, *, deadline_s: float) -> T:

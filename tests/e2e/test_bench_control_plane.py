@@ -31,11 +31,16 @@ def test_the_control_plane_benchmark_prints_every_row_with_a_figure(monkeypatch)
         "PostgreSQL transactions/s of the idle platform",
     ]
     # Each API row at the smoke rate, then what its requests cost; then the job detail while a job trains;
-    # last, a dataset's confirm -> ready beside the validator alone.
-    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1) + 1
-    assert "while a job trains" in names[-4]
-    assert re.fullmatch(r"dataset \d+ MB confirm -> ready, beside validate_dataset alone", names[-1]), names[-1]
-    assert re.fullmatch(r"\d+\.\d\d vs \d+\.\d\d MB/s \(\d+%\)", rows[-1][1]), rows[-1]
+    # then a dataset's confirm -> ready beside the validator alone; last, the flow of training data:
+    # ingestion and live watchers.
+    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1) + 3
+    assert "while a job trains" in names[-7]
+    assert re.fullmatch(r"dataset \d+ MB confirm -> ready, beside validate_dataset alone", names[-3]), names[-3]
+    assert re.fullmatch(r"\d+\.\d\d vs \d+\.\d\d MB/s \(\d+%\)", rows[-3][1]), rows[-3]
+    assert names[-2] == "ingestion: trainer metric points persisted/s (200 points, 2 jobs)"
+    assert names[-1] == "watchers: publish -> SSE metric p50 / p99 (3 watchers of as many jobs)"
+    assert re.match(r"\d+ points/s \(published \d+/s, drained \d+\.\d s after the last\)$", rows[-2][1]), rows[-2]
+    assert re.match(r"\d+ / \d+ ms$", rows[-1][1]), rows[-1]  # every watcher saw its point
     for i, endpoint in enumerate((*ENDPOINTS, ENDPOINTS[0])):
         latency, cpu, transactions = names[5 + 3 * i : 8 + 3 * i]
         assert latency.startswith(endpoint) and latency.endswith("@ 20/s p50 / p99"), latency

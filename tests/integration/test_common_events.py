@@ -242,3 +242,60 @@ async def test_a_refused_value_is_told_apart_from_other_database_errors(db):
     # Not about a value: a retry, or a fixed deployment, may succeed.
     assert not refused_value(await error_of("SELECT * FROM no_such_table"))
     assert not refused_value(RuntimeError("the database is having a bad day"))
+
+
+async def test_a_batch_is_one_transaction_acked_together_and_its_poison_is_parked_while_the_rest_commit(settings, db):
+    nc, js = await events.connect(settings.nats_url, "test")
+    subject, durable = _subject(), f"test-{uuid.uuid4().hex[:8]}"
+    calls: list[int] = []
+    stop = asyncio.Event()
+
+    async def handle(batch: list[events_pb2.Event]) -> None:
+        calls.append(len(batch))
+        async with db.transaction() as conn:
+            for event in batch:
+                if event.subject_id == "no-such-thing":
+                    raise events.Unappliable("names nothing this consumer knows")
+                await conn.execute(text("INSERT INTO things (id, n) VALUES (:id, 1)"), {"id": event.subject_id})
+
+    good = [str(uuid.uuid4()) for _ in range(6)]
+    await _publish_raw(js, subject, _envelope(subject, good[0]))
+    await _publish_raw(js, subject, b"\xff garbage")
+    await _publish_raw(js, subject, _envelope(subject, good[1]))
+    await _publish_raw(js, subject, _envelope(subject, "no-such-thing"))
+    await _publish_raw(js, subject, _envelope(subject, "not-a-uuid"))  # PostgreSQL refuses it
+    for subject_id in good[2:]:
+        await _publish_raw(js, subject, _envelope(subject, subject_id))
+    consumer = asyncio.create_task(events.consume_batches(
+        js, stream="BILLING", durable=durable, subjects=[subject], handler=handle, stop=stop, batch=100))
+    parked = await _parked(js, durable, 3)
+
+    async def stored() -> int:
+        async with db.read() as conn:
+            return (await conn.execute(text("SELECT count(*) FROM things"))).scalar_one()
+
+    deadline = time.monotonic() + 20
+    while await stored() < len(good):
+        assert time.monotonic() < deadline, "the good messages were never stored"
+        await asyncio.sleep(0.1)
+    # The whole batch first (the garbage parked before it), then each of its messages alone.
+    assert calls == [8] + [1] * 8
+    later = [str(uuid.uuid4()) for _ in range(5)]
+    calls.clear()
+    for subject_id in later:
+        await _publish_raw(js, subject, _envelope(subject, subject_id))
+    while await stored() < len(good) + len(later):
+        assert time.monotonic() < deadline, "the later batch was never stored"
+        await asyncio.sleep(0.1)
+    stop.set()
+    await consumer
+    info = await js.consumer_info("BILLING", durable)
+    await nc.close()
+
+    reasons = [m.headers["BrightRun-Reason"] for m in parked]
+    assert reasons[0].startswith("undecodable")
+    assert reasons[1].startswith(f"unappliable {subject}: names nothing")
+    assert "not-a-uuid" in reasons[2]
+    # Clean batches after it: each message handled once, none alone again unless it came alone.
+    assert sum(calls) == len(later)
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)

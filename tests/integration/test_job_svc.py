@@ -779,7 +779,7 @@ async def test_each_read_is_one_statement_or_one_read_only_transaction_and_no_wr
     nc, _ = await events.connect(settings.nats_url, "job-reads-test")
     async with db.transaction() as conn:
         for step in (1, 2, 3):
-            await job_store.insert_metric_point(conn, _point(job.id, step, 1.0 / step))
+            await job_store.insert_metric_points(conn, [_point(job.id, step, 1.0 / step)])
     handlers = JobHandlers(db, settings, dataset_pb2_grpc.DatasetServiceStub(channel(fakes)), nc, budget=None,
                            artifacts=artifact_pb2_grpc.ArtifactServiceStub(channel(fakes)))
     server, port, _ = create_server("127.0.0.1:0", [lambda s: job_pb2_grpc.add_JobServiceServicer_to_server(
