@@ -42,11 +42,14 @@ def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, *, max_shar
     the base model or the adapter cannot be read.
     """
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from services.trainer_agent.model import load_base_model
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     # Unquantised whatever the adapter trained on: merge_and_unload adds B·A·scale to each full weight.
-    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=merge_dtype(device)).to(device)
+    # load_base_model: a GGUF base model is read de-quantised, as training read it.
+    base = load_base_model(base_model, dtype=merge_dtype(device)).to(device)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)

@@ -70,3 +70,19 @@ def test_adapter_facts_name_what_a_server_needs(adapter):
         "rank": 8, "target_modules": sorted(PROJECTIONS), "modules_to_save": [],
         "architecture": "LlamaForCausalLM", "dtype": "float32",
     }
+
+
+def test_a_gguf_base_model_merges_like_the_model_it_was_written_from(tiny_model, adapter, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from gguf_kit import write_tiny_gguf
+
+    adapter_dir, _ = adapter
+    gguf_file = write_tiny_gguf(tiny_model, tmp_path / "tiny.gguf")
+    cpu = torch.device("cpu")
+    from_dir = AutoModelForCausalLM.from_pretrained(merge_adapter(str(tiny_model), adapter_dir, tmp_path / "a", device=cpu))
+    from_gguf = AutoModelForCausalLM.from_pretrained(merge_adapter(str(gguf_file), adapter_dir, tmp_path / "b", device=cpu))
+    probe = torch.tensor([[1, 5, 9, 23, 42, 7, 3, 11]])
+    with torch.no_grad():
+        torch.testing.assert_close(from_gguf(input_ids=probe).logits, from_dir(input_ids=probe).logits,
+                                   atol=1e-5, rtol=0)
