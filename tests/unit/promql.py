@@ -135,6 +135,8 @@ class _Parser:
             self.take("]")
             kind = "range"
         if self.next_is("offset"):
+            if kind not in ("selector", "range"):
+                raise PromQLError(f"an offset needs a series selector or a subquery, not a {kind}, in {self.text!r}")
             self.take()
             if self.next_is("-"):
                 self.take()

@@ -45,7 +45,7 @@ def _families() -> dict[str, set[str]]:
     for module in PROCESSES:
         importlib.import_module(module)
     series: dict[str, set[str]] = {}
-    # The registry knows each collector's label names even before any series of it has a sample.
+    # The collectors' label names (private attributes: collect() shows none for a series with no sample yet).
     for collector in list(REGISTRY._collector_to_names):
         families = list(collector.collect())
         for family in families:
@@ -179,6 +179,7 @@ def test_a_rule_naming_a_series_or_label_the_code_lacks_is_caught(exported, targ
     "brightrun_jobs{status~\"running\"}",  # no such matcher
     "brightrun_jobs > on(status brightrun_jobs",
     "histogram_quantile(0.99, sum by (le) (rate(x_bucket[5])))",  # a range without a unit
+    "rate(brightrun_jobs[5m]) offset 5m",  # an offset on a call
 ])
 def test_the_parser_refuses_what_prometheus_refuses(expr):
     with pytest.raises(PromQLError):
