@@ -98,6 +98,9 @@ def test_job_svc_reports_its_calls_jobs_queue_wait_consumers_and_outbox(platform
     samples = wait_for(lambda: scrape(url), lambda s: (value(s, "brightrun_jobs", status="completed") or 0) >= 1, 40,
                        "jobs by status showing the completed job")
     assert value(samples, "brightrun_jobs", status="running") == 0
+    # Nothing queued or running: the stuck-job gauges read 0, not their last value.
+    assert value(samples, "brightrun_job_oldest_queued_seconds") == 0
+    assert value(samples, "brightrun_job_longest_without_step_seconds") == 0
     created = {"grpc_service": "brightrun.job.v1.JobService", "grpc_method": "CreateJob", "grpc_code": "OK"}
     assert value(samples, "brightrun_grpc_server_handled_total", **created) == 1
     assert value(samples, "brightrun_grpc_server_handling_seconds_count", **created) == 1

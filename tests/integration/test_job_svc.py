@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 import pytest
 import pytest_asyncio
 from nats.js.api import AckPolicy, ConsumerConfig
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
@@ -31,7 +32,7 @@ from services.common.errors import NotFound
 from services.billing_svc.server import start as start_billing
 from services.common.grpc import as_user, channel, create_server, rpc, user_id
 from services.common.status import error_details
-from services.job_svc import store as job_store
+from services.job_svc import gauges, store as job_store
 from services.job_svc.handlers import DATASET_TIMEOUT_S, JobHandlers
 from services.job_svc.server import start
 
@@ -876,3 +877,36 @@ async def test_a_jobs_detail_is_its_latest_points_and_older_ones_page_back_by_st
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_stuck_job_gauges_read_the_oldest_wait_and_the_longest_run_without_a_step(stub, js, settings):
+    """What deploy/monitoring's JobQueuedTooLong and JobRunningWithoutProgress alerts watch."""
+    me = as_user(OWNER)
+    waiting = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=me)).job
+    running = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=me)).job
+    await _trainer_event(js, running, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=running.id, attempt=1))
+    point = events_pb2.TrainerMetrics(job_id=running.id, attempt=1, metric_point=_point(running.id, 1, 2.0), total_steps=10)
+    await _trainer_event(js, running, "trainer.metrics", trainer_metrics=point)
+    await _wait(stub, running.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING and j.current_step == 1)
+    db = Database(settings.database_url, "job", pool_size=1)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(text("UPDATE jobs SET waiting_since = now() - interval '1 hour' WHERE id = :id"),
+                               {"id": waiting.id})
+            # The attempt began 20 minutes ago and its newest step came 10 minutes ago: quiet for 10 minutes.
+            await conn.execute(text("UPDATE jobs SET attempt_started_at = now() - interval '20 minutes', "
+                                    "started_at = now() - interval '20 minutes' WHERE id = :id"), {"id": running.id})
+            await conn.execute(text("UPDATE metric_points SET timestamp = now() - interval '10 minutes' "
+                                    "WHERE job_id = :id"), {"id": running.id})
+        await gauges.sample_jobs(db)
+        assert 3600 <= REGISTRY.get_sample_value("brightrun_job_oldest_queued_seconds") < 3660
+        assert 600 <= REGISTRY.get_sample_value("brightrun_job_longest_without_step_seconds") < 660
+        for job in (waiting, running):
+            await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=me)
+        await _wait(stub, running.id, lambda j: j.status == job_pb2.JOB_STATUS_CANCELLED)
+        await gauges.sample_jobs(db)
+        assert REGISTRY.get_sample_value("brightrun_job_oldest_queued_seconds") < 3600
+        assert REGISTRY.get_sample_value("brightrun_job_longest_without_step_seconds") < 600
+    finally:
+        await db.close()
