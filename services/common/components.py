@@ -44,8 +44,6 @@ from services.common.startup import StartupError, port_free
 _DEBIAN_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Names, inside a cluster moved to /tmp, the base_dir it belongs to.
 _OWNER_FILE = "base_dir"
-# A unix socket path longer than this (sun_path is 108 bytes) cannot be bound.
-_MAX_SOCKET_PATH = 100
 
 
 class ComponentError(RuntimeError):
@@ -275,8 +273,7 @@ class Postgres(_Server):
 
     As root the server runs as the ``postgres`` user, which must reach its
     directory: when a parent of ``base_dir`` is closed to others (``/root``,
-    pytest's ``/tmp/pytest-of-root``) or the socket path would be too long, the
-    state lives in ``/tmp/brightrun-pg-<hash of base_dir>`` instead and
+    pytest's ``/tmp/pytest-of-root``), and only then, the state lives in ``/tmp/brightrun-pg-<hash of base_dir>`` instead and
     ``base_dir`` becomes a symlink to it (when it does not exist yet). Such a
     cluster is removed by a later start once its ``base_dir`` is gone and no
     server runs on it.
@@ -320,7 +317,7 @@ class Postgres(_Server):
     @staticmethod
     def _reachable_dir(base_dir: Path) -> Path:
         closed = os.geteuid() == 0 and any(p.exists() and not os.stat(p).st_mode & 0o001 for p in base_dir.parents)
-        if not closed and len(str(base_dir / ".s.PGSQL.65535")) <= _MAX_SOCKET_PATH:
+        if not closed:
             return base_dir
         digest = hashlib.sha256(str(base_dir).encode()).hexdigest()[:12]
         return Path("/tmp") / f"brightrun-pg-{digest}"
@@ -338,7 +335,8 @@ class Postgres(_Server):
                       "--no-locale", "--no-sync", as_server=True)
         # brightrun.home (a placeholder PostgreSQL ignores) puts base_dir on the postmaster's
         # command line even when its data lives in /tmp: `ps` tells whose server it is.
-        settings = {"listen_addresses": "127.0.0.1", "port": self.port, "unix_socket_directories": self.dir,
+        # No unix socket (every client comes over TCP): a home's path may be longer than a socket's may.
+        settings = {"listen_addresses": "127.0.0.1", "port": self.port, "unix_socket_directories": "",
                     "brightrun.home": self.base_dir}
         if self.fast:  # tests only: a crash may corrupt the cluster
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

@@ -141,7 +141,8 @@ def fail(error: BaseException, log: Path | None = None) -> int:
         line = str(error)
     else:
         detail = "".join(traceback.format_exception(error))
-        first = (str(error).splitlines() or [type(error).__name__])[0]
+        # A component's message goes on with its log's tail after a colon, left to the log here.
+        first = (str(error).splitlines() or [type(error).__name__])[0].rstrip(":")
         if log is None:
             sys.stderr.write(detail)
             line = f"{type(error).__name__}: {first}"
