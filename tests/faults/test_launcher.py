@@ -269,14 +269,15 @@ def _named(home: Path) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
-def test_a_taken_http_port_is_one_line_naming_it_and_its_setting(tmp_path):
+@pytest.mark.parametrize(("setting", "value"), [("BRIGHTRUN_HTTP_PORT", "{port}"), ("BRIGHTRUN_JOB_ADDR", "127.0.0.1:{port}")])
+def test_a_taken_port_is_one_line_naming_it_and_its_setting(tmp_path, setting, value):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        line, _ = _up_fails(tmp_path / "home", BRIGHTRUN_HTTP_PORT=str(port))
-    assert f"port {port} on 127.0.0.1 (BRIGHTRUN_HTTP_PORT) is already in use" in line
-    assert "set BRIGHTRUN_HTTP_PORT to a free port" in line
+        line, _ = _up_fails(tmp_path / "home", **{"BRIGHTRUN_HTTP_PORT": "0", setting: value.format(port=port)})
+    assert f"port {port} on 127.0.0.1 ({setting}) is already in use" in line
+    assert f"set {setting} to a free port" in line
 
 
 def test_missing_postgresql_binaries_say_which_package_or_setting(tmp_path):
