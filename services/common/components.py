@@ -39,12 +39,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.common.lifeline import lifeline_command
+from services.common.startup import StartupError, port_free
 
 _DEBIAN_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Names, inside a cluster moved to /tmp, the base_dir it belongs to.
 _OWNER_FILE = "base_dir"
-# A unix socket path longer than this (sun_path is 108 bytes) cannot be bound.
-_MAX_SOCKET_PATH = 100
 
 
 class ComponentError(RuntimeError):
@@ -61,7 +60,7 @@ def free_port(*, with_grpc_offset: bool = False) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port: int = s.getsockname()[1]
-        if not with_grpc_offset or (port <= 55535 and _is_free(port + 10000)):
+        if not with_grpc_offset or (port <= 55535 and port_free(port + 10000)):
             return port
 
 
@@ -81,18 +80,6 @@ def _seaweed_ports(*, taken: Sequence[int], count: int) -> list[int]:
         claimed.update((port, port + 10000))
         ports.append(port)
     return ports
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        # As the servers do: connections in TIME_WAIT after a stop must not
-        # count, a listener must.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -219,7 +206,7 @@ class _Server(ABC):
     def _require_free(self, *ports: int) -> None:
         # Readiness probes only see a port: a server already there would pass
         # them for ours, which dies unnoticed on the taken port.
-        taken = [port for port in ports if not _is_free(port)]
+        taken = [port for port in ports if not port_free(port)]
         if taken:
             raise ComponentError(f"{self.name} cannot start: port {taken} on 127.0.0.1 is in use")
 
@@ -286,8 +273,7 @@ class Postgres(_Server):
 
     As root the server runs as the ``postgres`` user, which must reach its
     directory: when a parent of ``base_dir`` is closed to others (``/root``,
-    pytest's ``/tmp/pytest-of-root``) or the socket path would be too long, the
-    state lives in ``/tmp/brightrun-pg-<hash of base_dir>`` instead and
+    pytest's ``/tmp/pytest-of-root``), and only then, the state lives in ``/tmp/brightrun-pg-<hash of base_dir>`` instead and
     ``base_dir`` becomes a symlink to it (when it does not exist yet). Such a
     cluster is removed by a later start once its ``base_dir`` is gone and no
     server runs on it.
@@ -304,7 +290,7 @@ class Postgres(_Server):
     def __init__(
         self, base_dir: Path, *, port: int | None = None, fast: bool = False,
         user: str = "brightrun", database: str = "brightrun",
-        start_timeout: float = 30.0, stop_timeout: float = 10.0,
+        start_timeout: float = 30.0, stop_timeout: float = 10.0, bindir: str | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.dir = self._reachable_dir(self.base_dir)
@@ -317,7 +303,7 @@ class Postgres(_Server):
         self.user = user
         self.database = database
         self._os_user = "postgres" if os.geteuid() == 0 else None
-        self._bin = _pg_bindir()
+        self._bin = _pg_bindir(bindir)
 
     @property
     def dsn(self) -> str:
@@ -331,7 +317,7 @@ class Postgres(_Server):
     @staticmethod
     def _reachable_dir(base_dir: Path) -> Path:
         closed = os.geteuid() == 0 and any(p.exists() and not os.stat(p).st_mode & 0o001 for p in base_dir.parents)
-        if not closed and len(str(base_dir / ".s.PGSQL.65535")) <= _MAX_SOCKET_PATH:
+        if not closed:
             return base_dir
         digest = hashlib.sha256(str(base_dir).encode()).hexdigest()[:12]
         return Path("/tmp") / f"brightrun-pg-{digest}"
@@ -347,7 +333,11 @@ class Postgres(_Server):
         if not (data / "PG_VERSION").exists():
             self._run(self._bin / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-locale", "--no-sync", as_server=True)
-        settings = {"listen_addresses": "127.0.0.1", "port": self.port, "unix_socket_directories": self.dir}
+        # brightrun.home (a placeholder PostgreSQL ignores) puts base_dir on the postmaster's
+        # command line even when its data lives in /tmp: `ps` tells whose server it is.
+        # No unix socket (every client comes over TCP): a home's path may be longer than a socket's may.
+        settings = {"listen_addresses": "127.0.0.1", "port": self.port, "unix_socket_directories": "",
+                    "brightrun.home": self.base_dir}
         if self.fast:  # tests only: a crash may corrupt the cluster
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
@@ -394,12 +384,26 @@ class Postgres(_Server):
             raise ComponentError(f"{Path(cmd[0]).name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
-def _pg_bindir() -> Path:
-    try:
-        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        found = ""
-    return Path(found) if found and (Path(found) / "initdb").exists() else _DEBIAN_PG_BIN
+def _pg_bindir(configured: str | None = None) -> Path:
+    """Where initdb and postgres are: ``configured`` (BRIGHTRUN_POSTGRES_BINDIR)
+    when given, else ``pg_config --bindir``, else Debian's PostgreSQL 15.
+    Raises StartupError saying what to install when initdb is not there."""
+    if configured:
+        found, source = Path(configured), "BRIGHTRUN_POSTGRES_BINDIR"
+    else:
+        try:
+            where = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            where = ""
+        found = Path(where) if where and (Path(where) / "initdb").exists() else _DEBIAN_PG_BIN
+        source = "pg_config --bindir" if found != _DEBIAN_PG_BIN else "the Debian default"
+    if not all((found / binary).exists() for binary in ("initdb", "postgres", "psql")):
+        raise StartupError(
+            f"PostgreSQL binaries not found: no initdb/postgres/psql in {found} ({source}); install the Debian "
+            "package postgresql-15 (apt-get install postgresql-15), set BRIGHTRUN_POSTGRES_BINDIR to the "
+            "directory that holds them, or set BRIGHTRUN_DATABASE_URL to an existing database"
+        )
+    return found
 
 
 def _remove_orphaned_clusters() -> None:

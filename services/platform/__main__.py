@@ -7,6 +7,9 @@ and of the adapter side by side, and stops everything. Both train SmolLM2-135M-I
 default (fetched and converted on first use; BRIGHTRUN_DEFAULT_BASE_MODEL
 chooses another). A signal never cuts a stop short: the first SIGINT/SIGTERM starts
 it, later ones (a Ctrl-C held down, a supervisor's repeated SIGTERM) are ignored.
+When the platform cannot start, one line on stderr says why (the traceback of
+an unexpected failure goes to ``$BRIGHTRUN_HOME/logs/launcher.log``), nothing
+is left running, and the exit status is ``startup.EXIT_STATUS``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from services.common import logs
 from services.common.gguf_import import EMBEDDED_MODEL_NAME, MARKER
+from services.common.startup import fail
 from services.platform.demo import run_demo
 from services.platform.launcher import Platform
 
@@ -83,6 +87,8 @@ def up() -> int:
             signal.pause()
     except KeyboardInterrupt:
         return 0
+    except Exception as error:  # noqa: BLE001 - whatever stopped the start, the terminal gets one line
+        return fail(error, _launcher_log(platform))
     finally:
         signals.ignore()
         print("stopping...", flush=True)
@@ -96,7 +102,10 @@ def demo() -> int:
     started = time.monotonic()
     try:
         print("starting BrightRun (PostgreSQL, NATS, S3, 4 services, trainer agent, gateway)...", flush=True)
-        platform.start()
+        try:
+            platform.start()
+        except Exception as error:  # noqa: BLE001 - as in up(); the demo's own failures keep their traceback
+            return fail(error, _launcher_log(platform))
         print(f"platform up in {time.monotonic() - started:.1f}s at {platform.gateway_url}", flush=True)
         return run_demo(platform)
     except KeyboardInterrupt:
@@ -106,6 +115,10 @@ def demo() -> int:
         signals.ignore()
         platform.stop()
         print(f"everything stopped; {time.monotonic() - started:.1f}s in all", flush=True)
+
+
+def _launcher_log(platform: Platform) -> Path:
+    return platform.home / "logs" / "launcher.log"
 
 
 def main() -> int:

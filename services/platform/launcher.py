@@ -30,6 +30,7 @@ from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common.components import Nats, ObjectStore, Postgres, free_port
 from services.common.config import DEV_JWT_SECRET
 from services.common.gguf_import import EMBEDDED_MODEL_NAME
+from services.common.startup import HomeLock, StartupError, require_free_port, require_reachable
 from services.platform.supervisor import Child, Supervised, Supervisor
 
 SERVICES = ("dataset_svc", "job_svc", "artifact_svc", "billing_svc")
@@ -49,6 +50,8 @@ COMPONENT_STOP_SECONDS = 5.0
 # other name the tiny random Llama (the tests' default: offline and fast).
 _MODEL_MAKERS = {EMBEDDED_MODEL_NAME: ["services.common.gguf_import", "prepare"]}
 _TINY_MODEL_MAKER = ["services.common.tiny_model"]
+# The components' endpoints that, when set, point at servers started elsewhere.
+_EXTERNAL = ("BRIGHTRUN_DATABASE_URL", "BRIGHTRUN_NATS_URL", "BRIGHTRUN_S3_ENDPOINT")
 
 
 class Platform:
@@ -67,6 +70,7 @@ class Platform:
         self._supervisor = Supervisor(self._supervised)
         # One stop at a time; a second finds nothing left to stop.
         self._stop_lock = threading.Lock()
+        self._home_lock = HomeLock(self.home)
         self.env: dict[str, str] = {}
         # Child name -> the port it serves /metrics on.
         self.metrics_ports: dict[str, int] = {}
@@ -86,7 +90,13 @@ class Platform:
         return mint_token(user_id, self.env["BRIGHTRUN_JWT_SECRET"], ttl_seconds, audience=audience)
 
     def start(self, *, timeout: float = 120.0) -> None:
-        """Start components, services, agent and gateway; raises RuntimeError naming what failed."""
+        """Start components, services, agent and gateway, leaving nothing running when that fails.
+
+        Raises StartupError for what the operator can fix (another launcher on
+        this home, a port in use, PostgreSQL missing, an endpoint nobody
+        answers, a child that died starting), checked before anything starts
+        where it can be; ComponentError or RuntimeError for the rest.
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         env = dict(self._base_env)
         env["BRIGHTRUN_HOME"] = str(self.home)
@@ -97,13 +107,15 @@ class Platform:
         # Local receivers (a script on this machine) have no certificate.
         env.setdefault("BRIGHTRUN_WEBHOOKS_ALLOW_HTTP", "on")
         try:
+            self._home_lock.acquire()
+            port = self._http_port if self._http_port is not None else int(env.get("BRIGHTRUN_HTTP_PORT", "8080"))
+            self._check_before_start(env, port)
             self._start_components(env)
             model = Path(env.setdefault("BRIGHTRUN_DEFAULT_BASE_MODEL", str(self.home / "models" / "tiny-llama")))
             if not model.exists() and model.is_absolute():
                 build_model(model, env)
             for name in SERVICES:
                 env.setdefault(_ADDR_VARS[name], f"127.0.0.1:{free_port()}")
-            port = self._http_port if self._http_port is not None else int(env.get("BRIGHTRUN_HTTP_PORT", "8080"))
             env["BRIGHTRUN_HTTP_PORT"] = str(port or free_port())
             env["PYTHONUNBUFFERED"] = "1"
             self.env = env
@@ -118,6 +130,16 @@ class Platform:
         except BaseException:
             self.stop()
             raise
+
+    @staticmethod
+    def _check_before_start(env: Mapping[str, str], http_port: int) -> None:
+        """What would fail later, and less clearly, checked before anything starts."""
+        require_free_port(http_port, "BRIGHTRUN_HTTP_PORT", env.get("BRIGHTRUN_HTTP_HOST", "127.0.0.1"))
+        for setting in _ADDR_VARS.values():
+            if setting in env:
+                host, _, port = env[setting].rpartition(":")
+                require_free_port(int(port), setting, host or "127.0.0.1")
+        require_reachable((setting, env[setting]) for setting in _EXTERNAL if setting in env)
 
     def processes(self) -> dict[str, int]:
         """Name to pid of every process the platform started and still holds."""
@@ -149,7 +171,8 @@ class Platform:
 
     def _start_components(self, env: dict[str, str]) -> None:
         if "BRIGHTRUN_DATABASE_URL" not in env:
-            pg = Postgres(self.home / "postgres", stop_timeout=COMPONENT_STOP_SECONDS)
+            pg = Postgres(self.home / "postgres", stop_timeout=COMPONENT_STOP_SECONDS,
+                          bindir=env.get("BRIGHTRUN_POSTGRES_BINDIR"))
             pg.start()
             self._components.append(pg)
             env["BRIGHTRUN_DATABASE_URL"] = pg.dsn
@@ -203,6 +226,7 @@ class Platform:
             self._components.clear()
             # Last: what the supervisor restarted dies with its thread.
             self._supervisor.close()
+            self._home_lock.release()
 
     def __enter__(self) -> "Platform":
         self.start()
@@ -225,7 +249,7 @@ def build_model(path: Path, env: Mapping[str, str]) -> None:
 def _check_alive(children: list[Child]) -> None:
     for child in children:
         if child.exit_status is not None:
-            raise RuntimeError(f"{child.name} exited with code {child.exit_status}; see {child.log}")
+            raise StartupError(f"{child.name} exited with code {child.exit_status} while starting; its log: {child.log}")
 
 
 def _wait_serving(address: str, name: str, children, timeout: float) -> None:
@@ -241,7 +265,7 @@ def _wait_serving(address: str, name: str, children, timeout: float) -> None:
             except grpc.RpcError:
                 pass
             time.sleep(0.2)
-    raise RuntimeError(f"{name} was not serving on {address} within {timeout:.0f}s")
+    raise StartupError(f"{name} was not serving on {address} within {timeout:.0f}s; its log: {_log_of(name, children)}")
 
 
 def _wait_http(url: str, children, timeout: float) -> None:
@@ -255,4 +279,8 @@ def _wait_http(url: str, children, timeout: float) -> None:
         except OSError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the gateway did not answer {url} within {timeout:.0f}s")
+    raise StartupError(f"the gateway did not answer {url} within {timeout:.0f}s; its log: {_log_of('gateway', children)}")
+
+
+def _log_of(name: str, children: list[Child]) -> Path | str:
+    return next((child.log for child in children if child.name == name), "(not started)")

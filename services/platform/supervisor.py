@@ -73,11 +73,17 @@ class Child:
             self._wanted = True
             self._spawn()
 
+    def _command(self) -> list[str]:
+        """``python -m module``, with ``-X brightrun_home=<home>`` when the environment names a home:
+        an option Python keeps and ignores, there so that ``ps -ef | grep <home>`` lists it."""
+        home = self.env.get("BRIGHTRUN_HOME")
+        return [sys.executable, *(["-X", f"brightrun_home={home}"] if home else []), "-m", self.module]
+
     def _spawn(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self._proc = subprocess.Popen(
-                lifeline_command([sys.executable, "-m", self.module]), env=self.env, stdin=subprocess.DEVNULL,
+                lifeline_command(self._command()), env=self.env, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from faultkit import assert_job_accounted, platform_env, ready_dataset, start_job, wait_ended
+from services.common.components import free_port
+from services.common.startup import EXIT_STATUS, REACH_SECONDS
 from services.platform.journey import wait_for
 from services.platform.supervisor import Child, Supervisor
 
@@ -232,3 +235,105 @@ def test_a_child_that_keeps_failing_is_restarted_ever_later_and_a_clean_exit_is_
     assert caplog.text.count("leaving exited with status 0 on its own; leaving it stopped") == 1
     assert "leaving restarted" not in caplog.text
     assert (tmp_path / "leaving.log").read_text().count("sys.path = [") == 1
+
+
+# Start-up that says what is wrong: one line on stderr, exit status 78, nothing left running.
+
+
+def _up_fails(home: Path, running: frozenset[int] = frozenset(), **settings: str) -> tuple[str, float]:
+    """Run ``up`` on ``home`` with ``settings`` and expect it to refuse, leaving no process on ``home`` but
+    those ``running`` before: its one stderr line and how long it took."""
+    env = platform_env(BRIGHTRUN_HOME=str(home), BRIGHTRUN_DEFAULT_BASE_MODEL=str(home.resolve() / "models" / "tiny-llama"),
+                       **settings)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "services.platform", "up"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - started
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == EXIT_STATUS, done.stdout + done.stderr
+    assert len(lines) == 1 and lines[0].startswith("brightrun: cannot start: "), done.stderr
+    assert set(_named(home)) <= running, "processes of the refused start are still running"
+    return lines[0], took
+
+
+def _named(home: Path) -> list[int]:
+    """Pids of the processes whose command line or environment names ``home``."""
+    marker = str(home.resolve()).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if marker in entry.joinpath("cmdline").read_bytes() or marker in entry.joinpath("environ").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return [pid for pid in found if pid != os.getpid()]
+
+
+@pytest.mark.parametrize(("setting", "value"), [("BRIGHTRUN_HTTP_PORT", "{port}"), ("BRIGHTRUN_JOB_ADDR", "127.0.0.1:{port}")])
+def test_a_taken_port_is_one_line_naming_it_and_its_setting(tmp_path, setting, value):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line, _ = _up_fails(tmp_path / "home", **{"BRIGHTRUN_HTTP_PORT": "0", setting: value.format(port=port)})
+    assert f"port {port} on 127.0.0.1 ({setting}) is already in use" in line
+    assert f"set {setting} to a free port" in line
+
+
+def test_missing_postgresql_binaries_say_which_package_or_setting(tmp_path):
+    line, _ = _up_fails(tmp_path / "home", BRIGHTRUN_HTTP_PORT="0", BRIGHTRUN_POSTGRES_BINDIR=str(tmp_path / "no-pg"))
+    assert f"no initdb/postgres/psql in {tmp_path / 'no-pg'}" in line
+    assert "postgresql-15" in line and "BRIGHTRUN_DATABASE_URL" in line
+
+
+def test_an_endpoint_nobody_answers_is_one_line_after_a_bounded_wait(tmp_path):
+    nobody = f"nats://127.0.0.1:{free_port()}"
+    line, took = _up_fails(tmp_path / "home", BRIGHTRUN_HTTP_PORT="0", BRIGHTRUN_NATS_URL=nobody)
+    assert f"BRIGHTRUN_NATS_URL={nobody} is unreachable" in line and "within 10s" in line
+    assert REACH_SECONDS <= took < REACH_SECONDS + 20
+
+
+def test_a_service_started_alone_says_which_endpoint_it_cannot_reach(tmp_path):
+    database = f"postgresql+asyncpg://brightrun:secret@127.0.0.1:{free_port()}/brightrun"
+    env = platform_env(BRIGHTRUN_HOME=str(tmp_path), BRIGHTRUN_DATABASE_URL=database,
+                       BRIGHTRUN_S3_ENDPOINT="http://127.0.0.1:1", BRIGHTRUN_S3_ACCESS_KEY="a", BRIGHTRUN_S3_SECRET_KEY="b")
+    done = subprocess.run([sys.executable, "-m", "services.job_svc"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == EXIT_STATUS, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert "BRIGHTRUN_DATABASE_URL=postgresql+asyncpg://brightrun:***@127.0.0.1" in lines[0]
+    assert "secret" not in lines[0]
+
+
+def test_a_second_up_on_the_same_home_is_refused_and_every_process_names_the_home(tmp_path):
+    home = tmp_path / "home"
+    launcher = _up(home, tmp_path / "first.out")
+    family = _family(launcher.pid, home)
+    try:
+        line, _ = _up_fails(home, frozenset({launcher.pid, *(pid for pid, _ in family)}), BRIGHTRUN_HTTP_PORT="0")
+        assert f"already running on BRIGHTRUN_HOME={home.resolve()} (launcher pid {launcher.pid})" in line
+        # The first stack is untouched: all of it still runs and its gateway answers.
+        assert len(_alive(family)) == len(family)
+        gateway = re.search(r"BrightRun is up: (\S+)", (tmp_path / "first.out").read_text())[1]
+        with urllib.request.urlopen(gateway + "/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        children = [pid for pid, (parent, _) in _processes().items() if parent == launcher.pid]
+        # PostgreSQL, NATS, SeaweedFS, 4 services, the agent and the gateway.
+        assert len(children) == 9, children
+        for pid in children:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            assert str(home.resolve()) in command, command
+        assert (home / "postgres" / "data" / "PG_VERSION").exists()
+        assert (home / "nats" / "jetstream").is_dir() and (home / "s3" / "data").is_dir()
+        assert _stop(launcher) == 0
+        assert _alive(family) == []
+    finally:
+        _kill_left(family)
+    # The lock went with the launcher: the home starts again.
+    again = _up(home, tmp_path / "second.out")
+    family = _family(again.pid, home)
+    try:
+        assert _stop(again) == 0
+    finally:
+        _kill_left(family)

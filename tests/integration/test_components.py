@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +52,24 @@ async def test_postgres_serves_the_dsn_and_restarts_on_its_data(tmp_path: Path) 
                 await conn.close()
         assert_gone(pid)
         assert pg.pid is None
+
+
+async def test_postgres_keeps_its_data_under_a_long_base_dir_and_names_it_on_its_command_line() -> None:
+    # Longer than a unix socket's path may be: the server listens on TCP only, so nothing moves to /tmp.
+    # A folder open to others, so that the postgres user reaches it when the tests run as root.
+    with tempfile.TemporaryDirectory(prefix="brightrun-long-") as top:
+        os.chmod(top, 0o755)
+        base_dir = Path(top, "x" * 60, "y" * 60, "pg")
+        base_dir.parent.mkdir(parents=True, mode=0o755)
+        base_dir.parent.parent.chmod(0o755)
+        with Postgres(base_dir, fast=True) as pg:
+            assert pg.dir == base_dir and not base_dir.is_symlink()
+            assert (base_dir / "data" / "PG_VERSION").is_file()
+            command = Path(f"/proc/{pg.pid}/cmdline").read_bytes().decode()
+            assert f"brightrun.home={base_dir}" in command
+            conn = await asyncpg.connect(pg.asyncpg_dsn)
+            assert await conn.fetchval("select 1") == 1
+            await conn.close()
 
 
 async def test_postgres_stop_ends_backends_of_open_connections(tmp_path: Path) -> None:
