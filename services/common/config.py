@@ -45,6 +45,8 @@ class GrpcTls:
     require_client_cert: bool = False
     # The name checked in a server's certificate instead of the address's host; empty: the host.
     server_name: str = ""
+    # A plaintext port serving grpc.health.v1 alone, for the kubelet's gRPC probes (which speak no TLS); 0: none.
+    health_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_host=env.get("BRIGHTRUN_METRICS_HOST", "0.0.0.0"),
         generate_timeout_seconds=positive("BRIGHTRUN_GENERATE_TIMEOUT_SECONDS", 30.0, "seconds"),
         generate_concurrency_per_user=count("BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER", 2),
-        grpc_tls=_grpc_tls(env, problems, switch("BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT", False)),
+        grpc_tls=_grpc_tls(env, problems, switch("BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT", False),
+                           port("BRIGHTRUN_GRPC_TLS_HEALTH_PORT", 0)),
     )
     if problems:
         raise ConfigError("; ".join(problems))
@@ -237,7 +240,9 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
 _PEM_MARKERS = {"certificate": b"-----BEGIN CERTIFICATE-----", "private key": b"PRIVATE KEY-----"}
 
 
-def _grpc_tls(env: Mapping[str, str], problems: list[str], require_client_cert: bool) -> GrpcTls | None:
+def _grpc_tls(
+    env: Mapping[str, str], problems: list[str], require_client_cert: bool, health_port: int
+) -> GrpcTls | None:
     """BRIGHTRUN_GRPC_TLS_*: every file must exist and hold PEM of its kind, a key needs its
     certificate and the reverse, and TLS of any kind needs the CA; None when none is set."""
 
@@ -273,7 +278,7 @@ def _grpc_tls(env: Mapping[str, str], problems: list[str], require_client_cert: 
                         "set BRIGHTRUN_GRPC_TLS_CERT and BRIGHTRUN_GRPC_TLS_KEY")
     configured = [name for name in (
         "BRIGHTRUN_GRPC_TLS_CERT", "BRIGHTRUN_GRPC_TLS_KEY", "BRIGHTRUN_GRPC_TLS_CLIENT_CERT",
-        "BRIGHTRUN_GRPC_TLS_CLIENT_KEY", "BRIGHTRUN_GRPC_TLS_SERVER_NAME",
+        "BRIGHTRUN_GRPC_TLS_CLIENT_KEY", "BRIGHTRUN_GRPC_TLS_SERVER_NAME", "BRIGHTRUN_GRPC_TLS_HEALTH_PORT",
     ) if env.get(name)] + (["BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT"] if require_client_cert else [])
     if not env.get("BRIGHTRUN_GRPC_TLS_CA"):
         if configured:
@@ -284,7 +289,7 @@ def _grpc_tls(env: Mapping[str, str], problems: list[str], require_client_cert: 
     if ca is None:
         return None
     return GrpcTls(ca=ca, cert=cert, key=key, client_cert=client_cert, client_key=client_key,
-                   require_client_cert=require_client_cert, server_name=server_name)
+                   require_client_cert=require_client_cert, server_name=server_name, health_port=health_port)
 
 
 def _model_dirs(raw: str, home: Path, default_base_model: str) -> tuple[Path, ...]:

@@ -237,19 +237,35 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
     return answered
 
 
+class _WithHealthPort:
+    """A TLS server and a plaintext one serving only its grpc.health.v1 (the same servicer), started and
+    stopped together: the kubelet's gRPC probes speak no TLS, and health status is all they can read."""
+
+    def __init__(self, server: grpc.aio.Server, health_only: grpc.aio.Server):
+        self._servers = (server, health_only)
+
+    async def start(self) -> None:
+        for server in self._servers:
+            await server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await asyncio.gather(*(server.stop(grace) for server in self._servers))
+
+
 def create_server(
     address: str,
     register: Iterable[Callable[[grpc.aio.Server], None]],
     service_names: Iterable[str],
     tls: GrpcTls | None = None,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+) -> tuple[grpc.aio.Server | _WithHealthPort, int, health.aio.HealthServicer]:
     """A grpc.aio server with the servicers, grpc.health.v1 and server reflection;
     returns (server, bound port, health).
 
     Reflection lets any gRPC client (grpcurl, Postman, grpcui) list the
     services and read their contracts, doc comments aside, without the protos.
     Bind port 0 in tests. Every service name starts SERVING. With ``tls``
-    carrying a certificate the port speaks TLS only (health and reflection too).
+    carrying a certificate the port speaks TLS only (health and reflection too),
+    and ``tls.health_port`` adds a plaintext port answering health checks alone.
     """
     server = grpc.aio.server(interceptors=[ObservingInterceptor()])
     for add in register:
@@ -259,12 +275,17 @@ def create_server(
     reflection.enable_server_reflection(
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    if tls is not None and tls.cert is not None:
-        port = server.add_secure_port(address, _server_credentials(tls))
-    else:
-        port = server.add_insecure_port(address)
+    secure = tls is not None and tls.cert is not None
+    port = server.add_secure_port(address, _server_credentials(tls)) if secure else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind gRPC server to {address}")
+    if secure and tls.health_port:
+        health_only = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        health_address = f"{address.rpartition(':')[0]}:{tls.health_port}"
+        if health_only.add_insecure_port(health_address) == 0:
+            raise RuntimeError(f"could not bind the plaintext health port {health_address}")
+        return _WithHealthPort(server, health_only), port, health_servicer
     return server, port, health_servicer
 
 

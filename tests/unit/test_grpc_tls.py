@@ -4,6 +4,7 @@ server from ``create_server`` (health and reflection are its own services), a re
 
 from __future__ import annotations
 
+import dataclasses
 import grpc
 import pytest
 import pytest_asyncio
@@ -12,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from gateway_kit import gateway_settings
 from tls_kit import Authority
 
+from services.common.components import free_port
 from services.common.config import ConfigError, GrpcTls
 from services.common.grpc import channel, create_server
 
@@ -120,6 +122,21 @@ async def test_without_client_auth_required_a_client_without_a_certificate_is_se
     assert await _check(address, GrpcTls(ca=pki["ca"])) == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_the_plaintext_health_port_answers_health_checks_and_nothing_else(pki, serve):
+    health_port = free_port()
+    tls = dataclasses.replace(_server_tls(pki, require_client_cert=True), health_port=health_port)
+    address = await serve(tls)
+    plain = f"127.0.0.1:{health_port}"
+    assert await _check(plain, None) == health_pb2.HealthCheckResponse.SERVING
+    async with channel(plain) as ch:  # reflection, and any service, stays behind TLS
+        stream = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            [reply async for reply in stream]
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert await _refused(address, None) == grpc.StatusCode.UNAVAILABLE
+
+
 # --- settings -------------------------------------------------------------------------------------
 
 
@@ -135,10 +152,10 @@ def test_no_tls_variable_is_plaintext():
 
 def test_a_full_mutual_tls_configuration_is_read_into_settings(pki):
     env = _env(pki, CA="CA", CERT="CERT", KEY="KEY", CLIENT_CERT="CLIENT_CERT", CLIENT_KEY="CLIENT_KEY",
-               REQUIRE_CLIENT_CERT="on", SERVER_NAME="billing-svc")
+               REQUIRE_CLIENT_CERT="on", SERVER_NAME="billing-svc", HEALTH_PORT="50060")
     assert gateway_settings(**env).grpc_tls == GrpcTls(
         ca=pki["ca"], cert=pki["server"].cert, key=pki["server"].key, client_cert=pki["client"].cert,
-        client_key=pki["client"].key, require_client_cert=True, server_name="billing-svc")
+        client_key=pki["client"].key, require_client_cert=True, server_name="billing-svc", health_port=50060)
 
 
 def test_a_caller_only_needs_the_ca(pki):
@@ -187,6 +204,8 @@ def test_any_tls_setting_without_the_ca_names_the_ca(pki):
     message = _problem(**_env(pki, CERT="CERT", KEY="KEY"))
     assert "BRIGHTRUN_GRPC_TLS_CERT, BRIGHTRUN_GRPC_TLS_KEY set without BRIGHTRUN_GRPC_TLS_CA" in message
     assert "without BRIGHTRUN_GRPC_TLS_CA" in _problem(**_env(pki, SERVER_NAME="billing-svc"))
+    assert "BRIGHTRUN_GRPC_TLS_HEALTH_PORT set without BRIGHTRUN_GRPC_TLS_CA" in _problem(**_env(pki, HEALTH_PORT="50060"))
+    assert "BRIGHTRUN_GRPC_TLS_HEALTH_PORT='health' is not a port" in _problem(**_env(pki, CA="CA", HEALTH_PORT="health"))
 
 
 def test_every_tls_problem_is_reported_at_once(pki):
