@@ -51,8 +51,9 @@ class Authority:
         )
         self.issued = _write(directory, common_name, self._cert, self._key)
 
-    def issue(self, common_name: str, *, server: bool) -> Issued:
-        """A leaf certificate: a server's with SANs localhost and 127.0.0.1, or a client's."""
+    def issue(self, common_name: str, *, server: bool = False, client: bool = False) -> Issued:
+        """A leaf certificate for server authentication (with SANs localhost and 127.0.0.1), client
+        authentication, or both: TLS refuses a certificate presented for a purpose it does not name."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         builder = (
@@ -61,7 +62,7 @@ class Authority:
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client), critical=False)
         )
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName(

@@ -27,9 +27,9 @@ def pki(tmp_path_factory):
     return {
         "ca": ca.issued.cert,
         "server": ca.issue("billing-svc", server=True),
-        "client": ca.issue("gateway", server=False),
+        "client": ca.issue("gateway", client=True),
         "rogue_ca": rogue.issued.cert,
-        "rogue_client": rogue.issue("intruder", server=False),
+        "rogue_client": rogue.issue("intruder", client=True),
         "dir": directory,
     }
 

@@ -82,7 +82,7 @@ def test_the_variables_set_make_the_pods_settings_mutual_tls(objects, name, tmp_
     _, mount = _certificate_mount(deployment)
     # What cert-manager's Secret holds, at a path of this machine instead of the mount.
     ca = Authority(tmp_path, "ca")
-    leaf = ca.issue(name, server=True)
+    leaf = ca.issue(name, server=True, client=True)
     files = {"ca.crt": ca.issued.cert, "tls.crt": leaf.cert, "tls.key": leaf.key}
     env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("BRIGHTRUN_GRPC_TLS_")}
     for variable, value in env.items():
