@@ -273,9 +273,11 @@ def _grpc_tls(
         if bool(env.get(cert_name)) != bool(env.get(key_name)):
             have, missing = (cert_name, key_name) if env.get(cert_name) else (key_name, cert_name)
             problems.append(f"{have} is set without {missing}: set both (the certificate and its private key) or neither")
-    if require_client_cert and not env.get("BRIGHTRUN_GRPC_TLS_CERT"):
-        problems.append("BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT=on needs a server certificate: "
-                        "set BRIGHTRUN_GRPC_TLS_CERT and BRIGHTRUN_GRPC_TLS_KEY")
+    for needs_server, wanted in (("BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT=on", require_client_cert),
+                                 (f"BRIGHTRUN_GRPC_TLS_HEALTH_PORT={health_port}", health_port)):
+        if wanted and not env.get("BRIGHTRUN_GRPC_TLS_CERT"):
+            problems.append(f"{needs_server} needs a server certificate: "
+                            "set BRIGHTRUN_GRPC_TLS_CERT and BRIGHTRUN_GRPC_TLS_KEY")
     configured = [name for name in (
         "BRIGHTRUN_GRPC_TLS_CERT", "BRIGHTRUN_GRPC_TLS_KEY", "BRIGHTRUN_GRPC_TLS_CLIENT_CERT",
         "BRIGHTRUN_GRPC_TLS_CLIENT_KEY", "BRIGHTRUN_GRPC_TLS_SERVER_NAME", "BRIGHTRUN_GRPC_TLS_HEALTH_PORT",

@@ -191,12 +191,14 @@ def test_a_certificate_without_its_key_or_the_reverse_names_both(pki, given, mis
     assert (f"BRIGHTRUN_GRPC_TLS_{given} is set without BRIGHTRUN_GRPC_TLS_{missing}: set both" in message)
 
 
-def test_required_client_certificates_need_a_ca_and_a_server_certificate(pki):
+def test_required_client_certificates_and_the_health_port_need_a_server_certificate(pki):
     message = _problem(**_env(pki, CERT="CERT", KEY="KEY", REQUIRE_CLIENT_CERT="on"))
     assert "BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT set without BRIGHTRUN_GRPC_TLS_CA" in message
     assert "servers verify client certificates with" in message
     message = _problem(**_env(pki, CA="CA", REQUIRE_CLIENT_CERT="on"))
     assert "BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT=on needs a server certificate" in message
+    message = _problem(**_env(pki, CA="CA", HEALTH_PORT="50060"))
+    assert "BRIGHTRUN_GRPC_TLS_HEALTH_PORT=50060 needs a server certificate" in message
     assert "BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT=" in _problem(**_env(pki, CA="CA", REQUIRE_CLIENT_CERT="yes"))
 
 
