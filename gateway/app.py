@@ -92,7 +92,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         # grpc.aio channels bind to the running loop, so they are made here rather than in create_app.
-        channels = {name: channel(address) for name, address in addresses.items()}
+        channels = {name: channel(address, settings.grpc_tls) for name, address in addresses.items()}
         app.state.stubs = Stubs(**{name: stub_types[name](ch) for name, ch in channels.items()})
         try:
             yield

@@ -26,6 +26,30 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class GrpcTls:
+    """TLS of this process's gRPC server and of its calls to the other services (PEM file paths).
+
+    Files, not their contents: cert-manager renews a certificate by rewriting its secret's files,
+    and a restarted process reads the current ones. Absent from Settings: plaintext (the embedded default).
+    """
+
+    # The CA that signed the servers' certificates (and, with require_client_cert, the clients').
+    ca: Path
+    # This process's server certificate and key; None for a process that only calls (the gateway).
+    cert: Path | None = None
+    key: Path | None = None
+    # The certificate and key this process presents when it calls another service (mutual TLS).
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    # Whether the server refuses a caller without a certificate the CA signed.
+    require_client_cert: bool = False
+    # The name checked in a server's certificate instead of the address's host; empty: the host.
+    server_name: str = ""
+    # A plaintext port serving grpc.health.v1 alone, for the kubelet's gRPC probes (which speak no TLS); 0: none.
+    health_port: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -84,6 +108,8 @@ class Settings:
     # refused as no_agent_available; each user may have this many waiting or running at once.
     generate_timeout_seconds: float = 30.0
     generate_concurrency_per_user: int = 2
+    # TLS for gRPC (BRIGHTRUN_GRPC_TLS_*); None: plaintext, the embedded default.
+    grpc_tls: GrpcTls | None = None
 
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -202,10 +228,70 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_host=env.get("BRIGHTRUN_METRICS_HOST", "0.0.0.0"),
         generate_timeout_seconds=positive("BRIGHTRUN_GENERATE_TIMEOUT_SECONDS", 30.0, "seconds"),
         generate_concurrency_per_user=count("BRIGHTRUN_GENERATE_CONCURRENCY_PER_USER", 2),
+        grpc_tls=_grpc_tls(env, problems, switch("BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT", False),
+                           port("BRIGHTRUN_GRPC_TLS_HEALTH_PORT", 0)),
     )
     if problems:
         raise ConfigError("; ".join(problems))
     return settings
+
+
+# What each PEM file must hold: the marker its block starts with (any private key type for a key).
+_PEM_MARKERS = {"certificate": b"-----BEGIN CERTIFICATE-----", "private key": b"PRIVATE KEY-----"}
+
+
+def _grpc_tls(
+    env: Mapping[str, str], problems: list[str], require_client_cert: bool, health_port: int
+) -> GrpcTls | None:
+    """BRIGHTRUN_GRPC_TLS_*: every file must exist and hold PEM of its kind, a key needs its
+    certificate and the reverse, and TLS of any kind needs the CA; None when none is set."""
+
+    def pem(name: str, kind: str) -> Path | None:
+        raw = env.get(name, "")
+        if not raw:
+            return None
+        path = Path(raw)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{name}={raw!r} cannot be read ({exc.strerror}): point it at a PEM {kind} file")
+            return None
+        if _PEM_MARKERS[kind] not in content:
+            problems.append(f"{name}={raw!r} holds no PEM {kind} (a '-----BEGIN ...{kind.upper()}-----' block)")
+        return path
+
+    ca = pem("BRIGHTRUN_GRPC_TLS_CA", "certificate")
+    cert = pem("BRIGHTRUN_GRPC_TLS_CERT", "certificate")
+    key = pem("BRIGHTRUN_GRPC_TLS_KEY", "private key")
+    client_cert = pem("BRIGHTRUN_GRPC_TLS_CLIENT_CERT", "certificate")
+    client_key = pem("BRIGHTRUN_GRPC_TLS_CLIENT_KEY", "private key")
+    server_name = env.get("BRIGHTRUN_GRPC_TLS_SERVER_NAME", "")
+    for cert_name, key_name in (
+        ("BRIGHTRUN_GRPC_TLS_CERT", "BRIGHTRUN_GRPC_TLS_KEY"),
+        ("BRIGHTRUN_GRPC_TLS_CLIENT_CERT", "BRIGHTRUN_GRPC_TLS_CLIENT_KEY"),
+    ):
+        if bool(env.get(cert_name)) != bool(env.get(key_name)):
+            have, missing = (cert_name, key_name) if env.get(cert_name) else (key_name, cert_name)
+            problems.append(f"{have} is set without {missing}: set both (the certificate and its private key) or neither")
+    for needs_server, wanted in (("BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT=on", require_client_cert),
+                                 (f"BRIGHTRUN_GRPC_TLS_HEALTH_PORT={health_port}", health_port)):
+        if wanted and not env.get("BRIGHTRUN_GRPC_TLS_CERT"):
+            problems.append(f"{needs_server} needs a server certificate: "
+                            "set BRIGHTRUN_GRPC_TLS_CERT and BRIGHTRUN_GRPC_TLS_KEY")
+    configured = [name for name in (
+        "BRIGHTRUN_GRPC_TLS_CERT", "BRIGHTRUN_GRPC_TLS_KEY", "BRIGHTRUN_GRPC_TLS_CLIENT_CERT",
+        "BRIGHTRUN_GRPC_TLS_CLIENT_KEY", "BRIGHTRUN_GRPC_TLS_SERVER_NAME", "BRIGHTRUN_GRPC_TLS_HEALTH_PORT",
+    ) if env.get(name)] + (["BRIGHTRUN_GRPC_TLS_REQUIRE_CLIENT_CERT"] if require_client_cert else [])
+    if not env.get("BRIGHTRUN_GRPC_TLS_CA"):
+        if configured:
+            problems.append(f"{', '.join(configured)} set without BRIGHTRUN_GRPC_TLS_CA: set it to the CA certificate "
+                            "that signed the services' certificates, which callers verify servers with"
+                            + (" and servers verify client certificates with" if require_client_cert else ""))
+        return None
+    if ca is None:
+        return None
+    return GrpcTls(ca=ca, cert=cert, key=key, client_cert=client_cert, client_key=client_key,
+                   require_client_cert=require_client_cert, server_name=server_name, health_port=health_port)
 
 
 def _model_dirs(raw: str, home: Path, default_base_model: str) -> tuple[Path, ...]:

@@ -1,5 +1,6 @@
 """gRPC plumbing shared by the services: server factory with health checking,
 the domain-error-to-status mapping, the caller's user id, and client channels.
+Both ends take the process's :class:`GrpcTls` (None: plaintext, the embedded default).
 
 Errors travel as gRPC's rich error model (``services.common.status``): a status
 code, a human message, an ErrorInfo reason the gateway answers as ``code`` and
@@ -25,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
+from services.common.config import GrpcTls
 from services.common.errors import (
     Conflict,
     DomainError,
@@ -235,15 +237,35 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
     return answered
 
 
+class _WithHealthPort:
+    """A TLS server and a plaintext one serving only its grpc.health.v1 (the same servicer), started and
+    stopped together: the kubelet's gRPC probes speak no TLS, and health status is all they can read."""
+
+    def __init__(self, server: grpc.aio.Server, health_only: grpc.aio.Server):
+        self._servers = (server, health_only)
+
+    async def start(self) -> None:
+        for server in self._servers:
+            await server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await asyncio.gather(*(server.stop(grace) for server in self._servers))
+
+
 def create_server(
-    address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    address: str,
+    register: Iterable[Callable[[grpc.aio.Server], None]],
+    service_names: Iterable[str],
+    tls: GrpcTls | None = None,
+) -> tuple[grpc.aio.Server | _WithHealthPort, int, health.aio.HealthServicer]:
     """A grpc.aio server with the servicers, grpc.health.v1 and server reflection;
     returns (server, bound port, health).
 
     Reflection lets any gRPC client (grpcurl, Postman, grpcui) list the
     services and read their contracts, doc comments aside, without the protos.
-    Bind port 0 in tests. Every service name starts SERVING.
+    Bind port 0 in tests. Every service name starts SERVING. With ``tls``
+    carrying a certificate the port speaks TLS only (health and reflection too),
+    and ``tls.health_port`` adds a plaintext port answering health checks alone.
     """
     server = grpc.aio.server(interceptors=[ObservingInterceptor()])
     for add in register:
@@ -253,9 +275,17 @@ def create_server(
     reflection.enable_server_reflection(
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(address)
+    secure = tls is not None and tls.cert is not None
+    port = server.add_secure_port(address, _server_credentials(tls)) if secure else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind gRPC server to {address}")
+    if secure and tls.health_port:
+        health_only = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        health_address = f"{address.rpartition(':')[0]}:{tls.health_port}"
+        if health_only.add_insecure_port(health_address) == 0:
+            raise RuntimeError(f"could not bind the plaintext health port {health_address}")
+        return _WithHealthPort(server, health_only), port, health_servicer
     return server, port, health_servicer
 
 
@@ -265,8 +295,26 @@ async def set_serving(health_servicer, service_names: Iterable[str], serving: bo
         await health_servicer.set(name, status)
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    """A client channel that retries UNAVAILABLE."""
-    return grpc.aio.insecure_channel(
-        address, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+def _server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
+    """The server's certificate; with require_client_cert, callers must present one the CA signed."""
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())],
+        root_certificates=tls.ca.read_bytes() if tls.require_client_cert else None,
+        require_client_auth=tls.require_client_cert,
     )
+
+
+def channel(address: str, tls: GrpcTls | None = None) -> grpc.aio.Channel:
+    """A client channel that retries UNAVAILABLE; over TLS verifying the server against ``tls.ca``
+    (presenting ``tls.client_cert`` when set) when ``tls`` is given, else plaintext."""
+    options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca.read_bytes(),
+        private_key=tls.client_key.read_bytes() if tls.client_key else None,
+        certificate_chain=tls.client_cert.read_bytes() if tls.client_cert else None,
+    )
+    return grpc.aio.secure_channel(address, credentials, options=options)

@@ -133,7 +133,8 @@ class ServiceRuntime:
     ) -> int:
         """Start the gRPC server on ``address`` (port 0: any free port); returns the port."""
         self._service_names = list(service_names)
-        self._server, self.port, self._health = create_server(address, register, self._service_names)
+        self._server, self.port, self._health = create_server(
+            address, register, self._service_names, self.settings.grpc_tls)
         await self._server.start()
         await set_serving(self._health, self._service_names, self.consuming)
         return self.port

@@ -50,9 +50,9 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     clock = JobClock(runtime.db, settings)
     runtime.every("clock", clock.period, clock.sweep)
     runtime.every("job-gauges", gauges.SAMPLE_SECONDS, lambda: gauges.sample_jobs(runtime.db))
-    datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr))
-    budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr)))
-    artifacts = artifact_pb2_grpc.ArtifactServiceStub(channel(settings.artifact_addr))
+    datasets = dataset_pb2_grpc.DatasetServiceStub(channel(settings.dataset_addr, settings.grpc_tls))
+    budget = BudgetGate(billing_pb2_grpc.BillingServiceStub(channel(settings.billing_addr, settings.grpc_tls)))
+    artifacts = artifact_pb2_grpc.ArtifactServiceStub(channel(settings.artifact_addr, settings.grpc_tls))
     handlers = JobHandlers(runtime.db, settings, datasets, runtime.nc, budget, artifacts)
     await runtime.serve(
         address or settings.job_addr,
