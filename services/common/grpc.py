@@ -310,11 +310,18 @@ def channel(address: str, tls: GrpcTls | None = None) -> grpc.aio.Channel:
     options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options)
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-    credentials = grpc.ssl_channel_credentials(
+    return grpc.aio.secure_channel(address, client_credentials(tls), options=options + tls_options(tls))
+
+
+def client_credentials(tls: GrpcTls) -> grpc.ChannelCredentials:
+    """What a client presents and trusts under ``tls`` (for aio and blocking channels alike)."""
+    return grpc.ssl_channel_credentials(
         root_certificates=tls.ca.read_bytes(),
         private_key=tls.client_key.read_bytes() if tls.client_key else None,
         certificate_chain=tls.client_cert.read_bytes() if tls.client_cert else None,
     )
-    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+def tls_options(tls: GrpcTls) -> list[tuple[str, str]]:
+    """Channel options ``tls`` asks for: the name checked in the server's certificate, when overridden."""
+    return [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []

@@ -28,7 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common.components import Nats, ObjectStore, Postgres, free_port
-from services.common.config import DEV_JWT_SECRET
+from services.common.config import DEV_JWT_SECRET, GrpcTls, read_settings
+from services.common.grpc import client_credentials, tls_options
 from services.common.gguf_import import EMBEDDED_MODEL_NAME
 from services.common.startup import HomeLock, StartupError, require_free_port, require_reachable
 from services.platform.supervisor import Child, Supervised, Supervisor
@@ -119,10 +120,11 @@ class Platform:
             env["BRIGHTRUN_HTTP_PORT"] = str(port or free_port())
             env["PYTHONUNBUFFERED"] = "1"
             self.env = env
+            tls = read_settings(env).grpc_tls  # the services' own reading: a bad setting stops here, named
             for name in SERVICES:
                 self._spawn(name, f"services.{name}")
             for name in SERVICES:
-                _wait_serving(env[_ADDR_VARS[name]], name, self._children, timeout)
+                _wait_serving(env[_ADDR_VARS[name]], name, self._children, timeout, tls)
             self.spawn_agent()
             self._spawn("gateway", "gateway")
             _wait_http(self.gateway_url + "/healthz", self._children, timeout)
@@ -252,9 +254,14 @@ def _check_alive(children: list[Child]) -> None:
             raise StartupError(f"{child.name} exited with code {child.exit_status} while starting; its log: {child.log}")
 
 
-def _wait_serving(address: str, name: str, children, timeout: float) -> None:
+def _wait_serving(address: str, name: str, children, timeout: float, tls: GrpcTls | None) -> None:
+    """Until the service at ``address`` reports SERVING, asked the way its clients ask (over TLS when set)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    if tls is None:
+        opened = grpc.insecure_channel(address)
+    else:
+        opened = grpc.secure_channel(address, client_credentials(tls), options=tls_options(tls))
+    with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             _check_alive(children)
