@@ -47,6 +47,7 @@ from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 from services.common import events
 from services.common.config import Settings
+from services.common.paging import canonical_uuid
 from services.common.storage import ObjectStorage, adapter_prefix, checkpoint_prefix
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
@@ -544,11 +545,8 @@ def read_assignment(data: bytes) -> job_pb2.TrainingAssignment:
         missing.append("hyperparameters.base_model")
     if missing:
         raise UnreadableAssignment(f"the assignment has no {', '.join(missing)}")
-    try:
-        canonical = str(uuid.UUID(assignment.job_id)) == assignment.job_id
-    except ValueError:
-        canonical = False
-    if not canonical:  # it names the attempt's directory: no path may hide in it
+    # It names the attempt's directory: no path may hide in it.
+    if canonical_uuid(assignment.job_id) != assignment.job_id:
         raise UnreadableAssignment(f"job_id {assignment.job_id!r} is not a UUID")
     return assignment
 

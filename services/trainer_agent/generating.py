@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from services.common import events
+from services.common.paging import canonical_uuid
 from services.common.storage import ObjectStorage
 from services.trainer_agent.launch import worker_command
 from services.trainer_agent.relay import retry_io
@@ -124,11 +124,8 @@ def read_generation_assignment(data: bytes) -> artifact_pb2.GenerationAssignment
     missing = [name for name in ("request_id", "base_model", "reply_subject") if not getattr(assignment, name)]
     if missing:
         raise ValueError(f"the generation assignment has no {', '.join(missing)}")
-    try:
-        canonical = str(uuid.UUID(assignment.request_id)) == assignment.request_id
-    except ValueError:
-        canonical = False
-    if not canonical:  # it names the scratch directory: no path may hide in it
+    # It names the scratch directory: no path may hide in it.
+    if canonical_uuid(assignment.request_id) != assignment.request_id:
         raise ValueError(f"request_id {assignment.request_id!r} is not a UUID")
     return assignment
 
