@@ -19,11 +19,9 @@ import nats
 import pytest
 import torch
 
-from gateway.auth import mint_token
 from services.common.config import DEV_JWT_SECRET, read_settings
 from services.common.storage import ObjectStorage
 from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
-from services.platform.launcher import Platform
 
 pytestmark = pytest.mark.slow
 
@@ -32,23 +30,6 @@ JOB = {
     "gpu_config": {"type": "CPU", "count": 1},
     "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
 }
-
-
-def _client(platform: Platform, user: str) -> httpx.Client:
-    token = mint_token(user, DEV_JWT_SECRET)
-    return httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def alice(platform):
-    with _client(platform, str(uuid.uuid4())) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def bob(platform):
-    with _client(platform, str(uuid.uuid4())) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

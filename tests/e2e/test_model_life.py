@@ -6,14 +6,11 @@ downloaded by URL, and a job that continues its adapter, with the lineage.
 
 from __future__ import annotations
 
-import uuid
 
 import httpx
 import pytest
 import torch
 
-from gateway.auth import mint_token
-from services.common.config import DEV_JWT_SECRET
 from services.platform.journey import call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 
 pytestmark = pytest.mark.slow
@@ -23,23 +20,6 @@ JOB = {
     "gpu_config": {"type": "CPU", "count": 1},
     "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
 }
-
-
-def _client(platform, user: str) -> httpx.Client:
-    token = mint_token(user, DEV_JWT_SECRET)
-    return httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def alice(platform):
-    with _client(platform, str(uuid.uuid4())) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def bob(platform):
-    with _client(platform, str(uuid.uuid4())) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
