@@ -24,6 +24,7 @@ from gateway.guards import RequestGuard
 from gateway.http import Stubs
 from gateway.observe import ObserveRequests, metrics_route
 from gateway.routes import billing, datasets, job_events, jobs, models, webhooks
+from services.common import identity
 from services.common.config import Settings
 from services.common.grpc import channel
 
@@ -76,6 +77,7 @@ def create_app(
     ConfigError when the settings give no way to verify bearer tokens.
     """
     verifier = TokenVerifier.from_settings(settings)
+    identity.install(settings.internal_token_secret)  # the services' credential for each verified caller
     addresses = {
         "datasets": dataset_addr or settings.dataset_addr,
         "jobs": job_addr or settings.job_addr,

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event
 
-from services.common import events
+from services.common import events, identity
 from services.common.components import Nats, ObjectStore, Postgres
 from services.common.config import Settings, read_settings
 from services.common.db import Database
@@ -21,6 +21,7 @@ from services.common.tiny_model import build_tiny_model
 
 S3_ACCESS_KEY = "brightrun-test"
 S3_SECRET_KEY = "brightrun-test-secret"
+INTERNAL_TOKEN_SECRET = "brightrun-test-internal-token-secret-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +54,7 @@ def infra(tmp_path_factory):
 def settings(infra, tiny_model, tmp_path_factory) -> Settings:
     """Settings of a platform wired to the session's real components."""
     pg, nats, store = infra
-    return read_settings(
+    settings = read_settings(
         {
             "BRIGHTRUN_HOME": str(tmp_path_factory.mktemp("home")),
             "BRIGHTRUN_DATABASE_URL": pg.dsn,
@@ -63,8 +64,12 @@ def settings(infra, tiny_model, tmp_path_factory) -> Settings:
             "BRIGHTRUN_S3_SECRET_KEY": S3_SECRET_KEY,
             "BRIGHTRUN_DEFAULT_BASE_MODEL": str(tiny_model),
             "BRIGHTRUN_GRPC_PORT": "0",
+            "BRIGHTRUN_INTERNAL_TOKEN_SECRET": INTERNAL_TOKEN_SECRET,
         }
     )
+    # The tests call services as users (services.common.grpc.as_user), some on servers they wire themselves.
+    identity.install(settings.internal_token_secret)
+    return settings
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.base_models import ModelNotAllowed, is_local_model, resolve_base_model
+from services.common.identity import MIN_SECRET_LENGTH
 
 # The embedded default's HS256 secret (``services.platform`` sets it); a
 # deployment sets its own or a JWKS, and the gateway refuses to start with neither.
@@ -71,6 +72,8 @@ class Settings:
     # The ``aud`` every token must carry (Supabase: "authenticated") and the ``iss``, when set.
     jwt_audience: str
     jwt_issuer: str
+    # HS256 key of the internal user credentials services accept from each other (services.common.identity).
+    internal_token_secret: str = field(repr=False)
     # Browser origins allowed to call the API (CORS); empty allows none.
     cors_origins: tuple[str, ...]
     http_host: str
@@ -186,6 +189,10 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         resolve_base_model(default_base_model, model_dirs)
     except ModelNotAllowed as exc:
         problems.append(f"BRIGHTRUN_DEFAULT_BASE_MODEL: {exc}")
+    internal_token_secret = need("BRIGHTRUN_INTERNAL_TOKEN_SECRET")
+    if internal_token_secret and len(internal_token_secret) < MIN_SECRET_LENGTH:
+        problems.append(f"BRIGHTRUN_INTERNAL_TOKEN_SECRET is shorter than {MIN_SECRET_LENGTH} characters; "
+                        "generate one with `openssl rand -base64 48`")
     settings = Settings(
         home=home,
         database_url=need("BRIGHTRUN_DATABASE_URL"),
@@ -203,6 +210,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks=jwks,
         jwt_audience=env.get("BRIGHTRUN_JWT_AUDIENCE", "authenticated"),
         jwt_issuer=env.get("BRIGHTRUN_JWT_ISSUER", ""),
+        internal_token_secret=internal_token_secret,
         cors_origins=tuple(origin.strip() for origin in env.get("BRIGHTRUN_CORS_ORIGINS", "").split(",") if origin.strip()),
         http_host=env.get("BRIGHTRUN_HTTP_HOST", "127.0.0.1"),
         http_port=port("BRIGHTRUN_HTTP_PORT", 8080),

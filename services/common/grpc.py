@@ -25,7 +25,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import logs
+from services.common import identity, logs
 from services.common.config import GrpcTls
 from services.common.errors import (
     Conflict,
@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("services.common.grpc.access")
 # Probes call these every few seconds; counted, not logged.
 _UNLOGGED_SERVICES = frozenset({health_pb2.DESCRIPTOR.services_by_name["Health"].full_name})
-
-USER_ID_KEY = "x-user-id"
 
 _STATUS = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -77,16 +75,19 @@ _SERVICE_CONFIG = json.dumps(
 
 
 def user_id(context: grpc.aio.ServicerContext) -> str:
-    """The caller's user id from metadata; raises Unauthenticated when absent."""
+    """The user the call acts for, from its verified internal credential (``services.common.identity``);
+    raises Unauthenticated when it carries none, or one that is forged, expired or for another audience.
+    A bare ``x-user-id`` is nobody's word."""
     for key, value in context.invocation_metadata() or ():
-        if key == USER_ID_KEY and value:
-            return value
-    raise Unauthenticated("no user id in the call's metadata")
+        if key == identity.METADATA_KEY:
+            return identity.tokens().verify(value)
+    raise Unauthenticated(f"the call carries no internal credential ({identity.METADATA_KEY} metadata)")
 
 
 def as_user(uid: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata that acts on behalf of ``uid``, with the request id and trace of the request being handled."""
-    return ((USER_ID_KEY, uid), *logs.outgoing_metadata())
+    """Call metadata that acts on behalf of ``uid`` (a fresh internal credential), with the request id and
+    trace of the request being handled."""
+    return ((identity.METADATA_KEY, identity.tokens().mint(uid)), *logs.outgoing_metadata())
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import grpc
 
-from services.common import backlog, events, logs, metrics
+from services.common import backlog, events, identity, logs, metrics
 from services.common.config import ConfigError, Settings, read_settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
@@ -55,7 +55,8 @@ class ServiceRuntime:
 
     @classmethod
     async def open(cls, name: str, settings: Settings, *, schema: str, migrations: Path) -> "ServiceRuntime":
-        """Migrate the service's schema, connect to NATS, start the outbox relay."""
+        """Install the internal token secret, migrate the service's schema, connect to NATS, start the outbox relay."""
+        identity.install(settings.internal_token_secret)
         db = Database(settings.database_url, schema)
         applied = await db.migrate(migrations)
         if applied:

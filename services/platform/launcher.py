@@ -15,6 +15,7 @@ of its own on 127.0.0.1 (:attr:`Platform.metrics_urls`).
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -105,6 +106,8 @@ class Platform:
         env.setdefault("BRIGHTRUN_S3_SECRET_KEY", DEV_S3_SECRET_KEY)
         # The embedded default signs its own development tokens; a deployment's gateway has no default.
         env.setdefault("BRIGHTRUN_JWT_SECRET", DEV_JWT_SECRET)
+        # The services' internal credentials: a fresh key per stack, which only its children hold.
+        env.setdefault("BRIGHTRUN_INTERNAL_TOKEN_SECRET", secrets.token_urlsafe(48))
         # Local receivers (a script on this machine) have no certificate.
         env.setdefault("BRIGHTRUN_WEBHOOKS_ALLOW_HTTP", "on")
         try:

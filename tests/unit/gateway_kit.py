@@ -10,6 +10,7 @@ _UNREACHED = {
     "BRIGHTRUN_S3_ENDPOINT": "http://unused",
     "BRIGHTRUN_S3_ACCESS_KEY": "unused",
     "BRIGHTRUN_S3_SECRET_KEY": "unused",
+    "BRIGHTRUN_INTERNAL_TOKEN_SECRET": "gateway-test-internal-token-secret-0123456789",
 }
 
 

@@ -7,6 +7,7 @@ BASE = {
     "BRIGHTRUN_S3_ENDPOINT": "http://127.0.0.1:8333",
     "BRIGHTRUN_S3_ACCESS_KEY": "k",
     "BRIGHTRUN_S3_SECRET_KEY": "s",
+    "BRIGHTRUN_INTERNAL_TOKEN_SECRET": "config-test-internal-token-secret-0123456789",
 }
 
 

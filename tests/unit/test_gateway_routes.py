@@ -22,7 +22,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from gateway.app import create_app
 from gateway.auth import mint_token
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, field_errors
-from services.common.grpc import rpc, stream_rpc, user_id
+from services.common.grpc import as_user, rpc, stream_rpc, user_id
 
 SECRET = "route-test-secret-that-is-long-enough"
 KNOWN_DATASET = str(uuid.uuid4())
@@ -460,12 +460,13 @@ async def test_a_malformed_idempotency_key_is_400_naming_the_header(client, key)
     assert list(_assert_spec_4xx(reply)["details"]) == ["Idempotency-Key"]
 
 
-async def test_a_grpc_caller_of_a_buggy_handler_gets_internal_without_its_text(services):
+async def test_a_grpc_caller_of_a_buggy_handler_gets_internal_without_its_text(services, client):
+    """``client``: the gateway's wiring installs the key ``as_user`` signs with."""
     address, _ = services
     async with grpc.aio.insecure_channel(address) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await dataset_pb2_grpc.DatasetServiceStub(ch).ConfirmUpload(
-                dataset_pb2.ConfirmUploadRequest(dataset_id=KNOWN_DATASET), metadata=(("x-user-id", "u"),)
+                dataset_pb2.ConfirmUploadRequest(dataset_id=KNOWN_DATASET), metadata=as_user("u")
             )
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert "bug" not in info.value.details() and "KeyError" not in info.value.details()

@@ -90,7 +90,8 @@ def test_the_variables_set_make_the_pods_settings_mutual_tls(objects, name, tmp_
             env[variable] = str(files[value.removeprefix(mount + "/")])
     tls = read_settings({
         "BRIGHTRUN_DATABASE_URL": "postgresql://unused", "BRIGHTRUN_S3_ENDPOINT": "http://unused",
-        "BRIGHTRUN_S3_ACCESS_KEY": "unused", "BRIGHTRUN_S3_SECRET_KEY": "unused", **env,
+        "BRIGHTRUN_S3_ACCESS_KEY": "unused", "BRIGHTRUN_S3_SECRET_KEY": "unused",
+        "BRIGHTRUN_INTERNAL_TOKEN_SECRET": "k8s-test-internal-token-secret-0123456789", **env,
     }).grpc_tls
     assert tls is not None and tls.ca == ca.issued.cert
     assert (tls.client_cert, tls.client_key) == (leaf.cert, leaf.key)
