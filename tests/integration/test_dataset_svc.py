@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import time
 import urllib.request
 import uuid
 
@@ -16,7 +17,7 @@ import pytest_asyncio
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
-from services.common import events
+from services.common import events, identity
 from services.common.db import Database
 from services.common.grpc import as_user, channel
 from services.common.status import error_details
@@ -209,6 +210,27 @@ async def test_a_request_id_replays_the_first_dataset_and_refuses_another_reques
     assert "dataset" in error_details(info.value)["details"]["Idempotency-Key"][0]
 
 
+async def test_a_call_is_served_only_for_the_user_its_verified_credential_names(stub, settings):
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    request = dataset_pb2.CreateDatasetRequest(name="mine", file_name="c.jsonl", file_size=10)
+    mine = (await stub.CreateDataset(request, metadata=as_user(alice))).dataset
+    forger = identity.InternalTokens("not-this-stacks-internal-token-secret-0123456789")
+    stale = identity.InternalTokens(settings.internal_token_secret).mint(alice, now=time.time() - 2 * identity.TTL_SECONDS)
+    for refused in (
+        (("x-user-id", alice),),  # a user id on the caller's word
+        ((identity.METADATA_KEY, forger.mint(alice)),),
+        ((identity.METADATA_KEY, stale),),
+        (),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), metadata=refused)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused
+        assert error_details(info.value)["reason"] == "unauthenticated"
+    listed = await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), metadata=as_user(alice))
+    assert [d.id for d in listed.datasets] == [mine.id]
+    assert (await stub.ListDatasets(dataset_pb2.ListDatasetsRequest(), metadata=as_user(bob))).total_size == 0
+
+
 async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, settings):
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     dataset = await _upload(stub, alice, _jsonl(GOOD), name="Alpha set")
@@ -234,7 +256,7 @@ async def test_another_users_dataset_is_not_found_and_lists_are_scoped(stub, set
 async def test_a_dataset_used_by_a_queued_or_running_job_cannot_be_deleted(stub, settings):
     from brightrun.events.v1 import events_pb2
     from brightrun.job.v1 import job_pb2
-    from services.common import events
+    from services.common import events, identity
 
     uid = str(uuid.uuid4())
     dataset = await _upload(stub, uid, _jsonl(GOOD))
