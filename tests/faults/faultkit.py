@@ -19,7 +19,7 @@ from brightrun.billing.v1 import billing_pb2
 from brightrun.events.v1 import events_pb2
 from brightrun.billing.v1.billing_pb2_grpc import BillingServiceStub
 from gateway.auth import mint_token
-from services.common import events
+from services.common import events, identity
 from services.common.config import DEV_JWT_SECRET
 from services.common.grpc import as_user, channel
 from services.platform.journey import call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
@@ -105,6 +105,8 @@ def assert_job_accounted(platform: Platform, api: httpx.Client, job: dict) -> No
 def _charges(platform: Platform, job: dict) -> dict:
     """The job's cost records as billing_svc lists them to its owner: compute
     charged, storage records, and whether the closing compute record is there."""
+
+    identity.install(platform.env["BRIGHTRUN_INTERNAL_TOKEN_SECRET"])  # as_user then speaks to this stack
 
     async def read() -> list:
         async with channel(platform.env["BRIGHTRUN_BILLING_ADDR"]) as ch:
