@@ -296,7 +296,8 @@ def test_an_endpoint_nobody_answers_is_one_line_after_a_bounded_wait(tmp_path):
 def test_a_service_started_alone_says_which_endpoint_it_cannot_reach(tmp_path):
     database = f"postgresql+asyncpg://brightrun:secret@127.0.0.1:{free_port()}/brightrun"
     env = platform_env(BRIGHTRUN_HOME=str(tmp_path), BRIGHTRUN_DATABASE_URL=database,
-                       BRIGHTRUN_S3_ENDPOINT="http://127.0.0.1:1", BRIGHTRUN_S3_ACCESS_KEY="a", BRIGHTRUN_S3_SECRET_KEY="b")
+                       BRIGHTRUN_S3_ENDPOINT="http://127.0.0.1:1", BRIGHTRUN_S3_ACCESS_KEY="a", BRIGHTRUN_S3_SECRET_KEY="b",
+                       BRIGHTRUN_INTERNAL_TOKEN_SECRET="launcher-test-internal-token-secret-0123456789")
     done = subprocess.run([sys.executable, "-m", "services.job_svc"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=60)
     lines = [line for line in done.stderr.splitlines() if line.strip()]

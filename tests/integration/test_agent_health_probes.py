@@ -48,6 +48,7 @@ def test_the_agent_reports_its_nats_connection_and_answers_while_alive(tmp_path)
         "BRIGHTRUN_S3_ENDPOINT": "http://127.0.0.1:1",
         "BRIGHTRUN_S3_ACCESS_KEY": "unused",
         "BRIGHTRUN_S3_SECRET_KEY": "unused",
+        "BRIGHTRUN_INTERNAL_TOKEN_SECRET": "agent-test-internal-token-secret-0123456789",
         "BRIGHTRUN_DEFAULT_BASE_MODEL": "org/model",
         "BRIGHTRUN_AGENT_HEALTH_PORT": str(port),
         "BRIGHTRUN_AGENT_ID": "health-test",
