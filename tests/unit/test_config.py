@@ -24,6 +24,15 @@ def test_defaults_fill_what_is_optional():
     assert settings.max_request_body_bytes == 1024 * 1024
 
 
+def test_the_internal_token_secret_is_required_and_long():
+    settings = read_settings(BASE)
+    assert settings.internal_token_secret == BASE["BRIGHTRUN_INTERNAL_TOKEN_SECRET"]
+    assert settings.internal_token_secret not in repr(settings)
+    for value, why in (("", "is not set"), ("too-short", "shorter than 32 characters")):
+        with pytest.raises(ConfigError, match=f"BRIGHTRUN_INTERNAL_TOKEN_SECRET {why}"):
+            read_settings(BASE | {"BRIGHTRUN_INTERNAL_TOKEN_SECRET": value})
+
+
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
         read_settings({"BRIGHTRUN_HTTP_PORT": "eighty"})
