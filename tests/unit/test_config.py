@@ -28,7 +28,7 @@ def test_the_internal_token_secret_is_required_and_long():
     settings = read_settings(BASE)
     assert settings.internal_token_secret == BASE["BRIGHTRUN_INTERNAL_TOKEN_SECRET"]
     assert settings.internal_token_secret not in repr(settings)
-    for value, why in (("", "is not set"), ("too-short", "shorter than 32 characters")):
+    for value, why in (("", "is not set"), ("too-short", "is shorter than 32 characters")):
         with pytest.raises(ConfigError, match=f"BRIGHTRUN_INTERNAL_TOKEN_SECRET {why}"):
             read_settings(BASE | {"BRIGHTRUN_INTERNAL_TOKEN_SECRET": value})
 
