@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.base_models import ModelNotAllowed, is_local_model, resolve_base_model
-from services.common.identity import MIN_SECRET_LENGTH
 
 # The embedded default's HS256 secret (``services.platform`` sets it); a
 # deployment sets its own or a JWKS, and the gateway refuses to start with neither.
 DEV_JWT_SECRET = "brightrun-development-secret-change-me"
+# An HS256 key shorter than this is guessable: BRIGHTRUN_INTERNAL_TOKEN_SECRET is refused (services.common.identity).
+MIN_SECRET_LENGTH = 32
 # The longest an S3 (SigV4) presigned URL may be valid: 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 

@@ -31,14 +31,13 @@ import time
 
 import jwt
 
+from services.common.config import MIN_SECRET_LENGTH
 from services.common.errors import Unauthenticated
 
 AUDIENCE = "brightrun-internal"
 METADATA_KEY = "x-brightrun-identity"
 # Long enough for one request's chain of calls, short enough that a leaked credential soon expires.
 TTL_SECONDS = 300
-# An HS256 key shorter than this is guessable; read_settings refuses it.
-MIN_SECRET_LENGTH = 32
 _ALGORITHM = "HS256"
 
 

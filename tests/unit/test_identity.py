@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from services.common import identity
+from services.common.config import MIN_SECRET_LENGTH
 from services.common.errors import Unauthenticated
 from services.common.identity import AUDIENCE, InternalTokens
 
@@ -42,7 +43,7 @@ def test_a_credential_that_does_not_verify_is_unauthenticated_saying_why(token, 
 
 
 def test_a_short_secret_is_refused():
-    with pytest.raises(ValueError, match=str(identity.MIN_SECRET_LENGTH)):
+    with pytest.raises(ValueError, match=str(MIN_SECRET_LENGTH)):
         InternalTokens("short")
 
 
