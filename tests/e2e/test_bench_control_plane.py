@@ -34,7 +34,7 @@ def test_the_control_plane_benchmark_prints_every_row_with_a_figure(monkeypatch)
     # then a dataset's confirm -> ready beside the validator alone; last, the flow of training data:
     # ingestion and live watchers.
     assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1) + 3
-    assert "while a job trains" in names[-7]
+    assert "while a job trains" in names[-6]
     assert re.fullmatch(r"dataset \d+ MB confirm -> ready, beside validate_dataset alone", names[-3]), names[-3]
     assert re.fullmatch(r"\d+\.\d\d vs \d+\.\d\d MB/s \(\d+%\)", rows[-3][1]), rows[-3]
     assert names[-2] == "ingestion: trainer metric points persisted/s (200 points, 2 jobs)"
