@@ -12,7 +12,6 @@ import gzip
 import os
 import secrets
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -88,7 +87,6 @@ def test_one_trace_spans_a_job_from_its_creation_to_its_assignment(platform, rec
     with httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
         dataset = wait_dataset(api, upload_dataset(api, write_demo_dataset(tmp_path / "d.jsonl", 8), "traced")["id"])
         assert dataset["status"] == "ready", dataset
-        started = time.monotonic()
         job = call(api, "POST", "/api/jobs", headers={"traceparent": traceparent}, json={
             "dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
             "hyperparameters": HYPERPARAMETERS})["job"]
@@ -104,7 +102,6 @@ def test_one_trace_spans_a_job_from_its_creation_to_its_assignment(platform, rec
                     and any(s == "job_svc" and n.startswith("publish assign.") for s, n in spans)
                     and any(s == "trainer_agent" and n.startswith("assignment assign.") for s, n in spans))
 
-        seen = wait_for(traced, complete, 120, f"the spans of trace {trace_id} for job {job['id']}")
-        print(f"trace {trace_id}: {len(seen['spans'])} spans in {time.monotonic() - started:.1f} s")
+        seen = wait_for(traced, complete, 60, f"the spans of trace {trace_id} for job {job['id']}")
         # The event written in CreateJob's transaction with the assignment is published in that trace too.
         assert ("job_svc", "publish job.queued") in seen["spans"]
