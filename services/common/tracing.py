@@ -34,8 +34,9 @@ from services.common import logs
 ENDPOINT_SETTINGS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 TRACEPARENT = logs.TRACEPARENT_HEADER
 
-# A proxy: it starts spans with whichever provider configure() installed (none: spans that only carry ids).
-_tracer = trace.get_tracer("brightrun")
+# Until configure() (or a test's use()): no provider, so a span only carries on the ids it continues.
+_provider: trace.TracerProvider = trace.NoOpTracerProvider()
+_tracer = _provider.get_tracer("brightrun")
 
 
 def exporter(env: Mapping[str, str] | None = None) -> SpanExporter | None:
@@ -54,8 +55,17 @@ def configure(service: str, env: Mapping[str, str] | None = None) -> TracerProvi
     if (chosen := exporter(env)) is not None:
         # Batched off the request path; flushed when the process exits (the provider's atexit shutdown).
         provider.add_span_processor(BatchSpanProcessor(chosen))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(provider)  # for any OpenTelemetry-instrumented library too
+    use(provider)
     return provider
+
+
+def use(provider: trace.TracerProvider) -> trace.TracerProvider:
+    """Start this process's spans with ``provider`` from now on; returns the one used before
+    (a test observing spans puts it back)."""
+    global _provider, _tracer
+    previous, _provider, _tracer = _provider, provider, provider.get_tracer("brightrun")
+    return previous
 
 
 def parent_of(traceparent: str | None):

@@ -1,17 +1,17 @@
 """W3C trace context through the outbox, against real PostgreSQL and NATS: an
 outbox row keeps the trace that wrote it, the relay publishes it as the
 ``traceparent`` header, and the consumer's span continues that trace. The
-spans are watched with the OTel SDK's in-memory exporter added to this
-process's provider."""
+spans are watched with the OTel SDK's in-memory exporter, through a provider
+this module uses in place of the process's."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from nats.js.api import DeliverPolicy
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,14 +24,14 @@ from services.common.db import Database
 
 
 @pytest.fixture(scope="module")
-def finished() -> InMemorySpanExporter:
-    """Every span this process ends from now on (the provider tracing.configure installs, as a process's main does)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = tracing.configure("tests", env={})
+def finished() -> Iterator[InMemorySpanExporter]:
+    """Every span this process ends while the module runs, kept in memory (the process's provider is put back)."""
     exporter = InMemorySpanExporter()
+    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    previous = tracing.use(provider)
+    yield exporter
+    tracing.use(previous)
 
 
 @pytest.fixture

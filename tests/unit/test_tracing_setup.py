@@ -30,3 +30,13 @@ def test_a_span_continues_the_given_trace_and_logs_carry_it():
         assert dict(logs.outgoing_metadata())[logs.TRACEPARENT_HEADER] == carried
     assert logs.trace_id_from(carried) == "0af7651916cd43dd8448eb211c80319c"
     assert logs.current("trace_id") == ""
+
+
+def test_with_a_provider_a_span_is_a_new_span_of_the_same_trace():
+    previous = tracing.use(TracerProvider())
+    try:
+        with tracing.span("handling", traceparent=PARENT):
+            carried = tracing.current_traceparent()
+    finally:
+        tracing.use(previous)
+    assert logs.trace_id_from(carried) == "0af7651916cd43dd8448eb211c80319c" and carried != PARENT
