@@ -1,6 +1,7 @@
 """W3C trace context through the outbox, against real PostgreSQL and NATS: an
 outbox row keeps the trace that wrote it, the relay publishes it as the
-``traceparent`` header, and the consumer's span continues that trace. The
+``traceparent`` header, and the consumer's span continues that trace (the
+trainer agent's event relay sends its events in the same way). The
 spans are watched with the OTel SDK's in-memory exporter, through a provider
 this module uses in place of the process's."""
 
@@ -21,6 +22,7 @@ from sqlalchemy import text
 from brightrun.events.v1 import events_pb2
 from services.common import events, logs, tracing
 from services.common.db import Database
+from services.trainer_agent.relay import EventRelay
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,19 @@ async def test_an_event_written_outside_a_trace_carries_no_traceparent(settings,
     msg = await sub.next_msg(timeout=10)
     await nc.close()
     assert events.traceparent_of(msg) is None and msg.headers["Nats-Msg-Id"] == event.event_id
+
+
+async def test_the_agent_publishes_its_events_in_the_trace_it_sends_them_in(settings, finished):
+    nc, js = await events.connect(settings.nats_url, "tracing-test")
+    subject = f"trainer.traced{uuid.uuid4().hex[:8]}"
+    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    relay = EventRelay(js)
+    relay.start()
+    with tracing.span("assignment", kind=SpanKind.CONSUMER):
+        sent_in = tracing.current_traceparent()
+        mark = relay.send(events.new_event(subject, producer="test", user_id=str(uuid.uuid4()), subject_id="x"))
+    assert await relay.wait_published(mark, 10)
+    msg = await sub.next_msg(timeout=10)
+    await relay.stop(5)
+    await nc.close()
+    assert sent_in and events.traceparent_of(msg) == sent_in
