@@ -115,3 +115,30 @@ async def test_the_agent_publishes_its_events_in_the_trace_it_sends_them_in(sett
     await relay.stop(5)
     await nc.close()
     assert sent_in and events.traceparent_of(msg) == sent_in
+
+
+async def test_a_batch_consumer_links_the_trace_of_each_event_it_applies(settings, db, finished):
+    nc, js = await events.connect(settings.nats_url, "tracing-test")
+    subject = f"dataset.batched{uuid.uuid4().hex[:8]}"
+    written = []
+    for _ in range(2):
+        with tracing.span("request", kind=SpanKind.SERVER) as request:
+            async with db.transaction() as conn:
+                await events.add_to_outbox(conn, events.new_event(subject, producer="test", user_id="u", subject_id="x"))
+        written.append(request.get_span_context().trace_id)
+    assert await events.OutboxRelay(db, js).flush() == 2
+    stop, applied = asyncio.Event(), []
+
+    async def handle(batch: list[events_pb2.Event]) -> None:
+        applied.extend(batch)
+        if len(applied) == 2:
+            stop.set()
+
+    durable = f"trace-{uuid.uuid4().hex[:8]}"
+    await asyncio.wait_for(events.consume_batches(js, stream="DATASETS", durable=durable, subjects=[subject],
+                                                  handler=handle, stop=stop), 30)
+    await nc.close()
+    [batch] = [s for s in finished.get_finished_spans() if s.name.startswith(durable)]
+    # Both arrived in one fetch: one span for the batch, linked to each publish of the two traces.
+    assert batch.name == f"{durable} batch"
+    assert sorted(link.context.trace_id for link in batch.links) == sorted(written)
