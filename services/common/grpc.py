@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from services.common import identity, logs
+from services.common import identity, logs, tracing
 from services.common.config import GrpcTls
 from services.common.errors import (
     Conflict,
@@ -42,7 +42,6 @@ from services.common.errors import (
 from services.common.metrics import GRPC_DURATION, GRPC_REQUESTS
 from services.common.outages import is_outage
 from services.common.status import rich_status
-from services.common import tracing
 
 log = logging.getLogger(__name__)
 # One line per call answered (not health checks): method, status code, milliseconds, in the call's log context.
@@ -216,12 +215,16 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
 
     @contextlib.contextmanager
     def context_of():
-        """The call's log context and its server span, continuing the caller's ``traceparent``."""
+        """The call's log context and its server span, continuing the caller's ``traceparent`` (a probe's
+        health check starts none: it would be a trace every few seconds)."""
         traceparent = metadata.get(logs.TRACEPARENT_HEADER)
-        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), traceparent), \
-                tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, traceparent=traceparent,
-                             attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}):
-            yield
+        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), traceparent):
+            if service in _UNLOGGED_SERVICES:
+                yield
+                return
+            with tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, traceparent=traceparent,
+                              attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}):
+                yield
 
     if inspect.isasyncgenfunction(behavior):
         async def streamed(request, context):
