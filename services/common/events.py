@@ -34,8 +34,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.events.v1 import events_pb2
-from services.common.db import Database, refused_value
 from services.common import tracing
+from services.common.db import Database, refused_value
 from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
 
 log = logging.getLogger(__name__)
