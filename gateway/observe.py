@@ -3,8 +3,8 @@ trace it belongs to, and Prometheus series by route template.
 
 :class:`ObserveRequests` keeps a client's ``X-Request-Id`` (or makes one),
 answers it in the response's ``X-Request-Id`` header, and handles the request
-in a log context with that id and the trace id of its server span (continuing a client's
-``traceparent``, see ``services.common.tracing``), which
+in a log context with that id and the trace of its server span (continuing
+a client's ``traceparent``, see ``services.common.tracing``), which
 ``services.common.grpc.as_user`` sends on to the services, and the job or
 dataset id of a route about one (``/api/jobs/{id}...``). It counts and times
 each request by method, route template (``/api/jobs/{id}``: never a raw path,
@@ -18,11 +18,11 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import logs, metrics, tracing

@@ -4,8 +4,9 @@ outbox and its relay, and durable consumers.
 A producer writes its state change and its event in one transaction
 (:func:`add_to_outbox`); :class:`OutboxRelay` publishes committed rows with
 ``Nats-Msg-Id`` = event id (and the ``traceparent`` of the trace that wrote
-the row, which consumers continue: ``services.common.tracing``), so a crash between commit and publish loses
-nothing and a re-publish is dropped by JetStream. :func:`consume` runs a
+the row, which consumers continue: ``services.common.tracing``), so a crash
+between commit and publish loses nothing and a re-publish is dropped by
+JetStream. :func:`consume` runs a
 durable pull consumer whose handler acks only after its own commit, and
 parks a message it can never handle on the DEADLETTER stream
 (:func:`dead_letter`) so that one bad message never stops the ones after it.
@@ -153,7 +154,8 @@ def _published_headers(row) -> dict[str, str]:
     if row.traceparent:
         with tracing.span(f"publish {row.subject}", kind=SpanKind.PRODUCER, traceparent=row.traceparent,
                           attributes={"messaging.system": "nats", "messaging.destination.name": row.subject}):
-            headers[tracing.TRACEPARENT] = tracing.current_traceparent() or row.traceparent
+            if traceparent := tracing.current_traceparent():
+                headers[tracing.TRACEPARENT] = traceparent
     return headers
 
 

@@ -264,7 +264,8 @@ class TrainerAgent:
             return
         try:
             # The span continues the trace of the request that created the job (the ASSIGN message's header).
-            with tracing.span(f"assignment {msg.subject}", kind=SpanKind.CONSUMER, traceparent=events.traceparent_of(msg),
+            with tracing.span(f"assignment {msg.subject}", kind=SpanKind.CONSUMER,
+                              traceparent=events.traceparent_of(msg),
                               attributes={"brightrun.job_id": assignment.job_id,
                                           "brightrun.attempt": msg.metadata.num_delivered}):
                 await self._handle(msg, assignment, stop)
