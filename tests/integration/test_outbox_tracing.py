@@ -124,7 +124,8 @@ async def test_a_batch_consumer_links_the_trace_of_each_event_it_applies(setting
     for _ in range(2):
         with tracing.span("request", kind=SpanKind.SERVER) as request:
             async with db.transaction() as conn:
-                await events.add_to_outbox(conn, events.new_event(subject, producer="test", user_id="u", subject_id="x"))
+                event = events.new_event(subject, producer="test", user_id="u", subject_id="x")
+                await events.add_to_outbox(conn, event)
         written.append(request.get_span_context().trace_id)
     assert await events.OutboxRelay(db, js).flush() == 2
     stop, applied = asyncio.Event(), []
