@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
-from services.common import logs, metrics
+from services.common import logs, metrics, tracing
 from services.common.config import read_settings
 
 # Open event streams are cut after this long on SIGTERM so that shutdown stays bounded.
@@ -14,6 +14,7 @@ _GRACEFUL_SHUTDOWN_S = 10
 
 def main() -> None:
     logs.configure("gateway")
+    tracing.configure("gateway")
     settings = read_settings()
     if settings.metrics_port:  # else at /metrics on the API port
         metrics.serve(settings.metrics_port, settings.metrics_host)

@@ -3,7 +3,8 @@ trace it belongs to, and Prometheus series by route template.
 
 :class:`ObserveRequests` keeps a client's ``X-Request-Id`` (or makes one),
 answers it in the response's ``X-Request-Id`` header, and handles the request
-in a log context with that id and the ``traceparent``'s trace id, which
+in a log context with that id and the trace of its server span (continuing
+a client's ``traceparent``, see ``services.common.tracing``), which
 ``services.common.grpc.as_user`` sends on to the services, and the job or
 dataset id of a route about one (``/api/jobs/{id}...``). It counts and times
 each request by method, route template (``/api/jobs/{id}``: never a raw path,
@@ -17,13 +18,14 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common import logs, metrics
+from services.common import logs, metrics, tracing
 
 # The route label of a request no route matched.
 UNMATCHED = "unmatched"
@@ -56,9 +58,11 @@ class ObserveRequests:
         traceparent = headers.get(logs.TRACEPARENT_HEADER.encode())
         started, status = time.monotonic(), 500  # an exception that escapes becomes the server error's 500
         route, params = self.route_of(scope)
-        with logs.request_context(sent.decode("latin-1") if sent else None,
-                                  traceparent.decode("latin-1") if traceparent else None), \
-                logs.bind(**_subject_ids(route, params)):
+        incoming = traceparent.decode("latin-1") if traceparent else None
+        with logs.request_context(sent.decode("latin-1") if sent else None, incoming), \
+                logs.bind(**_subject_ids(route, params)), \
+                tracing.span(f"{scope['method']} {route}", kind=SpanKind.SERVER, traceparent=incoming,
+                             attributes={"http.request.method": scope["method"], "http.route": route}) as span:
             request_id = logs.current("request_id").encode()
 
             async def send_with_id(message: Message) -> None:
@@ -72,6 +76,7 @@ class ObserveRequests:
                 await self.app(scope, receive, send_with_id)
             finally:
                 labels = (scope["method"], route, str(status))
+                span.set_attribute("http.response.status_code", status)
                 HTTP_REQUESTS.labels(*labels).inc()
                 HTTP_DURATION.labels(*labels).observe(time.monotonic() - started)
 

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   published_at TIMESTAMPTZ
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+-- The W3C traceparent of the trace that wrote the row, published as a NATS header (services.common.tracing).
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS traceparent TEXT;
 CREATE TABLE IF NOT EXISTS processed_events (
   consumer TEXT NOT NULL,
   event_id UUID NOT NULL,

@@ -3,8 +3,10 @@ outbox and its relay, and durable consumers.
 
 A producer writes its state change and its event in one transaction
 (:func:`add_to_outbox`); :class:`OutboxRelay` publishes committed rows with
-``Nats-Msg-Id`` = event id, so a crash between commit and publish loses
-nothing and a re-publish is dropped by JetStream. :func:`consume` runs a
+``Nats-Msg-Id`` = event id (and the ``traceparent`` of the trace that wrote
+the row, which consumers continue: ``services.common.tracing``), so a crash
+between commit and publish loses nothing and a re-publish is dropped by
+JetStream. :func:`consume` runs a
 durable pull consumer whose handler acks only after its own commit, and
 parks a message it can never handle on the DEADLETTER stream
 (:func:`dead_letter`) so that one bad message never stops the ones after it.
@@ -28,10 +30,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, AckPolicy, DeliverPolicy, StreamConfig, RetentionPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.events.v1 import events_pb2
+from services.common import tracing
 from services.common.db import Database, refused_value
 from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
 
@@ -97,11 +101,12 @@ async def add_all_to_outbox(conn: AsyncConnection, batch: list[events_pb2.Event]
     """:func:`add_to_outbox` for many events, in their order, in one statement."""
     if batch:
         await conn.execute(
-            text("INSERT INTO outbox (event_id, subject, payload) SELECT event_id, subject, payload FROM "
+            text("INSERT INTO outbox (event_id, subject, payload, traceparent) "
+                 "SELECT event_id, subject, payload, :traceparent FROM "
                  "unnest(CAST(:ids AS UUID[]), CAST(:subjects AS TEXT[]), CAST(:payloads AS BYTEA[])) "
                  "WITH ORDINALITY AS o(event_id, subject, payload, n) ORDER BY n"),
             {"ids": [e.event_id for e in batch], "subjects": [e.type for e in batch],
-             "payloads": [e.SerializeToString() for e in batch]},
+             "payloads": [e.SerializeToString() for e in batch], "traceparent": tracing.current_traceparent()},
         )
 
 
@@ -109,11 +114,14 @@ async def add_message_to_outbox(conn: AsyncConnection, subject: str, data: bytes
     """Write a message that is not an Event (a training assignment) in the caller's transaction.
 
     ``message_id`` is a UUID string; it becomes the ``Nats-Msg-Id``, so derive
-    it from the resource (uuid5) when a retry must not publish twice.
+    it from the resource (uuid5) when a retry must not publish twice. The row
+    keeps the active span's ``traceparent``, which the relay publishes as a
+    header, so the message's consumers continue the trace that wrote it.
     """
     await conn.execute(
-        text("INSERT INTO outbox (event_id, subject, payload) VALUES (:id, :subject, :payload)"),
-        {"id": message_id, "subject": subject, "payload": data},
+        text("INSERT INTO outbox (event_id, subject, payload, traceparent) "
+             "VALUES (:id, :subject, :payload, :traceparent)"),
+        {"id": message_id, "subject": subject, "payload": data, "traceparent": tracing.current_traceparent()},
     )
 
 
@@ -137,6 +145,34 @@ async def ensure_streams(js: JetStreamContext) -> None:
 async def publish(js: JetStreamContext, subject: str, data: bytes, msg_id: str) -> None:
     """Publish once: a repeat with the same ``msg_id`` inside the duplicate window is dropped."""
     await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+
+
+def _published_headers(row) -> dict[str, str]:
+    """An outbox row's NATS headers: ``Nats-Msg-Id`` and, for a row written inside a trace, the
+    ``traceparent`` of a producer span that continues it (a row written outside one starts no trace)."""
+    headers = {"Nats-Msg-Id": str(row.event_id)}
+    if row.traceparent:
+        with tracing.span(f"publish {row.subject}", kind=SpanKind.PRODUCER, traceparent=row.traceparent,
+                          attributes={"messaging.system": "nats", "messaging.destination.name": row.subject}):
+            if traceparent := tracing.current_traceparent():
+                headers[tracing.TRACEPARENT] = traceparent
+    return headers
+
+
+def traceparent_of(msg: Msg) -> str | None:
+    """The ``traceparent`` header a message was published with (the trace of the work that wrote it)."""
+    return (msg.headers or {}).get(tracing.TRACEPARENT)
+
+
+def _consumer_span(durable: str, msgs: list[Msg]):
+    """The span of handling ``msgs``: one message's continues its trace; a batch's links each message's."""
+    attributes = {"messaging.system": "nats", "messaging.consumer.group.name": durable}
+    if len(msgs) == 1:
+        return tracing.span(f"{durable} {msgs[0].subject}", kind=SpanKind.CONSUMER,
+                            traceparent=traceparent_of(msgs[0]), attributes=attributes)
+    links = [link for msg in msgs for link in tracing.link_to(traceparent_of(msg))]
+    return tracing.span(f"{durable} batch", kind=SpanKind.CONSUMER, links=links,
+                        attributes={**attributes, "messaging.batch.message_count": len(msgs)})
 
 
 class OutboxRelay:
@@ -175,7 +211,8 @@ class OutboxRelay:
                 rows = (
                     await conn.execute(
                         text(
-                            "SELECT id, event_id, subject, payload FROM outbox WHERE published_at IS NULL "
+                            "SELECT id, event_id, subject, payload, traceparent FROM outbox "
+                            "WHERE published_at IS NULL "
                             "ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED"
                         )
                     )
@@ -185,7 +222,7 @@ class OutboxRelay:
                 try:
                     for row in rows:
                         answers.append(await self._js.publish_async(
-                            row.subject, bytes(row.payload), headers={"Nats-Msg-Id": str(row.event_id)}))
+                            row.subject, bytes(row.payload), headers=_published_headers(row)))
                     await asyncio.wait_for(asyncio.gather(*answers), _RELAY_ANSWERS_S)
                 finally:
                     for answer in answers:  # those left waiting when one failed: their slots are freed
@@ -278,7 +315,8 @@ async def consume_batches(
         if not decoded:
             return
         try:
-            await handler([event for _, event in decoded])
+            with _consumer_span(durable, [msg for msg, _ in decoded]):
+                await handler([event for _, event in decoded])
         except Exception as exc:
             if len(decoded) > 1:
                 log.warning("%s: a batch of %d failed (%r); applying its messages one at a time",
@@ -356,7 +394,8 @@ async def _apply(js: JetStreamContext, msg: Msg, event: events_pb2.Event, *, dur
                  max_deliver: int) -> None:
     """Handle one decoded message and settle it: ack, park, or leave it for redelivery with backoff."""
     try:
-        await handler(event)
+        with _consumer_span(durable, [msg]):
+            await handler(event)
     except Exception as exc:
         if isinstance(exc, Unappliable) or refused_value(exc):
             await dead_letter(js, msg, consumer=durable, reason=f"unappliable {event.type}: {exc}")

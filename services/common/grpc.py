@@ -12,6 +12,7 @@ id under which it was logged and nothing of its cause.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -24,8 +25,10 @@ from collections.abc import Callable, Iterable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
-from services.common import identity, logs
+from services.common import identity, logs, tracing
 from services.common.config import GrpcTls
 from services.common.errors import (
     Conflict,
@@ -172,7 +175,8 @@ def stream_rpc(method: Callable) -> Callable:
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
     """Counts, times and logs every call by method and status code, and handles it in a log context that
-    carries the caller's ``x-request-id`` and ``traceparent`` (an id is made up when the caller sent none)."""
+    carries the caller's ``x-request-id`` and ``traceparent`` (an id is made up when the caller sent none),
+    inside a server span (``services.common.tracing``) that continues the caller's trace."""
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -203,13 +207,24 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
                 code = grpc.StatusCode.UNKNOWN
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         seconds = time.monotonic() - started
+        trace.get_current_span().set_attribute("rpc.grpc.status_code", name)
         GRPC_REQUESTS.labels(service, method, name).inc()
         GRPC_DURATION.labels(service, method, name).observe(seconds)
         if service not in _UNLOGGED_SERVICES:
             access_log.info("%s/%s %s %.1f ms", service, method, name, seconds * 1000)
 
+    @contextlib.contextmanager
     def context_of():
-        return logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), metadata.get(logs.TRACEPARENT_HEADER))
+        """The call's log context and its server span, continuing the caller's ``traceparent`` (a probe's
+        health check starts none: it would be a trace every few seconds)."""
+        traceparent = metadata.get(logs.TRACEPARENT_HEADER)
+        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), traceparent):
+            if service in _UNLOGGED_SERVICES:
+                yield
+                return
+            with tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, traceparent=traceparent,
+                              attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}):
+                yield
 
     if inspect.isasyncgenfunction(behavior):
         async def streamed(request, context):

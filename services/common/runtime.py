@@ -22,7 +22,7 @@ from pathlib import Path
 
 import grpc
 
-from services.common import backlog, events, identity, logs, metrics
+from services.common import backlog, events, identity, logs, metrics, tracing
 from services.common.config import ConfigError, Settings, read_settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
@@ -196,6 +196,7 @@ def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]
     one line on stderr and ``startup.EXIT_STATUS``; so does a failing start,
     after its traceback (stderr is the service's log)."""
     logs.configure(service)
+    tracing.configure(service)
     try:
         settings = read_settings()
         require_reachable([("BRIGHTRUN_DATABASE_URL", settings.database_url), ("BRIGHTRUN_NATS_URL", settings.nats_url)])

@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.common import logs, metrics
+from services.common import logs, metrics, tracing
 from services.common.config import read_settings
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
@@ -96,6 +96,7 @@ def _time_bounds() -> dict[str, float]:
 
 def main() -> None:
     logs.configure("trainer_agent")
+    tracing.configure("trainer_agent")
     settings = read_settings()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)

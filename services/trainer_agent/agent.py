@@ -41,11 +41,12 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
-from services.common import events
+from services.common import events, tracing
 from services.common.config import Settings
 from services.common.paging import canonical_uuid
 from services.common.storage import ObjectStorage, adapter_prefix, checkpoint_prefix
@@ -262,7 +263,12 @@ class TrainerAgent:
             await events.dead_letter(js, msg, consumer=self.durable, reason=str(exc))
             return
         try:
-            await self._handle(msg, assignment, stop)
+            # The span continues the trace of the request that created the job (the ASSIGN message's header).
+            with tracing.span(f"assignment {msg.subject}", kind=SpanKind.CONSUMER,
+                              traceparent=events.traceparent_of(msg),
+                              attributes={"brightrun.job_id": assignment.job_id,
+                                          "brightrun.attempt": msg.metadata.num_delivered}):
+                await self._handle(msg, assignment, stop)
         except Exception:
             # Redelivered while deliveries are left; after that job_svc fails the job.
             log.exception("job %s: the attempt broke in the agent; handing it back", assignment.job_id)

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from brightrun.events.v1 import events_pb2
+from services.common import tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +55,8 @@ class EventRelay:
     def __init__(self, js, *, in_flight: int = IN_FLIGHT):
         self._js = js
         self._in_flight = in_flight
-        self._queue: collections.deque[events_pb2.Event] = collections.deque()
+        # Each event with the headers it is published with: its id, and the trace it was sent in.
+        self._queue: collections.deque[tuple[events_pb2.Event, dict[str, str]]] = collections.deque()
         self._sent = 0  # events handed to send()
         self._published = 0  # of those, published, in order
         self._queued = asyncio.Event()  # wakes the publishing task
@@ -75,8 +77,12 @@ class EventRelay:
         return drained
 
     def send(self, event: events_pb2.Event) -> int:
-        """Queue ``event``; returns its mark for :meth:`wait_published`."""
-        self._queue.append(event)
+        """Queue ``event``; returns its mark for :meth:`wait_published`. It is published with the
+        ``traceparent`` of the span sending it (the assignment's), so its consumers continue that trace."""
+        headers = {"Nats-Msg-Id": event.event_id}
+        if traceparent := tracing.current_traceparent():
+            headers[tracing.TRACEPARENT] = traceparent
+        self._queue.append((event, headers))
         self._sent += 1
         self._queued.set()
         return self._sent
@@ -112,9 +118,9 @@ class EventRelay:
             try:
                 while self._queue:
                     while len(answers) < min(self._in_flight, len(self._queue)):
-                        event = self._queue[len(answers)]
-                        answers.append(await self._js.publish_async(
-                            event.type, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id}))
+                        event, headers = self._queue[len(answers)]
+                        answers.append(await self._js.publish_async(event.type, event.SerializeToString(),
+                                                                    headers=headers))
                     await asyncio.wait_for(answers[0], ANSWER_TIMEOUT_S)
                     answers.popleft()
                     self._queue.popleft()
@@ -133,7 +139,7 @@ class EventRelay:
                 tries += 1
                 if tries == 1:
                     log.warning("publishing %s failed (%r); %d events wait, retrying",
-                                self._queue[0].type, exc, self.waiting)
+                                self._queue[0][0].type, exc, self.waiting)
                 await asyncio.sleep(backoff(tries))
 
 

@@ -1,0 +1,107 @@
+"""One trace from a job's creation to its assignment, across the embedded
+platform's processes: the platform exports its spans over OTLP/HTTP to a small
+receiver this test runs (decoding ``ExportTraceServiceRequest`` protobufs), and
+a job created with a client's ``traceparent`` must leave spans of that one
+trace in the gateway, job_svc's CreateJob, its outbox relay's publish of the
+assignment and the trainer agent's handling of it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from services.platform.journey import call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
+from services.platform.launcher import Platform
+
+pytestmark = pytest.mark.slow
+
+HYPERPARAMETERS = {"learning_rate": 0.001, "batch_size": 2, "epochs": 1, "rank": 4, "dropout": 0.0}
+
+
+class Receiver(ThreadingHTTPServer):
+    """An OTLP/HTTP traces endpoint keeping (service, span name, trace id hex) of every span it is sent."""
+
+    def __init__(self):
+        self.spans: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Export)
+
+
+class _Export(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest.FromString(body)
+        found = []
+        for resource in request.resource_spans:
+            service = next(a.value.string_value for a in resource.resource.attributes if a.key == "service.name")
+            found += [(service, s.name, s.trace_id.hex()) for scope in resource.scope_spans for s in scope.spans]
+        with self.server.lock:
+            self.server.spans.extend(found)
+        answer = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = Receiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, receiver):
+    """The embedded default exporting its spans to ``receiver``, in batches sent every 200 ms."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIGHTRUN_", "OTEL_"))}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{receiver.server_address[1]}"
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
+    with Platform(tmp_path_factory.mktemp("traced") / "home", env, http_port=0) as running:
+        yield running
+
+
+def test_one_trace_spans_a_job_from_its_creation_to_its_assignment(platform, receiver, tmp_path):
+    trace_id = secrets.token_hex(16)
+    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    token = platform.token(str(uuid.uuid4()))
+    with httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
+        dataset = wait_dataset(api, upload_dataset(api, write_demo_dataset(tmp_path / "d.jsonl", 8), "traced")["id"])
+        assert dataset["status"] == "ready", dataset
+        job = call(api, "POST", "/api/jobs", headers={"traceparent": traceparent}, json={
+            "dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
+            "hyperparameters": HYPERPARAMETERS})["job"]
+
+        def traced() -> dict:
+            with receiver.lock:
+                return {"spans": {(service, name) for service, name, tid in receiver.spans if tid == trace_id}}
+
+        def complete(seen: dict) -> bool:
+            spans = seen["spans"]
+            return (("gateway", "POST /api/jobs") in spans
+                    and ("job_svc", "brightrun.job.v1.JobService/CreateJob") in spans
+                    and any(s == "job_svc" and n.startswith("publish assign.") for s, n in spans)
+                    and any(s == "trainer_agent" and n.startswith("assignment assign.") for s, n in spans))
+
+        seen = wait_for(traced, complete, 60, f"the spans of trace {trace_id} for job {job['id']}")
+        # The event written in CreateJob's transaction with the assignment is published in that trace too.
+        assert ("job_svc", "publish job.queued") in seen["spans"]
