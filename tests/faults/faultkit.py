@@ -76,12 +76,17 @@ def notifications_of(api: httpx.Client, job_id: str) -> list[dict]:
     return [n for n in notes if (n.get("metadata") or {}).get("job_id") == job_id]
 
 
+def metric_points(api: httpx.Client, job_id: str) -> list[dict]:
+    """Every metric point of a job of up to 10,000 steps (the detail shows the latest 500 unless asked)."""
+    return call(api, "GET", f"/api/jobs/{job_id}", params={"metrics_limit": 10000})["metrics"]
+
+
 def assert_job_accounted(platform: Platform, api: httpx.Client, job: dict) -> None:
     """What a finished job leaves, exactly once: one metric point per step, one
     notification of each kind, cost records that sum to its final cost and one
     storage charge for a trained model (waited for: billing consumes asynchronously)."""
     def points() -> dict:
-        return {"steps": [m["step"] for m in call(api, "GET", f"/api/jobs/{job['id']}")["metrics"]]}
+        return {"steps": [m["step"] for m in metric_points(api, job["id"])]}
 
     if job["status"] == "completed":
         # A point whose delivery an outage lost comes back when JetStream redelivers it: eventually, every step.

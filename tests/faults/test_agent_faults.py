@@ -15,7 +15,7 @@ from datetime import datetime
 
 import pytest
 from nats.js.api import DeliverPolicy
-from faultkit import assert_consumers_drain, assert_job_accounted, ready_dataset, start_job, wait_ended
+from faultkit import assert_consumers_drain, assert_job_accounted, metric_points, ready_dataset, start_job, wait_ended
 
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
@@ -78,7 +78,7 @@ def _parked(platform, consumer: str) -> list[dict]:
 
 
 def _stamped_between(api, job: dict, start: float, end: float) -> list[int]:
-    points = call(api, "GET", f"/api/jobs/{job['id']}")["metrics"]
+    points = metric_points(api, job["id"])
     times = {p["step"]: datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp() for p in points}
     return [step for step, at in times.items() if start < at < end]
 
