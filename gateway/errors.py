@@ -52,6 +52,7 @@ CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
     422: "idempotency_key_reused",
     429: "resource_exhausted",
     500: "internal",
@@ -98,6 +99,11 @@ def validation_error(problems: dict[str, list[str]]) -> HttpError:
 def unavailable(details: str) -> HttpError:
     """The 503 of an outage, with ``Retry-After`` so that clients back off instead of giving up."""
     return HttpError(503, "Service unavailable", details, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def headers_too_large(limit: int) -> HttpError:
+    """The 431 for request headers over ``limit`` bytes in all."""
+    return HttpError(431, "Request headers too large", f"The request's headers must be at most {limit} bytes in all.")
 
 
 def too_large(limit: int) -> HttpError:

@@ -1,7 +1,7 @@
-"""Checks on every request before a route sees it: the body's size (declared
-and streamed) and control characters in the query string.
+"""Checks on every request before a route sees it: the headers' size, the
+body's size (declared and streamed) and control characters in the query string.
 
-They answer 413 and 400 with the spec's ``{error, details}`` body instead of
+They answer 431, 413 and 400 with the spec's ``{error, details}`` body instead of
 letting an oversized body reach a gRPC call (whose size limit answers with the
 library's own message) or a NUL reach PostgreSQL (which cannot store one).
 """
@@ -12,8 +12,12 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import HttpError, error_response, too_large, validation_error
+from gateway.errors import HttpError, error_response, headers_too_large, too_large, validation_error
 from services.common.text import has_control_characters
+
+
+# Headers in all, as h11 bounded them: httptools, uvicorn's faster parser, sets no limit of its own.
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class RequestGuard:
@@ -28,12 +32,18 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         try:
+            self._check_headers(scope)
             self._check_declared_size(scope)
             self._check_query(scope)
         except HttpError as exc:
             await error_response(exc)(scope, receive, send)
             return
         await self.app(scope, self._bounded(receive), send)
+
+    @staticmethod
+    def _check_headers(scope: Scope) -> None:
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            raise headers_too_large(MAX_HEADER_BYTES)
 
     def _check_declared_size(self, scope: Scope) -> None:
         for name, value in scope["headers"]:

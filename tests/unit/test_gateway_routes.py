@@ -427,6 +427,21 @@ async def test_a_body_over_the_limit_is_413_before_it_is_read(client):
     _assert_spec_4xx(streamed, 413)
 
 
+async def test_headers_over_64_kib_in_all_are_431_before_any_route(client, services):
+    calls = len(services[1]["jobs"].seen)
+    headers = {**_json(str(uuid.uuid4())), "X-Padding": "a" * (64 * 1024)}
+    body = _assert_spec_4xx(await client.post("/api/jobs", json=JOB, headers=headers), 431)
+    assert body["code"] == "headers_too_large" and "65536 bytes" in body["details"]
+    assert len(services[1]["jobs"].seen) == calls
+    # Just under the bound, the request goes on to the route (which answers as it would without the padding).
+    headers["X-Padding"] = "a" * (60 * 1024)
+    padded = await client.post("/api/jobs", json=JOB, headers=headers)
+    del headers["X-Padding"]
+    plain = await client.post("/api/jobs", json=JOB, headers=headers)
+    assert (padded.status_code, padded.json().get("code")) == (plain.status_code, plain.json().get("code"))
+    assert padded.status_code != 431
+
+
 @pytest.mark.parametrize(
     ("path", "headers", "field"),
     [
