@@ -58,7 +58,7 @@ from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
 from services.trainer_agent.training_metrics import TRAINING
-from services.trainer_agent.uploads import download_manifest, sha256_of, upload_directory
+from services.trainer_agent.uploads import fetch_adapter, sha256_of, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -425,12 +425,10 @@ class TrainerAgent:
         parent_args = []
         if assignment.parent_adapter.files:  # continued training: the parent model's adapter
             parent = workdir / "parent-adapter"
-            try:
-                await retry_io(lambda: download_manifest(self._storage, assignment.parent_adapter, parent),
-                               f"job {assignment.job_id}: downloading the parent adapter",
-                               deadline_s=self._agent.io_retry_seconds)
-            except Exception as exc:
-                return {"type": "failed", "reason": f"could not download the parent adapter: {exc}", "retryable": True}
+            failed = await fetch_adapter(self._storage, assignment.parent_adapter, parent, "the parent adapter",
+                                         owner=f"job {assignment.job_id}", deadline_s=self._agent.io_retry_seconds)
+            if failed:
+                return failed
             parent_args = ["--parent-adapter", str(parent)]
         if current.stopping:  # cancelled or shut down while the files came
             return {"type": "stopped", "step": None}

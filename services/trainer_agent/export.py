@@ -33,7 +33,7 @@ from services.common.export_queue import export_durable, export_subject
 from services.common.storage import ObjectStorage
 from services.trainer_agent.launch import worker_command
 from services.trainer_agent.relay import EventRelay, retry, retry_io
-from services.trainer_agent.uploads import download_manifest, upload_directory
+from services.trainer_agent.uploads import fetch_adapter, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -130,12 +130,10 @@ class ExportRunner:
 
     async def _merge_and_upload(self, assignment, workdir: Path, stop: asyncio.Event) -> dict:
         adapter, merged = workdir / "adapter", workdir / "merged"
-        try:
-            await retry_io(lambda: download_manifest(self._storage, assignment.adapter, adapter),
-                           f"export {assignment.export_id}: downloading the adapter",
-                           deadline_s=self._agent.io_retry_seconds)
-        except Exception as exc:
-            return {"type": "failed", "reason": f"could not download the adapter: {exc}", "retryable": True}
+        failed = await fetch_adapter(self._storage, assignment.adapter, adapter, "the adapter",
+                                     owner=f"export {assignment.export_id}", deadline_s=self._agent.io_retry_seconds)
+        if failed:
+            return failed
         args = ["--base-model", assignment.base_model, "--adapter", str(adapter), "--output", str(merged),
                 "--quantization", assignment.quantization, "--agent-pid", str(os.getpid())]
         proc = await asyncio.create_subprocess_exec(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from brightrun.artifact.v1 import artifact_pb2
 from services.common.storage import ObjectStorage
+from services.trainer_agent.relay import retry_io
 
 
 def upload_directory(storage: ObjectStorage, directory: Path, bucket: str, prefix: str) -> artifact_pb2.AdapterManifest:
@@ -24,6 +25,19 @@ def download_manifest(storage: ObjectStorage, manifest: artifact_pb2.AdapterMani
     """Every file of ``manifest`` into ``directory``, under its name."""
     for f in manifest.files:
         storage.download_file(manifest.bucket, f.key, directory / f.name)
+
+
+async def fetch_adapter(storage: ObjectStorage, manifest: artifact_pb2.AdapterManifest, directory: Path, what: str,
+                        *, owner: str, deadline_s: float) -> dict | None:
+    """:func:`download_manifest`, retried for up to ``deadline_s``; None once every file is there, else the
+    attempt's retryable failure saying what could not be downloaded (``what``: "the adapter", ...;
+    ``owner``, "job <id>" or "export <id>", names the work in the retry log)."""
+    try:
+        await retry_io(lambda: download_manifest(storage, manifest, directory), f"{owner}: downloading {what}",
+                       deadline_s=deadline_s)
+    except Exception as exc:
+        return {"type": "failed", "reason": f"could not download {what}: {exc}", "retryable": True}
+    return None
 
 
 def sha256_of(path: Path) -> str:
