@@ -15,9 +15,10 @@ serves its metrics there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import grpc
@@ -187,25 +188,48 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
-    """Entry point of a service's ``__main__``: set up logging, read settings, serve metrics when
-    ``BRIGHTRUN_METRICS_PORT`` is set, start, serve until SIGTERM/SIGINT.
-
-    A bad setting, a metrics port in use or a database or NATS nobody answers
-    (within ``startup.REACH_SECONDS``) ends the process before it starts with
-    one line on stderr and ``startup.EXIT_STATUS``; so does a failing start,
-    after its traceback (stderr is the service's log)."""
-    logs.configure(service)
-    tracing.configure(service)
+@contextlib.contextmanager
+def startup_errors() -> Iterator[None]:
+    """Within the block, a problem the operator can fix ends the process with one line on stderr and
+    ``startup.EXIT_STATUS``: a StartupError, a ConfigError from the settings, or the SystemExit with a
+    message that a process's own setting check raises (``logs.configure``, the agent's variables)."""
     try:
-        settings = read_settings()
-        require_reachable([("BRIGHTRUN_DATABASE_URL", settings.database_url), ("BRIGHTRUN_NATS_URL", settings.nats_url)])
-        if settings.metrics_port:
-            _serve_metrics(settings)
+        yield
     except ConfigError as error:
         exit_with(StartupError(f"invalid settings: {error}"))
     except StartupError as error:
         exit_with(error)
+    except SystemExit as error:
+        if not isinstance(error.code, str):
+            raise
+        exit_with(StartupError(error.code))
+
+
+def start_process(service: str, endpoints: Callable[[Settings], Iterable[tuple[str, str]]]) -> Settings:
+    """What every BrightRun process does first, under :func:`startup_errors`: set up logging and
+    tracing, read settings, wait (``startup.REACH_SECONDS`` at most) for each (setting, url) of
+    ``endpoints(settings)`` to accept a connection, serve metrics when ``BRIGHTRUN_METRICS_PORT`` is
+    set. Returns the settings."""
+    with startup_errors():
+        logs.configure(service)
+        tracing.configure(service)
+        settings = read_settings()
+        require_reachable(endpoints(settings))
+        if settings.metrics_port:
+            _serve_metrics(settings)
+    return settings
+
+
+def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
+    """Entry point of a service's ``__main__``: :func:`start_process` (the database and NATS are its
+    endpoints), start, serve until SIGTERM/SIGINT.
+
+    A bad setting, a metrics port in use or a database or NATS nobody answers
+    ends the process before it starts with one line on stderr and
+    ``startup.EXIT_STATUS``; so does a failing start, after its traceback
+    (stderr is the service's log)."""
+    settings = start_process(service, lambda s: [("BRIGHTRUN_DATABASE_URL", s.database_url),
+                                                  ("BRIGHTRUN_NATS_URL", s.nats_url)])
 
     async def main() -> None:
         try:
