@@ -89,8 +89,9 @@ def user_id(context: grpc.aio.ServicerContext) -> str:
 
 def as_user(uid: str) -> tuple[tuple[str, str], ...]:
     """Call metadata that acts on behalf of ``uid`` (a fresh internal credential), with the request id and
-    trace of the request being handled."""
-    return ((identity.METADATA_KEY, identity.tokens().mint(uid)), *logs.outgoing_metadata())
+    trace context (``traceparent``, ``tracestate``) of the request being handled."""
+    return ((identity.METADATA_KEY, identity.tokens().mint(uid)), *logs.outgoing_metadata(),
+            *tracing.headers().items())
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
@@ -175,8 +176,8 @@ def stream_rpc(method: Callable) -> Callable:
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
     """Counts, times and logs every call by method and status code, and handles it in a log context that
-    carries the caller's ``x-request-id`` and ``traceparent`` (an id is made up when the caller sent none),
-    inside a server span (``services.common.tracing``) that continues the caller's trace."""
+    carries the caller's ``x-request-id`` (an id is made up when the caller sent none), inside a server
+    span (``services.common.tracing``) that continues the caller's trace (``traceparent``, ``tracestate``)."""
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -215,14 +216,13 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
 
     @contextlib.contextmanager
     def context_of():
-        """The call's log context and its server span, continuing the caller's ``traceparent`` (a probe's
+        """The call's log context and its server span, continuing the caller's trace context (a probe's
         health check starts none: it would be a trace every few seconds)."""
-        traceparent = metadata.get(logs.TRACEPARENT_HEADER)
-        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), traceparent):
+        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), metadata.get(logs.TRACEPARENT_HEADER)):
             if service in _UNLOGGED_SERVICES:
                 yield
                 return
-            with tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, traceparent=traceparent,
+            with tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, carrier=metadata,
                               attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}):
                 yield
 
