@@ -312,12 +312,50 @@ async def set_serving(health_servicer, service_names: Iterable[str], serving: bo
 
 
 def _server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
-    """The server's certificate; with require_client_cert, callers must present one the CA signed."""
-    return grpc.ssl_server_credentials(
-        [(tls.key.read_bytes(), tls.cert.read_bytes())],
-        root_certificates=tls.ca.read_bytes() if tls.require_client_cert else None,
-        require_client_auth=tls.require_client_cert,
-    )
+    """The server's certificate, as its files hold it when each connection is made (:class:`_CertificateFiles`);
+    with require_client_cert, callers must present one the CA signed."""
+    files = _CertificateFiles(tls)
+    return grpc.dynamic_ssl_server_credentials(files.initial(), files, tls.require_client_cert)
+
+
+class _CertificateFiles:
+    """A TLS server's certificate, key and (for client certificates) CA, read from their files again
+    before each new connection's handshake (gRPC calls the instance, see
+    ``grpc.dynamic_ssl_server_credentials``): a certificate cert-manager renews by rewriting its
+    Secret's files is served from the next connection on, without a restart. Connections already
+    open keep the certificate they were made with."""
+
+    def __init__(self, tls: GrpcTls):
+        self._tls = tls
+        self._pem: tuple[bytes, bytes, bytes | None] | None = None
+
+    def _read(self) -> tuple[bytes, bytes, bytes | None]:
+        tls = self._tls
+        return tls.key.read_bytes(), tls.cert.read_bytes(), tls.ca.read_bytes() if tls.require_client_cert else None
+
+    def initial(self) -> grpc.ServerCertificateConfiguration:
+        """The configuration the server starts with; a file that cannot be read raises (start-up fails)."""
+        self._pem = self._read()
+        return self._configuration(self._pem)
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        """The files' configuration when they changed since the last one given, else None (gRPC keeps it)."""
+        try:
+            pem = self._read()
+        except OSError as error:  # mid-renewal, say: the current certificate serves on
+            log.warning("cannot read the gRPC server's certificate files (%s); serving the one loaded before", error)
+            return None
+        if pem == self._pem:
+            return None
+        self._pem = pem
+        log.info("the gRPC server's certificate files %s changed: new connections get the new certificate",
+                 self._tls.cert)
+        return self._configuration(pem)
+
+    @staticmethod
+    def _configuration(pem: tuple[bytes, bytes, bytes | None]) -> grpc.ServerCertificateConfiguration:
+        key, cert, ca = pem
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
 
 def channel(address: str, tls: GrpcTls | None = None) -> grpc.aio.Channel:
