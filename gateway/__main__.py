@@ -3,7 +3,7 @@
 Start-up problems (a bad setting, no way to verify tokens, the HTTP or
 metrics port in use) end the
 process with one line ``brightrun: cannot start: ...`` and exit status 78, as
-every service's (``services.common.runtime.start_process``). The gateway waits
+every service's (``services.common.process.start_process``). The gateway waits
 for no endpoint: its gRPC channels connect when a request needs them.
 """
 
@@ -14,7 +14,7 @@ import socket
 import uvicorn
 
 from gateway.app import create_app
-from services.common.runtime import start_process, startup_errors
+from services.common.process import start_process, startup_errors
 from services.common.startup import StartupError
 
 # Open event streams are cut after this long on SIGTERM so that shutdown stays bounded.

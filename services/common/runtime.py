@@ -15,19 +15,19 @@ serves its metrics there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import grpc
 
-from services.common import backlog, events, identity, logs, metrics, tracing
-from services.common.config import ConfigError, Settings, read_settings
+from services.common import backlog, events, identity, logs
+from services.common.config import Settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
-from services.common.startup import StartupError, exit_with, require_reachable
+from services.common.process import start_process
+from services.common.startup import exit_with
 
 log = logging.getLogger(__name__)
 
@@ -188,40 +188,8 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-@contextlib.contextmanager
-def startup_errors() -> Iterator[None]:
-    """Within the block, a problem the operator can fix ends the process with one line on stderr and
-    ``startup.EXIT_STATUS``: a StartupError, a ConfigError from the settings, or the SystemExit with a
-    message that a process's own setting check raises (``logs.configure``, the agent's variables)."""
-    try:
-        yield
-    except ConfigError as error:
-        exit_with(StartupError(f"invalid settings: {error}"))
-    except StartupError as error:
-        exit_with(error)
-    except SystemExit as error:
-        if not isinstance(error.code, str):
-            raise
-        exit_with(StartupError(error.code))
-
-
-def start_process(service: str, endpoints: Callable[[Settings], Iterable[tuple[str, str]]]) -> Settings:
-    """What every BrightRun process does first, under :func:`startup_errors`: set up logging and
-    tracing, read settings, wait (``startup.REACH_SECONDS`` at most) for each (setting, url) of
-    ``endpoints(settings)`` to accept a connection, serve metrics when ``BRIGHTRUN_METRICS_PORT`` is
-    set. Returns the settings."""
-    with startup_errors():
-        logs.configure(service)
-        tracing.configure(service)
-        settings = read_settings()
-        require_reachable(endpoints(settings))
-        if settings.metrics_port:
-            _serve_metrics(settings)
-    return settings
-
-
 def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
-    """Entry point of a service's ``__main__``: :func:`start_process` (the database and NATS are its
+    """Entry point of a service's ``__main__``: ``process.start_process`` (the database and NATS are its
     endpoints), start, serve until SIGTERM/SIGINT.
 
     A bad setting, a metrics port in use or a database or NATS nobody answers
@@ -241,13 +209,3 @@ def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]
         await runtime.stop()
 
     asyncio.run(main())
-
-
-def _serve_metrics(settings: Settings) -> None:
-    try:
-        metrics.serve(settings.metrics_port, settings.metrics_host)
-    except OSError as error:
-        raise StartupError(
-            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} (BRIGHTRUN_METRICS_PORT): "
-            f"{error.strerror}; free that port or set BRIGHTRUN_METRICS_PORT to another"
-        ) from None

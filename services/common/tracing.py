@@ -3,8 +3,8 @@ process starts and the W3C trace context (``traceparent``, ``tracestate``)
 that carries a trace between them.
 
 :func:`configure` (each process's ``__main__``, next to ``logs.configure``)
-installs a tracer provider named after the service (or OTEL_SERVICE_NAME). It exports spans over
-OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+installs a tracer provider named after the service (or OTEL_SERVICE_NAME).
+It exports spans over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set; off by default it has no
 exporter, so a span costs an id and a few objects, and its ids still travel
 onward and into the logs.

@@ -23,7 +23,7 @@ on that port (``/livez``, ``/healthz``), see ``health``.
 Start-up problems (a bad setting, NATS unreachable, the health or metrics
 port in use) end the agent with one line ``brightrun:
 cannot start: ...`` and exit status 78, as every service's
-(``services.common.runtime.start_process``).
+(``services.common.process.start_process``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.common.runtime import start_process, startup_errors
+from services.common.process import start_process, startup_errors
 from services.common.startup import StartupError, require_free_port
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent

@@ -324,8 +324,13 @@ def test_the_gateway_started_alone_names_a_taken_port(tmp_path, setting):
         taken.listen()
         port = taken.getsockname()[1]
         ports = {"BRIGHTRUN_HTTP_PORT": str(free_port()), "BRIGHTRUN_METRICS_PORT": "0", setting: str(port)}
-        line = _alone("gateway", tmp_path, **ports)
+        line = _alone("gateway", tmp_path, BRIGHTRUN_JWT_SECRET="launcher-test-jwt-secret-0123456789", **ports)
     assert f"{port}" in line and setting in line, line
+
+
+def test_the_gateway_started_alone_says_it_cannot_verify_tokens(tmp_path):
+    line = _alone("gateway", tmp_path, BRIGHTRUN_HTTP_PORT=str(free_port()))
+    assert "set BRIGHTRUN_JWT_SECRET (HS256) or BRIGHTRUN_JWT_JWKS" in line, line
 
 
 def test_the_agent_started_alone_says_nats_is_unreachable(tmp_path):
