@@ -114,6 +114,8 @@ def serve(home: Path) -> None:
             "database_url": platform.env["BRIGHTRUN_DATABASE_URL"],
             "base_model": platform.env["BRIGHTRUN_DEFAULT_BASE_MODEL"],
             "nats_url": platform.env["BRIGHTRUN_NATS_URL"],
+            # The stand-in trainer logs in as agents do: it may publish trainer events and nothing else.
+            "nats_login": platform.nats_login("trainer_agent"),
             "processes": {"launcher": os.getpid(), **platform.processes()},
         }), flush=True)
         sys.stdin.read()
@@ -460,6 +462,19 @@ def trainer_metrics(job_id: str, step: int):
     return event
 
 
+def trainer_started(job_id: str):
+    """The ``trainer.attempt.started`` of attempt 1 that comes before its points: job_svc drops the
+    points of an attempt that has not taken the job (services.job_svc.attempts)."""
+    from brightrun.events.v1 import events_pb2
+    from services.common import events
+    from services.trainer_agent.agent import PRODUCER, _event_id
+
+    event = events.new_event("trainer.attempt.started", producer=PRODUCER, user_id="", subject_id=job_id,
+                             trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job_id, attempt=1))
+    event.event_id = _event_id(job_id, 1, "started")
+    return event
+
+
 class Trainer:
     """The trainer agent's way out (its EventRelay) on the platform's NATS."""
 
@@ -467,13 +482,14 @@ class Trainer:
         from services.common import events
         from services.trainer_agent.relay import EventRelay
 
-        self._nc, js = await events.connect(self._url, "bench-trainer")
+        self._nc, js = await events.connect(self._url, "bench-trainer", *self._login, create_streams=False)
         self.relay = EventRelay(js)
         self.relay.start()
         return self.relay
 
-    def __init__(self, nats_url: str):
+    def __init__(self, nats_url: str, login: list[str]):
         self._url = nats_url
+        self._login = login
 
     async def __aexit__(self, *exc) -> None:
         await self.relay.stop(timeout=60)
@@ -490,7 +506,9 @@ async def ingestion_row(info: dict, job_ids: list[str], steps: int) -> Row:
     conn = await asyncpg.connect(info["database_url"].replace("+asyncpg", ""))
     sql = "SELECT count(*) FROM job.metric_points WHERE job_id = ANY($1::uuid[])"
     try:
-        async with Trainer(info["nats_url"]) as relay:
+        async with Trainer(info["nats_url"], info["nats_login"]) as relay:
+            for job_id in job_ids:
+                relay.send(trainer_started(job_id))
             started = time.perf_counter()
             for event in batch:
                 relay.send(event)
@@ -547,8 +565,9 @@ async def watcher_row(info: dict, job_ids: list[str]) -> Row:
     try:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
         sent: dict[str, float] = {}
-        async with Trainer(info["nats_url"]) as relay:
+        async with Trainer(info["nats_url"], info["nats_login"]) as relay:
             for job_id in job_ids:
+                relay.send(trainer_started(job_id))
                 sent[job_id] = time.perf_counter()
                 relay.send(trainer_metrics(job_id, 1))
             await asyncio.wait(watches, timeout=WATCH_LIMIT_S)

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event
 
-from services.common import events, identity
+from services.common import events, identity, nats_access
 from services.common.components import Nats, ObjectStore, Postgres
 from services.common.config import Settings, read_settings
 from services.common.db import Database
@@ -58,7 +58,10 @@ def settings(infra, tiny_model, tmp_path_factory) -> Settings:
         {
             "BRIGHTRUN_HOME": str(tmp_path_factory.mktemp("home")),
             "BRIGHTRUN_DATABASE_URL": pg.dsn,
-            "BRIGHTRUN_NATS_URL": nats.url,
+            # Services started in-process and the tests' own connections share this URL, which logs in
+            # as the identity that may do anything (tests/integration/test_nats_access.py holds each
+            # identity to its own subjects; the embedded platform gives each process its own).
+            "BRIGHTRUN_NATS_URL": nats.url_for(nats_access.ADMIN),
             "BRIGHTRUN_S3_ENDPOINT": store.endpoint_url,
             "BRIGHTRUN_S3_ACCESS_KEY": S3_ACCESS_KEY,
             "BRIGHTRUN_S3_SECRET_KEY": S3_SECRET_KEY,

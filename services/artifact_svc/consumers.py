@@ -10,8 +10,9 @@ from services.artifact_svc.messages import artifact_message
 from services.artifact_svc.quality import build_artifact
 from services.common.db import Database, claim_event
 from services.common.events import add_to_outbox, new_event
+from services.common.nats_access import ARTIFACT_BUILDER
 
-DURABLE = "artifact-builder"
+DURABLE = ARTIFACT_BUILDER.durable
 PRODUCER = "artifact_svc"
 
 

@@ -29,13 +29,13 @@ from services.common.db import Database, claim_event
 from services.common.errors import field_errors
 from services.common.events import add_message_to_outbox
 from services.common.export_queue import export_subject, is_export_consumer
+from services.common.nats_access import ARTIFACT_EXPORTS
 from services.common.artifact_files import adapter_manifest
 from services.common.storage import export_prefix, model_prefix
 
 log = logging.getLogger(__name__)
 KINDS = ("merged",)
-REPORTS_DURABLE = "artifact-exports"
-MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ASSIGN.*"
+REPORTS_DURABLE = ARTIFACT_EXPORTS.durable
 
 
 def parse_kind(kind: str) -> str:

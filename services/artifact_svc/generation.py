@@ -30,6 +30,7 @@ from brightrun.artifact.v1 import artifact_pb2
 
 from services.common.sampling import Sampling, shown_prompt
 from services.common import events, tracing
+from services.common.nats_access import GENERATION_REPLIES
 from services.common.errors import Conflict, ResourceExhausted
 
 # The adapter files no generation can do without.
@@ -94,7 +95,8 @@ class Generator:
         return response
 
     async def _ask_an_agent(self, assignment: artifact_pb2.GenerationAssignment, subject: str):
-        inbox = self._nc.new_inbox()
+        # Not this connection's inbox: the agent may publish answers here (generation.reply.*) and nowhere else.
+        inbox = f"{GENERATION_REPLIES}.{assignment.request_id}"
         assignment.reply_subject = inbox
         assignment.expires_at.FromDatetime(datetime.now(timezone.utc) + timedelta(seconds=self._timeout))
         sub = await self._nc.subscribe(inbox)  # before publishing: no reply can come before it

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
 
-from services.artifact_svc.consumers import DURABLE, ArtifactBuilder
-from services.artifact_svc.exports import MAX_DELIVERIES_ADVISORY, REPORTS_DURABLE, AbandonedExports, ExportReports
+from services.artifact_svc.consumers import ArtifactBuilder
+from services.artifact_svc.exports import AbandonedExports, ExportReports
 from services.artifact_svc.generation import Generator
 from services.artifact_svc.handlers import ArtifactHandlers
 from services.common.config import Settings
+from services.common.nats_access import ARTIFACT_BUILDER, ARTIFACT_EXPORTS, MAX_DELIVERIES_ADVISORY
 from services.common.runtime import ServiceRuntime
 from services.common.storage import ObjectStorage
 
@@ -21,8 +22,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     """Start the service; ``address`` defaults to ``settings.artifact_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("artifact_svc", settings, schema=schema, migrations=MIGRATIONS)
     builder = ArtifactBuilder(runtime.db)
-    runtime.consume(stream="JOBS", durable=DURABLE, subjects=["job.completed"], handler=builder.handle)
-    runtime.consume(stream="TRAINER", durable=REPORTS_DURABLE, subjects=["trainer.export.>"],
+    runtime.consume(**ARTIFACT_BUILDER.wiring(), handler=builder.handle)
+    runtime.consume(**ARTIFACT_EXPORTS.wiring(),
                     handler=ExportReports(runtime.db).handle)
     # Advisories are not durable: one sent while artifact_svc is down is missed (as in job_svc).
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedExports(runtime.db, runtime.js).on_advisory)

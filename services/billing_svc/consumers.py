@@ -20,17 +20,6 @@ from services.billing_svc.notices import notification_for
 from services.common.db import Database, claim_event
 from services.common.events import add_to_outbox, new_event
 
-# Durable name -> (stream, subjects).
-SUBSCRIPTIONS = {
-    "billing-datasets": ("DATASETS", ["dataset.validated", "dataset.validation_failed"]),
-    "billing-jobs": ("JOBS", ["job.queued", "job.started", "job.completed", "job.failed", "job.cancelled"]),
-    # Its own durable: a consumer's subjects are fixed when it is first created.
-    "billing-progress": ("JOBS", ["job.progressed"]),
-    "billing-waits": ("JOBS", ["job.waiting_for_agent"]),
-    "billing-artifacts": ("ARTIFACTS", ["artifact.created"]),
-}
-
-
 class BillingEvents:
     """The handler of one durable consumer."""
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.billing_svc.consumers import SUBSCRIPTIONS, BillingEvents
+from services.billing_svc.consumers import BillingEvents
 from services.billing_svc.handlers import BillingHandlers
 from services.billing_svc.webhook_sender import WebhookSender
 from services.common.config import Settings
+from services.common.nats_access import BILLING_CONSUMERS
 from services.common.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -18,10 +19,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def start(settings: Settings, *, address: str | None = None, schema: str = "billing") -> ServiceRuntime:
     """Start the service; ``address`` defaults to ``settings.billing_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("billing_svc", settings, schema=schema, migrations=MIGRATIONS)
-    for durable, (stream, subjects) in SUBSCRIPTIONS.items():
-        runtime.consume(
-            stream=stream, durable=durable, subjects=subjects, handler=BillingEvents(runtime.db, durable).handle
-        )
+    for consumer in BILLING_CONSUMERS:
+        runtime.consume(**consumer.wiring(), handler=BillingEvents(runtime.db, consumer.durable).handle)
     runtime.run_task("webhook-sender", WebhookSender(runtime.db, settings).run)
     handlers = BillingHandlers(runtime.db, allow_http_webhooks=settings.webhooks_allow_http)
     await runtime.serve(

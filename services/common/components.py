@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -38,6 +39,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.common import nats_access
 from services.common.lifeline import lifeline_command
 from services.common.startup import StartupError, port_free
 
@@ -451,7 +453,10 @@ def _postmaster_ready(pidfile: Path, proc: subprocess.Popen[bytes] | None) -> bo
 
 
 class Nats(_Server):
-    """nats-server with JetStream stored under ``base_dir``."""
+    """nats-server with JetStream stored under ``base_dir``, and authentication on: one
+    user per identity of ``services.common.nats_access`` (each with its allow-lists)
+    and ``admin``, with passwords made once per instance, so a restart keeps them.
+    Its config, passwords included, is ``base_dir/nats.conf`` (mode 0600)."""
 
     name = "NATS"
 
@@ -463,16 +468,29 @@ class Nats(_Server):
         super().__init__(self.dir / "nats.log", start_timeout, stop_timeout)
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
+        self.passwords = {user: secrets.token_urlsafe(24) for user in nats_access.USERS}
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def url_for(self, user: str) -> str:
+        """:attr:`url` with ``user``'s login in it (the tests' connections)."""
+        return f"nats://{user}:{self.passwords[user]}@127.0.0.1:{self.port}"
+
+    def login(self, user: str) -> dict[str, str]:
+        """The settings a process connecting as ``user`` needs (BRIGHTRUN_NATS_USER and _PASSWORD)."""
+        return {"BRIGHTRUN_NATS_USER": user, "BRIGHTRUN_NATS_PASSWORD": self.passwords[user]}
+
     def _start(self) -> None:
         # Ready once JetStream is.
         self._require_free(self.port, self.monitor_port)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "nats.conf"
+        config.touch(mode=0o600)
+        config.write_text(nats_access.authorization_config(self.passwords))
         self._spawn([
-            _venv_binary("nats-server"), "-js", "-sd", str(self.dir / "jetstream"),
+            _venv_binary("nats-server"), "-c", str(config), "-js", "-sd", str(self.dir / "jetstream"),
             "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
         ])
         health = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"

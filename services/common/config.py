@@ -56,6 +56,9 @@ class Settings:
     home: Path
     database_url: str
     nats_url: str
+    # The NATS identity this process logs in as (services.common.nats_access) and its password.
+    nats_user: str
+    nats_password: str
     s3_endpoint: str
     s3_public_endpoint: str
     s3_access_key: str
@@ -198,6 +201,8 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         home=home,
         database_url=need("BRIGHTRUN_DATABASE_URL"),
         nats_url=env.get("BRIGHTRUN_NATS_URL", "nats://127.0.0.1:4222"),
+        nats_user=env.get("BRIGHTRUN_NATS_USER", ""),
+        nats_password=env.get("BRIGHTRUN_NATS_PASSWORD", ""),
         s3_endpoint=s3_endpoint,
         s3_public_endpoint=env.get("BRIGHTRUN_S3_PUBLIC_ENDPOINT", s3_endpoint),
         s3_access_key=need("BRIGHTRUN_S3_ACCESS_KEY"),

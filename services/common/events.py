@@ -38,6 +38,8 @@ from brightrun.events.v1 import events_pb2
 from services.common import tracing
 from services.common.db import Database, refused_value
 from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
+from services.common.nats_access import inbox_prefix
+from services.common.startup import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +127,41 @@ async def add_message_to_outbox(conn: AsyncConnection, subject: str, data: bytes
     )
 
 
-async def connect(url: str, name: str) -> tuple[nats.NATS, JetStreamContext]:
-    """Connect to NATS and make sure every stream exists."""
-    nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+async def connect(
+    url: str, name: str, user: str = "", password: str = "", *, create_streams: bool = True,
+) -> tuple[nats.NATS, JetStreamContext]:
+    """Connect to NATS as ``user`` (a ``services.common.nats_access`` identity; none: anonymous),
+    with replies on that identity's own inbox prefix, and, with ``create_streams``, make sure
+    every stream exists (the trainer agent may not: it waits for the services to).
+
+    Raises StartupError, one line naming BRIGHTRUN_NATS_USER and BRIGHTRUN_NATS_PASSWORD,
+    when the server refuses the login.
+    """
+    login = {"user": user, "password": password} if user else {}
+    # The client retries a refused login forever; the first refusal ends the start here instead.
+    refused: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def on_error(error: Exception) -> None:
+        if "authorization violation" in str(error).lower() and not refused.done():
+            refused.set_result(error)
+        # A permissions violation (a subject this identity may not use) is a bug or an attack: said loudly.
+        log.error("NATS (%s as %s): %s", url, user or "anonymous", error)
+
+    connecting = asyncio.ensure_future(nats.connect(
+        url, name=name, inbox_prefix=inbox_prefix(user), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        error_cb=on_error, **login))
+    await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
+        who = f"user {user!r} (BRIGHTRUN_NATS_USER) with its BRIGHTRUN_NATS_PASSWORD" if user else \
+            "a connection without BRIGHTRUN_NATS_USER"
+        raise StartupError(f"NATS at {url} refused {who}: set the user and password of this process's identity "
+                           "as the server's authorization block names them (see deploy/k8s/README.md)")
+    nc = connecting.result()
     js = nc.jetstream()
-    await ensure_streams(js)
+    if create_streams:
+        await ensure_streams(js)
     return nc, js
 
 

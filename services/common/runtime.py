@@ -62,7 +62,7 @@ class ServiceRuntime:
         applied = await db.migrate(migrations)
         if applied:
             log.info("%s: applied migrations %s", name, ", ".join(applied))
-        nc, js = await events.connect(settings.nats_url, name)
+        nc, js = await events.connect(settings.nats_url, name, settings.nats_user, settings.nats_password)
         runtime = cls(name, settings, db, nc, js)
         runtime._relay.start()
         runtime.every("backlog-metrics", backlog.SAMPLE_SECONDS, runtime._sample_backlog)

@@ -19,6 +19,7 @@ from services.common import events
 from services.common.base_models import resolve_base_model
 from services.common.db import Database, claim_event
 from services.common.errors import FailedPrecondition
+from services.common.nats_access import DATASET_USAGE, DATASET_VALIDATOR
 from services.common.storage import ObjectMissing, ObjectStorage
 from services.dataset_svc import store
 from services.dataset_svc.events import save
@@ -26,7 +27,7 @@ from services.dataset_svc.statistics import load_tokenizer
 from services.dataset_svc.validation import MAX_STORED_ERRORS, validate_dataset
 
 log = logging.getLogger(__name__)
-DURABLE = "dataset-validator"
+DURABLE = DATASET_VALIDATOR.durable
 # rate(bytes_total) / rate(seconds_sum) is the validation throughput.
 VALIDATED_BYTES = Counter("brightrun_dataset_validated_bytes_total", "Bytes of uploaded datasets read by validation")
 VALIDATION_DURATION = Histogram(
@@ -182,8 +183,7 @@ class DatasetValidator:
             await save(conn, current, types)
 
 
-USAGE_DURABLE = "dataset-usage"
-JOB_EVENTS = ["job.queued", "job.completed", "job.failed", "job.cancelled"]
+USAGE_DURABLE = DATASET_USAGE.durable
 
 
 class DatasetUsage:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from services.common.config import Settings
+from services.common.nats_access import DATASET_USAGE, DATASET_VALIDATOR
 from services.common.runtime import ServiceRuntime
 from services.common.storage import ObjectStorage
-from services.dataset_svc.consumers import DURABLE, JOB_EVENTS, USAGE_DURABLE, DatasetUsage, DatasetValidator
+from services.dataset_svc.consumers import DatasetUsage, DatasetValidator
 from services.dataset_svc.handlers import DatasetHandlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,14 +23,12 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
         runtime.db, storage, max_line_bytes=settings.dataset_max_line_bytes, model_dirs=settings.model_dirs
     )
     runtime.consume(
-        stream="DATASETS",
-        durable=DURABLE,
-        subjects=["dataset.uploaded"],
+        **DATASET_VALIDATOR.wiring(),
         handler=validator.handle,
         # Validating 500 MB takes about two minutes; a shorter deadline would redeliver it mid-way.
         ack_wait=900.0,
     )
-    runtime.consume(stream="JOBS", durable=USAGE_DURABLE, subjects=JOB_EVENTS, handler=DatasetUsage(runtime.db).handle)
+    runtime.consume(**DATASET_USAGE.wiring(), handler=DatasetUsage(runtime.db).handle)
     handlers = DatasetHandlers(runtime.db, storage, settings)
     await runtime.serve(
         address or settings.dataset_addr,

@@ -11,10 +11,11 @@ from datetime import datetime, timezone
 
 from brightrun.events.v1 import events_pb2
 from services.common.db import Database, claim_event
+from services.common.nats_access import JOB_BUDGET
 from services.job_svc import store
 from services.job_svc.events import save
 
-BUDGET_DURABLE = "job-budget"
+BUDGET_DURABLE = JOB_BUDGET.durable
 # The cancel reason clients can match on: the job's error message starts with it.
 BUDGET_EXCEEDED = "budget_exceeded"
 

@@ -29,8 +29,9 @@ from services.common.db import Database, claim_event, claim_events
 from services.common.errors import FailedPrecondition
 from services.common.events import Unappliable, assignment_kind
 from services.common.export_queue import is_export_consumer
+from services.common.nats_access import JOB_ARTIFACTS, JOB_TRAINER
 from services.common.paging import canonical_uuid
-from services.job_svc import calibration, events, store
+from services.job_svc import attempts, calibration, events, store
 from services.job_svc.charge_time import charged_until
 from services.job_svc.gauges import observe_queue_wait
 from services.job_svc.job import Job
@@ -38,8 +39,8 @@ from services.job_svc.live import LiveFeed
 from services.job_svc.messages import current_metrics, metric_point_message
 
 log = logging.getLogger(__name__)
-TRAINER_DURABLE = "job-trainer"
-ARTIFACTS_DURABLE = "job-artifacts"
+TRAINER_DURABLE = JOB_TRAINER.durable
+ARTIFACTS_DURABLE = JOB_ARTIFACTS.durable
 # The trainer events job_svc applies; others on trainer.> (checkpoints saved) are for other readers.
 _APPLIED = frozenset({"trainer_attempt_started", "trainer_attempt_planned", "trainer_metrics",
                       "trainer_attempt_completed", "trainer_attempt_failed"})
@@ -73,6 +74,7 @@ class TrainerEvents:
             todo = [event for event_id, event in by_id.items() if event_id in fresh]
             jobs = await store.load_jobs(conn, {event.subject_id for event in todo})
             todo = [event for event in todo if event.subject_id in jobs]  # a job that is not (any more): nothing
+            todo = attempts.holding(todo, {job_id: job.attempt for job_id, job in jobs.items()})
             stored = await store.insert_metric_points(
                 conn, [event.trainer_metrics.metric_point for event in todo if event.HasField("trainer_metrics")])
             by_job: dict[str, list[events_pb2.Event]] = {job_id: [] for job_id in jobs}
@@ -186,8 +188,6 @@ class ArtifactEvents:
             if row is not None:
                 await store.update_job(conn, str(row.id), artifact_id=artifact.id)
 
-
-MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ASSIGN.*"
 
 
 class AbandonedAssignments:

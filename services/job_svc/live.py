@@ -35,8 +35,9 @@ from __future__ import annotations
 
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
+from services.common.nats_access import LIVE_JOBS
 
-_PREFIX = "live.job"
+_PREFIX = LIVE_JOBS
 
 
 def watch_subject(job_id: str) -> str:

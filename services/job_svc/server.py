@@ -11,17 +11,11 @@ from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from services.common.config import Settings
 from services.common.grpc import channel
 from services.common.runtime import ServiceRuntime
-from services.job_svc.consumers import (
-    ARTIFACTS_DURABLE,
-    MAX_DELIVERIES_ADVISORY,
-    TRAINER_DURABLE,
-    AbandonedAssignments,
-    ArtifactEvents,
-    TrainerEvents,
-)
+from services.common.nats_access import JOB_ARTIFACTS, JOB_BUDGET, JOB_TRAINER, MAX_DELIVERIES_ADVISORY
+from services.job_svc.consumers import AbandonedAssignments, ArtifactEvents, TrainerEvents
 from services.job_svc import gauges
 from services.job_svc.budget_gate import BudgetGate
-from services.job_svc.budget_stops import BUDGET_DURABLE, BudgetStops
+from services.job_svc.budget_stops import BudgetStops
 from services.job_svc.clock import JobClock
 from services.job_svc.handlers import JobHandlers
 from services.job_svc.live import LiveFeed
@@ -39,12 +33,9 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     # One short transaction a batch: a delivery lost with a NATS outage comes back within 15 s, not a
     # minute, so a job's metric history has no gap for long.
     trainer = TrainerEvents(runtime.db, live)
-    runtime.consume_batches(stream="TRAINER", durable=TRAINER_DURABLE, subjects=["trainer.>"],
-                            handler=trainer.handle_batch, batch=TRAINER_BATCH, ack_wait=15.0)
-    runtime.consume(stream="ARTIFACTS", durable=ARTIFACTS_DURABLE, subjects=["artifact.created"],
-                    handler=ArtifactEvents(runtime.db).handle)
-    runtime.consume(stream="BILLING", durable=BUDGET_DURABLE, subjects=["billing.budget_exceeded"],
-                    handler=BudgetStops(runtime.db).handle)
+    runtime.consume_batches(**JOB_TRAINER.wiring(), handler=trainer.handle_batch, batch=TRAINER_BATCH, ack_wait=15.0)
+    runtime.consume(**JOB_ARTIFACTS.wiring(), handler=ArtifactEvents(runtime.db).handle)
+    runtime.consume(**JOB_BUDGET.wiring(), handler=BudgetStops(runtime.db).handle)
     # Advisories are not durable: one sent while job_svc is down is missed (see the issue note).
     await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
     clock = JobClock(runtime.db, settings)

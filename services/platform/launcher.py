@@ -28,6 +28,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.auth import SUPABASE_AUDIENCE, mint_token
+from services.common import nats_access
 from services.common.components import Nats, ObjectStore, Postgres, free_port
 from services.common.config import DEV_JWT_SECRET, GrpcTls, read_settings
 from services.common.grpc import client_credentials, tls_options
@@ -203,9 +204,25 @@ class Platform:
         agents = sum(1 for child in self._children if child.name.startswith("trainer_agent"))
         self._spawn("trainer_agent" if agents == 0 else f"trainer_agent-{agents + 1}", "services.trainer_agent")
 
+    def nats_login(self, user: str = nats_access.ADMIN) -> tuple[str, str]:
+        """The user and password to connect to this platform's NATS as ``user`` (tests and
+        operators: ``admin``); raises KeyError when NATS came from the environment."""
+        return user, self.component("nats").passwords[user]
+
+    def _nats_login_env(self, child: str) -> dict[str, str]:
+        """The NATS identity ``child`` logs in as (an agent as ``trainer_agent``) when this platform
+        started NATS; with NATS from the environment, children use BRIGHTRUN_NATS_USER/_PASSWORD as set."""
+        user = "trainer_agent" if child.startswith("trainer_agent") else child
+        try:
+            nats = self.component("nats")
+        except KeyError:
+            return {}
+        return nats.login(user) if user in nats_access.IDENTITIES else {}
+
     def _spawn(self, name: str, module: str) -> None:
         port = self.metrics_ports.setdefault(name, free_port())
-        env = {**self.env, "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
+        env = {**self.env, **self._nats_login_env(name),
+               "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
         child = Child(name, module, env, self.home / "logs" / f"{name}.log")
         child.start()
         self._children.append(child)

@@ -40,6 +40,7 @@ from pathlib import Path
 from services.common.process import start_process, startup_errors
 from services.common.startup import StartupError, require_free_port
 from services.common.gpu_catalogue import CATALOGUE, CPU
+from services.common.startup import StartupError, exit_with
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
 from services.trainer_agent.health import PORT_VARIABLE, AgentHealth, health_port
 from services.trainer_agent.launch import cpu_worker_limits
@@ -139,7 +140,10 @@ def main() -> None:
         finally:
             await health.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except StartupError as error:  # NATS refused the agent's login: one line, not a traceback
+        exit_with(error)
 
 
 if __name__ == "__main__":

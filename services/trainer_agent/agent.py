@@ -49,6 +49,7 @@ from brightrun.job.v1 import job_pb2
 from services.common import events, tracing
 from services.common.config import Settings
 from services.common.paging import canonical_uuid
+from services.common.startup import StartupError
 from services.common.storage import ObjectStorage, adapter_prefix, checkpoint_prefix
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
@@ -132,8 +133,11 @@ class TrainerAgent:
         Waits for NATS at start and rides out its outages; no assignment,
         however malformed, ends this loop.
         """
-        connected = await self._until_done(stop, "connecting to NATS",
-                                           lambda: events.connect(self._settings.nats_url, f"agent-{self._agent.agent_id}"))
+        settings = self._settings
+        # The services create the streams; the agent's identity may not (services.common.nats_access).
+        connected = await self._until_done(stop, "connecting to NATS", lambda: events.connect(
+            settings.nats_url, f"agent-{self._agent.agent_id}", settings.nats_user, settings.nats_password,
+            create_streams=False))
         if connected is None:
             return
         nc, js = connected
@@ -167,11 +171,14 @@ class TrainerAgent:
             await nc.close()
 
     async def _until_done(self, stop: asyncio.Event, what: str, call):
-        """``await call()`` until it succeeds, with backoff; None once ``stop`` is set first."""
+        """``await call()`` until it succeeds, with backoff; None once ``stop`` is set first.
+        A StartupError (NATS refused the agent's login) is raised: no retry mends it."""
         tries = 0
         while not stop.is_set():
             try:
                 return await call()
+            except StartupError:
+                raise
             except Exception as exc:
                 tries += 1
                 log.warning("%s failed (%s); retrying", what, exc)

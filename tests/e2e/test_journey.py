@@ -132,13 +132,14 @@ def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_a
                 if key.endswith("/manifest.json")]
     assert max(complete) >= max(steps)
     # Terminated, not merely left un-acked: JetStream holds nothing of it for another agent.
-    assert asyncio.run(_assignments_in_flight(platform.env["BRIGHTRUN_NATS_URL"])) == 0
+    assert asyncio.run(_assignments_in_flight(platform)) == 0
     assert call(alice, "GET", f"/api/jobs/{job['id']}")["job"]["status"] == "cancelled"
 
 
-async def _assignments_in_flight(nats_url: str) -> int:
+async def _assignments_in_flight(platform) -> int:
     """Assignments the CPU agents' consumer has handed out or still holds, once the agent has settled."""
-    nc = await nats.connect(nats_url)
+    user, password = platform.nats_login()
+    nc = await nats.connect(platform.env["BRIGHTRUN_NATS_URL"], user=user, password=password)
     try:
         js = nc.jetstream()
         for _ in range(100):

@@ -137,7 +137,7 @@ def test_a_parked_poison_message_is_counted(platform, journey):
     before = value(scrape(url), "brightrun_messages_parked_total", **parked) or 0.0
 
     async def publish_garbage() -> None:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "observability-test")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "observability-test", *platform.nats_login())
         try:
             await js.publish("dataset.uploaded", b"\xff garbage", headers={"Nats-Msg-Id": str(uuid.uuid4())})
         finally:

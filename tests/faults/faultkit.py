@@ -134,7 +134,7 @@ def trainer_plans(platform: Platform, job: dict) -> list[int]:
     """The total steps each of the job's attempts planned, as its agent published them on TRAINER."""
 
     async def read() -> list[int]:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "plan-probe")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "plan-probe", *platform.nats_login())
         try:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
             subscription = await js.pull_subscribe("trainer.attempt.planned", stream="TRAINER", config=config)
@@ -155,7 +155,7 @@ def consumer_backlog(platform: Platform) -> dict[str, int]:
     (pending + unacknowledged): a consumer that stopped keeps a backlog for ever."""
 
     async def read() -> dict[str, int]:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-probe")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-probe", *platform.nats_login())
         try:
             backlog = {}
             for stream in ("DATASETS", "JOBS", "ARTIFACTS", "TRAINER", "BILLING"):

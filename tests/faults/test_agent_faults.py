@@ -47,7 +47,7 @@ def _wait_step(api, job: dict, step: int, timeout: float = 120) -> None:
 
 def _publish(platform, subject: str, data: bytes) -> None:
     async def send() -> None:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-injector")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-injector", *platform.nats_login())
         try:
             await js.publish(subject, data, headers={"Nats-Msg-Id": str(uuid.uuid4())})
         finally:
@@ -60,7 +60,7 @@ def _parked(platform, consumer: str) -> list[dict]:
     """The headers (subject, sequence, reason...) of the messages ``consumer`` parked on the dead-letter stream."""
 
     async def read() -> list[dict]:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-probe")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "fault-probe", *platform.nats_login())
         try:
             sub = await js.subscribe(f"deadletter.{consumer}", ordered_consumer=True,
                                      deliver_policy=DeliverPolicy.ALL)

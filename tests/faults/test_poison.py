@@ -22,7 +22,7 @@ def _publish_garbage(platform, subject: str) -> int:
     """Publish bytes that are no Event on ``subject``; returns their stream sequence."""
 
     async def publish() -> int:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "poison-test")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "poison-test", *platform.nats_login())
         try:
             return (await js.publish(subject, GARBAGE, headers={"Nats-Msg-Id": str(uuid.uuid4())})).seq
         finally:
@@ -35,7 +35,7 @@ def _parked_sequences(platform, consumer: str) -> set[int]:
     """The stream sequences ``consumer`` parked on the DEADLETTER stream."""
 
     async def read() -> set[int]:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "poison-test")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "poison-test", *platform.nats_login())
         sub = await js.pull_subscribe(f"deadletter.{consumer}", stream="DEADLETTER")
         sequences: set[int] = set()
         try:
@@ -57,7 +57,7 @@ def _replay_completed(platform, job_id: str) -> None:
     producer that lost track of what it had sent would."""
 
     async def replay() -> None:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "poison-test")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "poison-test", *platform.nats_login())
         sub = await js.pull_subscribe("job.completed", stream="JOBS")
         try:
             while True:

@@ -24,7 +24,7 @@ POISON_SUBJECTS = ("dataset.uploaded", "job.completed", "job.cancelled", "traine
 
 def _poison(platform) -> None:
     async def send() -> None:
-        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "soak-poison")
+        nc, js = await events.connect(platform.env["BRIGHTRUN_NATS_URL"], "soak-poison", *platform.nats_login())
         try:
             for subject in POISON_SUBJECTS:
                 await js.publish(subject, os.urandom(64), headers={"Nats-Msg-Id": str(uuid.uuid4())})

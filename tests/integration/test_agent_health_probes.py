@@ -43,6 +43,7 @@ def test_the_agent_reports_its_nats_connection_and_answers_while_alive(tmp_path)
         **os.environ,
         "BRIGHTRUN_HOME": str(tmp_path / "home"),
         "BRIGHTRUN_NATS_URL": nats.url,
+        **nats.login("trainer_agent"),
         # Read by every component's settings; the agent itself never opens the database.
         "BRIGHTRUN_DATABASE_URL": "postgresql+asyncpg://unused@127.0.0.1:1/unused",
         "BRIGHTRUN_S3_ENDPOINT": "http://127.0.0.1:1",

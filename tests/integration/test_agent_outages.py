@@ -14,6 +14,7 @@ from nats.js.api import DeliverPolicy
 
 from services.common import events
 from services.common.components import Nats, ObjectStore
+from services.common.nats_access import ADMIN
 from services.common.storage import ObjectStorage
 from services.trainer_agent.checkpoint import MANIFEST
 from services.trainer_agent.checkpoint_store import CheckpointUploader
@@ -48,7 +49,7 @@ async def test_events_wait_in_order_through_a_nats_outage(tmp_path):
     server = Nats(tmp_path / "nats")
     server.start()
     try:
-        nc, js = await events.connect(server.url, "relay-test")
+        nc, js = await events.connect(server.url_for(ADMIN), "relay-test")
         relay = EventRelay(js)
         relay.start()
         job_id = str(uuid.uuid4())
@@ -83,7 +84,7 @@ async def test_only_the_newest_checkpoint_goes_up_once_its_events_are_out_and_th
     nats.start()
     store.start()
     try:
-        nc, js = await events.connect(nats.url, "uploads-test")
+        nc, js = await events.connect(nats.url_for(ADMIN), "uploads-test")
         relay = EventRelay(js)
         relay.start()
         storage = ObjectStorage(store.endpoint_url, store.endpoint_url, store.access_key, store.secret_key, "us-east-1")

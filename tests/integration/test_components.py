@@ -18,6 +18,7 @@ import pytest
 from nats.js.api import StreamConfig
 
 from services.common.components import ComponentError, Nats, ObjectStore, Postgres
+from services.common.nats_access import ADMIN
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,7 @@ async def test_nats_jetstream_publishes_and_acks(tmp_path: Path) -> None:
     with Nats(tmp_path / "nats") as server:
         pid = server.pid
         assert pid is not None
-        nc = await nats.connect(server.url)
+        nc = await nats.connect(server.url_for(ADMIN))
         try:
             js = nc.jetstream()
             stream, subject = f"s-{uuid4().hex}", f"t.{uuid4().hex}"

@@ -134,7 +134,9 @@ async def test_a_poison_message_inside_a_batch_is_parked_and_the_others_are_stor
     before = await _parked_count(js, TRAINER_DURABLE)
     poison = _metrics(job, 2)
     poison.trainer_metrics.metric_point.job_id = other  # a point of another job than its event's
-    sent = [_metrics(job, 1), poison, _metrics(job, 3), _metrics(job, 4)]
+    started = _event(job, "trainer.attempt.started",
+                     trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1))
+    sent = [started, _metrics(job, 1), poison, _metrics(job, 3), _metrics(job, 4)]
     for event in sent:
         await events.publish(js, event.type, event.SerializeToString(), str(uuid.uuid4()))
     await events.publish(js, "trainer.metrics", b"\xff garbage", str(uuid.uuid4()))

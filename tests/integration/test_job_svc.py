@@ -32,7 +32,7 @@ from services.common.errors import NotFound
 from services.billing_svc.server import start as start_billing
 from services.common.grpc import as_user, channel, create_server, rpc, user_id
 from services.common.status import error_details
-from services.job_svc import gauges, store as job_store
+from services.job_svc import attempts, gauges, store as job_store
 from services.job_svc.handlers import DATASET_TIMEOUT_S, JobHandlers
 from services.job_svc.server import start
 
@@ -241,10 +241,17 @@ async def test_a_job_is_queued_with_its_assignment_and_trainer_events_drive_it(s
 
 async def test_a_user_error_fails_at_once_and_a_retryable_one_requeues(stub, js):
     retried = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+
+    async def started(attempt: int) -> None:  # each attempt's agent reports its start before anything else
+        await _trainer_event(js, retried, "trainer.attempt.started",
+                             trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=retried.id, attempt=attempt))
+
+    await started(1)
     await _trainer_event(js, retried, "trainer.attempt.failed",
                          trainer_attempt_failed=events_pb2.TrainerAttemptFailed(job_id=retried.id, attempt=1, reason="node lost", retryable=True))
     requeued = await _wait(stub, retried.id, lambda j: j.retry_count == 1)
     assert requeued.status == job_pb2.JOB_STATUS_QUEUED
+    await started(2)
     await _trainer_event(js, retried, "trainer.attempt.failed",
                          trainer_attempt_failed=events_pb2.TrainerAttemptFailed(job_id=retried.id, attempt=2, reason="rank too large for memory", retryable=False))
     failed = await _wait(stub, retried.id, lambda j: j.status == job_pb2.JOB_STATUS_FAILED)
@@ -596,7 +603,7 @@ async def test_a_running_job_is_stopped_when_its_users_budget_is_spent(stub, js)
     job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
     started = events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1)
     await _trainer_event(js, job, "trainer.attempt.started", trainer_attempt_started=started)
-    metrics = events_pb2.TrainerMetrics(metric_point=_point(job.id, 1, 2.0), total_steps=10)
+    metrics = events_pb2.TrainerMetrics(attempt=1, metric_point=_point(job.id, 1, 2.0), total_steps=10)
     await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
     await _wait(stub, job.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING)
     # Another user's budget stops nothing of this user's: handled first, it would have named $99.00.
@@ -910,3 +917,24 @@ async def test_the_stuck_job_gauges_read_the_oldest_wait_and_the_longest_run_wit
         assert REGISTRY.get_sample_value("brightrun_job_longest_without_step_seconds") < 600
     finally:
         await db.close()
+
+
+async def test_reports_of_an_attempt_that_no_longer_holds_the_job_are_dropped(stub, js):
+    job = (await stub.CreateJob(job_pb2.CreateJobRequest(**REQUEST), metadata=as_user(OWNER))).job
+    dropped = attempts.DROPPED.labels("trainer_attempt_completed")
+    before = dropped._value.get()
+    for attempt in (1, 2):  # attempt 1's agent went silent: JetStream handed the job to attempt 2
+        await _trainer_event(js, job, "trainer.attempt.started",
+                             trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=attempt))
+    # Attempt 1 comes back (or someone forges it): its point and completion change nothing.
+    stale = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 5, 1.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=stale)
+    await _trainer_event(js, job, "trainer.attempt.completed",
+                         trainer_attempt_completed=events_pb2.TrainerAttemptCompleted(job_id=job.id, attempt=1))
+    current = events_pb2.TrainerMetrics(job_id=job.id, attempt=2, metric_point=_point(job.id, 1, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=current)
+    running = await _wait(stub, job.id, lambda j: j.current_step == 1)
+    assert running.status == job_pb2.JOB_STATUS_RUNNING
+    points = (await stub.ListMetricPoints(job_pb2.ListMetricPointsRequest(job_id=job.id), metadata=as_user(OWNER))).metric_points
+    assert [p.step for p in points] == [1]
+    assert dropped._value.get() == before + 1
