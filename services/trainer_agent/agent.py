@@ -232,8 +232,9 @@ class TrainerAgent:
             if msg.metadata.sequence.stream >= last:
                 caught_up.set()
 
+        # The stream named: looking it up by subject is an API call the agent's identity may not make.
         sub = await js.subscribe(
-            "job.cancelled", cb=on_cancelled, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+            "job.cancelled", stream="JOBS", cb=on_cancelled, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
         )
         if last:
             await caught_up.wait()

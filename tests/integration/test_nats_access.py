@@ -14,8 +14,10 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.common import events, nats_access
 from services.common.components import Nats
+from services.common.config import read_settings
 from services.common.nats_access import ADMIN, ANY, IDENTITIES
 from services.common.startup import StartupError
+from services.trainer_agent.agent import AgentSettings, TrainerAgent
 
 AGENT = "trainer_agent"
 # A concrete name and subject for the agents' consumer, declared for any durable of ASSIGN.
@@ -158,3 +160,28 @@ async def test_an_identity_cannot_read_another_identitys_replies_or_pull_its_con
     finally:
         await agent.close()
         await job_svc.close()
+
+
+async def test_the_agent_code_takes_assignments_and_follows_cancellations_as_its_identity(server, violations, tmp_path):
+    nats, admin = server
+    settings = read_settings({
+        "BRIGHTRUN_HOME": str(tmp_path), "BRIGHTRUN_NATS_URL": nats.url, **nats.login(AGENT),
+        "BRIGHTRUN_DATABASE_URL": "postgresql+asyncpg://unused@127.0.0.1:1/unused",
+        "BRIGHTRUN_S3_ENDPOINT": "http://127.0.0.1:1", "BRIGHTRUN_S3_ACCESS_KEY": "unused",
+        "BRIGHTRUN_S3_SECRET_KEY": "unused", "BRIGHTRUN_DEFAULT_BASE_MODEL": "org/model",
+        "BRIGHTRUN_INTERNAL_TOKEN_SECRET": "access-test-internal-token-secret-0123456789",
+    })
+    agent = TrainerAgent(settings, AgentSettings(agent_id="access", gpu_type="CPU", gpu_count=1, work_dir=tmp_path))
+    cancelled = str(uuid.uuid4())
+    event = events.new_event("job.cancelled", producer="test", user_id="u", subject_id=cancelled)
+    await admin.publish(event.type, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id})
+    nc, js = await _as(nats, AGENT)
+    try:
+        subscriptions = await asyncio.wait_for(agent._subscriptions(js), 10)
+        assert cancelled in agent._cancelled
+        for sub in subscriptions:
+            await sub.unsubscribe()
+        await _settle(nc)
+        assert violations() == []
+    finally:
+        await nc.close()
