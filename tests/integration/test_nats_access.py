@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -16,9 +20,10 @@ from services.common import events, nats_access
 from services.common.components import Nats
 from services.common.config import read_settings
 from services.common.nats_access import ADMIN, ANY, IDENTITIES
-from services.common.startup import StartupError
+from services.common.startup import EXIT_STATUS, StartupError
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
 
+ROOT = Path(__file__).resolve().parents[2]
 AGENT = "trainer_agent"
 # A concrete name and subject for the agents' consumer, declared for any durable of ASSIGN.
 AGENT_DURABLE, AGENT_SUBJECT = "agents-CPU-1", "assign.CPU.1"
@@ -185,3 +190,20 @@ async def test_the_agent_code_takes_assignments_and_follows_cancellations_as_its
         assert violations() == []
     finally:
         await nc.close()
+
+
+def test_an_agent_with_a_wrong_password_exits_at_once_with_one_line(server, tmp_path):
+    nats, _ = server
+    env = {**os.environ, "BRIGHTRUN_HOME": str(tmp_path), "BRIGHTRUN_NATS_URL": nats.url,
+           "BRIGHTRUN_NATS_USER": AGENT, "BRIGHTRUN_NATS_PASSWORD": "not-its-password",
+           "BRIGHTRUN_DATABASE_URL": "postgresql+asyncpg://unused@127.0.0.1:1/unused",
+           "BRIGHTRUN_S3_ENDPOINT": "http://127.0.0.1:1", "BRIGHTRUN_S3_ACCESS_KEY": "unused",
+           "BRIGHTRUN_S3_SECRET_KEY": "unused", "BRIGHTRUN_DEFAULT_BASE_MODEL": "org/model",
+           "BRIGHTRUN_INTERNAL_TOKEN_SECRET": "access-test-internal-token-secret-0123456789"}
+    agent = subprocess.run([sys.executable, "-m", "services.trainer_agent"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert agent.returncode == EXIT_STATUS
+    last = agent.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"brightrun: cannot start: NATS at {nats.url} refused user 'trainer_agent' "
+                           "(BRIGHTRUN_NATS_USER) with its BRIGHTRUN_NATS_PASSWORD"), agent.stderr
+    assert "Traceback" not in agent.stderr
