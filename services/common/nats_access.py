@@ -2,7 +2,7 @@
 subjects it publishes, the durable consumers it reads and the core subjects it
 listens on. The services wire their consumers from the :class:`Consumer`
 declared here, and the NATS server's ``authorization`` block is generated from
-the same table (:func:`server_authorization`), so a permission cannot drift
+the same table (:func:`authorization_config`), so a permission cannot drift
 from the code that needs it.
 
 Why each rule is as narrow as it is:
