@@ -39,7 +39,7 @@ from services.common import tracing
 from services.common.db import Database, refused_value
 from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
 from services.common.nats_access import inbox_prefix
-from services.common.startup import StartupError
+from services.common.startup import StartupError, without_password
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,13 @@ async def connect(
     login = {"user": user, "password": password} if user else {}
     # The client retries a refused login forever; the first refusal ends the start here instead.
     refused: asyncio.Future = asyncio.get_running_loop().create_future()
+    shown = without_password(url)
 
     async def on_error(error: Exception) -> None:
         if "authorization violation" in str(error).lower() and not refused.done():
             refused.set_result(error)
         # A permissions violation (a subject this identity may not use) is a bug or an attack: said loudly.
-        log.error("NATS (%s as %s): %s", url, user or "anonymous", error)
+        log.error("NATS (%s as %s): %s", shown, user or "anonymous", error)
 
     connecting = asyncio.ensure_future(nats.connect(
         url, name=name, inbox_prefix=inbox_prefix(user), max_reconnect_attempts=-1, reconnect_time_wait=0.5,
@@ -156,7 +157,7 @@ async def connect(
         await asyncio.gather(connecting, return_exceptions=True)
         who = f"user {user!r} (BRIGHTRUN_NATS_USER) with its BRIGHTRUN_NATS_PASSWORD" if user else \
             "a connection without BRIGHTRUN_NATS_USER"
-        raise StartupError(f"NATS at {url} refused {who}: set the user and password of this process's identity "
+        raise StartupError(f"NATS at {shown} refused {who}: set the user and password of this process's identity "
                            "as the server's authorization block names them (see deploy/k8s/README.md)")
     nc = connecting.result()
     js = nc.jetstream()

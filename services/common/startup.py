@@ -69,15 +69,15 @@ def require_reachable(endpoints: Iterable[tuple[str, str]], timeout: float = REA
                 if time.monotonic() >= deadline:
                     reason = error.strerror or type(error).__name__
                     raise StartupError(
-                        f"{setting}={_without_password(url)} is unreachable: nothing accepted a connection to "
+                        f"{setting}={without_password(url)} is unreachable: nothing accepted a connection to "
                         f"{host}:{port} within {timeout:.0f}s ({reason}); start that server or fix {setting} "
                         "(`make up` starts its own when it is unset)"
                     ) from None
             time.sleep(0.5)
 
 
-def _without_password(url: str) -> str:
-    # The terminal line may be pasted into a ticket: a database URL's password stays out of it.
+def without_password(url: str) -> str:
+    """``url`` with its password starred: a terminal or log line may be pasted into a ticket."""
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
