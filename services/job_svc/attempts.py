@@ -9,6 +9,12 @@ an agent that went silent and kept reporting after its assignment was handed
 to another, or an event forged with the agents' NATS credentials
 (``services.common.nats_access`` lets agents publish ``trainer.>`` only; which
 job they may report on is checked here).
+
+Limits: the agents share one identity, so agent credentials can still report
+as the current attempt of any job, or start a higher attempt; and JetStream
+counts deliveries per consumer, so an operator who deletes an agents' ASSIGN
+consumer restarts the count, and the events of the jobs in flight are
+dropped until those jobs are abandoned.
 """
 
 from __future__ import annotations
