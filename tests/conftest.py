@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from asyncpg import introspection
 from sqlalchemy import event
 
 from services.common import events, identity, nats_access
@@ -83,6 +84,11 @@ async def nats(settings, request):
     await nc.close()
 
 
+def _introspection(sql: str) -> bool:
+    """Whether asyncpg sent ``sql`` to learn a type (a composite row's, once per connection), not the caller."""
+    return sql in (introspection.INTRO_LOOKUP_TYPES, introspection.INTRO_LOOKUP_TYPES_13) or "set_config('jit'" in sql
+
+
 class CountingDatabase(Database):
     """A service's Database that records, in ``opened``, each ``read()``, ``statement()`` and
     ``transaction()`` it begins:
@@ -91,7 +97,7 @@ class CountingDatabase(Database):
     def __init__(self, url: str, schema: str):
         super().__init__(url, schema)
         self.opened: list[str] = []
-        # Each SQL statement sent: a one-statement read shows one.
+        # Each SQL statement sent (on a statement() connection, fetch's too): a one-statement read shows one.
         self.sent: list[str] = []
         event.listen(self.engine.sync_engine, "before_cursor_execute",
                      lambda conn, cursor, statement, *rest: self.sent.append(statement))
@@ -110,9 +116,20 @@ class CountingDatabase(Database):
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator:
+        """Counts, beside SQLAlchemy's statements, those services.common.db.fetch sends on the driver itself."""
         self.opened.append("statement")
         async with super().statement() as conn:
-            yield conn
+            driver = (await conn.get_raw_connection()).driver_connection
+
+            def sent(query) -> None:
+                if not _introspection(query.query):
+                    self.sent.append(query.query)
+
+            driver.add_query_logger(sent)
+            try:
+                yield conn
+            finally:
+                driver.remove_query_logger(sent)
 
 
 @pytest.fixture(scope="session")

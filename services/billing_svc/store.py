@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.billing_svc.accrual import Ledger
 from services.billing_svc.costs import CostDraft
 from services.billing_svc.webhook_store import queue_deliveries
+from services.common.db import Record, fetch
 from services.common.paging import Keyset, Page
 from services.billing_svc.notices import NotificationDraft
 
@@ -109,13 +110,12 @@ COST_RECORD_ORDER = Keyset((("recorded_at", "timestamptz"), ("id", "uuid")))
 NOTIFICATION_ORDER = Keyset((("created_at", "timestamptz"), ("id", "uuid")))
 
 
-async def list_cost_records(conn: AsyncConnection, user_id: str, job_id: str | None, page: Page) -> list[Row]:
+async def list_cost_records(conn: AsyncConnection, user_id: str, job_id: str | None, page: Page) -> list[Record]:
     """Newest first; one row more than the page to tell whether another page follows."""
     job_filter = " AND job_id = :job_id" if job_id else ""
     order = COST_RECORD_ORDER
     sql = f"SELECT * FROM cost_records WHERE user_id = :user_id{job_filter}{order.after(page)}{order.window(page)}"
-    rows = await conn.execute(text(sql), {"user_id": user_id, "job_id": job_id, **order.params(page)})
-    return list(rows)
+    return await fetch(conn, sql, {"user_id": user_id, "job_id": job_id, **order.params(page)})
 
 
 async def list_notifications(conn: AsyncConnection, user_id: str, unread_only: bool, page: Page) -> list[Row]:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.db import page_and_total
+from services.common.db import Record, fetch, page_and_total
 from services.common.paging import Keyset, Page
 from services.dataset_svc.dataset import Dataset
 
@@ -36,9 +36,13 @@ async def dataset_by_request(conn: AsyncConnection, user_id: str, request_id: st
     return (await conn.execute(text(sql), {"user_id": user_id, "request_id": request_id})).first()
 
 
-async def get_dataset(conn: AsyncConnection, user_id: str, dataset_id: str, *, lock: bool = False) -> Row | None:
-    sql = f"SELECT * FROM datasets WHERE id = :id AND {_LIVE}" + (" FOR UPDATE" if lock else "")
-    return (await conn.execute(text(sql), {"id": dataset_id, "user_id": user_id})).first()
+_GET = f"SELECT * FROM datasets WHERE id = :id AND {_LIVE}"
+
+
+async def get_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> Record | None:
+    """The live dataset, read on a ``Database.statement()`` connection (GetDataset: every estimate asks)."""
+    rows = await fetch(conn, _GET, {"id": dataset_id, "user_id": user_id})
+    return rows[0] if rows else None
 
 
 # Newest first, served by the index datasets_user_created (migration 0006).
@@ -62,7 +66,7 @@ async def list_datasets(
 
 async def load_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> Dataset | None:
     """The live dataset as an aggregate, its row locked until the transaction ends."""
-    row = await get_dataset(conn, user_id, dataset_id, lock=True)
+    row = (await conn.execute(text(_GET + " FOR UPDATE"), {"id": dataset_id, "user_id": user_id})).first()
     return None if row is None else Dataset.from_row(row)
 
 

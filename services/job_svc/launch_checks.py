@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -78,22 +79,45 @@ def read_model_config(base_model: str) -> dict | None:
     """The config.json of a local base model (an absolute path, as hyperparameters resolve it), or
     the same sizes from a GGUF file's metadata; None for a hub id.
 
+    EstimateJob asks on every request: the file is read once per version
+    (its modification time and size), so a request costs a few ``stat`` calls.
+    The dict returned is shared by those calls: read it, never change it.
+
     Raises InvalidArgument naming hyperparameters.base_model when the directory
     does not exist or holds no readable config.json, or the GGUF file is not usable.
     """
     if not is_local_model(base_model):
         return None
     try:
-        if found := gguf_location(base_model):
-            return gguf_model_config(found[0] / found[1])
+        found = gguf_location(base_model)
     except GgufError as exc:
         _refuse(str(exc))
-    path = Path(base_model)
-    if not path.is_dir():
+    source = found[0] / found[1] if found else Path(base_model) / "config.json"
+    return _model_config(base_model, source, _version(source), found is not None)
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    """What changes when ``path`` is written: its modification time and size; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=64)
+def _model_config(base_model: str, source: Path, version: tuple[int, int] | None, gguf: bool) -> dict:
+    """:func:`read_model_config` of ``source`` at ``version`` (a refusal is not cached: it is raised again)."""
+    if gguf:
+        try:
+            return gguf_model_config(source)
+        except GgufError as exc:
+            _refuse(str(exc))
+    if not Path(base_model).is_dir():
         _refuse(f"{base_model!r} does not exist or is not a directory: give a model directory "
                 "(config.json, weights, tokenizer) or a Hugging Face hub id")
     try:
-        config = json.loads((path / "config.json").read_text())
+        config = json.loads(source.read_text())
     except FileNotFoundError:
         _refuse(f"{base_model!r} has no config.json: it is not a transformers model directory")
     except (OSError, ValueError) as exc:

@@ -19,12 +19,15 @@ _NATS_TIMEOUT_SECONDS = 2.0
 
 
 async def launch_report(config: JobConfig, settings: Settings) -> LaunchReport:
-    """:func:`check_launch` off the event loop (it reads files and may ask the hub, a blocking call).
+    """:func:`check_launch`; off the event loop where it may ask the hub (a blocking call). Without the hub it
+    only stats the model's config file, read once per version (``read_model_config``): on the loop, as a
+    thread hop would cost more than the check on every EstimateJob.
 
     Raises InvalidArgument naming hyperparameters.base_model when it cannot be loaded.
     """
-    hub = hub_lookup(settings.hf_token) if settings.hub_check else None
-    return await asyncio.to_thread(check_launch, config, hub, bool(settings.hf_token))
+    if not settings.hub_check:
+        return check_launch(config, None, bool(settings.hf_token))
+    return await asyncio.to_thread(check_launch, config, hub_lookup(settings.hf_token), bool(settings.hf_token))
 
 
 async def agent_warnings(nc, config: JobConfig, settings: Settings) -> list[str]:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.job.v1 import job_pb2
-from services.common.db import page_and_total
+from services.common.db import Record, fetch, page_and_total
 from services.common.paging import Keyset, Page
 from services.job_svc.job import Job
 from services.job_svc.messages import METRIC_FIELDS
@@ -207,15 +207,16 @@ async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, lim
 
 async def job_with_latest_points(
     conn: AsyncConnection, job_id: str, user_id: str, limit: int
-) -> tuple[Row | None, list, bool]:
+) -> tuple[Record | None, list, bool]:
     """The user's job (None when it is not theirs), its latest ``limit`` points in step order, and whether
     older ones exist: ONE statement (one snapshot, one round trip), the points an array of rows beside the
     job's, read by a backward scan of the primary key."""
     sql = ("SELECT j.*, ARRAY(SELECT p FROM metric_points p WHERE p.job_id = j.id ORDER BY p.step DESC "
            "LIMIT :limit) AS latest_points FROM jobs j WHERE j.id = :id AND j.user_id = :user_id")
-    row = (await conn.execute(text(sql), {"id": job_id, "user_id": user_id, "limit": limit + 1})).first()
-    if row is None:
+    rows = await fetch(conn, sql, {"id": job_id, "user_id": user_id, "limit": limit + 1})
+    if not rows:
         return None, [], False
+    row = rows[0]
     points = [SimpleNamespace(**dict(point.items())) for point in row.latest_points[limit::-1]]
     return row, points[-limit:], len(row.latest_points) > limit
 
@@ -243,12 +244,10 @@ async def last_metric_point(conn: AsyncConnection, job_id: str) -> Row | None:
 
 
 async def measured_speed(conn: AsyncConnection, speed_key: str) -> MeasuredSpeed | None:
-    """The speed kept for runs of ``speed_key``; None when none completed yet."""
-    row = (await conn.execute(
-        text("SELECT tokens_per_second, overhead_seconds FROM measured_speeds WHERE speed_key = :key"),
-        {"key": speed_key},
-    )).first()
-    return None if row is None else MeasuredSpeed(row.tokens_per_second, row.overhead_seconds)
+    """The speed kept for runs of ``speed_key``; None when none completed yet. Every estimate reads it."""
+    rows = await fetch(conn, "SELECT tokens_per_second, overhead_seconds FROM measured_speeds WHERE speed_key = :key",
+                       {"key": speed_key})
+    return MeasuredSpeed(rows[0].tokens_per_second, rows[0].overhead_seconds) if rows else None
 
 
 async def save_measured_speed(conn: AsyncConnection, speed_key: str, speed: MeasuredSpeed) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from services.common.components import Postgres
-from services.common.db import Database
+from services.common.db import Database, fetch, refused_value
 from services.common.grpc import as_user, channel, create_server
 from services.common.outages import is_outage
 from services.dataset_svc.handlers import DatasetHandlers
@@ -68,6 +68,32 @@ async def test_a_statement_runs_outside_any_transaction_and_autocommit_does_not_
             raise RuntimeError("rolled back")
     async with db.statement() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM things"))).scalar() == 0
+
+
+async def test_fetch_answers_what_sqlalchemy_answers_and_raises_its_errors(db):
+    """The hot reads' driver path: the same values as conn.execute(text(...)), columns as attributes, a
+    parameter named twice and a ``::`` cast read right; a refused value is SQLAlchemy's error, as callers
+    (refused_value, services.common.outages) expect."""
+    sql = ("SELECT id, CAST(:tag AS text) AS tag, :tag || '!' AS shout, '1'::int AS one, "
+           "TIMESTAMPTZ '2026-01-02 03:04:05+00' AS at, CAST(:doc AS jsonb) AS doc FROM things WHERE id = :id")
+    async with db.transaction() as conn:
+        thing = (await conn.execute(text("INSERT INTO things (id) VALUES (gen_random_uuid()) RETURNING id"))).scalar()
+    params = {"id": str(thing), "tag": "a:b", "doc": '{"n": [1, 2]}'}
+    async with db.statement() as conn:
+        expected = (await conn.execute(text(sql), params)).one()
+        rows = await fetch(conn, sql, params)
+        assert len(rows) == 1 and tuple(rows[0]) == tuple(expected)
+        assert (rows[0].id, rows[0].tag, rows[0].shout, rows[0].one, rows[0].doc) == (
+            thing, "a:b", "a:b!", 1, {"n": [1, 2]})
+        with pytest.raises(AttributeError):
+            rows[0].missing
+        assert await fetch(conn, sql, {**params, "id": str(uuid.uuid4())}) == []
+        with pytest.raises(DBAPIError) as refused:
+            await fetch(conn, sql, {**params, "id": "not-a-uuid"})
+        assert refused_value(refused.value)
+        assert len(await fetch(conn, sql, params)) == 1  # the connection is still good
+    async with db.read() as conn:  # in a transaction: SQLAlchemy's own execution, the same rows
+        assert [tuple(row) for row in await fetch(conn, sql, params)] == [tuple(expected)]
 
 
 @pytest.mark.slow

@@ -47,6 +47,20 @@ def test_a_local_base_model_must_be_a_directory_with_a_readable_config(tmp_path)
     assert read_model_config(str(tmp_path / "good")) == {"hidden_size": 64}
     assert read_model_config(LLAMA_2_7B) is None
 
+def test_a_model_config_is_read_once_per_version_of_its_file(tmp_path):
+    """EstimateJob reads it on every request: an unchanged file is not read again, a rewritten one is."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"hidden_size": 64}))
+    first = read_model_config(str(model))
+    assert read_model_config(str(model)) is first  # the same dict: the file was not parsed again
+
+    (model / "config.json").write_text(json.dumps({"hidden_size": 128}))
+    assert read_model_config(str(model)) == {"hidden_size": 128}
+    (model / "config.json").unlink()
+    assert "has no config.json" in _refusal(lambda: read_model_config(str(model)))[0]
+
+
 
 def test_the_hub_refuses_unknown_ids_and_gated_models_without_a_token():
     def hub(answer):

@@ -51,7 +51,8 @@ class Call:
 
 @dataclass
 class Page(Generic[T]):
-    """One page of a list; ``has_more`` says whether another follows."""
+    """One page of a list; ``has_more`` says whether another follows, ``next_cursor`` (when the API gives one)
+    reads it: pass it as the list method's ``cursor``."""
 
     items: list[T]
     page: int
@@ -59,6 +60,7 @@ class Page(Generic[T]):
     total: int | None
     total_pages: int | None
     has_more: bool
+    next_cursor: str | None = None
 
 
 @dataclass
@@ -106,8 +108,10 @@ def _many(model: type[M], key: str) -> Callable[[dict], list[M]]:
 
 
 def _page(model: type[M], key: str, page: int, limit: int) -> Callable[[dict], Page[M]]:
-    """A list page, read from the pagination object ``{page, limit, total, totalPages}`` or the same keys at
-    the top level, whichever is present; without a page count, a full page means another may follow."""
+    """A list page, read from the pagination object ``{page, limit, total, totalPages, next_cursor}`` or the
+    same keys at the top level, whichever is present. Where ``next_cursor`` is given, another page follows
+    exactly when it is not null (a cursor page counts as page 1, so the page count says nothing then); else
+    by the page count, and without one a full page means another may follow."""
 
     def parse(body: dict) -> Page[M]:
         data = _data(body) or {}
@@ -115,10 +119,21 @@ def _page(model: type[M], key: str, page: int, limit: int) -> Callable[[dict], P
         items = data.get(key) or []
         total_pages = meta.get("totalPages", meta.get("total_pages"))
         total_pages = total_pages if isinstance(total_pages, int) else None
-        has_more = page < total_pages if total_pages is not None else len(items) >= limit
-        return Page([model.from_dict(item) for item in items], page, limit, meta.get("total"), total_pages, has_more)
+        cursor = meta.get("next_cursor") if isinstance(meta.get("next_cursor"), str) else None
+        if "next_cursor" in meta:
+            has_more = cursor is not None
+        else:
+            has_more = page < total_pages if total_pages is not None else len(items) >= limit
+        return Page([model.from_dict(item) for item in items], page, limit, meta.get("total"), total_pages, has_more,
+                    cursor)
 
     return parse
+
+
+def _list_params(page: int, limit: int, cursor: str | None, **filters: Any) -> dict[str, Any]:
+    """A list's query: ``cursor`` (a previous page's ``next_cursor``) in place of ``page``, which the API
+    does not read beside one."""
+    return _params(page=None if cursor else page, limit=limit, cursor=cursor, **filters)
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -167,22 +182,24 @@ class Endpoints(ABC):
 
     @abstractmethod
     def _paged(self, lister: Callable[..., Any], limit: int, filters: dict) -> Any:
-        """Every item of ``lister``'s pages in turn (the async client: an async iterator)."""
+        """Every item of ``lister``'s pages in turn, each page after the first read from the previous one's
+        ``next_cursor`` (by page number from an API that gives none); the async client: an async iterator."""
 
     def iter_datasets(self, limit: int = 100, **filters):
-        """Every dataset, page by page (``filters``: ``status``, ``search``)."""
+        """Every dataset, page by page (``filters``: ``status``, ``search``). Pages follow ``next_cursor``:
+        datasets created meanwhile are neither repeated nor make one skipped."""
         return self._paged(self.list_datasets, limit, filters)
 
     def iter_jobs(self, limit: int = 100, **filters):
-        """Every job, page by page (``filters``: ``status``)."""
+        """Every job, page by page (``filters``: ``status``), following ``next_cursor``."""
         return self._paged(self.list_jobs, limit, filters)
 
     def iter_models(self, limit: int = 100, **filters):
-        """Every model, page by page (``filters``: ``sort``)."""
+        """Every model, page by page (``filters``: ``sort``), following ``next_cursor``."""
         return self._paged(self.list_models, limit, filters)
 
     def iter_webhooks(self, limit: int = 100):
-        """Every webhook endpoint, page by page."""
+        """Every webhook endpoint, page by page, following ``next_cursor``."""
         return self._paged(self.list_webhooks, limit, {})
 
     # Datasets
@@ -223,8 +240,10 @@ class Endpoints(ABC):
         body = {"base_model": base_model} if base_model else {}
         return self._send(Call("POST", f"/api/datasets/{dataset_id}/revalidate", _one(Dataset, "dataset"), json=body))
 
-    def list_datasets(self, page: int = 1, limit: int = 25, *, status: str | None = None, search: str | None = None):
-        params = _params(page=page, limit=limit, status=status, search=search)
+    def list_datasets(self, page: int = 1, limit: int = 25, *, status: str | None = None, search: str | None = None,
+                      cursor: str | None = None):
+        """A page by number, or with ``cursor`` (a previous page's ``next_cursor``) the page after that one."""
+        params = _list_params(page, limit, cursor, status=status, search=search)
         return self._send(Call("GET", "/api/datasets", _page(Dataset, "datasets", page, limit), params=params))
 
     # Jobs
@@ -259,8 +278,9 @@ class Endpoints(ABC):
         body = job_body(dataset_id, gpu, hyperparameters, preset_id, parent_model_id)
         return self._send(Call("POST", "/api/jobs", parse, json=body, headers=headers))
 
-    def list_jobs(self, page: int = 1, limit: int = 10, *, status: str | None = None):
-        params = _params(page=page, limit=limit, status=status)
+    def list_jobs(self, page: int = 1, limit: int = 10, *, status: str | None = None, cursor: str | None = None):
+        """A page by number, or with ``cursor`` (a previous page's ``next_cursor``) the page after that one."""
+        params = _list_params(page, limit, cursor, status=status)
         return self._send(Call("GET", "/api/jobs", _page(Job, "jobs", page, limit), params=params))
 
     def get_job(self, job_id: str, metrics_limit: int | None = None):
@@ -281,8 +301,9 @@ class Endpoints(ABC):
 
     # Models
 
-    def list_models(self, page: int = 1, limit: int = 12, *, sort: str | None = None):
-        params = _params(page=page, limit=limit, sort=sort)
+    def list_models(self, page: int = 1, limit: int = 12, *, sort: str | None = None, cursor: str | None = None):
+        """A page by number, or with ``cursor`` (a previous page's ``next_cursor``) the page after that one."""
+        params = _list_params(page, limit, cursor, sort=sort)
         return self._send(Call("GET", "/api/models", _page(Model, "models", page, limit), params=params))
 
     def get_model(self, model_id: str):
@@ -374,8 +395,9 @@ class Endpoints(ABC):
 
     # Webhooks
 
-    def list_webhooks(self, page: int = 1, limit: int = 50):
-        params = _params(page=page, limit=limit)
+    def list_webhooks(self, page: int = 1, limit: int = 50, *, cursor: str | None = None):
+        """A page by number, or with ``cursor`` (a previous page's ``next_cursor``) the page after that one."""
+        params = _list_params(page, limit, cursor)
         return self._send(Call("GET", "/api/webhooks", _page(Webhook, "webhooks", page, limit), params=params))
 
     def create_webhook(

@@ -95,14 +95,14 @@ class AsyncClient(Endpoints):
         return call.parse(read_body(response))
 
     async def _paged(self, lister, limit: int, filters: dict) -> AsyncIterator:
-        page = 1
+        page, cursor = 1, None
         while True:
-            answer = await lister(page, limit, **filters)
+            answer = await lister(page, limit, cursor=cursor, **filters)
             for item in answer.items:
                 yield item
             if not answer.has_more:
                 return
-            page += 1
+            page, cursor = page + 1, answer.next_cursor
 
     async def upload_file(self, url: str, path: str | Path, progress: Progress | None = None,
                           chunk_size: int = CHUNK_SIZE) -> None:

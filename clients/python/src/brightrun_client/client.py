@@ -95,13 +95,13 @@ class Client(Endpoints):
         return call.parse(read_body(response))
 
     def _paged(self, lister, limit: int, filters: dict) -> Iterator:
-        page = 1
+        page, cursor = 1, None
         while True:
-            answer = lister(page, limit, **filters)
+            answer = lister(page, limit, cursor=cursor, **filters)
             yield from answer.items
             if not answer.has_more:
                 return
-            page += 1
+            page, cursor = page + 1, answer.next_cursor
 
     def upload_file(self, url: str, path: str | Path, progress: Progress | None = None,
                     chunk_size: int = CHUNK_SIZE) -> None:
