@@ -220,6 +220,9 @@ def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]
     tracing.configure(service)
     try:
         settings = read_settings()
+        if not settings.database_url:
+            raise ConfigError("BRIGHTRUN_DATABASE_URL is not set: a service needs the URL of its own PostgreSQL "
+                              "role (services.common.db_roles)")
         require_reachable([("BRIGHTRUN_DATABASE_URL", settings.database_url), ("BRIGHTRUN_NATS_URL", settings.nats_url)])
         if settings.metrics_port:
             _serve_metrics(settings)
