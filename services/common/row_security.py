@@ -31,12 +31,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from asyncpg.exceptions import ConnectionDoesNotExistError, InterfaceError
-from sqlalchemy import event
+from asyncpg.exceptions import InterfaceError, InternalClientError
+from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy import text
 from sqlalchemy.util.concurrency import await_
+
+from services.common.outages import is_outage
 
 USER_SETTING = "brightrun.user_id"
 PLATFORM_SETTING = "brightrun.platform"
@@ -64,10 +65,6 @@ _ACTING: contextvars.ContextVar[Acting] = contextvars.ContextVar("brightrun_acti
 # Where a pooled connection's entry remembers whom its session last acted for.
 _INFO_KEY = "brightrun_acting"
 _SET = f"SELECT set_config('{USER_SETTING}', $1, false), set_config('{PLATFORM_SETTING}', $2, false)"
-
-
-def current() -> Acting:
-    return _ACTING.get()
 
 
 @contextmanager
@@ -111,12 +108,15 @@ def _on_checkout(dbapi_connection, entry, proxy) -> None:
     wanted = _ACTING.get()
     if entry.info.get(_INFO_KEY) == wanted:
         return
+    entry.info.pop(_INFO_KEY, None)  # unknown until the setting is written
     try:
         await_(entry.driver_connection.execute(_SET, wanted.user_id, "on" if wanted.platform else "off"))
-    except (ConnectionDoesNotExistError, InterfaceError, OSError) as error:
-        # A connection PostgreSQL dropped: the pool replaces it and checks out again.
-        entry.info.pop(_INFO_KEY, None)
-        raise DisconnectionError(str(error)) from error
+    except Exception as error:
+        # A connection PostgreSQL dropped (a restart, a terminated backend): asyncpg finds it closed, or still
+        # reading the FATAL message the server sent it (InternalClientError); the pool replaces it and retries.
+        if isinstance(error, (InterfaceError, InternalClientError)) or is_outage(error):
+            raise DisconnectionError(str(error)) from error
+        raise
     entry.info[_INFO_KEY] = wanted
 
 

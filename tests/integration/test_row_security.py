@@ -184,3 +184,22 @@ async def test_a_grpc_call_acts_for_the_user_its_credential_names(databases, set
                 assert (len(reply.webhooks), reply.total_size) == (expected, expected), user
     finally:
         await runtime.stop()
+
+
+async def test_a_pooled_connection_postgresql_dropped_is_replaced_when_it_changes_hands(databases, infra):
+    """Setting the acting user is the first thing a connection that changes hands sends: when PostgreSQL
+    dropped it meanwhile (a restart, an idle timeout), the pool replaces it and the read goes through."""
+    database = databases["dataset_svc"]  # a pool of one connection
+    with row_security.as_user(USER_A):
+        async with database.statement() as conn:
+            backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = await asyncpg.connect(infra[0].asyncpg_dsn)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", backend)  # waits until it is gone
+    finally:
+        await admin.close()
+    with row_security.as_user(USER_B):
+        async with database.statement() as conn:
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != backend
+            owners = (await conn.execute(text("SELECT CAST(user_id AS TEXT) FROM datasets"))).scalars().all()
+    assert owners == [USER_B]
