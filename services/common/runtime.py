@@ -80,27 +80,24 @@ class ServiceRuntime:
     def consume(
         self, *, stream: str, durable: str, subjects: list[str], handler: events.Handler, ack_wait: float = 60.0
     ) -> None:
-        """Run a durable consumer until the service stops; ``ack_wait`` must outlast one handler call."""
-        with row_security.as_platform():
-            task = self._consumer_task(stream, durable, subjects, handler, ack_wait)
+        """Run a durable consumer until the service stops, for the platform; ``ack_wait`` must outlast one
+        handler call."""
+        with row_security.as_platform():  # the task takes this context with it
+            task = asyncio.create_task(
+                events.consume(
+                    self.js,
+                    stream=stream,
+                    durable=durable,
+                    subjects=subjects,
+                    handler=_in_log_context(handler),
+                    stop=self.stopping,
+                    ack_wait=ack_wait,
+                ),
+                name=f"{self.name}-{durable}",
+            )
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
         self._subscriptions.append((stream, durable))
-
-    def _consumer_task(self, stream: str, durable: str, subjects: list[str], handler: events.Handler,
-                       ack_wait: float) -> asyncio.Task:
-        return asyncio.create_task(
-            events.consume(
-                self.js,
-                stream=stream,
-                durable=durable,
-                subjects=subjects,
-                handler=_in_log_context(handler),
-                stop=self.stopping,
-                ack_wait=ack_wait,
-            ),
-            name=f"{self.name}-{durable}",
-        )
 
     def consume_batches(
         self, *, stream: str, durable: str, subjects: list[str], handler: events.BatchHandler, batch: int,

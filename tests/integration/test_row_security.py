@@ -8,6 +8,7 @@ of its own here, migrated by the role itself, so the tests that connect as the s
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from pathlib import Path
@@ -23,6 +24,7 @@ from services.billing_svc.server import start as start_billing
 from services.common import db_roles, row_security
 from services.common.db import Database
 from services.common.grpc import as_user, channel
+from services.common.runtime import ServiceRuntime
 from services.job_svc import store as job_store
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -203,3 +205,30 @@ async def test_a_pooled_connection_postgresql_dropped_is_replaced_when_it_change
             assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != backend
             owners = (await conn.execute(text("SELECT CAST(user_id AS TEXT) FROM datasets"))).scalars().all()
     assert owners == [USER_B]
+
+
+async def test_what_the_runtime_runs_of_its_own_acts_for_the_platform(databases, settings):
+    """Consumers, periodic work and tasks (run_task) see every user's rows; the code that started them, like
+    any context that never said whom it acts for, sees none."""
+    database = databases["billing_svc"]
+    as_role = dataclasses.replace(settings, database_url=str(database.engine.url))
+    runtime = await ServiceRuntime.open("rls-test", as_role, schema=database.schema,
+                                        migrations=SERVICES / "billing_svc" / "migrations")
+    seen: asyncio.Queue[int] = asyncio.Queue()
+
+    async def count() -> None:
+        async with runtime.db.statement() as conn:
+            await seen.put((await conn.execute(text("SELECT count(*) FROM budgets"))).scalar_one())
+
+    async def once(stopping: asyncio.Event) -> None:
+        await count()
+        await stopping.wait()
+
+    try:
+        runtime.run_task("count-once", once)
+        runtime.every("count", 60, count)
+        assert [await asyncio.wait_for(seen.get(), 10) for _ in range(2)] == [2, 2]
+        await count()
+        assert seen.get_nowait() == 0
+    finally:
+        await runtime.stop()
