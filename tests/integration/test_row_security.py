@@ -232,3 +232,26 @@ async def test_what_the_runtime_runs_of_its_own_acts_for_the_platform(databases,
         assert seen.get_nowait() == 0
     finally:
         await runtime.stop()
+
+
+async def test_provisioning_hands_a_schema_from_before_the_roles_to_the_services_role(infra):
+    """A database from before the roles has the schema, its tables and functions owned by the superuser: the
+    provisioning SQL (run at every embedded start, or by an operator) hands them to the service's role, and
+    running it again changes nothing."""
+    pg = infra[0]
+    schema, role = f"rls_old_{uuid.uuid4().hex[:8]}", db_roles.role_of("job_svc")
+    admin = await asyncpg.connect(pg.asyncpg_dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.jobs (id BIGSERIAL PRIMARY KEY); "
+                            f"CREATE FUNCTION {schema}.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        for _ in range(2):
+            await admin.execute(db_roles.provision_sql(role, schema))
+        owners = await admin.fetch(
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1 "
+            "UNION ALL SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = CAST($1 AS regnamespace) "
+            "UNION ALL SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE pronamespace = CAST($1 AS regnamespace)",
+            schema)
+    finally:
+        await admin.close()
+    # The schema, the table, its sequence and primary key index, and the function.
+    assert [owner for (owner,) in owners] == [role] * 5
