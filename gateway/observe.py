@@ -4,7 +4,7 @@ trace it belongs to, and Prometheus series by route template.
 :class:`ObserveRequests` keeps a client's ``X-Request-Id`` (or makes one),
 answers it in the response's ``X-Request-Id`` header, and handles the request
 in a log context with that id and the trace of its server span (continuing
-a client's ``traceparent``, see ``services.common.tracing``), which
+a client's ``traceparent`` and ``tracestate``, see ``services.common.tracing``), which
 ``services.common.grpc.as_user`` sends on to the services, and the job or
 dataset id of a route about one (``/api/jobs/{id}...``). It counts and times
 each request by method, route template (``/api/jobs/{id}``: never a raw path,
@@ -55,13 +55,13 @@ class ObserveRequests:
             return
         headers = dict(scope["headers"])
         sent = headers.get(logs.REQUEST_ID_HEADER.encode())
-        traceparent = headers.get(logs.TRACEPARENT_HEADER.encode())
         started, status = time.monotonic(), 500  # an exception that escapes becomes the server error's 500
         route, params = self.route_of(scope)
-        incoming = traceparent.decode("latin-1") if traceparent else None
-        with logs.request_context(sent.decode("latin-1") if sent else None, incoming), \
+        # OTel's propagator reads the client's trace context (traceparent, tracestate) from them.
+        carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()}
+        with logs.request_context(sent.decode("latin-1") if sent else None, carrier.get(logs.TRACEPARENT_HEADER)), \
                 logs.bind(**_subject_ids(route, params)), \
-                tracing.span(f"{scope['method']} {route}", kind=SpanKind.SERVER, traceparent=incoming,
+                tracing.span(f"{scope['method']} {route}", kind=SpanKind.SERVER, carrier=carrier,
                              attributes={"http.request.method": scope["method"], "http.route": route}) as span:
             request_id = logs.current("request_id").encode()
 

@@ -29,7 +29,7 @@ import nats.errors
 from brightrun.artifact.v1 import artifact_pb2
 
 from services.common.sampling import Sampling, shown_prompt
-from services.common import events
+from services.common import events, tracing
 from services.common.errors import Conflict, ResourceExhausted
 
 # The adapter files no generation can do without.
@@ -100,7 +100,9 @@ class Generator:
         sub = await self._nc.subscribe(inbox)  # before publishing: no reply can come before it
         taken = False
         try:
-            headers = {"Nats-Msg-Id": assignment.request_id, events.ASSIGNMENT_KIND_HEADER: events.GENERATION_KIND}
+            # The Generate call's trace context goes with it: the agent's span continues that trace.
+            headers = {"Nats-Msg-Id": assignment.request_id, events.ASSIGNMENT_KIND_HEADER: events.GENERATION_KIND,
+                       **tracing.headers()}
             await self._js.publish(subject, assignment.SerializeToString(), headers=headers)
             while True:
                 try:

@@ -45,6 +45,8 @@ from services.common.startup import StartupError, port_free
 _DEBIAN_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Names, inside a cluster moved to /tmp, the base_dir it belongs to.
 _OWNER_FILE = "base_dir"
+# The longest cluster_name PostgreSQL keeps (NAMEDATALEN - 1); it cuts the rest.
+_CLUSTER_NAME_MAX = 63
 
 
 class ComponentError(RuntimeError):
@@ -340,10 +342,11 @@ class Postgres(_Server):
             self._run(self._bin / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-locale", "--no-sync", as_server=True)
         # brightrun.home (a placeholder PostgreSQL ignores) puts base_dir on the postmaster's
-        # command line even when its data lives in /tmp: `ps` tells whose server it is.
+        # command line even when its data lives in /tmp; cluster_name puts it (its end, when too
+        # long) in every backend's process title: `ps` tells whose server and connections they are.
         # No unix socket (every client comes over TCP): a home's path may be longer than a socket's may.
         settings = {"listen_addresses": "127.0.0.1", "port": self.port, "unix_socket_directories": "",
-                    "brightrun.home": self.base_dir}
+                    "brightrun.home": self.base_dir, "cluster_name": cluster_name(self.base_dir)}
         if self.fast:  # tests only: a crash may corrupt the cluster
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
@@ -391,6 +394,14 @@ class Postgres(_Server):
             raise ComponentError(f"{Path(cmd[0]).name} did not finish within {self.start_timeout:.0f}s") from None
         if result.returncode != 0:
             raise ComponentError(f"{Path(cmd[0]).name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+
+
+def cluster_name(base_dir: Path) -> str:
+    """PostgreSQL's ``cluster_name`` for a server under ``base_dir``: the path, or its last characters
+    after ``...`` when it is longer than PostgreSQL keeps (NAMEDATALEN - 1 = 63); the end of a home
+    is what tells two apart."""
+    path = str(base_dir)
+    return path if len(path) <= _CLUSTER_NAME_MAX else "..." + path[-(_CLUSTER_NAME_MAX - 3):]
 
 
 def _pg_bindir(configured: str | None = None) -> Path:

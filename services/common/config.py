@@ -31,8 +31,8 @@ class ConfigError(Exception):
 class GrpcTls:
     """TLS of this process's gRPC server and of its calls to the other services (PEM file paths).
 
-    Files, not their contents: cert-manager renews a certificate by rewriting its secret's files,
-    and a restarted process reads the current ones. Absent from Settings: plaintext (the embedded default).
+    Files, not their contents: cert-manager renews a certificate by rewriting its secret's files;
+    a server reads them again for each new connection, a caller when it restarts. Absent from Settings: plaintext (the embedded default).
     """
 
     # The CA that signed the servers' certificates (and, with require_client_cert, the clients').

@@ -100,8 +100,9 @@ def _acting_for(credential: str | None) -> row_security.Acting:
 
 def as_user(uid: str) -> tuple[tuple[str, str], ...]:
     """Call metadata that acts on behalf of ``uid`` (a fresh internal credential), with the request id and
-    trace of the request being handled."""
-    return ((identity.METADATA_KEY, identity.tokens().mint(uid)), *logs.outgoing_metadata())
+    trace context (``traceparent``, ``tracestate``) of the request being handled."""
+    return ((identity.METADATA_KEY, identity.tokens().mint(uid)), *logs.outgoing_metadata(),
+            *tracing.headers().items())
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
@@ -186,8 +187,8 @@ def stream_rpc(method: Callable) -> Callable:
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
     """Counts, times and logs every call by method and status code, and handles it in a log context that
-    carries the caller's ``x-request-id`` and ``traceparent`` (an id is made up when the caller sent none),
-    inside a server span (``services.common.tracing``) that continues the caller's trace."""
+    carries the caller's ``x-request-id`` (an id is made up when the caller sent none), inside a server
+    span (``services.common.tracing``) that continues the caller's trace (``traceparent``, ``tracestate``)."""
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -226,16 +227,15 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
 
     @contextlib.contextmanager
     def context_of():
-        """The call's log context and its server span, continuing the caller's ``traceparent`` (a probe's
+        """The call's log context and its server span, continuing the caller's trace context (a probe's
         health check starts none: it would be a trace every few seconds), acting in the database for the
         user its credential names (nobody without a valid one: :func:`user_id` then refuses the call)."""
-        traceparent = metadata.get(logs.TRACEPARENT_HEADER)
-        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), traceparent), \
+        with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), metadata.get(logs.TRACEPARENT_HEADER)), \
                 row_security.acting(_acting_for(metadata.get(identity.METADATA_KEY))):
             if service in _UNLOGGED_SERVICES:
                 yield
                 return
-            with tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, traceparent=traceparent,
+            with tracing.span(f"{service}/{method}", kind=SpanKind.SERVER, carrier=metadata,
                               attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}):
                 yield
 
@@ -325,12 +325,50 @@ async def set_serving(health_servicer, service_names: Iterable[str], serving: bo
 
 
 def _server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
-    """The server's certificate; with require_client_cert, callers must present one the CA signed."""
-    return grpc.ssl_server_credentials(
-        [(tls.key.read_bytes(), tls.cert.read_bytes())],
-        root_certificates=tls.ca.read_bytes() if tls.require_client_cert else None,
-        require_client_auth=tls.require_client_cert,
-    )
+    """The server's certificate, as its files hold it when each connection is made (:class:`_CertificateFiles`);
+    with require_client_cert, callers must present one the CA signed."""
+    files = _CertificateFiles(tls)
+    return grpc.dynamic_ssl_server_credentials(files.initial(), files, tls.require_client_cert)
+
+
+class _CertificateFiles:
+    """A TLS server's certificate, key and (for client certificates) CA, read from their files again
+    before each new connection's handshake (gRPC calls the instance, see
+    ``grpc.dynamic_ssl_server_credentials``): a certificate cert-manager renews by rewriting its
+    Secret's files is served from the next connection on, without a restart. Connections already
+    open keep the certificate they were made with."""
+
+    def __init__(self, tls: GrpcTls):
+        self._tls = tls
+        self._pem: tuple[bytes, bytes, bytes | None] | None = None
+
+    def _read(self) -> tuple[bytes, bytes, bytes | None]:
+        tls = self._tls
+        return tls.key.read_bytes(), tls.cert.read_bytes(), tls.ca.read_bytes() if tls.require_client_cert else None
+
+    def initial(self) -> grpc.ServerCertificateConfiguration:
+        """The configuration the server starts with; a file that cannot be read raises (start-up fails)."""
+        self._pem = self._read()
+        return self._configuration(self._pem)
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        """The files' configuration when they changed since the last one given, else None (gRPC keeps it)."""
+        try:
+            pem = self._read()
+        except OSError as error:  # mid-renewal, say: the current certificate serves on
+            log.warning("cannot read the gRPC server's certificate files (%s); serving the one loaded before", error)
+            return None
+        if pem == self._pem:
+            return None
+        self._pem = pem
+        log.info("the gRPC server's certificate files %s changed: new connections get the new certificate",
+                 self._tls.cert)
+        return self._configuration(pem)
+
+    @staticmethod
+    def _configuration(pem: tuple[bytes, bytes, bytes | None]) -> grpc.ServerCertificateConfiguration:
+        key, cert, ca = pem
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
 
 def channel(address: str, tls: GrpcTls | None = None) -> grpc.aio.Channel:

@@ -43,7 +43,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # W3C Trace Context: version-traceid-parentid-flags, the trace id 32 lower-case hex digits, not all zero.
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 # Ids a line carries besides the message, each a context variable of the same name.
-_FIELDS = ("request_id", "trace_id", "traceparent", "job_id", "dataset_id")
+_FIELDS = ("request_id", "trace_id", "job_id", "dataset_id")
 _CONTEXT: dict[str, contextvars.ContextVar[str]] = {
     name: contextvars.ContextVar(f"brightrun_log_{name}", default="") for name in _FIELDS
 }
@@ -53,7 +53,7 @@ _HUMAN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def current(name: str) -> str:
-    """The context's ``request_id``, ``trace_id``, ``traceparent``, ``job_id`` or ``dataset_id`` ("" when unset)."""
+    """The context's ``request_id``, ``trace_id``, ``job_id`` or ``dataset_id`` ("" when unset)."""
     return _CONTEXT[name].get()
 
 
@@ -86,20 +86,14 @@ def trace_id_from(traceparent: str | None) -> str:
 
 def request_context(request_id: str | None, traceparent: str | None) -> contextlib.AbstractContextManager:
     """Bind a request's ids for its handling: ``request_id`` as :func:`request_id_from` keeps or makes
-    it, the trace id from ``traceparent``; the valid ``traceparent`` itself is kept for calls onward."""
-    trace_id = trace_id_from(traceparent)
-    return bind(request_id=request_id_from(request_id), trace_id=trace_id,
-                traceparent=(traceparent or "").strip() if trace_id else "")
+    it, the trace id from ``traceparent`` (a span inside binds its own, ``services.common.tracing``)."""
+    return bind(request_id=request_id_from(request_id), trace_id=trace_id_from(traceparent))
 
 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:
-    """gRPC metadata that carries this context's request id and trace onward to another service."""
-    pairs = []
-    if request_id := current("request_id"):
-        pairs.append((REQUEST_ID_HEADER, request_id))
-    if traceparent := current("traceparent"):
-        pairs.append((TRACEPARENT_HEADER, traceparent))
-    return tuple(pairs)
+    """gRPC metadata that carries this context's request id onward to another service (the trace goes
+    with it as ``services.common.tracing.headers``)."""
+    return ((REQUEST_ID_HEADER, request_id),) if (request_id := current("request_id")) else ()
 
 
 class _ContextFilter(logging.Filter):

@@ -27,11 +27,12 @@ from pathlib import Path
 import grpc
 from nats.aio.msg import Msg
 
-from services.common import backlog, events, identity, logs, metrics, row_security, tracing
-from services.common.config import ConfigError, Settings, read_settings
+from services.common import backlog, events, identity, logs, row_security
+from services.common.config import ConfigError, Settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
-from services.common.startup import StartupError, exit_with, require_reachable
+from services.common.process import start_process
+from services.common.startup import exit_with
 
 log = logging.getLogger(__name__)
 
@@ -205,28 +206,23 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+def _endpoints(settings: Settings) -> list[tuple[str, str]]:
+    """What a service needs before it starts: its database (only the services have one) and NATS."""
+    if not settings.database_url:
+        raise ConfigError("BRIGHTRUN_DATABASE_URL is not set: a service needs the URL of its own PostgreSQL "
+                          "role (services.common.db_roles)")
+    return [("BRIGHTRUN_DATABASE_URL", settings.database_url), ("BRIGHTRUN_NATS_URL", settings.nats_url)]
+
+
 def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
-    """Entry point of a service's ``__main__``: set up logging, read settings, serve metrics when
-    ``BRIGHTRUN_METRICS_PORT`` is set, start, serve until SIGTERM/SIGINT.
+    """Entry point of a service's ``__main__``: ``process.start_process`` (the database and NATS are its
+    endpoints), start, serve until SIGTERM/SIGINT.
 
     A bad setting, a metrics port in use or a database or NATS nobody answers
-    (within ``startup.REACH_SECONDS``) ends the process before it starts with
-    one line on stderr and ``startup.EXIT_STATUS``; so does a failing start,
-    after its traceback (stderr is the service's log)."""
-    logs.configure(service)
-    tracing.configure(service)
-    try:
-        settings = read_settings()
-        if not settings.database_url:
-            raise ConfigError("BRIGHTRUN_DATABASE_URL is not set: a service needs the URL of its own PostgreSQL "
-                              "role (services.common.db_roles)")
-        require_reachable([("BRIGHTRUN_DATABASE_URL", settings.database_url), ("BRIGHTRUN_NATS_URL", settings.nats_url)])
-        if settings.metrics_port:
-            _serve_metrics(settings)
-    except ConfigError as error:
-        exit_with(StartupError(f"invalid settings: {error}"))
-    except StartupError as error:
-        exit_with(error)
+    ends the process before it starts with one line on stderr and
+    ``startup.EXIT_STATUS``; so does a failing start, after its traceback
+    (stderr is the service's log)."""
+    settings = start_process(service, _endpoints)
 
     async def main() -> None:
         try:
@@ -238,13 +234,3 @@ def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]
         await runtime.stop()
 
     asyncio.run(main())
-
-
-def _serve_metrics(settings: Settings) -> None:
-    try:
-        metrics.serve(settings.metrics_port, settings.metrics_host)
-    except OSError as error:
-        raise StartupError(
-            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} (BRIGHTRUN_METRICS_PORT): "
-            f"{error.strerror}; free that port or set BRIGHTRUN_METRICS_PORT to another"
-        ) from None

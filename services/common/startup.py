@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -93,6 +93,14 @@ def _address(setting: str, url: str) -> tuple[str, int]:
     if not parts.hostname or port is None:
         raise StartupError(f"{setting}={url} names no host and port: give one like scheme://host:port")
     return parts.hostname, port
+
+
+def python_command(env: Mapping[str, str]) -> list[str]:
+    """This interpreter, with ``-X brightrun_home=<home>`` when ``env`` names a home (BRIGHTRUN_HOME):
+    an option Python keeps and ignores, there so that ``ps -ef | grep <home>`` lists every process
+    of that home's stack (the launcher's children, an agent's training workers)."""
+    home = env.get("BRIGHTRUN_HOME")
+    return [sys.executable, *(["-X", f"brightrun_home={home}"] if home else [])]
 
 
 class HomeLock:

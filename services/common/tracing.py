@@ -1,19 +1,23 @@
 """OpenTelemetry tracing: one owner for the tracer provider, the spans every
-process starts and the W3C ``traceparent`` that carries a trace between them.
+process starts and the W3C trace context (``traceparent``, ``tracestate``)
+that carries a trace between them.
 
 :func:`configure` (each process's ``__main__``, next to ``logs.configure``)
-installs a tracer provider named after the service. It exports spans over
-OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+installs a tracer provider named after the service (or OTEL_SERVICE_NAME).
+It exports spans over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set; off by default it has no
 exporter, so a span costs an id and a few objects, and its ids still travel
 onward and into the logs.
 
-:func:`span` starts a span, continuing the trace of a ``traceparent`` a
-request, an RPC's metadata or a NATS message carried, and binds the span's own
-``traceparent`` into the log context: every log line inside carries its trace
-id, and ``services.common.logs.outgoing_metadata`` sends it on to the next
-service. :func:`current_traceparent` is what an outbox row keeps for its
-relay to publish as a NATS header.
+:func:`span` starts a span, continuing the trace of the headers a request or
+an RPC's metadata carried (OTel's propagator reads ``traceparent`` and
+``tracestate``), or of the ``traceparent`` a NATS message carried, and binds
+the span's trace id into the log context: every log line inside carries it.
+:func:`headers` is the active span's context as the propagator writes it
+(``traceparent``, ``tracestate`` when a vendor set one), which
+``services.common.grpc.as_user`` sends on to the next service.
+:func:`current_traceparent` is what an outbox row keeps for its relay to
+publish as a NATS header (an outbox row keeps no ``tracestate``).
 """
 
 from __future__ import annotations
@@ -49,9 +53,16 @@ def exporter(env: Mapping[str, str] | None = None) -> SpanExporter | None:
     return OTLPSpanExporter()
 
 
+def resource(service: str, env: Mapping[str, str] | None = None) -> Resource:
+    """What this process's spans say they come from: ``service.name`` is OTEL_SERVICE_NAME when set (the
+    Kubernetes ``otel`` component sets each Deployment's name), else ``service``."""
+    env = os.environ if env is None else env
+    return Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service})
+
+
 def configure(service: str, env: Mapping[str, str] | None = None) -> TracerProvider:
-    """Install this process's tracer provider, naming its spans' ``service.name``; returns it."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    """Install this process's tracer provider, naming its spans' ``service.name`` (:func:`resource`); returns it."""
+    provider = TracerProvider(resource=resource(service, env))
     if (chosen := exporter(env)) is not None:
         # Batched off the request path; flushed when the process exits (the provider's atexit shutdown).
         provider.add_span_processor(BatchSpanProcessor(chosen))
@@ -73,11 +84,17 @@ def parent_of(traceparent: str | None):
     return propagate.extract({TRACEPARENT: traceparent} if traceparent else {})
 
 
-def current_traceparent() -> str | None:
-    """The active span's W3C ``traceparent``; None outside any trace."""
+def headers() -> dict[str, str]:
+    """The active span's trace context as OTel's propagator writes it for a call onward: ``traceparent``
+    and, when the trace carries one, ``tracestate`` (empty outside any trace)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return carrier.get(TRACEPARENT)
+    return carrier
+
+
+def current_traceparent() -> str | None:
+    """The active span's W3C ``traceparent``; None outside any trace."""
+    return headers().get(TRACEPARENT)
 
 
 @contextlib.contextmanager
@@ -86,20 +103,26 @@ def span(
     *,
     kind: SpanKind = SpanKind.INTERNAL,
     traceparent: str | None = None,
+    carrier: Mapping[str, str] | None = None,
     attributes: Mapping[str, str | int] | None = None,
     links: Sequence[Link] = (),
 ) -> Iterator[Span]:
-    """A current span named ``name``: a child of ``traceparent`` when given, else of the active span.
+    """A current span named ``name``: a child of the trace context in ``carrier`` (a request's headers or
+    an RPC's metadata, read by OTel's propagator; a new trace when they carry none) when given, else of
+    ``traceparent`` when given, else of the active span.
 
-    Inside it the log context's ``trace_id`` and ``traceparent`` are the span's own.
+    Inside it the log context's ``trace_id`` is the span's own.
     """
-    parent = parent_of(traceparent) if traceparent else None
+    if carrier is not None:
+        parent = propagate.extract(carrier)
+    else:
+        parent = parent_of(traceparent) if traceparent else None
     with _tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes, links=links) as current:
-        carried = current_traceparent()
-        if carried is None:
+        context = current.get_span_context()
+        if not context.is_valid:
             yield current
             return
-        with logs.bind(trace_id=logs.trace_id_from(carried), traceparent=carried):
+        with logs.bind(trace_id=trace.format_trace_id(context.trace_id)):
             yield current
 
 

@@ -34,6 +34,14 @@ def write_demo_dataset(path: Path, conversations: int = 96, seed: int = 0, excha
     return path
 
 
+# A job the CPU agent finishes in seconds on the demo task (the tiny test model learns it in two epochs).
+CPU_JOB = {
+    "preset_id": "custom",
+    "gpu_config": {"type": "CPU", "count": 1},
+    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
+}
+
+
 class ApiError(Exception):
     def __init__(self, response: httpx.Response):
         super().__init__(f"{response.request.method} {response.request.url.path} -> {response.status_code}: {response.text}")

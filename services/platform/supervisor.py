@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from services.common.lifeline import lifeline_command
+from services.common.startup import python_command
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,8 @@ class Child:
             self._spawn()
 
     def _command(self) -> list[str]:
-        """``python -m module``, with ``-X brightrun_home=<home>`` when the environment names a home:
-        an option Python keeps and ignores, there so that ``ps -ef | grep <home>`` lists it."""
-        home = self.env.get("BRIGHTRUN_HOME")
-        return [sys.executable, *(["-X", f"brightrun_home={home}"] if home else []), "-m", self.module]
+        """``python -m module``, marked with the home its environment names (``startup.python_command``)."""
+        return [*python_command(self.env), "-m", self.module]
 
     def _spawn(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,11 @@ less one), see ``launch``.
 
 With BRIGHTRUN_AGENT_HEALTH_PORT set, the agent answers the kubelet's probes
 on that port (``/livez``, ``/healthz``), see ``health``.
+
+Start-up problems (a bad setting, NATS unreachable, the health or metrics
+port in use) end the agent with one line ``brightrun:
+cannot start: ...`` and exit status 78, as every service's
+(``services.common.process.start_process``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.common import logs, metrics, tracing
-from services.common.config import read_settings
+from services.common.process import start_process, startup_errors
+from services.common.startup import StartupError, require_free_port
 from services.common.gpu_catalogue import CATALOGUE, CPU
 from services.trainer_agent.agent import AgentSettings, TrainerAgent
-from services.trainer_agent.health import AgentHealth, health_port
+from services.trainer_agent.health import PORT_VARIABLE, AgentHealth, health_port
 from services.trainer_agent.launch import cpu_worker_limits
 
 
@@ -67,7 +72,7 @@ def _hardware() -> tuple[str, int]:
     cuda = len(devices)
     gpu_type = os.environ.get("BRIGHTRUN_AGENT_GPU_TYPE") or (CPU if cuda == 0 else "")
     if not gpu_type:
-        raise SystemExit(
+        raise StartupError(
             f"{cuda} CUDA device(s) found ({devices[0]}): set BRIGHTRUN_AGENT_GPU_TYPE "
             f"to their catalogue type ({', '.join(t for t in CATALOGUE.gpus if t != CPU)})"
         )
@@ -75,7 +80,7 @@ def _hardware() -> tuple[str, int]:
 
 
 def _time_bounds() -> dict[str, float]:
-    """The agent's time bounds (stall watchdog, object-store retries); raises SystemExit naming every variable that is not a positive number."""
+    """The agent's time bounds (stall watchdog, object-store retries); raises StartupError naming every variable that is not a positive number."""
     bounds, problems = {}, []
     for name, variable, default in (
         ("stall_seconds", "BRIGHTRUN_AGENT_STALL_SECONDS", 600.0),
@@ -90,35 +95,34 @@ def _time_bounds() -> dict[str, float]:
         if not bounds[name] > 0:
             problems.append(f"{variable}={raw!r}: must be a number of seconds above 0")
     if problems:
-        raise SystemExit("; ".join(problems))
+        raise StartupError("; ".join(problems))
     return bounds
 
 
 def main() -> None:
-    logs.configure("trainer_agent")
-    tracing.configure("trainer_agent")
-    settings = read_settings()
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port, settings.metrics_host)
-    gpu_type, gpu_count = _hardware()
-    agent = AgentSettings(
-        agent_id=os.environ.get("BRIGHTRUN_AGENT_ID") or f"{socket.gethostname()}-{os.getpid()}",
-        gpu_type=gpu_type,
-        gpu_count=gpu_count,
-        work_dir=Path(os.environ.get("BRIGHTRUN_AGENT_WORK_DIR") or settings.home / "agent"),
-        checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
-        ack_wait_seconds=float(os.environ.get("BRIGHTRUN_AGENT_ACK_WAIT_SECONDS") or 30),
-        heartbeat_seconds=float(os.environ.get("BRIGHTRUN_AGENT_HEARTBEAT_SECONDS") or 5),
-        smoke_samples=int(os.environ.get("BRIGHTRUN_AGENT_SMOKE_SAMPLES") or 3),
-        smoke_max_new_tokens=int(os.environ.get("BRIGHTRUN_AGENT_SMOKE_TOKENS") or 32),
-        **_time_bounds(),
-    )
-
-    port = health_port()
-    worker = ""
-    if gpu_type == CPU:  # a bad setting stops the agent now, not each job's worker later
-        limits = cpu_worker_limits()
-        worker = f" (training workers at nice +{limits.nice}, {limits.threads} thread(s))"
+    # NATS only: the agent rides out an object store that is away (BRIGHTRUN_AGENT_IO_RETRY_SECONDS).
+    settings = start_process("trainer_agent", lambda s: [("BRIGHTRUN_NATS_URL", s.nats_url)])
+    with startup_errors():
+        gpu_type, gpu_count = _hardware()
+        agent = AgentSettings(
+            agent_id=os.environ.get("BRIGHTRUN_AGENT_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            gpu_type=gpu_type,
+            gpu_count=gpu_count,
+            work_dir=Path(os.environ.get("BRIGHTRUN_AGENT_WORK_DIR") or settings.home / "agent"),
+            checkpoint_steps=int(os.environ.get("BRIGHTRUN_AGENT_CHECKPOINT_STEPS") or 50),
+            ack_wait_seconds=float(os.environ.get("BRIGHTRUN_AGENT_ACK_WAIT_SECONDS") or 30),
+            heartbeat_seconds=float(os.environ.get("BRIGHTRUN_AGENT_HEARTBEAT_SECONDS") or 5),
+            smoke_samples=int(os.environ.get("BRIGHTRUN_AGENT_SMOKE_SAMPLES") or 3),
+            smoke_max_new_tokens=int(os.environ.get("BRIGHTRUN_AGENT_SMOKE_TOKENS") or 32),
+            **_time_bounds(),
+        )
+        port = health_port()
+        if port is not None:
+            require_free_port(port, PORT_VARIABLE, "0.0.0.0")
+        worker = ""
+        if gpu_type == CPU:  # a bad setting stops the agent now, not each job's worker later
+            limits = cpu_worker_limits()
+            worker = f" (training workers at nice +{limits.nice}, {limits.threads} thread(s))"
 
     async def run() -> None:
         stop = asyncio.Event()

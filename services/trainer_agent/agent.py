@@ -253,7 +253,10 @@ class TrainerAgent:
         """Handle one assignment; whatever goes wrong with it, the agent goes on with the next."""
         if events.assignment_kind(msg) == events.GENERATION_KIND:
             try:
-                await self._generations.handle(self._nc, js, msg, durable=self.durable)
+                # In the trace of the Generate call that published it, as a training assignment's span is.
+                with tracing.span(f"generation {msg.subject}", kind=SpanKind.CONSUMER,
+                                  traceparent=events.traceparent_of(msg)):
+                    await self._generations.handle(self._nc, js, msg, durable=self.durable)
             except Exception:
                 log.exception("a generation assignment broke in the agent; the caller is told no agent answered")
             return

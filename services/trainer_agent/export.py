@@ -25,10 +25,11 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from brightrun.artifact.v1 import artifact_pb2
 from brightrun.events.v1 import events_pb2
-from services.common import events
+from services.common import events, tracing
 from services.common.export_queue import export_durable, export_subject
 from services.common.storage import ObjectStorage
 from services.trainer_agent.launch import worker_command
@@ -93,7 +94,12 @@ class ExportRunner:
                 await events.dead_letter(js, msg, consumer=export_durable(self._agent.gpu_type), reason=reason)
                 continue
             try:
-                await self._run(msg, assignment, stop)
+                # In the trace of the request that queued it (the outbox relay's traceparent header).
+                with tracing.span(f"export {msg.subject}", kind=SpanKind.CONSUMER,
+                                  traceparent=events.traceparent_of(msg),
+                                  attributes={"brightrun.export_id": assignment.export_id,
+                                              "brightrun.attempt": msg.metadata.num_delivered}):
+                    await self._run(msg, assignment, stop)
             except Exception:
                 log.exception("export %s broke in the agent; handing it back", assignment.export_id)
                 await self._settle(msg, "nak", delay=5.0)

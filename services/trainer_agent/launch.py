@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from services.common.gpu_catalogue import CPU
 from services.common.lifeline import die_with_parent
+from services.common.startup import python_command
 from services.trainer_agent.training_config import ConfigError
 
 WORKER_MODULE = "services.trainer_agent.worker"
@@ -41,12 +42,14 @@ def worker_command(
     """The command that runs a job's training worker (or another single-process
     worker ``module``: a generation, an export's merge) on this node: one rank per
     GPU under torchrun for several GPUs, the worker alone for one, and on the CPU
-    the worker at a lower priority with bounded threads."""
+    the worker at a lower priority with bounded threads. Marked with the agent's
+    BRIGHTRUN_HOME like the agent itself (``startup.python_command``)."""
     if gpu_count > 1:
         return launch_command(gpu_count, worker_args, agent_pid=agent_pid)
+    python = python_command(os.environ)
     if gpu_type == CPU:
-        return [sys.executable, "-m", "services.trainer_agent.launch", "--cpu", "-m", module, *worker_args]
-    return [sys.executable, "-m", module, *worker_args]
+        return [*python, "-m", "services.trainer_agent.launch", "--cpu", "-m", module, *worker_args]
+    return [*python, "-m", module, *worker_args]
 
 
 def launch_command(world_size: int, worker_args: list[str], agent_pid: int | None = None) -> list[str]:
@@ -56,10 +59,12 @@ def launch_command(world_size: int, worker_args: list[str], agent_pid: int | Non
     dies. ``--standalone`` picks a free rendezvous port, so that jobs on one
     node do not collide; ``--max-restarts=0`` lets a failed rank end the
     attempt, and the agent's retry resumes it from the last checkpoint.
+    torchrun itself carries the home (``startup.python_command``); the ranks it
+    starts are its children and do not.
     """
     lifeline = ["--agent-pid", str(agent_pid)] if agent_pid is not None else []
     return [
-        sys.executable,
+        *python_command(os.environ),
         "-m",
         "services.trainer_agent.launch",
         *lifeline,

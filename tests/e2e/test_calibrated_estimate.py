@@ -20,16 +20,10 @@ import pytest
 
 from gateway.auth import mint_token
 from services.common.config import DEV_JWT_SECRET
-from services.platform.journey import call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
+from services.platform.journey import CPU_JOB, call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
 
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
-
-JOB = {
-    "preset_id": "custom",
-    "gpu_config": {"type": "CPU", "count": 1},
-    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
-}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +42,8 @@ def alice(tmp_path_factory):
 
 def _run(client: httpx.Client, dataset_id: str) -> tuple[dict, float]:
     """The estimate shown before creating the job, and the job's duration in seconds."""
-    estimate = call(client, "POST", "/api/jobs/estimate", json={"dataset_id": dataset_id, **JOB})
-    job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset_id, **JOB})["job"]
+    estimate = call(client, "POST", "/api/jobs/estimate", json={"dataset_id": dataset_id, **CPU_JOB})
+    job = call(client, "POST", "/api/jobs", json={"dataset_id": dataset_id, **CPU_JOB})["job"]
     job = wait_for(lambda: call(client, "GET", f"/api/jobs/{job['id']}")["job"],
                    lambda j: j["status"] in ("completed", "failed"), 300, "the job's end")
     assert job["status"] == "completed", job["error_message"]

@@ -21,15 +21,9 @@ import torch
 
 from services.common.config import DEV_JWT_SECRET, read_settings
 from services.common.storage import ObjectStorage
-from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
+from services.platform.journey import CPU_JOB, call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 
 pytestmark = pytest.mark.slow
-
-JOB = {
-    "preset_id": "custom",
-    "gpu_config": {"type": "CPU", "count": 1},
-    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
-}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +77,7 @@ def test_a_broken_file_reports_every_bad_line(alice, tmp_path):
 
 def test_a_job_on_a_dataset_that_is_not_ready_is_400(alice):
     created = call(alice, "POST", "/api/datasets", json={"name": "never uploaded", "file_name": "x.jsonl", "file_size": 10})
-    reply = alice.post("/api/jobs", json={"dataset_id": created["dataset"]["id"], **JOB})
+    reply = alice.post("/api/jobs", json={"dataset_id": created["dataset"]["id"], **CPU_JOB})
     assert reply.status_code == 400
     assert reply.json()["error"] == "Dataset not ready for training"
     assert "status='uploading'" in reply.json()["details"]
@@ -92,15 +86,15 @@ def test_a_job_on_a_dataset_that_is_not_ready_is_400(alice):
 def test_another_users_resources_are_404(alice, bob, ready_dataset):
     dataset, _ = ready_dataset
     assert bob.get(f"/api/datasets/{dataset['id']}").status_code == 404
-    assert bob.post("/api/jobs/estimate", json={"dataset_id": dataset["id"], **JOB}).status_code == 404
-    assert bob.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB}).status_code == 404
+    assert bob.post("/api/jobs/estimate", json={"dataset_id": dataset["id"], **CPU_JOB}).status_code == 404
+    assert bob.post("/api/jobs", json={"dataset_id": dataset["id"], **CPU_JOB}).status_code == 404
 
 
 def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_assignment(
     platform, alice, ready_dataset
 ):
     dataset, _ = ready_dataset
-    long_job = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "batch_size": 1, "epochs": 20}}
+    long_job = {**CPU_JOB, "hyperparameters": {**CPU_JOB["hyperparameters"], "batch_size": 1, "epochs": 20}}
     job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **long_job})["job"]
     points = []
     for name, data in job_events(alice, job["id"], timeout=120):
@@ -161,7 +155,7 @@ def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_wi
         platform, alice, ready_dataset):
     dataset, _ = ready_dataset
     missing = str(platform.home / "models" / "gone-model")
-    gone = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": missing}}
+    gone = {**CPU_JOB, "hyperparameters": {**CPU_JOB["hyperparameters"], "base_model": missing}}
     refused = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **gone})
     assert refused.status_code == 400, refused.text
     assert "does not exist" in refused.json()["details"]["hyperparameters.base_model"][0]
@@ -170,7 +164,7 @@ def test_a_missing_model_is_a_400_and_one_that_cannot_be_loaded_fails_at_once_wi
     weightless = platform.home / "models" / "no-such-model"
     shutil.copytree(platform.home / "models" / "tiny-llama", weightless, ignore=shutil.ignore_patterns("*.safetensors"),
                     dirs_exist_ok=True)
-    broken = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "base_model": str(weightless)}}
+    broken = {**CPU_JOB, "hyperparameters": {**CPU_JOB["hyperparameters"], "base_model": str(weightless)}}
     job = call(alice, "POST", "/api/jobs", json={"dataset_id": dataset["id"], **broken})["job"]
     failed = wait_for(lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["job"],
                       lambda j: j["status"] in ("completed", "failed"), 120, "the job's end")
@@ -194,12 +188,12 @@ def test_a_named_preset_alone_is_priced_and_an_explicit_zero_is_refused(alice, r
 
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
     dataset, _ = ready_dataset
-    estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **JOB})
+    estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **CPU_JOB})
     assert estimate["hourly_rate"] == 0
     assert estimate["training_details"]["total_steps"] == 12  # ceil(48 / 8) * 2 epochs
     assert set(estimate["cost_breakdown"]) == {"compute", "storage"}
 
-    reply = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **JOB})
+    reply = alice.post("/api/jobs", json={"dataset_id": dataset["id"], **CPU_JOB})
     assert reply.status_code == 201, reply.text
     job = reply.json()["data"]["job"]
     assert job["status"] == "queued"

@@ -6,20 +6,13 @@ downloaded by URL, and a job that continues its adapter, with the lineage.
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 import torch
 
-from services.platform.journey import call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
+from services.platform.journey import CPU_JOB, call, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 
 pytestmark = pytest.mark.slow
-
-JOB = {
-    "preset_id": "custom",
-    "gpu_config": {"type": "CPU", "count": 1},
-    "hyperparameters": {"learning_rate": 0.001, "batch_size": 8, "epochs": 2, "rank": 8, "alpha": 16, "dropout": 0.0},
-}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +36,7 @@ def _train(client: httpx.Client, body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def parent(alice, dataset) -> dict:
-    return call(alice, "GET", f"/api/models/{_train(alice, {'dataset_id': dataset['id'], **JOB})['artifact_id']}")["model"]
+    return call(alice, "GET", f"/api/models/{_train(alice, {'dataset_id': dataset['id'], **CPU_JOB})['artifact_id']}")["model"]
 
 
 def test_a_model_shows_whether_vllm_and_lorax_can_serve_it(parent):
@@ -91,14 +84,14 @@ def test_a_merged_export_is_made_by_the_agent_and_downloads_as_base_plus_adapter
 
 
 def test_a_job_continues_a_models_adapter_and_the_lineage_is_shown(alice, bob, dataset, parent):
-    wrong_rank = {**JOB, "hyperparameters": {**JOB["hyperparameters"], "rank": 16}}
+    wrong_rank = {**CPU_JOB, "hyperparameters": {**CPU_JOB["hyperparameters"], "rank": 16}}
     refused = alice.post("/api/jobs", json={"dataset_id": dataset["id"], "parent_model_id": parent["id"], **wrong_rank})
     assert refused.status_code == 400, refused.text
     assert "rank 8" in refused.json()["details"]["parent_model_id"][0]
-    foreign = bob.post("/api/jobs", json={"dataset_id": dataset["id"], "parent_model_id": parent["id"], **JOB})
+    foreign = bob.post("/api/jobs", json={"dataset_id": dataset["id"], "parent_model_id": parent["id"], **CPU_JOB})
     assert foreign.status_code == 404, foreign.text
 
-    child_job = _train(alice, {"dataset_id": dataset["id"], "parent_model_id": parent["id"], **JOB})
+    child_job = _train(alice, {"dataset_id": dataset["id"], "parent_model_id": parent["id"], **CPU_JOB})
     assert child_job["parent_model_id"] == parent["id"]
     child = call(alice, "GET", f"/api/models/{child_job['artifact_id']}")["model"]
     assert child["parent_model_id"] == parent["id"]

@@ -3,7 +3,9 @@ platform's processes: the platform exports its spans over OTLP/HTTP to a small
 receiver this test runs (decoding ``ExportTraceServiceRequest`` protobufs), and
 a job created with a client's ``traceparent`` must leave spans of that one
 trace in the gateway, job_svc's CreateJob, its outbox relay's publish of the
-assignment and the trainer agent's handling of it.
+assignment and the trainer agent's handling of it. A model's export and a
+generation, asked for with their own ``traceparent``, are each handled by
+the agent in a span of the asking request's trace.
 """
 
 from __future__ import annotations
@@ -80,28 +82,76 @@ def platform(tmp_path_factory, receiver):
         yield running
 
 
-def test_one_trace_spans_a_job_from_its_creation_to_its_assignment(platform, receiver, tmp_path):
-    trace_id = secrets.token_hex(16)
-    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+@pytest.fixture(scope="module")
+def api(platform):
     token = platform.token(str(uuid.uuid4()))
-    with httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
-        dataset = wait_dataset(api, upload_dataset(api, write_demo_dataset(tmp_path / "d.jsonl", 8), "traced")["id"])
-        assert dataset["status"] == "ready", dataset
-        job = call(api, "POST", "/api/jobs", headers={"traceparent": traceparent}, json={
-            "dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
-            "hyperparameters": HYPERPARAMETERS})["job"]
+    with httpx.Client(base_url=platform.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        yield client
 
-        def traced() -> dict:
-            with receiver.lock:
-                return {"spans": {(service, name) for service, name, tid in receiver.spans if tid == trace_id}}
 
-        def complete(seen: dict) -> bool:
-            spans = seen["spans"]
-            return (("gateway", "POST /api/jobs") in spans
-                    and ("job_svc", "brightrun.job.v1.JobService/CreateJob") in spans
-                    and any(s == "job_svc" and n.startswith("publish assign.") for s, n in spans)
-                    and any(s == "trainer_agent" and n.startswith("assignment assign.") for s, n in spans))
+@pytest.fixture(scope="module")
+def dataset(api, tmp_path_factory):
+    path = write_demo_dataset(tmp_path_factory.mktemp("data") / "d.jsonl", 8)
+    ready = wait_dataset(api, upload_dataset(api, path, "traced")["id"])
+    assert ready["status"] == "ready", ready
+    return ready
 
-        seen = wait_for(traced, complete, 60, f"the spans of trace {trace_id} for job {job['id']}")
-        # The event written in CreateJob's transaction with the assignment is published in that trace too.
-        assert ("job_svc", "publish job.queued") in seen["spans"]
+
+def _trace() -> tuple[str, str]:
+    """A new trace id and a client's traceparent in it."""
+    trace_id = secrets.token_hex(16)
+    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def _spans_of(receiver: Receiver, trace_id: str) -> dict:
+    with receiver.lock:
+        return {"spans": {(service, name) for service, name, tid in receiver.spans if tid == trace_id}}
+
+
+def _create_job(api: httpx.Client, dataset: dict, **headers: str) -> dict:
+    return call(api, "POST", "/api/jobs", headers=headers, json={
+        "dataset_id": dataset["id"], "preset_id": "custom", "gpu_config": {"type": "CPU", "count": 1},
+        "hyperparameters": HYPERPARAMETERS})["job"]
+
+
+def test_one_trace_spans_a_job_from_its_creation_to_its_assignment(api, dataset, receiver):
+    trace_id, traceparent = _trace()
+    job = _create_job(api, dataset, traceparent=traceparent)
+
+    def complete(seen: dict) -> bool:
+        spans = seen["spans"]
+        return (("gateway", "POST /api/jobs") in spans
+                and ("job_svc", "brightrun.job.v1.JobService/CreateJob") in spans
+                and any(s == "job_svc" and n.startswith("publish assign.") for s, n in spans)
+                and any(s == "trainer_agent" and n.startswith("assignment assign.") for s, n in spans))
+
+    seen = wait_for(lambda: _spans_of(receiver, trace_id), complete, 60,
+                    f"the spans of trace {trace_id} for job {job['id']}")
+    # The event written in CreateJob's transaction with the assignment is published in that trace too.
+    assert ("job_svc", "publish job.queued") in seen["spans"]
+
+
+def test_the_agent_handles_an_export_and_a_generation_in_the_trace_that_asked_for_it(api, dataset, receiver):
+    job = _create_job(api, dataset)
+    job = wait_for(lambda: call(api, "GET", f"/api/jobs/{job['id']}")["job"],
+                   lambda j: j["status"] in ("completed", "failed") and (j["status"] == "failed" or j["artifact_id"]),
+                   600, f"job {job['id']} completed")
+    assert job["status"] == "completed", job["error_message"]
+    model = job["artifact_id"]
+
+    export_trace, traceparent = _trace()
+    reply = api.post(f"/api/models/{model}/exports", json={"kind": "merged"}, headers={"traceparent": traceparent})
+    assert reply.status_code == 202, reply.text
+    generation_trace, traceparent = _trace()
+    call(api, "POST", f"/api/models/{model}/generate", headers={"traceparent": traceparent},
+         json={"prompts": ["hello world"], "max_new_tokens": 4})
+
+    def handled(prefix: str):
+        return lambda seen: any(s == "trainer_agent" and n.startswith(prefix) for s, n in seen["spans"])
+
+    seen = wait_for(lambda: _spans_of(receiver, generation_trace), handled("generation assign."),
+                    60, f"the agent's generation span in trace {generation_trace}")
+    assert ("artifact_svc", "brightrun.artifact.v1.ArtifactService/Generate") in seen["spans"]
+    seen = wait_for(lambda: _spans_of(receiver, export_trace), handled("export assign.export."),
+                    300, f"the agent's export span in trace {export_trace}")
+    assert any(s == "artifact_svc" and n.startswith("publish assign.export.") for s, n in seen["spans"])

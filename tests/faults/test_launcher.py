@@ -293,18 +293,64 @@ def test_an_endpoint_nobody_answers_is_one_line_after_a_bounded_wait(tmp_path):
     assert REACH_SECONDS <= took < REACH_SECONDS + 20
 
 
-def test_a_service_started_alone_says_which_endpoint_it_cannot_reach(tmp_path):
-    database = f"postgresql+asyncpg://brightrun:secret@127.0.0.1:{free_port()}/brightrun"
-    env = platform_env(BRIGHTRUN_HOME=str(tmp_path), BRIGHTRUN_DATABASE_URL=database,
-                       BRIGHTRUN_S3_ENDPOINT="http://127.0.0.1:1", BRIGHTRUN_S3_ACCESS_KEY="a", BRIGHTRUN_S3_SECRET_KEY="b",
+def _alone(module: str, home: Path, **extra: str) -> str:
+    """``python -m module`` run alone on ``home`` with ``extra`` settings, which must refuse to start: its one line."""
+    # Every process reads these settings; the gateway and the agent never open the database.
+    env = platform_env(BRIGHTRUN_HOME=str(home), BRIGHTRUN_S3_ENDPOINT="http://127.0.0.1:1",
+                       BRIGHTRUN_DATABASE_URL="postgresql+asyncpg://unused@127.0.0.1:1/unused",
+                       BRIGHTRUN_S3_ACCESS_KEY="a", BRIGHTRUN_S3_SECRET_KEY="b",
                        BRIGHTRUN_INTERNAL_TOKEN_SECRET="launcher-test-internal-token-secret-0123456789")
-    done = subprocess.run([sys.executable, "-m", "services.job_svc"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    env.update(extra)
+    done = subprocess.run([sys.executable, "-m", module], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == EXIT_STATUS, done.stderr
     assert len(lines) == 1, done.stderr
-    assert "BRIGHTRUN_DATABASE_URL=postgresql+asyncpg://brightrun:***@127.0.0.1" in lines[0]
-    assert "secret" not in lines[0]
+    assert lines[0].startswith("brightrun: cannot start: "), lines[0]
+    return lines[0]
+
+
+def test_a_service_started_alone_says_which_endpoint_it_cannot_reach(tmp_path):
+    database = f"postgresql+asyncpg://brightrun:secret@127.0.0.1:{free_port()}/brightrun"
+    line = _alone("services.job_svc", tmp_path, BRIGHTRUN_DATABASE_URL=database)
+    assert "BRIGHTRUN_DATABASE_URL=postgresql+asyncpg://brightrun:***@127.0.0.1" in line
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize("setting", ["BRIGHTRUN_HTTP_PORT", "BRIGHTRUN_METRICS_PORT"])
+def test_the_gateway_started_alone_names_a_taken_port(tmp_path, setting):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"BRIGHTRUN_HTTP_PORT": str(free_port()), "BRIGHTRUN_METRICS_PORT": "0", setting: str(port)}
+        line = _alone("gateway", tmp_path, BRIGHTRUN_JWT_SECRET="launcher-test-jwt-secret-0123456789", **ports)
+    assert f"{port}" in line and setting in line, line
+
+
+def test_the_gateway_started_alone_says_it_cannot_verify_tokens(tmp_path):
+    line = _alone("gateway", tmp_path, BRIGHTRUN_HTTP_PORT=str(free_port()))
+    assert "set BRIGHTRUN_JWT_SECRET (HS256) or BRIGHTRUN_JWT_JWKS" in line, line
+
+
+def test_the_agent_started_alone_says_nats_is_unreachable(tmp_path):
+    nobody = f"nats://127.0.0.1:{free_port()}"
+    line = _alone("services.trainer_agent", tmp_path, BRIGHTRUN_NATS_URL=nobody)
+    assert f"BRIGHTRUN_NATS_URL={nobody} is unreachable" in line
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("BRIGHTRUN_AGENT_STALL_SECONDS", "soon"), ("BRIGHTRUN_AGENT_WORKER_NICE", "20"),
+    ("BRIGHTRUN_AGENT_HEALTH_PORT", "{port}"), ("BRIGHTRUN_METRICS_PORT", "{port}"),
+])
+def test_the_agent_started_alone_names_a_bad_setting_or_taken_port(tmp_path, setting, value):
+    with socket.socket() as nats:  # anything listening passes the reachability check
+        nats.bind(("127.0.0.1", 0))
+        nats.listen()
+        port = nats.getsockname()[1]
+        line = _alone("services.trainer_agent", tmp_path, BRIGHTRUN_NATS_URL=f"nats://127.0.0.1:{port}",
+                      **{setting: value.format(port=port)})
+    assert setting in line, line
 
 
 def test_a_service_started_without_its_database_url_says_so(tmp_path):

@@ -54,7 +54,7 @@ async def test_postgres_serves_the_dsn_and_restarts_on_its_data(tmp_path: Path) 
         assert pg.pid is None
 
 
-async def test_postgres_keeps_its_data_under_a_long_base_dir_and_names_it_on_its_command_line() -> None:
+async def test_postgres_keeps_its_data_under_a_long_base_dir_and_names_it_on_every_process() -> None:
     # Longer than a unix socket's path may be: the server listens on TCP only, so nothing moves to /tmp.
     # A folder open to others, so that the postgres user reaches it when the tests run as root.
     with tempfile.TemporaryDirectory(prefix="brightrun-long-") as top:
@@ -69,6 +69,22 @@ async def test_postgres_keeps_its_data_under_a_long_base_dir_and_names_it_on_its
             assert f"brightrun.home={base_dir}" in command
             conn = await asyncpg.connect(pg.asyncpg_dsn)
             assert await conn.fetchval("select 1") == 1
+            # A connection's backend names the home in its process title too (what `ps` shows).
+            backend = await conn.fetchval("select pg_backend_pid()")
+            title = Path(f"/proc/{backend}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            assert title.startswith(f"postgres: ...{str(base_dir)[-60:]}: brightrun brightrun"), title
+            await conn.close()
+
+
+async def test_a_short_home_is_whole_in_every_backends_process_title() -> None:
+    with tempfile.TemporaryDirectory(prefix="br-") as top:
+        os.chmod(top, 0o755)
+        base_dir = Path(top, "pg")
+        with Postgres(base_dir, fast=True) as pg:
+            conn = await asyncpg.connect(pg.asyncpg_dsn)
+            backend = await conn.fetchval("select pg_backend_pid()")
+            title = Path(f"/proc/{backend}/cmdline").read_bytes().decode()
+            assert title.startswith(f"postgres: {base_dir}: brightrun brightrun"), title
             await conn.close()
 
 

@@ -77,7 +77,8 @@ def test_zero_stage_is_2_or_3(stage):
     assert TrainingConfig(base_model="m", zero_stage=3).zero_stage == 3
 
 
-def test_the_launch_runs_one_worker_rank_per_gpu_and_fails_with_any_rank():
+def test_the_launch_runs_one_worker_rank_per_gpu_and_fails_with_any_rank(monkeypatch):
+    monkeypatch.delenv("BRIGHTRUN_HOME", raising=False)
     command = launch_command(4, ["--dataset", "d.jsonl"], agent_pid=42)
 
     assert command[:5] == [sys.executable, "-m", "services.trainer_agent.launch", "--agent-pid", "42"]
@@ -254,7 +255,8 @@ def test_a_killed_rank_ends_the_attempt_with_a_retryable_failure(tiny_model, tmp
     assert outcome["type"] == "failed" and outcome["retryable"] is True, outcome
 
 
-def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more():
+def test_the_agent_starts_one_worker_for_one_gpu_and_one_rank_per_gpu_for_more(monkeypatch):
+    monkeypatch.delenv("BRIGHTRUN_HOME", raising=False)
     args = ["--dataset", "d.jsonl"]
     assert worker_command("H100", 1, args, 42) == [sys.executable, "-m", "services.trainer_agent.worker", *args]
     assert worker_command("H100", 8, args, 42) == launch_command(8, args, agent_pid=42)

@@ -122,6 +122,25 @@ async def test_without_client_auth_required_a_client_without_a_certificate_is_se
     assert await _check(address, GrpcTls(ca=pki["ca"])) == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_a_certificate_renewed_on_disk_is_served_to_new_connections_without_a_restart(pki, serve, tmp_path):
+    # The server's files, as cert-manager's Secret mounts them; the renewed certificate comes from another CA
+    # so that which of the two a connection got shows in whom the client must trust.
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(pki["server"].cert.read_bytes())
+    key.write_bytes(pki["server"].key.read_bytes())
+    address = await serve(GrpcTls(ca=pki["ca"], cert=cert, key=key))
+    first, renewed_ca = GrpcTls(ca=pki["ca"]), Authority(tmp_path, "renewing-ca")
+    assert await _check(address, first) == health_pb2.HealthCheckResponse.SERVING
+
+    renewed = renewed_ca.issue("billing-svc-renewed", server=True)
+    for path, source in ((key, renewed.key), (cert, renewed.cert)):  # each file replaced whole, as a Secret update
+        staged = path.with_suffix(".new")
+        staged.write_bytes(source.read_bytes())
+        staged.replace(path)
+    assert await _check(address, GrpcTls(ca=renewed_ca.issued.cert)) == health_pb2.HealthCheckResponse.SERVING
+    assert await _refused(address, first) == grpc.StatusCode.UNAVAILABLE
+
+
 async def test_the_plaintext_health_port_answers_health_checks_and_nothing_else(pki, serve):
     health_port = free_port()
     tls = dataclasses.replace(_server_tls(pki, require_client_cert=True), health_port=health_port)

@@ -170,7 +170,7 @@ def test_every_image_is_a_dockerfile_target():
 
 def _env_names_the_code_reads() -> set[str]:
     sources = [*ROOT.glob("services/**/*.py"), *ROOT.glob("gateway/**/*.py")]
-    return {name for path in sources for name in re.findall(r"\b(?:BRIGHTRUN|HF)_[A-Z0-9_]+\b", path.read_text())}
+    return {name for path in sources for name in re.findall(r"\b(?:BRIGHTRUN|HF|OTEL)_[A-Z0-9_]+\b", path.read_text())}
 
 
 def test_every_variable_set_is_one_the_code_reads(target):

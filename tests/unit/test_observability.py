@@ -24,13 +24,14 @@ from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.http import Caller
 from gateway_kit import gateway_settings
-from services.common import logs
+from services.common import logs, tracing
 from services.common.errors import NotFound
 from services.common.grpc import create_server, rpc, user_id
 
 SECRET = "observability-test-secret-long-enough"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+TRACESTATE = "vendor=opaque-7,other=x"
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -43,7 +44,7 @@ class Jobs(job_pb2_grpc.JobServiceServicer):
     @rpc
     async def GetJobDetail(self, request, context):
         self.seen.append({"user": user_id(context), "request_id": logs.current("request_id"),
-                          "trace_id": logs.current("trace_id")})
+                          "trace_id": logs.current("trace_id"), "onward": tracing.headers()})
         logging.getLogger("test.jobs").info("looking for the job", extra={"job_id": request.job_id})
         raise NotFound("Job not found")
 
@@ -97,15 +98,18 @@ def _value(samples, name: str, **labels) -> float:
     return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-async def test_the_clients_request_id_and_trace_reach_the_service_and_come_back(http, jobs, json_lines):
+async def test_the_clients_request_id_and_trace_context_reach_the_service_and_come_back(http, jobs, json_lines):
     _, servicer = jobs
     job_id = str(uuid.uuid4())
     reply = await http.get(f"/api/jobs/{job_id}", headers={**_auth(), "X-Request-Id": "client-42",
-                                                              "traceparent": TRACEPARENT})
+                                                              "traceparent": TRACEPARENT, "tracestate": TRACESTATE})
     assert reply.status_code == 404
     assert reply.headers["x-request-id"] == "client-42"
     assert servicer.seen[-1]["request_id"] == "client-42"
     assert servicer.seen[-1]["trace_id"] == TRACE_ID
+    # The vendor's tracestate came through the gateway and the gRPC call, and goes on with the service's calls.
+    onward = servicer.seen[-1]["onward"]
+    assert onward["tracestate"] == TRACESTATE and logs.trace_id_from(onward["traceparent"]) == TRACE_ID
     lines = json_lines()
     handled = [line for line in lines if line["message"] == "looking for the job"]
     assert handled and handled[0]["request_id"] == "client-42" and handled[0]["trace_id"] == TRACE_ID

@@ -3,12 +3,14 @@ a span continues a given traceparent and puts its ids into the log context."""
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import logs, tracing
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+STATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 
 
 def test_no_endpoint_no_exporter():
@@ -22,14 +24,34 @@ def test_an_endpoint_exports_over_otlp_http():
                       OTLPSpanExporter)
 
 
+def test_spans_are_named_after_the_service_unless_otel_service_name_says_otherwise():
+    assert tracing.resource("job_svc", {}).attributes["service.name"] == "job_svc"
+    assert tracing.resource("job_svc", {"OTEL_SERVICE_NAME": "job-svc"}).attributes["service.name"] == "job-svc"
+
+
 def test_a_span_continues_the_given_trace_and_logs_carry_it():
     with tracing.span("handling", traceparent=PARENT):
         carried = tracing.current_traceparent()
         assert logs.current("trace_id") == "0af7651916cd43dd8448eb211c80319c"
-        assert logs.current("traceparent") == carried
-        assert dict(logs.outgoing_metadata())[logs.TRACEPARENT_HEADER] == carried
+        assert tracing.headers() == {logs.TRACEPARENT_HEADER: carried}
     assert logs.trace_id_from(carried) == "0af7651916cd43dd8448eb211c80319c"
     assert logs.current("trace_id") == ""
+
+
+@pytest.mark.parametrize("provider", [None, TracerProvider()], ids=["no provider", "a provider"])
+def test_a_span_from_a_callers_headers_keeps_their_tracestate_for_calls_onward(provider):
+    previous = tracing.use(provider) if provider else None
+    try:
+        with tracing.span("handling", carrier={"traceparent": PARENT, "tracestate": STATE, "other": "x"}):
+            onward = tracing.headers()
+    finally:
+        if provider:
+            tracing.use(previous)
+    assert onward["tracestate"] == STATE
+    assert logs.trace_id_from(onward["traceparent"]) == "0af7651916cd43dd8448eb211c80319c"
+    # Headers without a trace context start a new trace rather than continue the caller's active one.
+    with tracing.span("outer", traceparent=PARENT), tracing.span("request", carrier={"other": "x"}):
+        assert tracing.headers() == {}
 
 
 def test_with_a_provider_a_span_is_a_new_span_of_the_same_trace():

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from services.trainer_agent.__main__ import _time_bounds
+from services.common.startup import StartupError
 from services.trainer_agent.attempt import WorkerProcess, WorkerStalled, metric_point
 from services.trainer_agent.checkpoint import CheckpointError, checkpoint_path, read_checkpoint
 from services.trainer_agent.recipe import ConfigError
@@ -190,7 +191,7 @@ def test_time_bounds_come_from_the_environment_and_bad_ones_are_named(monkeypatc
     monkeypatch.setenv("BRIGHTRUN_AGENT_STALL_SECONDS", "soon")
     monkeypatch.setenv("BRIGHTRUN_AGENT_STARTUP_SECONDS", "-5")
     monkeypatch.setenv("BRIGHTRUN_AGENT_IO_RETRY_SECONDS", "x")
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(StartupError) as info:
         _time_bounds()
     assert "BRIGHTRUN_AGENT_STALL_SECONDS='soon'" in str(info.value)
     assert "BRIGHTRUN_AGENT_STARTUP_SECONDS='-5'" in str(info.value)

@@ -72,8 +72,26 @@ def test_bad_worker_limits_are_refused_naming_each_variable():
     assert cpu_worker_limits({"BRIGHTRUN_AGENT_WORKER_NICE": "0", "BRIGHTRUN_AGENT_WORKER_THREADS": "4"}).threads == 4
 
 
-def test_only_a_cpu_worker_goes_through_the_niced_launch():
+def test_only_a_cpu_worker_goes_through_the_niced_launch(monkeypatch):
+    monkeypatch.delenv("BRIGHTRUN_HOME", raising=False)
     args = ["--dataset", "d.jsonl"]
     assert worker_command("CPU", 1, args, 42) == [
         sys.executable, "-m", "services.trainer_agent.launch", "--cpu", "-m", WORKER_MODULE, *args]
     assert worker_command("A100-80GB", 1, args, 42) == [sys.executable, "-m", WORKER_MODULE, *args]
+
+
+def test_every_worker_names_the_agents_home_on_its_command_line(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("BRIGHTRUN_HOME", str(home))
+    args = ["--dataset", "d.jsonl"]
+    marked = [sys.executable, "-X", f"brightrun_home={home}", "-m"]
+    for gpu_type, count in (("CPU", 1), ("A100-80GB", 1), ("H100", 8)):
+        assert worker_command(gpu_type, count, args, 42)[:4] == marked, (gpu_type, count)
+    # What `ps` reads: the running worker's own command line.
+    (tmp_path / "cmdline_worker.py").write_text("print(open('/proc/self/cmdline', 'rb').read().decode())\n")
+    command = worker_command("CPU", 1, args, os.getpid())
+    command[command.index(WORKER_MODULE)] = "cmdline_worker"
+    path = os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True,
+                          env={**os.environ, "PYTHONPATH": path})
+    assert f"brightrun_home={home}" in done.stdout.split("\0")
