@@ -26,7 +26,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     runtime.consume(**ARTIFACT_EXPORTS.wiring(),
                     handler=ExportReports(runtime.db).handle)
     # Advisories are not durable: one sent while artifact_svc is down is missed (as in job_svc).
-    await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedExports(runtime.db, runtime.js).on_advisory)
+    await runtime.subscribe(MAX_DELIVERIES_ADVISORY, AbandonedExports(runtime.db, runtime.js).on_advisory)
     generator = Generator(
         runtime.nc, runtime.js,
         timeout_seconds=settings.generate_timeout_seconds, per_user=settings.generate_concurrency_per_user,

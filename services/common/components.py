@@ -39,7 +39,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.common import nats_access
+from services.common import db_roles, nats_access
 from services.common.lifeline import lifeline_command
 from services.common.startup import StartupError, port_free
 
@@ -273,7 +273,8 @@ def _kill_group(pgid: int) -> None:
 
 
 class Postgres(_Server):
-    """PostgreSQL with a login role and a database it owns (both ``brightrun``).
+    """PostgreSQL with a login role and a database it owns (both ``brightrun``), and in that database each
+    service's own role and schema (``services.common.db_roles``; :meth:`service_dsn`).
 
     As root the server runs as the ``postgres`` user, which must reach its
     directory: when a parent of ``base_dir`` is closed to others (``/root``,
@@ -313,6 +314,10 @@ class Postgres(_Server):
     def dsn(self) -> str:
         """SQLAlchemy URL (asyncpg driver)."""
         return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def service_dsn(self, service: str) -> str:
+        """SQLAlchemy URL of ``service``'s own role (``services.common.db_roles``; trust authentication)."""
+        return f"postgresql+asyncpg://{db_roles.role_of(service)}@127.0.0.1:{self.port}/{self.database}"
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -369,9 +374,12 @@ class Postgres(_Server):
             f"SELECT 'CREATE DATABASE {self.database} OWNER {self.user}' WHERE NOT EXISTS"
             f" (SELECT FROM pg_database WHERE datname = '{self.database}')\\gexec\n"
         )
+        psql = [self._bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
+                "-U", "postgres", "-d"]
         try:
-            self._run(self._bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
-                      "-U", "postgres", "-d", "postgres", stdin=script)
+            self._run(*psql, "postgres", stdin=script)
+            # Each service's role and schema, in the platform's database (row-level security applies to them).
+            self._run(*psql, self.database, stdin=db_roles.all_services_sql())
         except ComponentError:
             self._halt()
             raise

@@ -54,6 +54,8 @@ class GrpcTls:
 @dataclass(frozen=True)
 class Settings:
     home: Path
+    # The PostgreSQL URL of a service, as its own role (services.common.db_roles); only the services
+    # need one (services.common.runtime.run_main refuses to start without it): the gateway and agents hold none.
     database_url: str
     nats_url: str
     # The NATS identity this process logs in as (services.common.nats_access) and its password.
@@ -199,7 +201,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
                         "generate one with `openssl rand -base64 48`")
     settings = Settings(
         home=home,
-        database_url=need("BRIGHTRUN_DATABASE_URL"),
+        database_url=env.get("BRIGHTRUN_DATABASE_URL", ""),
         nats_url=env.get("BRIGHTRUN_NATS_URL", "nats://127.0.0.1:4222"),
         nats_user=env.get("BRIGHTRUN_NATS_USER", ""),
         nats_password=env.get("BRIGHTRUN_NATS_PASSWORD", ""),

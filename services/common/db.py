@@ -2,7 +2,10 @@
 transactions, and the outbox and processed-event tables every service has.
 
 Each service connects with ``search_path`` set to its own schema, so its SQL
-names bare tables and can never reach another service's by accident.
+names bare tables and can never reach another service's by accident, and as its
+own role (``services.common.db_roles``), under row-level security: every
+connection the pool hands out acts for the identity of the context taking it
+(``services.common.row_security``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from services.common import row_security
+
 # Seconds after which a pooled connection is replaced when it is next checked out.
 POOL_RECYCLE_SECONDS = 1800
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Applied to every service schema before its own migrations.
-_BASE_TABLES = """
+_BASE_TABLES = row_security.FUNCTIONS + """
 CREATE TABLE IF NOT EXISTS schema_migrations (
   version TEXT PRIMARY KEY,
   applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -70,6 +75,7 @@ class Database:
             pool_recycle=POOL_RECYCLE_SECONDS,
             connect_args={"server_settings": {"search_path": schema}},
         )
+        row_security.install(self.engine)
         # Set after every commit so the outbox relay publishes without waiting.
         self.committed = asyncio.Event()
 
@@ -107,7 +113,10 @@ class Database:
         applied: list[str] = []
         async with self.engine.begin() as conn:
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": self.schema})
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            # A service's own role may not create schemas (services.common.db_roles makes its schema for it),
+            # and PostgreSQL checks that right even for a schema that exists.
+            if not (await conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": self.schema})).first():
+                await conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
             await _execute_script(conn, _BASE_TABLES)
             done = set((await conn.execute(text("SELECT version FROM schema_migrations"))).scalars())
             for path in sorted(migrations_dir.glob("*.sql")):

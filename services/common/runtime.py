@@ -7,6 +7,10 @@ A consumer parks what it cannot handle and never stops on its own; if its
 task ends anyway, health goes NOT_SERVING so that an orchestrator restarts
 the process rather than leave it serving with events unread.
 
+Everything the runtime runs of its own (consumers, the outbox relay, periodic
+work, NATS subscriptions) acts in the database for the platform, across users;
+a gRPC call acts for its caller (``services.common.row_security``).
+
 Every service samples its outbox backlog and its consumers' lag for Prometheus
 (``services.common.backlog``) and, when ``BRIGHTRUN_METRICS_PORT`` is set,
 serves its metrics there.
@@ -21,9 +25,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import grpc
+from nats.aio.msg import Msg
 
-from services.common import backlog, events, identity, logs
-from services.common.config import Settings
+from services.common import backlog, events, identity, logs, row_security
+from services.common.config import ConfigError, Settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
 from services.common.process import start_process
@@ -62,28 +67,35 @@ class ServiceRuntime:
         applied = await db.migrate(migrations)
         if applied:
             log.info("%s: applied migrations %s", name, ", ".join(applied))
+        async with db.statement() as conn:
+            if await row_security.bypasses(conn):
+                log.warning("%s connects to PostgreSQL as a superuser or a role with BYPASSRLS: row-level "
+                            "security does not apply; give it its own role (services.common.db_roles)", name)
         nc, js = await events.connect(settings.nats_url, name, settings.nats_user, settings.nats_password)
         runtime = cls(name, settings, db, nc, js)
-        runtime._relay.start()
+        with row_security.as_platform():  # the task takes this context with it
+            runtime._relay.start()
         runtime.every("backlog-metrics", backlog.SAMPLE_SECONDS, runtime._sample_backlog)
         return runtime
 
     def consume(
         self, *, stream: str, durable: str, subjects: list[str], handler: events.Handler, ack_wait: float = 60.0
     ) -> None:
-        """Run a durable consumer until the service stops; ``ack_wait`` must outlast one handler call."""
-        task = asyncio.create_task(
-            events.consume(
-                self.js,
-                stream=stream,
-                durable=durable,
-                subjects=subjects,
-                handler=_in_log_context(handler),
-                stop=self.stopping,
-                ack_wait=ack_wait,
-            ),
-            name=f"{self.name}-{durable}",
-        )
+        """Run a durable consumer until the service stops, for the platform; ``ack_wait`` must outlast one
+        handler call."""
+        with row_security.as_platform():  # the task takes this context with it
+            task = asyncio.create_task(
+                events.consume(
+                    self.js,
+                    stream=stream,
+                    durable=durable,
+                    subjects=subjects,
+                    handler=_in_log_context(handler),
+                    stop=self.stopping,
+                    ack_wait=ack_wait,
+                ),
+                name=f"{self.name}-{durable}",
+            )
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
         self._subscriptions.append((stream, durable))
@@ -107,9 +119,10 @@ class ServiceRuntime:
         self._relay.mirror = mirror
 
     def run_task(self, name: str, work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        """Run ``work(stopping)`` until the service stops, watched like a consumer: its
+        """Run ``work(stopping)`` until the service stops, for the platform, watched like a consumer: its
         task ending before then turns health NOT_SERVING."""
-        task = asyncio.create_task(work(self.stopping), name=f"{self.name}-{name}")
+        with row_security.as_platform():
+            task = asyncio.create_task(work(self.stopping), name=f"{self.name}-{name}")
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
 
@@ -129,6 +142,11 @@ class ServiceRuntime:
                     pass
 
         self.run_task(name, loop)
+
+    async def subscribe(self, subject: str, callback: Callable[[Msg], Awaitable[None]]) -> None:
+        """A plain NATS subscription whose ``callback`` acts for the platform."""
+        with row_security.as_platform():  # nats-py starts the subscription's task in this context
+            await self.nc.subscribe(subject, cb=callback)
 
     async def serve(
         self, address: str, register: Iterable[Callable[[grpc.aio.Server], None]], service_names: Iterable[str]
@@ -188,6 +206,14 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+def _endpoints(settings: Settings) -> list[tuple[str, str]]:
+    """What a service needs before it starts: its database (only the services have one) and NATS."""
+    if not settings.database_url:
+        raise ConfigError("BRIGHTRUN_DATABASE_URL is not set: a service needs the URL of its own PostgreSQL "
+                          "role (services.common.db_roles)")
+    return [("BRIGHTRUN_DATABASE_URL", settings.database_url), ("BRIGHTRUN_NATS_URL", settings.nats_url)]
+
+
 def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]]) -> None:
     """Entry point of a service's ``__main__``: ``process.start_process`` (the database and NATS are its
     endpoints), start, serve until SIGTERM/SIGINT.
@@ -196,8 +222,7 @@ def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]
     ends the process before it starts with one line on stderr and
     ``startup.EXIT_STATUS``; so does a failing start, after its traceback
     (stderr is the service's log)."""
-    settings = start_process(service, lambda s: [("BRIGHTRUN_DATABASE_URL", s.database_url),
-                                                  ("BRIGHTRUN_NATS_URL", s.nats_url)])
+    settings = start_process(service, _endpoints)
 
     async def main() -> None:
         try:

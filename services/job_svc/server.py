@@ -37,7 +37,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     runtime.consume(**JOB_ARTIFACTS.wiring(), handler=ArtifactEvents(runtime.db).handle)
     runtime.consume(**JOB_BUDGET.wiring(), handler=BudgetStops(runtime.db).handle)
     # Advisories are not durable: one sent while job_svc is down is missed (see the issue note).
-    await runtime.nc.subscribe(MAX_DELIVERIES_ADVISORY, cb=AbandonedAssignments(runtime.db, runtime.js).on_advisory)
+    await runtime.subscribe(MAX_DELIVERIES_ADVISORY, AbandonedAssignments(runtime.db, runtime.js).on_advisory)
     clock = JobClock(runtime.db, settings)
     runtime.every("clock", clock.period, clock.sweep)
     runtime.every("job-gauges", gauges.SAMPLE_SECONDS, lambda: gauges.sample_jobs(runtime.db))

@@ -77,6 +77,8 @@ class Platform:
         self.env: dict[str, str] = {}
         # Child name -> the port it serves /metrics on.
         self.metrics_ports: dict[str, int] = {}
+        # Service name -> what its environment has of its own (its database role's URL, when PostgreSQL is ours).
+        self._service_env: dict[str, dict[str, str]] = {}
 
     @property
     def metrics_urls(self) -> dict[str, str]:
@@ -182,6 +184,8 @@ class Platform:
             pg.start()
             self._components.append(pg)
             env["BRIGHTRUN_DATABASE_URL"] = pg.dsn
+            # Each service connects as its own role, under row-level security (services.common.db_roles).
+            self._service_env = {name: {"BRIGHTRUN_DATABASE_URL": pg.service_dsn(name)} for name in SERVICES}
         if "BRIGHTRUN_NATS_URL" not in env:
             nats = Nats(self.home / "nats", stop_timeout=COMPONENT_STOP_SECONDS)
             nats.start()
@@ -221,7 +225,7 @@ class Platform:
 
     def _spawn(self, name: str, module: str) -> None:
         port = self.metrics_ports.setdefault(name, free_port())
-        env = {**self.env, **self._nats_login_env(name),
+        env = {**self.env, **self._service_env.get(name, {}), **self._nats_login_env(name),
                "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
         child = Child(name, module, env, self.home / "logs" / f"{name}.log")
         child.start()

@@ -353,6 +353,19 @@ def test_the_agent_started_alone_names_a_bad_setting_or_taken_port(tmp_path, set
     assert setting in line, line
 
 
+def test_a_service_started_without_its_database_url_says_so(tmp_path):
+    """Only the services connect to PostgreSQL (each as its own role): the setting is theirs to require."""
+    env = platform_env(BRIGHTRUN_HOME=str(tmp_path), BRIGHTRUN_S3_ENDPOINT="http://127.0.0.1:1",
+                       BRIGHTRUN_S3_ACCESS_KEY="a", BRIGHTRUN_S3_SECRET_KEY="b",
+                       BRIGHTRUN_INTERNAL_TOKEN_SECRET="launcher-test-internal-token-secret-0123456789")
+    env.pop("BRIGHTRUN_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "services.billing_svc"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == EXIT_STATUS, done.stderr
+    assert len(lines) == 1 and "BRIGHTRUN_DATABASE_URL is not set" in lines[0], done.stderr
+
+
 def test_a_second_up_on_the_same_home_is_refused_and_every_process_names_the_home(tmp_path):
     home = tmp_path / "home"
     launcher = _up(home, tmp_path / "first.out")

@@ -37,7 +37,7 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
         read_settings({"BRIGHTRUN_HTTP_PORT": "eighty"})
     message = str(info.value)
-    for name in ("BRIGHTRUN_DATABASE_URL", "BRIGHTRUN_S3_ENDPOINT", "BRIGHTRUN_S3_ACCESS_KEY", "BRIGHTRUN_HTTP_PORT"):
+    for name in ("BRIGHTRUN_INTERNAL_TOKEN_SECRET", "BRIGHTRUN_S3_ENDPOINT", "BRIGHTRUN_S3_ACCESS_KEY", "BRIGHTRUN_HTTP_PORT"):
         assert name in message
 
 

@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.common import db_roles
 from services.platform.launcher import _ADDR_VARS, SERVICES
 from kustomize import MERGE_KEYS, render
 
@@ -192,6 +193,20 @@ def test_a_service_listens_where_its_clients_and_probes_look(base, service):
     assert {"name": "grpc", "containerPort": int(port)} in container["ports"]
     assert container["readinessProbe"]["grpc"]["port"] == int(port)
     assert base[("Service", name)]["spec"]["ports"][0]["port"] == int(port)
+
+
+def test_each_service_alone_gets_a_database_url_its_own_role(target):
+    """Row-level security holds only for the services' own roles (services.common.db_roles): each service reads
+    its URL from its key of brightrun-database, and no other pod is given one."""
+    assert set(db_roles.SERVICE_SCHEMAS) == set(SERVICES)
+    for deployment in _of(target[1], "Deployment"):
+        for container in _pod_spec(deployment)["containers"]:
+            urls = [e for e in container["env"] if e["name"] == "BRIGHTRUN_DATABASE_URL"]
+            name = deployment["metadata"]["name"]
+            if name.replace("-", "_") in SERVICES:
+                assert [u["valueFrom"]["secretKeyRef"] for u in urls] == [{"name": "brightrun-database", "key": name}]
+            else:
+                assert urls == [], f"{name} is given a database URL"
 
 
 @pytest.mark.parametrize("service", SERVICES)
