@@ -6,8 +6,10 @@ CPU trainer agent and the gateway, each in its own process.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
+import tarfile
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -20,7 +22,7 @@ import pytest
 import torch
 
 from services.common.config import DEV_JWT_SECRET, read_settings
-from services.common.storage import ObjectStorage
+from services.common.storage import ObjectStorage, checkpoint_key, model_prefix
 from services.platform.journey import CPU_JOB, call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 
 pytestmark = pytest.mark.slow
@@ -125,12 +127,18 @@ def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_a
     assert steps and max(steps) < cancelled["total_steps"]
     # The step the worker stopped after is kept, complete: no step reported is lost.
     storage = ObjectStorage.from_settings(read_settings(platform.env))
-    prefix = f"{job['user_id']}/{job['id']}/checkpoints/"
-    kept = wait_for(lambda: {"keys": storage.list_keys("lora-models", prefix)},
-                    lambda k: any(key.endswith("/manifest.json") for key in k["keys"]), 60, "the stop's checkpoint")
-    complete = [int(key[len(prefix):].split("/")[0].removeprefix("step-")) for key in kept["keys"]
-                if key.endswith("/manifest.json")]
-    assert max(complete) >= max(steps)
+    key = checkpoint_key(model_prefix(job["user_id"], job["id"]))
+
+    def kept_step() -> dict:
+        # The archive holds one step-NNNNNNNN directory, the newest checkpoint uploaded.
+        if storage.list_keys("lora-models", key) != [key]:
+            return {"step": None}
+        with tarfile.open(fileobj=io.BytesIO(storage.get_bytes("lora-models", key))) as tar:
+            (directory,) = {name.split("/")[0] for name in tar.getnames()}
+        return {"step": int(directory.removeprefix("step-"))}
+
+    kept = wait_for(kept_step, lambda k: k["step"] is not None and k["step"] >= max(steps), 60, "the stop's checkpoint")
+    assert kept["step"] >= max(steps)
     # Terminated, not merely left un-acked: JetStream holds nothing of it for another agent.
     assert asyncio.run(_assignments_in_flight(platform.env["BRIGHTRUN_NATS_URL"])) == 0
     assert call(alice, "GET", f"/api/jobs/{job['id']}")["job"]["status"] == "cancelled"
