@@ -21,7 +21,7 @@ import nats
 import pytest
 import torch
 
-from services.common.config import DEV_JWT_SECRET, read_settings
+from services.common.config import DEV_JWT_SECRET, SERVICE_SECRETS, read_settings
 from services.common.storage import ObjectStorage, checkpoint_key, model_prefix
 from services.platform.journey import CPU_JOB, call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 
@@ -196,6 +196,9 @@ def test_a_named_preset_alone_is_priced_and_an_explicit_zero_is_refused(alice, r
 
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
     dataset, _ = ready_dataset
+    # The agent that trains it holds none of the control plane's credentials: its assignment's grant is its way in.
+    agent_env = Path(f"/proc/{platform.processes()['trainer_agent']}/environ").read_bytes().split(b"\0")
+    assert {entry.split(b"=", 1)[0].decode() for entry in agent_env if entry} & set(SERVICE_SECRETS) == set()
     estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **CPU_JOB})
     assert estimate["hourly_rate"] == 0
     assert estimate["training_details"]["total_steps"] == 12  # ceil(48 / 8) * 2 epochs
