@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 from services.common.storage import ObjectMissing
+from services.trainer_agent.checkpoint_format import STEP_DIR
 from services.trainer_agent.granted import GrantedStore
 from services.trainer_agent.relay import EventRelay, backoff
 
 log = logging.getLogger(__name__)
-_STEP_DIR = re.compile(r"step-\d+")
 
 
 def upload_checkpoint(storage: GrantedStore, directory: Path, key: str) -> str:
@@ -49,7 +48,7 @@ def download_latest_checkpoint(storage: GrantedStore, bucket: str, key: str, roo
     try:
         with tarfile.open(archive) as tar:
             names = {member.name.split("/", 1)[0] for member in tar.getmembers()}
-            if len(names) != 1 or not _STEP_DIR.fullmatch(next(iter(names))):
+            if len(names) != 1 or not STEP_DIR.fullmatch(next(iter(names))):
                 raise ValueError(f"the checkpoint archive s3://{bucket}/{key} holds {sorted(names)}, "
                                  "not one step-NNNNNNNN directory")
             tar.extractall(root, filter="data")  # regular files under root only
