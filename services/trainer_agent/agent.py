@@ -356,7 +356,8 @@ class TrainerAgent:
 
     async def _complete(self, assignment, storage: GrantedStore, attempt: int, workdir: Path, outcome: dict) -> dict:
         """Upload the adapter and report the completion; the outcome then carries the
-        completion's relay mark, or is a retryable failure when the store stayed away."""
+        completion's relay mark, or is a failure: retryable when the store stayed away, not when it
+        refused the assignment's grant."""
         try:
             manifest = await retry_io(
                 lambda: upload_directory(storage, workdir / "adapter", assignment.output_bucket,
@@ -539,6 +540,7 @@ class TrainerAgent:
                 ),
             )
         )
+
 
 # What an assignment must name for any agent to train it.
 _REQUIRED = ("job_id", "user_id", "dataset_bucket", "dataset_path", "output_bucket")

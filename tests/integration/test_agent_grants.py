@@ -3,6 +3,7 @@ the job it holds and writes only under that job's prefix, and not once it expire
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -14,6 +15,7 @@ from brightrun.job.v1 import job_pb2
 from services.common.grants import Granter, object_ref
 from services.common.storage import ObjectMissing, ObjectStorage, checkpoint_key, model_prefix
 from services.trainer_agent.granted import GrantedStore, GrantRefused
+from services.trainer_agent.uploads import fetch_adapter
 
 
 def _job(settings, storage: ObjectStorage, *, parent: bool = False) -> job_pb2.TrainingAssignment:
@@ -92,3 +94,17 @@ def test_an_expired_grant_is_refused(settings, tmp_path):
     with pytest.raises(GrantRefused, match="expired"):
         store.upload_file(tmp_path / "f", f"{assignment.output_prefix}adapter/f")
     assert storage.list_keys(settings.models_bucket, assignment.output_prefix) == []
+
+
+async def test_a_refused_grant_fails_the_download_at_once_and_for_good(settings, tmp_path):
+    """No retry cures a refusal: the attempt fails without waiting out the retries, and is not retried
+    (an unreachable store, by contrast, is retried: tests/integration/test_agent_outages.py)."""
+    storage = ObjectStorage.from_settings(settings)
+    parent = _job(settings, storage, parent=True).parent_adapter
+    store = GrantedStore(Granter(storage, 1).generation(artifact_pb2.GenerationAssignment(adapter=parent)))
+    await asyncio.sleep(2.5)
+    started = time.monotonic()
+    failed = await fetch_adapter(store, parent, tmp_path / "adapter", "the adapter", owner="test", deadline_s=60)
+    assert time.monotonic() - started < 10
+    assert failed is not None and failed["retryable"] is False
+    assert "could not download the adapter" in failed["reason"] and "Request has expired" in failed["reason"]
