@@ -28,6 +28,7 @@ from services.artifact_svc.messages import artifact_message
 from services.common.db import Database, claim_event
 from services.common.errors import field_errors
 from services.common.events import add_message_to_outbox
+from services.common.grants import Granter
 from services.common.export_queue import export_subject, is_export_consumer
 from services.common.nats_access import ARTIFACT_EXPORTS
 from services.common.artifact_files import adapter_manifest
@@ -46,8 +47,9 @@ def parse_kind(kind: str) -> str:
     return kind
 
 
-def export_assignment(artifact_row: Row, export_id: str, kind: str, prefix: str) -> tuple[str, bytes]:
-    """The subject and body of the export's work order, built from the artifact alone."""
+def export_assignment(artifact_row: Row, export_id: str, kind: str, prefix: str,
+                      grants: Granter) -> tuple[str, bytes]:
+    """The subject and body of the export's work order, built from the artifact alone, with its grant."""
     artifact = artifact_message(artifact_row)
     configuration = MessageToDict(artifact.configuration)
     hyperparameters = configuration.get("hyperparameters") or {}
@@ -57,10 +59,11 @@ def export_assignment(artifact_row: Row, export_id: str, kind: str, prefix: str)
         base_model=configuration.get("base_model") or "", quantization=hyperparameters.get("quantization") or "",
         adapter=adapter_manifest(artifact), output_bucket=artifact.storage_bucket, output_prefix=prefix,
     )
+    assignment.grant.CopyFrom(grants.export(assignment))
     return export_subject(gpu_type), assignment.SerializeToString()
 
 
-async def request_export(db: Database, artifact_row: Row, kind: str) -> Row:
+async def request_export(db: Database, artifact_row: Row, kind: str, grants: Granter) -> Row:
     """The artifact's live export of ``kind``, queued now with its assignment when there is none."""
     async with db.transaction() as conn:
         existing = await store.live_export(conn, str(artifact_row.id), kind)
@@ -73,7 +76,7 @@ async def request_export(db: Database, artifact_row: Row, kind: str) -> Row:
         )
         if row is None:  # a concurrent request queued one first
             return await store.live_export(conn, str(artifact_row.id), kind)
-        subject, body = export_assignment(artifact_row, export_id, kind, prefix)
+        subject, body = export_assignment(artifact_row, export_id, kind, prefix, grants)
         await add_message_to_outbox(conn, subject, body, str(uuid.uuid5(uuid.NAMESPACE_URL, f"{export_id}:export")))
         return row
 

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 import nats.errors
 from brightrun.artifact.v1 import artifact_pb2
 
+from services.common.grants import Granter
 from services.common.sampling import Sampling, shown_prompt
 from services.common import events, tracing
 from services.common.nats_access import GENERATION_REPLIES
@@ -64,12 +65,13 @@ class GenerationFailed(Conflict):
 class Generator:
     """Sends generation requests to trainer agents and waits for their answers."""
 
-    def __init__(self, nc, js, *, timeout_seconds: float, per_user: int):
+    def __init__(self, nc, js, *, timeout_seconds: float, per_user: int, grants: Granter):
         self._nc = nc
         self._js = js
         self._timeout = timeout_seconds
         self._per_user = per_user
         self._running: Counter[str] = Counter()
+        self._grants = grants
 
     async def generate(self, artifact: artifact_pb2.ModelArtifact, sampling: Sampling) -> artifact_pb2.GenerateResponse:
         """The model's answers; raises ModelNotReady, TooManyGenerations, NoAgentAvailable or GenerationFailed."""
@@ -99,6 +101,7 @@ class Generator:
         inbox = f"{GENERATION_REPLIES}.{assignment.request_id}"
         assignment.reply_subject = inbox
         assignment.expires_at.FromDatetime(datetime.now(timezone.utc) + timedelta(seconds=self._timeout))
+        assignment.grant.CopyFrom(self._grants.generation(assignment))
         sub = await self._nc.subscribe(inbox)  # before publishing: no reply can come before it
         taken = False
         try:

@@ -17,16 +17,19 @@ from services.artifact_svc.messages import artifact_message, export_message, mod
 from services.common.db import Database
 from services.common.errors import NotFound
 from services.common.grpc import rpc, user_id
+from services.common.grants import Granter
 from services.common.storage import ObjectStorage
 
 class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
     """``download_url_seconds``: how long a download URL is valid (Settings.download_url_seconds)."""
 
-    def __init__(self, db: Database, storage: ObjectStorage, download_url_seconds: int, generator: Generator):
+    def __init__(self, db: Database, storage: ObjectStorage, download_url_seconds: int, generator: Generator,
+                 grants: Granter):
         self._db = db
         self._storage = storage
         self._download_url_seconds = download_url_seconds
         self._generator = generator
+        self._grants = grants
 
     @rpc
     async def GetArtifact(self, request, context):
@@ -112,7 +115,7 @@ class ArtifactHandlers(artifact_pb2_grpc.ArtifactServiceServicer):
         """Raises NotFound as GetArtifact, InvalidArgument naming `kind`."""
         kind = parse_kind(request.kind)
         row = await self._artifact(user_id(context), request.artifact_id)
-        export = await request_export(self._db, row, kind)
+        export = await request_export(self._db, row, kind, self._grants)
         return artifact_pb2.CreateExportResponse(export=export_message(export))
 
     @rpc

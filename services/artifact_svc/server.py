@@ -13,6 +13,7 @@ from services.artifact_svc.handlers import ArtifactHandlers
 from services.common.config import Settings
 from services.common.nats_access import ARTIFACT_BUILDER, ARTIFACT_EXPORTS, MAX_DELIVERIES_ADVISORY
 from services.common.runtime import ServiceRuntime
+from services.common.grants import Granter
 from services.common.storage import ObjectStorage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,12 +28,14 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
                     handler=ExportReports(runtime.db).handle)
     # Advisories are not durable: one sent while artifact_svc is down is missed (as in job_svc).
     await runtime.subscribe(MAX_DELIVERIES_ADVISORY, AbandonedExports(runtime.db, runtime.js).on_advisory)
+    grants = Granter.from_settings(settings)
     generator = Generator(
         runtime.nc, runtime.js,
         timeout_seconds=settings.generate_timeout_seconds, per_user=settings.generate_concurrency_per_user,
+        grants=grants,
     )
     handlers = ArtifactHandlers(
-        runtime.db, ObjectStorage.from_settings(settings), settings.download_url_seconds, generator
+        runtime.db, ObjectStorage.from_settings(settings), settings.download_url_seconds, generator, grants
     )
     await runtime.serve(
         address or settings.artifact_addr,

@@ -21,6 +21,11 @@ DEV_JWT_SECRET = "brightrun-development-secret-change-me"
 MIN_SECRET_LENGTH = 32
 # The longest an S3 (SigV4) presigned URL may be valid: 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# The control plane's credentials. A trainer agent is given none of them: it
+# reaches the object store only by the grants its assignments carry
+# (services.common.grants), and touches no database.
+SERVICE_SECRETS = ("BRIGHTRUN_DATABASE_URL", "BRIGHTRUN_S3_ACCESS_KEY", "BRIGHTRUN_S3_SECRET_KEY",
+                   "BRIGHTRUN_INTERNAL_TOKEN_SECRET", "BRIGHTRUN_JWT_SECRET")
 
 
 class ConfigError(Exception):
@@ -110,6 +115,8 @@ class Settings:
     cost_tick_seconds: float = 60.0
     # How long a model's presigned download URLs are valid; S3 signatures allow at most 7 days.
     download_url_seconds: int = 24 * 3600
+    # How long an assignment's object-store grant (services.common.grants) lasts from when it is queued.
+    agent_grant_seconds: int = MAX_PRESIGN_SECONDS
     # Where the process serves its Prometheus metrics (/metrics); port 0: not served.
     metrics_port: int = 0
     metrics_host: str = "0.0.0.0"
@@ -121,15 +128,19 @@ class Settings:
     grpc_tls: GrpcTls | None = None
 
 
-def read_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from ``env`` (default ``os.environ``); raises ConfigError listing every problem."""
+def read_settings(env: Mapping[str, str] | None = None, *, agent: bool = False) -> Settings:
+    """Build Settings from ``env`` (default ``os.environ``); raises ConfigError listing every problem.
+
+    ``agent``: for a trainer agent, which needs none of SERVICE_SECRETS nor the
+    object store's address (they stay empty); the control plane needs them all.
+    """
     env = os.environ if env is None else env
     problems: list[str] = []
     home = Path(env.get("BRIGHTRUN_HOME", ".brightrun")).resolve()
 
     def need(name: str) -> str:
         value = env.get(name, "")
-        if not value:
+        if not value and not (agent and (name in SERVICE_SECRETS or name == "BRIGHTRUN_S3_ENDPOINT")):
             problems.append(f"{name} is not set")
         return value
 
@@ -240,6 +251,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> Settings:
         queued_alert_minutes=positive("BRIGHTRUN_QUEUED_ALERT_MINUTES", 15.0, "minutes"),
         cost_tick_seconds=positive("BRIGHTRUN_COST_TICK_SECONDS", 60.0, "seconds"),
         download_url_seconds=seconds("BRIGHTRUN_DOWNLOAD_URL_SECONDS", 24 * 3600, MAX_PRESIGN_SECONDS),
+        agent_grant_seconds=seconds("BRIGHTRUN_AGENT_GRANT_SECONDS", MAX_PRESIGN_SECONDS, MAX_PRESIGN_SECONDS),
         metrics_port=port("BRIGHTRUN_METRICS_PORT", 0),
         metrics_host=env.get("BRIGHTRUN_METRICS_HOST", "0.0.0.0"),
         generate_timeout_seconds=positive("BRIGHTRUN_GENERATE_TIMEOUT_SECONDS", 30.0, "seconds"),

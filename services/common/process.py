@@ -35,15 +35,16 @@ def startup_errors() -> Iterator[None]:
         exit_with(StartupError(error.code))
 
 
-def start_process(service: str, endpoints: Callable[[Settings], Iterable[tuple[str, str]]]) -> Settings:
+def start_process(service: str, endpoints: Callable[[Settings], Iterable[tuple[str, str]]], *,
+                  agent: bool = False) -> Settings:
     """What every BrightRun process does first, under :func:`startup_errors`: set up logging and
-    tracing, read settings, wait (``startup.REACH_SECONDS`` at most) for each (setting, url) of
-    ``endpoints(settings)`` to accept a connection, serve metrics when ``BRIGHTRUN_METRICS_PORT`` is
-    set. Returns the settings."""
+    tracing, read settings (a trainer agent's with ``agent``: see ``config.read_settings``), wait
+    (``startup.REACH_SECONDS`` at most) for each (setting, url) of ``endpoints(settings)`` to accept a
+    connection, serve metrics when ``BRIGHTRUN_METRICS_PORT`` is set. Returns the settings."""
     with startup_errors():
         logs.configure(service)
         tracing.configure(service)
-        settings = read_settings()
+        settings = read_settings(agent=agent)
         require_reachable(endpoints(settings))
         if settings.metrics_port:
             _serve_metrics(settings)

@@ -66,6 +66,19 @@ class ObjectStorage:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         return self._public.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
+    # Grants for trainer agents (services.common.grants), which reach the store at
+    # the in-cluster endpoint: signed against that one, not the public one.
+    def grant_get(self, bucket: str, key: str, expires: int) -> str:
+        return self._s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
+
+    def grant_post(self, bucket: str, prefix: str, expires: int) -> tuple[str, dict[str, str]]:
+        """The URL and form fields of a POST upload of any key under ``prefix`` (the
+        policy's ``starts-with $key`` condition, checked by the store)."""
+        post = self._s3.generate_presigned_post(
+            bucket, prefix + "${filename}", Conditions=[["starts-with", "$key", prefix]], ExpiresIn=expires
+        )
+        return post["url"], dict(post["fields"])
+
     def size(self, bucket: str, key: str) -> int:
         """Size in bytes; raises ObjectMissing when there is no such object."""
         try:
@@ -127,6 +140,12 @@ def adapter_prefix(prefix: str) -> str:
 
 def checkpoint_prefix(prefix: str) -> str:
     return f"{prefix}checkpoints/"
+
+
+def checkpoint_key(prefix: str) -> str:
+    """The job's newest uploaded checkpoint, one archive replaced whole by each upload: a
+    key known when the job is queued, so that an agent's grant can name it."""
+    return f"{checkpoint_prefix(prefix)}latest.tar"
 
 
 def export_prefix(prefix: str, export_id: str) -> str:

@@ -17,6 +17,7 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, NotFound, field_errors
 from services.common.paging import canonical_uuid, parse_page
+from services.common.grants import Granter
 from services.common.storage import model_prefix
 from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
 from services.job_svc import launch_checks, lineage, live, preflight, store
@@ -71,6 +72,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                  budget: BudgetGate, artifacts: artifact_pb2_grpc.ArtifactServiceStub):
         self._db = db
         self._settings = settings
+        self._grants = Granter.from_settings(settings)
         self._datasets = datasets
         self._artifacts = artifacts
         self._nc = nc
@@ -223,6 +225,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 output_bucket=self._settings.models_bucket,
                 output_prefix=model_prefix(uid, job_id), parent_adapter=parent,
             )
+            assignment.grant.CopyFrom(self._grants.training(assignment))
             await events.add_message_to_outbox(
                 conn, f"assign.{config.gpu.type}.{config.gpu_count}", assignment.SerializeToString(),
                 str(uuid.uuid5(uuid.NAMESPACE_URL, f"{job_id}:assign")),

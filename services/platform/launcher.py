@@ -30,7 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.auth import SUPABASE_AUDIENCE, mint_token
 from services.common import nats_access
 from services.common.components import Nats, ObjectStore, Postgres, free_port
-from services.common.config import DEV_JWT_SECRET, GrpcTls, read_settings
+from services.common.config import DEV_JWT_SECRET, SERVICE_SECRETS, GrpcTls, read_settings
 from services.common.grpc import client_credentials, tls_options
 from services.common.gguf_import import EMBEDDED_MODEL_NAME
 from services.common.startup import HomeLock, StartupError, require_free_port, require_reachable
@@ -227,6 +227,8 @@ class Platform:
         port = self.metrics_ports.setdefault(name, free_port())
         env = {**self.env, **self._service_env.get(name, {}), **self._nats_login_env(name),
                "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
+        if module == "services.trainer_agent":  # it holds no credential of the control plane's
+            env = {key: value for key, value in env.items() if key not in SERVICE_SECRETS}
         child = Child(name, module, env, self.home / "logs" / f"{name}.log")
         child.start()
         self._children.append(child)

@@ -102,7 +102,8 @@ def _time_bounds() -> dict[str, float]:
 
 def main() -> None:
     # NATS only: the agent rides out an object store that is away (BRIGHTRUN_AGENT_IO_RETRY_SECONDS).
-    settings = start_process("trainer_agent", lambda s: [("BRIGHTRUN_NATS_URL", s.nats_url)])
+    # No control-plane credential (config.SERVICE_SECRETS): the assignments carry object-store grants.
+    settings = start_process("trainer_agent", lambda s: [("BRIGHTRUN_NATS_URL", s.nats_url)], agent=True)
     with startup_errors():
         gpu_type, gpu_count = _hardware()
         agent = AgentSettings(

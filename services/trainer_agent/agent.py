@@ -16,6 +16,11 @@ stalled included: a worker that reports no step within ``stall_seconds`` is
 killed; the assignment is nak'ed while retries are left, terminated otherwise
 or when the error is the user's.
 
+The agent holds no object-store keys: each assignment carries a grant
+(``services.common.grants``) to read its dataset, parent adapter and
+checkpoint and to write under its model prefix, used through
+``granted.GrantedStore``.
+
 Outages do not stop an agent: events wait in order in an :class:`EventRelay`
 while NATS is away (the worker trains on), object-store calls are retried
 with backoff, and an attempt that cannot finish is handed back, never
@@ -43,23 +48,23 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
-from brightrun.artifact.v1 import artifact_pb2
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2
 from services.common import events, tracing
 from services.common.config import Settings
 from services.common.paging import canonical_uuid
 from services.common.startup import StartupError
-from services.common.storage import ObjectStorage, adapter_prefix, checkpoint_prefix
+from services.common.storage import adapter_prefix, checkpoint_key
 from services.trainer_agent.attempt import Attempt, WorkerProcess, WorkerStalled, metric_point, stop_when_set
 from services.trainer_agent.checkpoint_store import CheckpointUploader, download_latest_checkpoint
 from services.trainer_agent.generating import GenerationRunner
 from services.trainer_agent.export import ExportRunner
+from services.trainer_agent.granted import GrantedStore
 from services.trainer_agent.launch import batch_layout, worker_command
 from services.trainer_agent.relay import EventRelay, backoff, retry, retry_io
 from services.trainer_agent.training_config import ConfigError
 from services.trainer_agent.training_metrics import TRAINING
-from services.trainer_agent.uploads import fetch_adapter, sha256_of, upload_directory
+from services.trainer_agent.uploads import fetch_adapter, io_failure, sha256_of, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -99,16 +104,16 @@ class UnreadableAssignment(Exception):
 
 class TrainerAgent:
     def __init__(self, settings: Settings, agent: AgentSettings):
+        """``settings``: ``config.read_settings(agent=True)``'s; the agent reads only its NATS address."""
         self._settings = settings
         self._agent = agent
-        self._storage = ObjectStorage.from_settings(settings)
         self._cancelled: set[str] = set()
         self._current: Attempt | None = None
         self._relay: EventRelay | None = None
         self._nc = None
         # Generation requests (Generate) share the ASSIGN consumer; see ``generating``.
         self._generations = GenerationRunner(
-            self._storage, gpu_type=agent.gpu_type, work_dir=agent.work_dir,
+            gpu_type=agent.gpu_type, work_dir=agent.work_dir,
             heartbeat_seconds=agent.heartbeat_seconds, io_retry_seconds=agent.io_retry_seconds,
         )
 
@@ -146,7 +151,7 @@ class TrainerAgent:
         relay.start()
         subscriptions = []
         # Exports (services.trainer_agent.export) are taken when no training assignment waits.
-        exports = ExportRunner(self._storage, self._agent, relay)
+        exports = ExportRunner(self._agent, relay)
         try:
             subscriptions = await self._until_done(stop, "subscribing", lambda: self._subscriptions(js)) or []
             await self._until_done(stop, "subscribing to exports", lambda: exports.subscribe(js))
@@ -308,16 +313,17 @@ class TrainerAgent:
             )
         )
         self._current = current = Attempt(job_id)
+        storage = GrantedStore(assignment.grant)
         uploads = CheckpointUploader(
-            self._storage, assignment.output_bucket, _checkpoint_prefix(assignment), self._relay,
-            on_uploaded=lambda step, prefix: self._checkpoint_saved(assignment, attempt, step, prefix),
+            storage, checkpoint_key(assignment.output_prefix), self._relay,
+            on_uploaded=lambda step, key: self._checkpoint_saved(assignment, attempt, step, key),
         )
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         shutdown = asyncio.create_task(stop_when_set(stop, current))
         try:
-            outcome = await self._train(assignment, attempt, workdir, current, uploads)
+            outcome = await self._train(assignment, storage, attempt, workdir, current, uploads)
             if outcome["type"] == "completed":
-                outcome = await self._complete(assignment, attempt, workdir, outcome)
+                outcome = await self._complete(assignment, storage, attempt, workdir, outcome)
             if outcome["type"] == "completed":
                 await uploads.abandon()
             elif not await uploads.finish(self._agent.io_retry_seconds):
@@ -356,17 +362,19 @@ class TrainerAgent:
         else:
             await self._settle(msg, "term")
 
-    async def _complete(self, assignment, attempt: int, workdir: Path, outcome: dict) -> dict:
+    async def _complete(self, assignment, storage: GrantedStore, attempt: int, workdir: Path, outcome: dict) -> dict:
         """Upload the adapter and report the completion; the outcome then carries the
-        completion's relay mark, or is a retryable failure when the store stayed away."""
+        completion's relay mark, or is a failure: retryable when the store stayed away, not when it
+        refused the assignment's grant."""
         try:
             manifest = await retry_io(
-                lambda: self._upload(assignment, workdir / "adapter"),
+                lambda: upload_directory(storage, workdir / "adapter", assignment.output_bucket,
+                                         adapter_prefix(assignment.output_prefix)),
                 f"job {assignment.job_id}: uploading the adapter",
                 deadline_s=self._agent.io_retry_seconds,
             )
         except Exception as exc:
-            return {"type": "failed", "reason": f"the adapter could not be uploaded: {exc}", "retryable": True}
+            return io_failure("the adapter could not be uploaded", exc)
         completed = events_pb2.TrainerAttemptCompleted(job_id=assignment.job_id, attempt=attempt, manifest=manifest)
         completed.summary.update(outcome.get("summary", {}))
         mark = self._send(
@@ -396,19 +404,19 @@ class TrainerAgent:
                 await msg.in_progress()
 
     async def _train(
-        self, assignment: job_pb2.TrainingAssignment, attempt: int, workdir: Path, current: Attempt,
-        uploads: CheckpointUploader,
+        self, assignment: job_pb2.TrainingAssignment, storage: GrantedStore, attempt: int, workdir: Path,
+        current: Attempt, uploads: CheckpointUploader,
     ) -> dict:
         """Run the worker process; returns its last outcome line (completed, stopped or failed)."""
         dataset = workdir / "dataset.jsonl"
         try:
             await retry_io(
-                lambda: self._storage.download_file(assignment.dataset_bucket, assignment.dataset_path, dataset),
+                lambda: storage.download_file(assignment.dataset_bucket, assignment.dataset_path, dataset),
                 f"job {assignment.job_id}: downloading the dataset",
                 deadline_s=self._agent.io_retry_seconds,
             )
-        except Exception as exc:  # The object store stayed away: another attempt may succeed.
-            return {"type": "failed", "reason": f"could not download the dataset: {exc}", "retryable": True}
+        except Exception as exc:  # The object store stayed away (another attempt may succeed), or refused the grant.
+            return io_failure("could not download the dataset", exc)
         # Train only on the bytes that were validated: the object may have been
         # replaced since, and every retry would read the same replacement.
         if (actual := await asyncio.to_thread(sha256_of, dataset)) != assignment.dataset_sha256:
@@ -424,19 +432,19 @@ class TrainerAgent:
         try:
             resumed = await retry_io(
                 lambda: download_latest_checkpoint(
-                    self._storage, assignment.output_bucket, _checkpoint_prefix(assignment), checkpoints
+                    storage, assignment.output_bucket, checkpoint_key(assignment.output_prefix), checkpoints
                 ),
                 f"job {assignment.job_id}: fetching the last checkpoint",
                 deadline_s=self._agent.io_retry_seconds,
             )
         except Exception as exc:
-            return {"type": "failed", "reason": f"could not fetch the last checkpoint: {exc}", "retryable": True}
+            return io_failure("could not fetch the last checkpoint", exc)
         if resumed is not None:
             log.info("job %s: attempt %d resumes from %s", assignment.job_id, attempt, resumed.name)
         parent_args = []
         if assignment.parent_adapter.files:  # continued training: the parent model's adapter
             parent = workdir / "parent-adapter"
-            failed = await fetch_adapter(self._storage, assignment.parent_adapter, parent, "the parent adapter",
+            failed = await fetch_adapter(storage, assignment.parent_adapter, parent, "the parent adapter",
                                          owner=f"job {assignment.job_id}", deadline_s=self._agent.io_retry_seconds)
             if failed:
                 return failed
@@ -529,20 +537,17 @@ class TrainerAgent:
             )
         )
 
-    def _checkpoint_saved(self, assignment, attempt: int, step: int, prefix: str) -> None:
+    def _checkpoint_saved(self, assignment, attempt: int, step: int, key: str) -> None:
         self._send(
             self._event(
                 "trainer.checkpoint.saved",
                 assignment,
                 _event_id(assignment.job_id, attempt, "checkpoint", step),
                 trainer_checkpoint_saved=events_pb2.TrainerCheckpointSaved(
-                    job_id=assignment.job_id, attempt=attempt, step=step, prefix=prefix
+                    job_id=assignment.job_id, attempt=attempt, step=step, prefix=key
                 ),
             )
         )
-
-    def _upload(self, assignment: job_pb2.TrainingAssignment, adapter: Path) -> artifact_pb2.AdapterManifest:
-        return upload_directory(self._storage, adapter, assignment.output_bucket, adapter_prefix(assignment.output_prefix))
 
 
 # What an assignment must name for any agent to train it.
@@ -595,7 +600,3 @@ def _reason(outcome: dict, handed_back: bool) -> str:
     if handed_back:
         return f"the agent running it shut down{at}; another agent resumes from its last checkpoint"
     return f"training was stopped{at}"
-
-
-def _checkpoint_prefix(assignment: job_pb2.TrainingAssignment) -> str:
-    return checkpoint_prefix(assignment.output_prefix)

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import uuid
 from pathlib import Path
 
@@ -25,9 +24,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from services.trainer_agent.checkpoint_format import MANIFEST, MANIFEST_FORMAT, STATE
-
-_STEP_DIR = re.compile(r"step-(\d+)")
+from services.trainer_agent.checkpoint_format import MANIFEST, MANIFEST_FORMAT, STATE, STEP_DIR
 
 
 class CheckpointError(RuntimeError):
@@ -112,7 +109,7 @@ def latest_checkpoint(root: Path) -> Path | None:
     complete = [
         (int(match.group(1)), child)
         for child in root.iterdir()
-        if (match := _STEP_DIR.fullmatch(child.name)) and (child / MANIFEST).is_file()
+        if (match := STEP_DIR.fullmatch(child.name)) and (child / MANIFEST).is_file()
     ]
     return max(complete)[1] if complete else None
 

@@ -1,50 +1,60 @@
 """Checkpoints in the object store, so that another agent can resume a job.
 
-A checkpoint directory ``step-NNNNNNNN`` is uploaded file by file with its
-``manifest.json`` last: a checkpoint is visible (and resumable) only once its
-manifest is there, so an agent that dies mid-upload leaves nothing anyone
-would resume from. The downloaded copy is checked again (sizes and sha256)
-by ``checkpoint.read_checkpoint`` when the recipe loads it.
+The newest checkpoint directory ``step-NNNNNNNN`` goes up as one tar archive
+at the job's fixed key (``storage.checkpoint_key``), replacing the one before
+it in a single write: the store holds a whole checkpoint or the previous one,
+never part of one, so an agent that dies mid-upload leaves nothing anyone
+would resume from. A fixed key is also one the assignment's grant can name
+when the job is queued. The downloaded copy is checked again (sizes and
+sha256) by ``checkpoint.read_checkpoint`` when the recipe loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from services.common.storage import ObjectStorage
-from services.trainer_agent.checkpoint_format import MANIFEST
+from services.common.storage import ObjectMissing
+from services.trainer_agent.checkpoint_format import STEP_DIR
+from services.trainer_agent.granted import GrantedStore
 from services.trainer_agent.relay import EventRelay, backoff
 
 log = logging.getLogger(__name__)
 
 
-def upload_checkpoint(storage: ObjectStorage, directory: Path, bucket: str, prefix: str) -> str:
-    """Upload a complete local checkpoint under ``prefix``; returns its key prefix."""
-    key_prefix = f"{prefix}{directory.name}/"
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
-    for path in files:
-        storage.upload_file(path, bucket, key_prefix + path.name)
-    storage.upload_file(directory / MANIFEST, bucket, key_prefix + MANIFEST)
-    return key_prefix
+def upload_checkpoint(storage: GrantedStore, directory: Path, key: str) -> str:
+    """Upload a complete local checkpoint as the archive at ``key``; returns ``key``."""
+    archive = directory.with_name(f".{directory.name}.tar")
+    try:
+        with tarfile.open(archive, "w") as tar:
+            for path in sorted(p for p in directory.iterdir() if p.is_file()):
+                tar.add(path, arcname=f"{directory.name}/{path.name}")
+        storage.upload_file(archive, key)
+    finally:
+        archive.unlink(missing_ok=True)
+    return key
 
 
-def download_latest_checkpoint(storage: ObjectStorage, bucket: str, prefix: str, root: Path) -> Path | None:
-    """Download the newest checkpoint under ``prefix`` that has a manifest into ``root``; None when there is none."""
-    complete = sorted(
-        key[len(prefix) :].split("/", 1)[0]
-        for key in storage.list_keys(bucket, prefix)
-        if key.endswith("/" + MANIFEST)
-    )
-    if not complete:
+def download_latest_checkpoint(storage: GrantedStore, bucket: str, key: str, root: Path) -> Path | None:
+    """Unpack the checkpoint archive at ``key`` into ``root``; its directory, or None when there is none."""
+    archive = root / ".latest.tar"
+    try:
+        storage.download_file(bucket, key, archive)
+    except ObjectMissing:
         return None
-    name = complete[-1]
-    target = root / name
-    for key in storage.list_keys(bucket, f"{prefix}{name}/"):
-        storage.download_file(bucket, key, target / key.rsplit("/", 1)[1])
-    return target
+    try:
+        with tarfile.open(archive) as tar:
+            names = {member.name.split("/", 1)[0] for member in tar.getmembers()}
+            if len(names) != 1 or not STEP_DIR.fullmatch(next(iter(names))):
+                raise ValueError(f"the checkpoint archive s3://{bucket}/{key} holds {sorted(names)}, "
+                                 "not one step-NNNNNNNN directory")
+            tar.extractall(root, filter="data")  # regular files under root only
+    finally:
+        archive.unlink(missing_ok=True)
+    return root / names.pop()
 
 
 class CheckpointUploader:
@@ -58,19 +68,17 @@ class CheckpointUploader:
     """
 
     def __init__(
-        self, storage: ObjectStorage, bucket: str, prefix: str, relay: EventRelay,
-        on_uploaded: Callable[[int, str], None],
+        self, storage: GrantedStore, key: str, relay: EventRelay, on_uploaded: Callable[[int, str], None],
     ):
         self._storage = storage
-        self._bucket = bucket
-        self._prefix = prefix
+        self._key = key
         self._relay = relay
         self._on_uploaded = on_uploaded
         self._pending: tuple[Path, int, int] | None = None  # directory, step, relay mark
         self._idle = asyncio.Event()  # nothing waits to go up
         self._idle.set()
         self._work = asyncio.Event()  # the opposite, for the uploading task
-        self._task = asyncio.create_task(self._run(), name=f"checkpoint-uploads-{prefix}")
+        self._task = asyncio.create_task(self._run(), name=f"checkpoint-uploads-{key}")
 
     def add(self, directory: Path, step: int) -> None:
         """Upload this checkpoint next, in place of any older one still waiting."""
@@ -105,7 +113,7 @@ class CheckpointUploader:
             if self._pending is not pending:  # a newer one came meanwhile: it makes this one useless
                 continue
             try:
-                prefix = await asyncio.to_thread(upload_checkpoint, self._storage, directory, self._bucket, self._prefix)
+                key = await asyncio.to_thread(upload_checkpoint, self._storage, directory, self._key)
             except Exception as exc:
                 tries += 1
                 if tries == 1:
@@ -117,5 +125,5 @@ class CheckpointUploader:
                 self._pending = None
                 self._work.clear()
                 self._idle.set()
-            self._on_uploaded(step, prefix)
+            self._on_uploaded(step, key)
 

@@ -31,10 +31,10 @@ from brightrun.artifact.v1 import artifact_pb2
 from brightrun.events.v1 import events_pb2
 from services.common import events, tracing
 from services.common.export_queue import export_durable, export_subject
-from services.common.storage import ObjectStorage
 from services.trainer_agent.launch import worker_command
 from services.trainer_agent.relay import EventRelay, retry, retry_io
-from services.trainer_agent.uploads import fetch_adapter, upload_directory
+from services.trainer_agent.granted import GrantedStore
+from services.trainer_agent.uploads import fetch_adapter, io_failure, upload_directory
 
 log = logging.getLogger(__name__)
 PRODUCER = "trainer_agent"
@@ -44,8 +44,7 @@ MERGE_MODULE = "services.trainer_agent.merge"
 class ExportRunner:
     """One agent's export consumer; ``agent`` is its AgentSettings."""
 
-    def __init__(self, storage: ObjectStorage, agent, relay: EventRelay):
-        self._storage = storage
+    def __init__(self, agent, relay: EventRelay):
         self._agent = agent
         self._relay = relay
         self._sub = None
@@ -136,7 +135,8 @@ class ExportRunner:
 
     async def _merge_and_upload(self, assignment, workdir: Path, stop: asyncio.Event) -> dict:
         adapter, merged = workdir / "adapter", workdir / "merged"
-        failed = await fetch_adapter(self._storage, assignment.adapter, adapter, "the adapter",
+        storage = GrantedStore(assignment.grant)
+        failed = await fetch_adapter(storage, assignment.adapter, adapter, "the adapter",
                                      owner=f"export {assignment.export_id}", deadline_s=self._agent.io_retry_seconds)
         if failed:
             return failed
@@ -168,15 +168,12 @@ class ExportRunner:
         if outcome["type"] != "completed":
             return outcome
         try:
-            manifest = await retry_io(lambda: self._upload(assignment, merged),
-                                      f"export {assignment.export_id}: uploading the merged model",
-                                      deadline_s=self._agent.io_retry_seconds)
+            manifest = await retry_io(
+                lambda: upload_directory(storage, merged, assignment.output_bucket, assignment.output_prefix),
+                f"export {assignment.export_id}: uploading the merged model", deadline_s=self._agent.io_retry_seconds)
         except Exception as exc:
-            return {"type": "failed", "reason": f"could not upload the merged model: {exc}", "retryable": True}
+            return io_failure("could not upload the merged model", exc)
         return {"type": "completed", "manifest": manifest}
-
-    def _upload(self, assignment, merged: Path) -> artifact_pb2.AdapterManifest:
-        return upload_directory(self._storage, merged, assignment.output_bucket, assignment.output_prefix)
 
     def _send(self, assignment, type_: str, attempt: int, **payload) -> int:
         event = events.new_event(type_, producer=PRODUCER, user_id=assignment.user_id,

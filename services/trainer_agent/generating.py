@@ -29,9 +29,10 @@ from google.protobuf.message import DecodeError
 
 from services.common import events
 from services.common.paging import canonical_uuid
-from services.common.storage import ObjectStorage
 from services.trainer_agent.launch import worker_command
+from services.trainer_agent.granted import GrantedStore
 from services.trainer_agent.relay import retry_io
+from services.trainer_agent.uploads import download_manifest
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "services.trainer_agent.generation_worker"
@@ -40,9 +41,8 @@ WORKER_MODULE = "services.trainer_agent.generation_worker"
 class GenerationRunner:
     """Answers generation assignments on an agent of ``gpu_type``."""
 
-    def __init__(self, storage: ObjectStorage, *, gpu_type: str, work_dir: Path, heartbeat_seconds: float,
+    def __init__(self, *, gpu_type: str, work_dir: Path, heartbeat_seconds: float,
                  io_retry_seconds: float):
-        self._storage = storage
         self._gpu_type = gpu_type
         self._work_dir = work_dir / "generate"
         self._heartbeat_seconds = heartbeat_seconds
@@ -89,12 +89,9 @@ class GenerationRunner:
         adapter = workdir / "adapter"
         adapter.mkdir(parents=True, exist_ok=True)
         try:
-            for f in assignment.adapter.files:
-                await retry_io(
-                    lambda f=f: self._storage.download_file(assignment.adapter.bucket, f.key, adapter / Path(f.name).name),
-                    f"generation {assignment.request_id}: downloading {f.name}",
-                    deadline_s=self._io_retry_seconds,
-                )
+            await retry_io(lambda: download_manifest(GrantedStore(assignment.grant), assignment.adapter, adapter),
+                           f"generation {assignment.request_id}: downloading the adapter",
+                           deadline_s=self._io_retry_seconds)
             spec = workdir / "assignment.json"
             spec.write_text(json_format.MessageToJson(assignment, preserving_proto_field_name=True))
             output = workdir / "outcome.json"

@@ -143,14 +143,20 @@ class EventRelay:
                 await asyncio.sleep(backoff(tries))
 
 
+class Permanent(Exception):
+    """An error no retry cures (the object store refusing a grant): :func:`retry` raises it at once."""
+
+
 async def retry(call: Callable[[], Awaitable[T]], what: str, *, deadline_s: float) -> T:
     """``await call()``, retrying with backoff for up to ``deadline_s`` seconds (a
-    dependency restarting); raises the last error after that."""
+    dependency restarting); raises the last error after that, a :class:`Permanent` one at once."""
     give_up = time.monotonic() + deadline_s
     tries = 0
     while True:
         try:
             return await call()
+        except Permanent:
+            raise
         except Exception as exc:
             tries += 1
             if time.monotonic() + backoff(tries) > give_up:

@@ -7,27 +7,28 @@ import hashlib
 from pathlib import Path
 
 from brightrun.artifact.v1 import artifact_pb2
-from services.common.storage import ObjectStorage
-from services.trainer_agent.relay import retry_io
+from services.trainer_agent.granted import GrantedStore
+from services.trainer_agent.relay import Permanent, retry_io
 
 
-def upload_directory(storage: ObjectStorage, directory: Path, bucket: str, prefix: str) -> artifact_pb2.AdapterManifest:
-    """Upload every file of ``directory`` (not its subdirectories) under ``prefix``, in name order."""
+def upload_directory(storage: GrantedStore, directory: Path, bucket: str, prefix: str) -> artifact_pb2.AdapterManifest:
+    """Upload every file of ``directory`` (not its subdirectories) under ``prefix`` (in the
+    grant's bucket, ``bucket``), in name order."""
     manifest = artifact_pb2.AdapterManifest(bucket=bucket, prefix=prefix)
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         key = prefix + path.name
-        storage.upload_file(path, bucket, key)
+        storage.upload_file(path, key)
         manifest.files.add(name=path.name, key=key, size_bytes=path.stat().st_size, sha256=sha256_of(path))
     return manifest
 
 
-def download_manifest(storage: ObjectStorage, manifest: artifact_pb2.AdapterManifest, directory: Path) -> None:
+def download_manifest(storage: GrantedStore, manifest: artifact_pb2.AdapterManifest, directory: Path) -> None:
     """Every file of ``manifest`` into ``directory``, under its name."""
     for f in manifest.files:
         storage.download_file(manifest.bucket, f.key, directory / f.name)
 
 
-async def fetch_adapter(storage: ObjectStorage, manifest: artifact_pb2.AdapterManifest, directory: Path, what: str,
+async def fetch_adapter(storage: GrantedStore, manifest: artifact_pb2.AdapterManifest, directory: Path, what: str,
                         *, owner: str, deadline_s: float) -> dict | None:
     """:func:`download_manifest`, retried for up to ``deadline_s``; None once every file is there, else the
     attempt's retryable failure saying what could not be downloaded (``what``: "the adapter", ...;
@@ -36,8 +37,14 @@ async def fetch_adapter(storage: ObjectStorage, manifest: artifact_pb2.AdapterMa
         await retry_io(lambda: download_manifest(storage, manifest, directory), f"{owner}: downloading {what}",
                        deadline_s=deadline_s)
     except Exception as exc:
-        return {"type": "failed", "reason": f"could not download {what}: {exc}", "retryable": True}
+        return io_failure(f"could not download {what}", exc)
     return None
+
+
+def io_failure(what: str, exc: Exception) -> dict:
+    """The failed outcome of an object-store transfer that did not happen: retryable unless
+    no retry could cure it (the store refused the assignment's grant)."""
+    return {"type": "failed", "reason": f"{what}: {exc}", "retryable": not isinstance(exc, Permanent)}
 
 
 def sha256_of(path: Path) -> str:

@@ -22,7 +22,7 @@ from gateway.auth import mint_token
 from services.common.config import DEV_JWT_SECRET
 from services.platform.journey import call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 from services.platform.launcher import Platform
-from services.trainer_agent.checkpoint import MANIFEST
+from services.common.storage import checkpoint_key, model_prefix
 
 pytestmark = pytest.mark.slow
 
@@ -174,13 +174,12 @@ def _running(pid: int) -> bool:
 
 def _wait_uploaded_checkpoint(platform: Platform, job: dict) -> None:
     store = platform.component("objectstore").client()
-    prefix = f"{job['user_id']}/{job['id']}/checkpoints/"
+    key = checkpoint_key(model_prefix(job["user_id"], job["id"]))
 
-    def manifests() -> dict:
-        listed = store.list_objects_v2(Bucket="lora-models", Prefix=prefix).get("Contents", [])
-        return {"keys": [o["Key"] for o in listed if o["Key"].endswith("/" + MANIFEST)]}
+    def archives() -> dict:
+        return {"keys": [o["Key"] for o in store.list_objects_v2(Bucket="lora-models", Prefix=key).get("Contents", [])]}
 
-    wait_for(manifests, lambda m: m["keys"], 60, "an uploaded checkpoint")
+    wait_for(archives, lambda m: m["keys"], 60, "an uploaded checkpoint")
 
 
 def _log(platform: Platform, name: str) -> str:

@@ -6,8 +6,10 @@ CPU trainer agent and the gateway, each in its own process.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
+import tarfile
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -19,8 +21,8 @@ import nats
 import pytest
 import torch
 
-from services.common.config import DEV_JWT_SECRET, read_settings
-from services.common.storage import ObjectStorage
+from services.common.config import DEV_JWT_SECRET, SERVICE_SECRETS, read_settings
+from services.common.storage import ObjectStorage, checkpoint_key, model_prefix
 from services.platform.journey import CPU_JOB, call, job_events, upload_dataset, wait_dataset, wait_for, write_demo_dataset
 
 pytestmark = pytest.mark.slow
@@ -125,12 +127,18 @@ def test_cancel_stops_training_within_a_step_keeps_the_checkpoint_and_ends_the_a
     assert steps and max(steps) < cancelled["total_steps"]
     # The step the worker stopped after is kept, complete: no step reported is lost.
     storage = ObjectStorage.from_settings(read_settings(platform.env))
-    prefix = f"{job['user_id']}/{job['id']}/checkpoints/"
-    kept = wait_for(lambda: {"keys": storage.list_keys("lora-models", prefix)},
-                    lambda k: any(key.endswith("/manifest.json") for key in k["keys"]), 60, "the stop's checkpoint")
-    complete = [int(key[len(prefix):].split("/")[0].removeprefix("step-")) for key in kept["keys"]
-                if key.endswith("/manifest.json")]
-    assert max(complete) >= max(steps)
+    key = checkpoint_key(model_prefix(job["user_id"], job["id"]))
+
+    def kept_step() -> dict:
+        # The archive holds one step-NNNNNNNN directory, the newest checkpoint uploaded.
+        if storage.list_keys("lora-models", key) != [key]:
+            return {"step": None}
+        with tarfile.open(fileobj=io.BytesIO(storage.get_bytes("lora-models", key))) as tar:
+            (directory,) = {name.split("/")[0] for name in tar.getnames()}
+        return {"step": int(directory.removeprefix("step-"))}
+
+    kept = wait_for(kept_step, lambda k: k["step"] is not None and k["step"] >= max(steps), 60, "the stop's checkpoint")
+    assert kept["step"] >= max(steps)
     # Terminated, not merely left un-acked: JetStream holds nothing of it for another agent.
     assert asyncio.run(_assignments_in_flight(platform)) == 0
     assert call(alice, "GET", f"/api/jobs/{job['id']}")["job"]["status"] == "cancelled"
@@ -189,6 +197,9 @@ def test_a_named_preset_alone_is_priced_and_an_explicit_zero_is_refused(alice, r
 
 def test_the_whole_journey_trains_and_delivers_an_adapter(platform, alice, bob, ready_dataset, tmp_path):
     dataset, _ = ready_dataset
+    # The agent that trains it holds none of the control plane's credentials: its assignment's grant is its way in.
+    agent_env = Path(f"/proc/{platform.processes()['trainer_agent']}/environ").read_bytes().split(b"\0")
+    assert {entry.split(b"=", 1)[0].decode() for entry in agent_env if entry} & set(SERVICE_SECRETS) == set()
     estimate = call(alice, "POST", "/api/jobs/estimate", json={"dataset_id": dataset["id"], **CPU_JOB})
     assert estimate["hourly_rate"] == 0
     assert estimate["training_details"]["total_steps"] == 12  # ceil(48 / 8) * 2 epochs

@@ -6,7 +6,9 @@ after the events sent before it, and only the newest of those waiting."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import tarfile
 import uuid
 
 import pytest
@@ -14,10 +16,12 @@ from nats.js.api import DeliverPolicy
 
 from services.common import events
 from services.common.components import Nats, ObjectStore
+from services.common.grants import grant
 from services.common.nats_access import ADMIN
-from services.common.storage import ObjectStorage
+from services.common.storage import ObjectStorage, checkpoint_key
 from services.trainer_agent.checkpoint import MANIFEST
 from services.trainer_agent.checkpoint_store import CheckpointUploader
+from services.trainer_agent.granted import GrantedStore
 from services.trainer_agent.relay import EventRelay
 
 pytestmark = pytest.mark.slow
@@ -88,9 +92,10 @@ async def test_only_the_newest_checkpoint_goes_up_once_its_events_are_out_and_th
         relay = EventRelay(js)
         relay.start()
         storage = ObjectStorage(store.endpoint_url, store.endpoint_url, store.access_key, store.secret_key, "us-east-1")
+        granted = GrantedStore(grant(storage, 600, reads=[], upload=("models", "job/")))
         saved: list[int] = []
-        uploads = CheckpointUploader(storage, "models", "job/checkpoints/", relay,
-                                     on_uploaded=lambda step, prefix: saved.append(step))
+        uploads = CheckpointUploader(granted, checkpoint_key("job/"), relay,
+                                     on_uploaded=lambda step, key: saved.append(step))
         nats.stop()
         relay.send(_metrics_event("job", 5))
         uploads.add(_checkpoint(tmp_path, 5), 5)
@@ -107,8 +112,9 @@ async def test_only_the_newest_checkpoint_goes_up_once_its_events_are_out_and_th
         store.start()
         assert await uploads.finish(timeout=60)
         assert saved == [10]
-        keys = storage.list_keys("models", "job/checkpoints/")
-        assert sorted(keys) == ["job/checkpoints/step-00000010/adapter.bin", f"job/checkpoints/step-00000010/{MANIFEST}"]
+        assert storage.list_keys("models", "job/checkpoints/") == [checkpoint_key("job/")]
+        with tarfile.open(fileobj=io.BytesIO(storage.get_bytes("models", checkpoint_key("job/")))) as tar:
+            assert sorted(tar.getnames()) == ["step-00000010/adapter.bin", f"step-00000010/{MANIFEST}"]
         await relay.stop(timeout=5)
         await nc.close()
     finally:

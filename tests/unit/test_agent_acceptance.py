@@ -61,7 +61,7 @@ class _Msg:
 async def test_the_agent_reports_the_attempt_started_before_it_downloads_the_dataset(tmp_path, monkeypatch):
     relay = _Relay()
     storage = _Storage(relay)
-    monkeypatch.setattr(agent_module.ObjectStorage, "from_settings", staticmethod(lambda settings: storage))
+    monkeypatch.setattr(agent_module, "GrantedStore", lambda grant: storage)
     agent = TrainerAgent(None, AgentSettings(agent_id="a1", gpu_type="CPU", gpu_count=1, work_dir=tmp_path,
                                              io_retry_seconds=1.0))
     agent._relay = relay

@@ -41,6 +41,22 @@ def test_every_problem_is_reported_at_once():
         assert name in message
 
 
+def test_a_trainer_agent_starts_without_any_credential_of_the_control_plane():
+    settings = read_settings({"BRIGHTRUN_NATS_URL": "nats://nats:4222"}, agent=True)
+    assert settings.nats_url == "nats://nats:4222"
+    assert (settings.s3_access_key, settings.s3_secret_key, settings.database_url) == ("", "", "")
+    # Its own settings are still checked.
+    with pytest.raises(ConfigError, match="BRIGHTRUN_METRICS_PORT"):
+        read_settings({"BRIGHTRUN_METRICS_PORT": "ninety"}, agent=True)
+
+
+def test_an_agents_grant_lasts_at_most_what_s3_allows():
+    assert read_settings(BASE).agent_grant_seconds == 7 * 24 * 3600
+    assert read_settings(BASE | {"BRIGHTRUN_AGENT_GRANT_SECONDS": "3600"}).agent_grant_seconds == 3600
+    with pytest.raises(ConfigError, match="BRIGHTRUN_AGENT_GRANT_SECONDS"):
+        read_settings(BASE | {"BRIGHTRUN_AGENT_GRANT_SECONDS": str(8 * 24 * 3600)})
+
+
 def test_the_dataset_line_cap_is_a_positive_size():
     assert read_settings(BASE | {"BRIGHTRUN_DATASET_MAX_LINE_BYTES": "1024"}).dataset_max_line_bytes == 1024
     for bad in ("0", "-5", "8MB"):

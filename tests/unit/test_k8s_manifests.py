@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from services.common import db_roles
+from services.common.config import SERVICE_SECRETS
 from services.platform.launcher import _ADDR_VARS, SERVICES
 from kustomize import MERGE_KEYS, render
 
@@ -215,6 +216,14 @@ def test_a_new_service_pod_migrates_before_an_old_one_goes(base, service):
     unavailable during a rollout, the first new pod has migrated and is ready before an old one stops."""
     strategy = base[("Deployment", service.replace("_", "-"))]["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def test_the_agent_is_given_no_credential_of_the_control_plane(target):
+    """Agents reach the object store only by their assignments' grants (services.common.grants)."""
+    (agent,) = [d for d in _of(target[1], "Deployment") if d["metadata"]["name"] == "trainer-agent"]
+    container = _container(agent)
+    assert _secret_references([agent]) <= {"brightrun-hf-token"}
+    assert not {e["name"] for e in container["env"]} & set(SERVICE_SECRETS)
 
 
 def test_the_agent_serves_its_probes_where_they_look(target):
