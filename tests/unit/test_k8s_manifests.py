@@ -219,10 +219,16 @@ def test_a_new_service_pod_migrates_before_an_old_one_goes(base, service):
 
 
 def test_the_agent_is_given_no_credential_of_the_control_plane(target):
-    """Agents reach the object store only by their assignments' grants (services.common.grants)."""
+    """Agents reach the object store only by their assignments' grants (services.common.grants); the one
+    secret of the platform's they hold is their own NATS identity's password."""
     (agent,) = [d for d in _of(target[1], "Deployment") if d["metadata"]["name"] == "trainer-agent"]
     container = _container(agent)
-    assert _secret_references([agent]) <= {"brightrun-hf-token"}
+    assert _secret_references([agent]) <= {"brightrun-hf-token", "brightrun-nats-users"}
+    nats_keys = {
+        e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]
+        if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "brightrun-nats-users"
+    }
+    assert nats_keys == {"trainer_agent"}
     assert not {e["name"] for e in container["env"]} & set(SERVICE_SECRETS)
 
 
