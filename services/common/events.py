@@ -332,7 +332,6 @@ async def consume_batches(
                 max_deliver=max_deliver, batch=batch, on_messages=batched)
 
 
-_MAX_ACK_PENDING = 1000
 _V1_ACK_TOKENS = 9  # an ack subject without a domain
 
 
@@ -348,9 +347,6 @@ async def _pull(
         ack_wait=ack_wait,
         max_deliver=max_deliver,
         filter_subjects=subjects,
-        # Room for a whole fetch beside the last one's acks still on their way (JetStream's default is 1,000:
-        # it would cap a batch there). A consumer created before this keeps the limit it was created with.
-        max_ack_pending=max(_MAX_ACK_PENDING, 2 * batch),
     )
     sub = await js.pull_subscribe_bind(durable, stream=stream) if await _exists(js, stream, durable) else None
     if sub is None:
