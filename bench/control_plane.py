@@ -15,10 +15,19 @@ earlier ones do, and its latency counts from that due time, so queueing in the
 gateway (or in this generator) is measured, not hidden. The first row proves
 the generator itself keeps up: 1,000 req/s against ``/healthz``. Then the job
 detail is loaded again while a long job trains on the CPU beside the control
-plane. The last row times a dataset of ``dataset_mb`` (the validator bench's
-generated conversations) from its confirm to ready through the platform, beside
+plane. Then a dataset of ``dataset_mb`` (the validator bench's generated
+conversations) is timed from its confirm to ready through the platform, beside
 ``validate_dataset`` reading the same file in a process of its own (as
 ``bench/validate_throughput.py`` runs it) while the platform idles.
+
+Last, the flow of training data. Ingestion is measured twice: trainer metric
+points published from ``PUBLISHERS`` processes (one publishes about 3,000 a
+second on 2 cores, less than the consumer takes) from the first publish to the
+last point stored; and the consumer alone, draining a backlog published while
+job_svc was paused (SIGSTOP). Live watchers: one SSE stream each of 1,000 jobs,
+one point of each job published at an even pace over ``steady_s`` (what
+trainers do), then one more of each in one burst (the worst case: every job
+moves at once, each move a job save, its outbox events and billing's charge).
 
 CPU ms/req is the CPU time (user + system) each platform process, with its
 children (PostgreSQL's backends), spent during a row over the row's requests.
@@ -75,21 +84,25 @@ SMOKE = Mode(rates=(20,), seconds=2.0, generator_seconds=1.0, startup_samples=2,
 INGEST_GOAL_PPS = 10_000
 # How long the ingestion row waits for the points after their last publish.
 DRAIN_LIMIT_S = 300.0
-# How long the watcher row waits for every watcher to see its point.
+# How long a watcher row waits for every watcher to see its point.
 WATCH_LIMIT_S = 60.0
+WATCH_P99_GOAL_MS = 250.0
+# Processes publishing the ingestion rows' points.
+PUBLISHERS = 3
 
 
 @dataclass(frozen=True)
 class Flow:
     """The size of the ingestion and watcher rows."""
 
-    jobs: int  # ingestion: jobs the points are spread over
+    jobs: int  # ingestion: jobs the points of a row are spread over
     steps: int  # ingestion: points a job
-    watchers: int  # watcher row: one SSE stream each, of as many jobs
+    watchers: int  # watcher rows: one SSE stream each, of as many jobs
+    steady_s: float  # watcher rows: one point of each job published evenly over this long
 
 
-FULL_FLOW = Flow(jobs=50, steps=1000, watchers=1000)
-SMOKE_FLOW = Flow(jobs=2, steps=100, watchers=3)
+FULL_FLOW = Flow(jobs=50, steps=1000, watchers=1000, steady_s=10.0)
+SMOKE_FLOW = Flow(jobs=2, steps=100, watchers=3, steady_s=1.0)
 
 
 # ---- the platform, in a child process -------------------------------------------------------------------------
@@ -496,101 +509,201 @@ class Trainer:
         await self._nc.close()
 
 
-async def ingestion_row(info: dict, job_ids: list[str], steps: int) -> Row:
-    """Points persisted a second, from the first publish to the last point stored, and the drain after the last
-    publish; a platform that has not stored them all ``DRAIN_LIMIT_S`` after the last publish is measured on
-    what it stored by then."""
-    import asyncpg
+def publish(nats_url: str, login: list[str], steps: int, job_ids: list[str]) -> None:
+    """A publishing process (``--_publish``): ``steps`` points of each of ``job_ids`` (each job's in step
+    order). Prints a line once connected with its events built, publishes when stdin gives it a line, then
+    prints the perf_counter time (one clock for every process) its last one was answered."""
 
-    batch = [trainer_metrics(job_id, step) for step in range(1, steps + 1) for job_id in job_ids]
-    conn = await asyncpg.connect(info["database_url"].replace("+asyncpg", ""))
-    sql = "SELECT count(*) FROM job.metric_points WHERE job_id = ANY($1::uuid[])"
-    try:
-        async with Trainer(info["nats_url"], info["nats_login"]) as relay:
-            for job_id in job_ids:
+    async def run() -> float:
+        batch = [trainer_metrics(job_id, step) for step in range(1, steps + 1) for job_id in job_ids]
+        async with Trainer(nats_url, login) as relay:
+            for job_id in job_ids:  # each job taken by its attempt first, or job_svc drops its points
                 relay.send(trainer_started(job_id))
-            started = time.perf_counter()
+            await relay.wait_published(relay.mark)
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.readline)
             for event in batch:
                 relay.send(event)
             await relay.wait_published(relay.mark)
-            published = time.perf_counter()
-            while (stored := await conn.fetchval(sql, job_ids)) < len(batch):
-                if time.perf_counter() - published > DRAIN_LIMIT_S:
-                    break
-                await asyncio.sleep(0.05)
-            ended = time.perf_counter()
+            return time.perf_counter()
+
+    print(asyncio.run(run()), flush=True)
+
+
+async def publish_from_processes(info: dict, job_ids: list[str], steps: int, processes: int) -> tuple[float, float]:
+    """Publish ``steps`` points of each job from ``processes`` processes (the jobs split between them, so each
+    job's points keep their order); returns the perf_counter times of the first publish and of the last one
+    answered. One process publishes about 3,000 points/s: the consumer would otherwise wait on it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    user, password = info["nats_login"]  # in the environment, not on a command line ps shows
+    env.update(BRIGHTRUN_NATS_USER=user, BRIGHTRUN_NATS_PASSWORD=password)
+    workers = [subprocess.Popen([sys.executable, __file__, "--_publish", info["nats_url"], str(steps),
+                                 *job_ids[i::processes]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env=env) for i in range(processes)]
+    try:
+        for worker in workers:
+            if await asyncio.to_thread(worker.stdout.readline) != "ready\n":
+                raise RuntimeError(f"a publishing process ended before it was ready (exit {worker.wait()})")
+        started = time.perf_counter()
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        ends = [float(await asyncio.to_thread(worker.stdout.readline)) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.stdin.close()
+            await asyncio.to_thread(worker.wait)
+    return started, max(ends)
+
+
+async def _stored_by(conn, job_ids: list[str], count: int, since: float) -> tuple[int, float]:
+    """Wait until ``count`` points of ``job_ids`` are stored or ``DRAIN_LIMIT_S`` passed ``since``; returns
+    how many are stored and when that was seen."""
+    sql = "SELECT count(*) FROM job.metric_points WHERE job_id = ANY($1::uuid[])"
+    while (stored := await conn.fetchval(sql, job_ids)) < count and time.perf_counter() - since <= DRAIN_LIMIT_S:
+        await asyncio.sleep(0.05)
+    return stored, time.perf_counter()
+
+
+async def ingestion_rows(info: dict, job_ids: list[str], steps: int) -> list[Row]:
+    """Two rows. Points persisted a second from the first publish to the last point stored, published from
+    ``PUBLISHERS`` processes beside the platform; then the consumer's own capacity: a backlog published to
+    the stream while job_svc is paused (SIGSTOP), drained once it goes on, from then to the last stored.
+    Each row has jobs of its own (half of ``job_ids``). A platform that has not stored them all
+    ``DRAIN_LIMIT_S`` after the last publish is measured on what it stored by then."""
+    import signal
+
+    import asyncpg
+
+    live, backlog = job_ids[: len(job_ids) // 2], job_ids[len(job_ids) // 2 :]
+    publishers = min(PUBLISHERS, len(live))
+    conn = await asyncpg.connect(info["database_url"].replace("+asyncpg", ""))
+    try:
+        started, published = await publish_from_processes(info, live, steps, publishers)
+        stored, ended = await _stored_by(conn, live, len(live) * steps, published)
+        total = len(live) * steps
+        rate = stored / (ended - started)
+        drained = (f"drained {ended - published:.1f} s after the last" if stored == total
+                   else f"{stored} stored {DRAIN_LIMIT_S:.0f} s after the last")
+        rows = [Row(
+            f"ingestion: trainer metric points persisted/s ({total} points, {len(live)} jobs, {publishers} publishers)",
+            f"{rate:.0f} points/s (published {total / (published - started):.0f}/s, {drained})",
+            f">= {INGEST_GOAL_PPS} points/s", rate >= INGEST_GOAL_PPS,
+        )]
+        job_svc = info["processes"]["job_svc"]
+        os.kill(job_svc, signal.SIGSTOP)
+        try:
+            await publish_from_processes(info, backlog, steps, publishers)
+        finally:
+            os.kill(job_svc, signal.SIGCONT)
+        resumed = time.perf_counter()
+        total = len(backlog) * steps
+        stored, ended = await _stored_by(conn, backlog, total, resumed)
+        rate = stored / (ended - resumed)
+        rows.append(Row(
+            f"ingestion: consumer drain of a {total}-point backlog ({len(backlog)} jobs)",
+            f"{rate:.0f} points/s" + ("" if stored == total else f" ({stored} stored in {DRAIN_LIMIT_S:.0f} s)"),
+            f">= {INGEST_GOAL_PPS} points/s", rate >= INGEST_GOAL_PPS,
+        ))
     finally:
         await conn.close()
-    rate = stored / (ended - started)
-    drained = (f"drained {ended - published:.1f} s after the last" if stored == len(batch)
-               else f"{stored} stored {DRAIN_LIMIT_S:.0f} s after the last")
-    return Row(
-        f"ingestion: trainer metric points persisted/s ({len(batch)} points, {len(job_ids)} jobs)",
-        f"{rate:.0f} points/s (published {len(batch) / (published - started):.0f}/s, {drained})",
-        f">= {INGEST_GOAL_PPS} points/s", rate >= INGEST_GOAL_PPS,
-    )
+    return rows
 
 
-async def _watch(info: dict, job_id: str, ready: asyncio.Event, arrived: dict[str, float]) -> None:
-    """One SSE stream of ``job_id``: sets ``ready`` at its first status, notes when its first metric arrived."""
+async def _watch(info: dict, job_id: str, ready: asyncio.Event, arrived: dict[tuple[str, int], float],
+                 last_step: int) -> None:
+    """One SSE stream of ``job_id``: sets ``ready`` at its first status, notes when each metric step arrived,
+    ends after ``last_step``'s."""
     url = urlsplit(info["gateway"])
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     try:
         writer.write(f"GET /api/jobs/{job_id}/events HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
                      f"Authorization: Bearer {info['token']}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        metric = False
         while line := await reader.readline():
             if line.startswith(b"event: status"):
                 ready.set()
-            elif line.startswith(b"event: metric"):
-                arrived[job_id] = time.perf_counter()
-                return
+            metric = line.startswith(b"event: metric") or (metric and not line.strip() == b"")
+            if metric and line.startswith(b"id: "):
+                step = int(line[4:])
+                arrived[(job_id, step)] = time.perf_counter()
+                if step == last_step:
+                    return
     finally:
         ready.set()
         writer.close()
 
 
-async def watcher_row(info: dict, job_ids: list[str]) -> Row:
-    """Publish -> SSE ``event: metric`` for one point of each of many jobs, each watched on its own stream."""
-    arrived: dict[str, float] = {}
+def _watch_row(label: str, job_ids: list[str], step: int, sent: dict, arrived: dict) -> Row:
+    # A watcher that never saw its point counts as the wait's limit: the percentiles are then lower bounds.
+    latencies = [arrived[(j, step)] - sent[j] if (j, step) in arrived else WATCH_LIMIT_S for j in job_ids]
+    missed = sum(1 for j in job_ids if (j, step) not in arrived)
+    return Row(
+        f"watchers: publish -> SSE metric p50 / p99, {label} ({len(job_ids)} watchers of as many jobs)",
+        f"{percentile(latencies, 50) * 1000:.0f} / {percentile(latencies, 99) * 1000:.0f} ms"
+        + (f" ({missed} never saw it within {WATCH_LIMIT_S:.0f} s, counted as that)" if missed else ""),
+        f"p99 <= {WATCH_P99_GOAL_MS:.0f} ms", percentile(latencies, 99) * 1000 <= WATCH_P99_GOAL_MS,
+    )
+
+
+async def watcher_rows(info: dict, job_ids: list[str], steady_s: float) -> list[Row]:
+    """Publish -> SSE ``event: metric`` of many jobs, each watched on its own stream: first one point of each
+    job published steadily over ``steady_s`` (a trainer's pace), then one more of each in one burst."""
+    arrived: dict[tuple[str, int], float] = {}
     readies = [asyncio.Event() for _ in job_ids]
     opening = asyncio.Semaphore(50)  # streams opened at once: the gateway's accept queue stays short
 
     async def watch(job_id: str, ready: asyncio.Event) -> None:
         async with opening:
-            task = asyncio.create_task(_watch(info, job_id, ready, arrived))
+            task = asyncio.create_task(_watch(info, job_id, ready, arrived, last_step=2))
             await ready.wait()
         await task
 
+    def seen(step: int) -> bool:
+        return all((j, step) in arrived for j in job_ids)
+
+    async def until_seen(step: int) -> None:
+        deadline = time.perf_counter() + WATCH_LIMIT_S
+        while not seen(step) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+
     watches = [asyncio.create_task(watch(j, r)) for j, r in zip(job_ids, readies)]
+    steady: dict[str, float] = {}
+    burst: dict[str, float] = {}
     try:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
-        sent: dict[str, float] = {}
         async with Trainer(info["nats_url"], info["nats_login"]) as relay:
-            for job_id in job_ids:
+            for job_id in job_ids:  # each job taken by its attempt first, or job_svc drops its points
                 relay.send(trainer_started(job_id))
-                sent[job_id] = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for i, job_id in enumerate(job_ids):  # open loop: point i due at start + i x the interval
+                if (delay := start + i * steady_s / len(job_ids) - loop.time()) > 0:
+                    await asyncio.sleep(delay)
+                steady[job_id] = time.perf_counter()
                 relay.send(trainer_metrics(job_id, 1))
+            await until_seen(1)
+            for job_id in job_ids:
+                burst[job_id] = time.perf_counter()
+                relay.send(trainer_metrics(job_id, 2))
             await asyncio.wait(watches, timeout=WATCH_LIMIT_S)
     finally:
         for task in watches:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
-    # A watcher that never saw its point counts as the wait's limit: the percentiles are then lower bounds.
-    latencies = [arrived[j] - sent[j] if j in arrived else WATCH_LIMIT_S for j in job_ids]
-    missed = len(job_ids) - len(arrived)
-    return Row(
-        f"watchers: publish -> SSE metric p50 / p99 ({len(job_ids)} watchers of as many jobs)",
-        f"{percentile(latencies, 50) * 1000:.0f} / {percentile(latencies, 99) * 1000:.0f} ms"
-        + (f" ({missed} never saw it within {WATCH_LIMIT_S:.0f} s, counted as that)" if missed else ""),
-    )
+    rate = len(job_ids) / steady_s
+    return [
+        _watch_row(f"steady {rate:.0f} points/s", job_ids, 1, steady, arrived),
+        _watch_row(f"a burst of {len(job_ids)}", job_ids, 2, burst, arrived),
+    ]
 
 
 async def flow_rows(info: dict, api: Api, dataset: dict, flow: Flow) -> list[Row]:
-    """The ingestion row, then the watcher row."""
-    ingesting = await asyncio.to_thread(queued_jobs, api, dataset, flow.jobs)
-    rows = [await ingestion_row(info, ingesting, flow.steps)]
+    """The ingestion rows, then the watcher rows."""
+    ingesting = await asyncio.to_thread(queued_jobs, api, dataset, 2 * flow.jobs)
+    rows = await ingestion_rows(info, ingesting, flow.steps)
     watched = await asyncio.to_thread(queued_jobs, api, dataset, flow.watchers)
-    rows.append(await watcher_row(info, watched))
+    rows += await watcher_rows(info, watched, flow.steady_s)
     return rows
 
 
@@ -722,9 +835,15 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seconds", type=float, help="seconds of load a row")
     parser.add_argument("--flow-only", action="store_true", help="only the ingestion and watcher rows")
     parser.add_argument("--_serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--_publish", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._serve:
         serve(args._serve)
+        return ""
+    if args._publish:
+        nats_url, steps, *job_ids = args._publish
+        login = [os.environ["BRIGHTRUN_NATS_USER"], os.environ["BRIGHTRUN_NATS_PASSWORD"]]
+        publish(nats_url, login, int(steps), job_ids)
         return ""
     mode = SMOKE if args.smoke else FULL
     mode = Mode(tuple(args.rates or mode.rates), args.seconds or mode.seconds, mode.generator_seconds,

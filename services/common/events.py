@@ -365,6 +365,9 @@ async def consume_batches(
                 max_deliver=max_deliver, batch=batch, on_messages=batched)
 
 
+_V1_ACK_TOKENS = 9  # an ack subject without a domain
+
+
 async def _pull(
     js: JetStreamContext, *, stream: str, durable: str, subjects: list[str], stop: asyncio.Event, ack_wait: float,
     max_deliver: int, batch: int, on_messages: Callable[[list[Msg]], Awaitable[None]],
@@ -409,7 +412,11 @@ async def _settling(durable: str, msg: Msg, settle: Awaitable[None]) -> None:
 
 
 def _count_redelivery(durable: str, msg: Msg) -> None:
-    if msg.metadata.num_delivered > 1:
+    # The delivery count read from the reply subject as msg.metadata reads it (the 5th token of
+    # $JS.ACK.<stream>.<consumer>.<delivered>..., further on where a domain is named), without building the
+    # whole metadata: that took a tenth of the trainer consumer's time.
+    tokens = msg.reply.split(".")
+    if int(tokens[4] if len(tokens) == _V1_ACK_TOKENS else tokens[Msg.Ack.NumDelivered]) > 1:
         CONSUMER_REDELIVERIES.labels(durable).inc()
 
 

@@ -1,7 +1,8 @@
-"""Wiring of dataset_svc: database, the validator consumer, gRPC."""
+"""Wiring of dataset_svc: database, the validator consumer and its child process, gRPC."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
@@ -11,6 +12,7 @@ from services.common.runtime import ServiceRuntime
 from services.common.storage import ObjectStorage
 from services.dataset_svc.consumers import DatasetUsage, DatasetValidator
 from services.dataset_svc.handlers import DatasetHandlers
+from services.dataset_svc.validator_process import ValidatorProcess
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,9 +21,9 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     """Start the service; ``address`` defaults to ``settings.dataset_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("dataset_svc", settings, schema=schema, migrations=MIGRATIONS)
     storage = ObjectStorage.from_settings(settings)
-    validator = DatasetValidator(
-        runtime.db, storage, max_line_bytes=settings.dataset_max_line_bytes, model_dirs=settings.model_dirs
-    )
+    process = ValidatorProcess(settings, max_line_bytes=settings.dataset_max_line_bytes, model_dirs=settings.model_dirs)
+    runtime.run_task("validator-process", lambda stopping: _close_when(stopping, process))
+    validator = DatasetValidator(runtime.db, process)
     runtime.consume(
         **DATASET_VALIDATOR.wiring(),
         handler=validator.handle,
@@ -36,3 +38,11 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
         [dataset_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name],
     )
     return runtime
+
+
+async def _close_when(stopping: asyncio.Event, process: ValidatorProcess) -> None:
+    """End the validator's child process when the service stops."""
+    try:
+        await stopping.wait()
+    finally:
+        process.close()

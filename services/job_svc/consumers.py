@@ -9,7 +9,9 @@ one multi-row insert and saves each job it touched once, with one
 were sent, so a completion never overtakes the points before it. A claimed
 event id is never applied again, and metric points are unique per (job,
 step), so a redelivery, or a replay by a resumed attempt, never double-counts
-and a resumed job is not announced as started twice. A validation result
+and a resumed job is not announced as started twice. Metric events are not
+claimed: the (job, step) key is their claim, and a row per point in
+``processed_events`` cost PostgreSQL as much again as the point itself. A validation result
 joins the point of the step it followed.
 """
 
@@ -36,7 +38,7 @@ from services.job_svc.charge_time import charged_until
 from services.job_svc.gauges import observe_queue_wait
 from services.job_svc.job import Job
 from services.job_svc.live import LiveFeed
-from services.job_svc.messages import current_metrics, metric_point_message
+from services.job_svc.messages import current_metrics
 
 log = logging.getLogger(__name__)
 TRAINER_DURABLE = JOB_TRAINER.durable
@@ -70,8 +72,11 @@ class TrainerEvents:
             return
         shown: dict[str, list[job_pb2.MetricPoint]] = {}
         async with self._db.transaction() as conn:
-            fresh = await claim_events(conn, TRAINER_DURABLE, list(by_id))
-            todo = [event for event_id, event in by_id.items() if event_id in fresh]
+            # A metric point needs no claim: its (job, step) is one (a replay inserts nothing, below).
+            claimed = [event_id for event_id, event in by_id.items() if not event.HasField("trainer_metrics")]
+            fresh = await claim_events(conn, TRAINER_DURABLE, claimed) if claimed else set()
+            todo = [event for event_id, event in by_id.items()
+                    if event_id in fresh or event.HasField("trainer_metrics")]
             jobs = await store.load_jobs(conn, {event.subject_id for event in todo})
             todo = [event for event in todo if event.subject_id in jobs]  # a job that is not (any more): nothing
             todo = attempts.holding(todo, {job_id: job.attempt for job_id, job in jobs.items()})
@@ -103,13 +108,13 @@ class TrainerEvents:
             kind = event.WhichOneof("payload")
             if kind == "trainer_metrics":
                 # Popped: a second event of the same step in this batch is its replay.
-                row = stored.pop((job.id, event.trainer_metrics.metric_point.step), None)
-                if row is None or job.ended:
+                point = stored.pop((job.id, event.trainer_metrics.metric_point.step), None)
+                if point is None or job.ended:
                     # A replay; or a step trained before the end but delivered after it (held back by an outage,
                     # or sent before the trainer heard of a cancel): it belongs in the history, the job stays as it ended.
                     continue
-                point = metric_point_message(row)
-                moved = job.record_point(point.step, point.epoch, current_metrics(point), row.timestamp, wall)
+                at = point.timestamp.ToDatetime(tzinfo=timezone.utc)
+                moved = job.record_point(point.step, point.epoch, current_metrics(point), at, wall)
                 types += [t for t in moved if t not in types]
                 if "job.progressed" in moved:
                     shown.append(point)

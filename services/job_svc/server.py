@@ -21,7 +21,9 @@ from services.job_svc.handlers import JobHandlers
 from services.job_svc.live import LiveFeed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Trainer events applied in one transaction at most: hundreds keep a batch well inside its ack wait.
+# Trainer events applied in one transaction at most: hundreds keep a batch well inside its ack wait. Not
+# more: 2,000 cut each point's CPU by about a fifth, but a burst of 1,000 jobs' points then waited for one
+# transaction of all of them (publish -> SSE p50 1.7 s -> 2.8 s).
 TRAINER_BATCH = 500
 
 

@@ -14,7 +14,7 @@ from brightrun.job.v1 import job_pb2
 from services.common.db import Record, fetch, page_and_total
 from services.common.paging import Keyset, Page
 from services.job_svc.job import Job
-from services.job_svc.messages import METRIC_FIELDS
+from services.job_svc.messages import METRIC_FIELDS, metric_point_message
 from services.job_svc.speed import MeasuredSpeed
 
 
@@ -144,57 +144,79 @@ async def update_job(conn: AsyncConnection, job_id: str, **fields) -> Row:
     return (await conn.execute(text(sql), {"id": job_id, **values})).one()
 
 
-def _point_values(point: job_pb2.MetricPoint) -> dict:
-    """A point's columns; the optional ones None where the point leaves them unset."""
-    return {
-        "job_id": point.job_id,
-        "step": point.step,
-        "epoch": point.epoch,
-        "timestamp": point.timestamp.ToDatetime(tzinfo=timezone.utc),
-        "training_loss": point.training_loss,
-        "learning_rate": point.learning_rate,
-        **{name: getattr(point, name) if point.HasField(name) else None for name in METRIC_FIELDS},
-    }
-
-
-# Column -> its array type, for the one multi-row insert of insert_metric_points.
+# Column -> its array type, for the one multi-row insert of insert_metric_points; the timestamp goes as
+# whole microseconds since the epoch (exact, and no datetime to build a point).
 _POINT_COLUMNS = {
-    "job_id": "UUID", "step": "BIGINT", "epoch": "INTEGER", "timestamp": "TIMESTAMPTZ",
+    "job_id": "UUID", "step": "BIGINT", "epoch": "INTEGER", "timestamp": "BIGINT",
     "training_loss": "DOUBLE PRECISION", "learning_rate": "DOUBLE PRECISION",
     **{name: "DOUBLE PRECISION" for name in METRIC_FIELDS},
 }
 _VALIDATION = ("validation_loss", "perplexity")
+_GIVEN = {name: "to_timestamp(0) + timestamp * interval '1 microsecond'" if name == "timestamp" else name
+          for name in _POINT_COLUMNS}
+_INSERT_POINTS = (
+    f"INSERT INTO metric_points ({', '.join(_POINT_COLUMNS)}) SELECT {', '.join(_GIVEN.values())} "
+    f"FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _POINT_COLUMNS.items())}) "
+    f"AS given({', '.join(_POINT_COLUMNS)}) "
+    "ON CONFLICT (job_id, step) DO UPDATE SET "
+    "validation_loss = EXCLUDED.validation_loss, perplexity = EXCLUDED.perplexity "
+    "WHERE metric_points.validation_loss IS NULL AND EXCLUDED.validation_loss IS NOT NULL "
+    # xmax is 0 on a row this statement inserted, the updating transaction's id on one it updated.
+    "RETURNING job_id::text, step, xmax = 0 AS inserted"
+)
 
 
-async def insert_metric_points(conn: AsyncConnection, points: list[job_pb2.MetricPoint]) -> dict[tuple[str, int], Row]:
+def _with_validation(point: job_pb2.MetricPoint, source: job_pb2.MetricPoint) -> job_pb2.MetricPoint:
+    """A copy of ``point`` with the validation result of ``source``."""
+    joined = job_pb2.MetricPoint()
+    joined.CopyFrom(point)
+    for name in _VALIDATION:
+        if source.HasField(name):
+            setattr(joined, name, getattr(source, name))
+        else:
+            joined.ClearField(name)
+    return joined
+
+
+async def insert_metric_points(
+    conn: AsyncConnection, points: list[job_pb2.MetricPoint]
+) -> dict[tuple[str, int], job_pb2.MetricPoint]:
     """Store many points in one statement: each new (job, step) is inserted, and
     a validation result joins the point its step already has (validation runs
     after the step it follows). Returns the points that changed, as stored
     now, by (job id, step); a (job, step) missing from it brought nothing new (a replay).
 
     Points of one (job, step) in ``points`` are one row: the first, with the
-    first validation result among them.
+    first validation result among them. ``points`` must carry canonical job ids;
+    their timestamps are stored (and returned) to the microsecond.
     """
-    merged: dict[tuple[str, int], dict] = {}
+    merged: dict[tuple[str, int], job_pb2.MetricPoint] = {}
     for point in points:
-        values = _point_values(point)
-        kept = merged.setdefault((point.job_id, point.step), values)
-        if kept["validation_loss"] is None and values["validation_loss"] is not None:
-            kept.update({name: values[name] for name in _VALIDATION})
+        key = (point.job_id, point.step)
+        if (kept := merged.get(key)) is None:
+            merged[key] = point
+        elif not kept.HasField("validation_loss") and point.HasField("validation_loss"):
+            merged[key] = _with_validation(kept, point)
     if not merged:
         return {}
-    columns = list(_POINT_COLUMNS)
-    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _POINT_COLUMNS.items())
-    result = await conn.execute(
-        text(
-            f"INSERT INTO metric_points ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
-            "ON CONFLICT (job_id, step) DO UPDATE SET "
-            "validation_loss = EXCLUDED.validation_loss, perplexity = EXCLUDED.perplexity "
-            "WHERE metric_points.validation_loss IS NULL AND EXCLUDED.validation_loss IS NOT NULL RETURNING *"
-        ),
-        {name: [row[name] for row in merged.values()] for name in columns},
-    )
-    return {(str(row.job_id), row.step): row for row in result}
+    kept = list(merged.values())
+    for point in kept:
+        point.timestamp.nanos -= point.timestamp.nanos % 1000
+    values = {
+        "job_id": [p.job_id for p in kept], "step": [p.step for p in kept], "epoch": [p.epoch for p in kept],
+        "timestamp": [p.timestamp.seconds * 1_000_000 + p.timestamp.nanos // 1000 for p in kept],
+        "training_loss": [p.training_loss for p in kept], "learning_rate": [p.learning_rate for p in kept],
+        **{name: [getattr(p, name) if p.HasField(name) else None for p in kept] for name in METRIC_FIELDS},
+    }
+    rows = (await conn.execute(text(_INSERT_POINTS), values)).all()
+    stored = {(row.job_id, row.step): merged[(row.job_id, row.step)] for row in rows if row.inserted}
+    if joined := [(row.job_id, row.step) for row in rows if not row.inserted]:
+        # A validation result joined a stored point (once per evaluated step): that point, as it is now.
+        sql = ("SELECT * FROM metric_points WHERE (job_id, step) IN "
+               "(SELECT * FROM unnest(CAST(:jobs AS UUID[]), CAST(:steps AS BIGINT[])))")
+        for row in await conn.execute(text(sql), {"jobs": [j for j, _ in joined], "steps": [s for _, s in joined]}):
+            stored[(str(row.job_id), row.step)] = metric_point_message(row)
+    return stored
 
 
 async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, limit: int) -> list[Row]:

@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 
 import grpc
+import psutil
 import pytest
 import pytest_asyncio
 
@@ -26,6 +27,7 @@ from services.common.tiny_model import build_tiny_model
 from services.dataset_svc import store
 from services.dataset_svc.server import start
 from services.dataset_svc.statistics import load_tokenizer
+from services.dataset_svc.validator_process import ValidatorProcess
 
 GOOD = [
     {"conversation_id": f"c{i}", "turns": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello"}]}
@@ -443,8 +445,8 @@ async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_star
                 {"n": MAX_VALIDATION_ATTEMPTS, "id": dataset.id},
             )
             row = await store.get_dataset(conn, uid, dataset.id)
-        validator = DatasetValidator(database, ObjectStorage.from_settings(settings), max_line_bytes=MAX_LINE_BYTES,
-                                     model_dirs=settings.model_dirs)
+        process = ValidatorProcess(settings, max_line_bytes=MAX_LINE_BYTES, model_dirs=settings.model_dirs)
+        validator = DatasetValidator(database, process)
         await validator.handle(dataset_event("dataset.uploaded", row))
     finally:
         await database.close()
@@ -459,6 +461,41 @@ async def test_a_validation_that_keeps_dying_ends_in_error_and_revalidation_star
     )
     assert revalidated.dataset.status == dataset_pb2.DATASET_STATUS_VALIDATING
     assert (await _settled(stub, uid, dataset.id)).status == dataset_pb2.DATASET_STATUS_READY
+
+
+def _validator_children() -> list[psutil.Process]:
+    """This process's validator children (multiprocessing's spawned workers)."""
+    return [child for child in psutil.Process().children()
+            if any("spawn_main" in part for part in child.cmdline())]
+
+
+async def test_a_validator_process_killed_mid_file_is_replaced_and_the_upload_validated_again(stub, settings):
+    from sqlalchemy import text
+
+    uid = str(uuid.uuid4())
+    answer = {"role": "assistant", "content": "a longer answer to read " * 40}
+    body = _jsonl({"conversation_id": f"big{i}", "turns": [{"role": "user", "content": f"q {i}"}, answer]}
+                  for i in range(20_000))  # about 20 MB: seconds of validation
+    dataset = await _upload(stub, uid, body)
+    for _ in range(200):  # the child is reading this file (started now, or kept from an earlier upload)
+        children = _validator_children()
+        if children and children[0].cpu_percent(0.1) > 20:
+            break
+    [child] = children
+    child.kill()
+    validated = await _settled(stub, uid, dataset.id)
+    assert validated.status == dataset_pb2.DATASET_STATUS_READY, validated.validation_errors
+    assert validated.total_training_pairs == 20_000  # one result, of the whole file
+    [replacement] = _validator_children()
+    assert replacement.pid != child.pid
+    database = Database(settings.database_url, "dataset")
+    try:
+        async with database.read() as conn:
+            attempts = (await conn.execute(text("SELECT validation_attempts FROM datasets WHERE id = :id"),
+                                           {"id": dataset.id})).scalar_one()
+    finally:
+        await database.close()
+    assert attempts == 2  # the killed pass counted as a dead attempt, as when the whole service dies
 
 
 async def test_an_upload_event_without_a_dataset_is_parked_and_validation_goes_on(stub, settings):
