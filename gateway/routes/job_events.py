@@ -26,8 +26,11 @@ from gateway.http import INT64_MAX, Caller, caller, int_param, parse_int, path_i
 
 # A comment line this often keeps proxies and client read timeouts from closing a quiet stream.
 KEEPALIVE_S = 15.0
-# How long to wait for the watch's first answer so that an unknown job is a plain 404, not a stream.
-_FIRST_ANSWER_S = 2.0
+# How long to wait for the watch's first answer (the job, from one read) before the stream starts, so
+# that an unknown job is a plain 404 and an outage a 503, not a stream that ends in an error. A healthy
+# service answers at once; the bound covers the channel's retries of UNAVAILABLE (services.common.grpc),
+# which take seconds on a loaded machine.
+_FIRST_ANSWER_S = 10.0
 
 
 def _resume_after(request: Request) -> int:
