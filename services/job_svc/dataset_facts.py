@@ -36,7 +36,7 @@ from services.job_svc import store
 
 # What EstimateJob answers for a dataset the caller cannot see, read here or from dataset_svc.
 NOT_FOUND = "Dataset not found or access denied"
-# The events that carry a dataset, by their payload field: every one on dataset.>.
+# The events that carry a dataset, by their payload field: every one on dataset.> today.
 _PAYLOADS = ("dataset_uploaded", "dataset_validated", "dataset_validation_failed", "dataset_deleted")
 
 
@@ -85,11 +85,12 @@ class DatasetFacts:
         self._db = db
 
     async def handle(self, event: events_pb2.Event) -> None:
-        """Apply the dataset ``event`` carries unless a newer one was applied. Raises Unappliable for an
-        event that carries no dataset, or one without UUIDs or updated_at."""
+        """Apply the dataset ``event`` carries unless a newer one was applied; an event of a kind this
+        version does not know (added to dataset_svc later) is left alone. Raises Unappliable for a dataset
+        without UUIDs or updated_at."""
         kind = event.WhichOneof("payload")
         if kind not in _PAYLOADS:
-            raise Unappliable(f"{event.type} carries no dataset")
+            return
         facts = facts_of(getattr(event, kind).dataset)
         async with self._db.transaction() as conn:
             await store.save_dataset_facts(conn, facts)
