@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from services.common import identity, logs, row_security, tracing
+from services.common import acting, identity, logs, tracing
 from services.common.config import GrpcTls
 from services.common.errors import (
     Conflict,
@@ -87,15 +87,15 @@ def user_id(context: grpc.aio.ServicerContext) -> str:
     raise Unauthenticated(f"the call carries no internal credential ({identity.METADATA_KEY} metadata)")
 
 
-def _acting_for(credential: str | None) -> row_security.Acting:
-    """Whom a call's database session acts for (``services.common.row_security``): the user its internal
+def _acting_for(credential: str | None) -> acting.Acting:
+    """Whom a call's database session acts for (``services.common.acting``): the user its internal
     credential names, or nobody when it carries none that verifies."""
     if credential is None:
-        return row_security.NOBODY
+        return acting.NOBODY
     try:
-        return row_security.for_user(identity.tokens().verify(credential))
+        return acting.for_user(identity.tokens().verify(credential))
     except Unauthenticated:
-        return row_security.NOBODY
+        return acting.NOBODY
 
 
 def as_user(uid: str) -> tuple[tuple[str, str], ...]:
@@ -231,7 +231,7 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
         health check starts none: it would be a trace every few seconds), acting in the database for the
         user its credential names (nobody without a valid one: :func:`user_id` then refuses the call)."""
         with logs.request_context(metadata.get(logs.REQUEST_ID_HEADER), metadata.get(logs.TRACEPARENT_HEADER)), \
-                row_security.acting(_acting_for(metadata.get(identity.METADATA_KEY))):
+                acting.act_as(_acting_for(metadata.get(identity.METADATA_KEY))):
             if service in _UNLOGGED_SERVICES:
                 yield
                 return

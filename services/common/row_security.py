@@ -13,8 +13,9 @@ a table whose rows belong to another's (a job's metric points) that its parent r
 - ``brightrun.platform``: ``on`` for the platform's own work (consumers, the outbox relay, sweeps,
   webhook deliveries: every task :class:`services.common.runtime.ServiceRuntime` runs), which spans users.
 
-The acting identity is a context variable, so it follows each call's task and nothing else; what never
-set one acts for nobody and sees no user's rows (fail closed). :func:`install` puts it on every
+The acting identity is :mod:`services.common.acting`'s context variable, so it follows each call's task
+and nothing else; what never set one acts for nobody and sees no user's rows (fail closed). It lives
+there, without SQLAlchemy, for what only sets it (the gRPC plumbing). :func:`install` puts it on every
 connection a pool hands out, before its transaction begins. It is a session setting, written only when
 the connection last acted for someone else: a connection that serves the same user again costs no round
 trip, and one that changes hands costs one (``SELECT set_config(...)``) before its own statements. Since
@@ -25,18 +26,13 @@ role (:mod:`services.common.db_roles`), and :func:`bypasses` lets a service warn
 
 from __future__ import annotations
 
-import contextvars
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-
 from asyncpg.exceptions import InterfaceError, InternalClientError
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import await_
 
+from services.common import acting
 from services.common.outages import is_outage
 
 USER_SETTING = "brightrun.user_id"
@@ -50,51 +46,9 @@ CREATE OR REPLACE FUNCTION acting_for_platform() RETURNS boolean LANGUAGE sql ST
 $$ SELECT coalesce(current_setting('{PLATFORM_SETTING}', true), '') = 'on' $$;
 """
 
-
-@dataclass(frozen=True)
-class Acting:
-    """An identity a session acts for: one user, the platform, or nobody (neither)."""
-
-    user_id: str = ""
-    platform: bool = False
-
-
-NOBODY = Acting()
-PLATFORM = Acting(platform=True)
-_ACTING: contextvars.ContextVar[Acting] = contextvars.ContextVar("brightrun_acting", default=NOBODY)
 # Where a pooled connection's entry remembers whom its session last acted for.
 _INFO_KEY = "brightrun_acting"
 _SET = f"SELECT set_config('{USER_SETTING}', $1, false), set_config('{PLATFORM_SETTING}', $2, false)"
-
-
-@contextmanager
-def acting(identity: Acting) -> Iterator[None]:
-    """Act as ``identity`` in this context (and the tasks it starts) until the block ends."""
-    token = _ACTING.set(identity)
-    try:
-        yield
-    finally:
-        _ACTING.reset(token)
-
-
-def for_user(user_id: str | None) -> Acting:
-    """The identity of a verified user; NOBODY for None or an id that is not a UUID (no row can be its)."""
-    if not user_id:
-        return NOBODY
-    try:
-        return Acting(user_id=str(uuid.UUID(user_id)))
-    except ValueError:
-        return NOBODY
-
-
-def as_user(user_id: str | None):
-    """``acting(for_user(user_id))``."""
-    return acting(for_user(user_id))
-
-
-def as_platform():
-    """``acting(PLATFORM)``: the platform's own work, across users."""
-    return acting(PLATFORM)
 
 
 def install(engine: AsyncEngine) -> None:
@@ -105,7 +59,7 @@ def install(engine: AsyncEngine) -> None:
 def _on_checkout(dbapi_connection, entry, proxy) -> None:
     # Runs in SQLAlchemy's greenlet, which carries the asyncio task's context (so the context variable),
     # before any BEGIN: the asyncpg adapter starts its transaction with the first statement.
-    wanted = _ACTING.get()
+    wanted = acting.current()
     if entry.info.get(_INFO_KEY) == wanted:
         return
     entry.info.pop(_INFO_KEY, None)  # unknown until the setting is written

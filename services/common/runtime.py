@@ -9,7 +9,7 @@ the process rather than leave it serving with events unread.
 
 Everything the runtime runs of its own (consumers, the outbox relay, periodic
 work, NATS subscriptions) acts in the database for the platform, across users;
-a gRPC call acts for its caller (``services.common.row_security``).
+a gRPC call acts for its caller (``services.common.acting``, enforced by ``services.common.row_security``).
 
 Every service samples its outbox backlog and its consumers' lag for Prometheus
 (``services.common.backlog``) and, when ``BRIGHTRUN_METRICS_PORT`` is set,
@@ -27,7 +27,7 @@ from pathlib import Path
 import grpc
 from nats.aio.msg import Msg
 
-from services.common import backlog, events, identity, logs, row_security
+from services.common import acting, backlog, events, identity, logs, row_security
 from services.common.config import ConfigError, Settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
@@ -73,7 +73,7 @@ class ServiceRuntime:
                             "security does not apply; give it its own role (services.common.db_roles)", name)
         nc, js = await events.connect(settings.nats_url, name, settings.nats_user, settings.nats_password)
         runtime = cls(name, settings, db, nc, js)
-        with row_security.as_platform():  # the task takes this context with it
+        with acting.as_platform():  # the task takes this context with it
             runtime._relay.start()
         runtime.every("backlog-metrics", backlog.SAMPLE_SECONDS, runtime._sample_backlog)
         return runtime
@@ -83,7 +83,7 @@ class ServiceRuntime:
     ) -> None:
         """Run a durable consumer until the service stops, for the platform; ``ack_wait`` must outlast one
         handler call."""
-        with row_security.as_platform():  # the task takes this context with it
+        with acting.as_platform():  # the task takes this context with it
             task = asyncio.create_task(
                 events.consume(
                     self.js,
@@ -121,7 +121,7 @@ class ServiceRuntime:
     def run_task(self, name: str, work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run ``work(stopping)`` until the service stops, for the platform, watched like a consumer: its
         task ending before then turns health NOT_SERVING."""
-        with row_security.as_platform():
+        with acting.as_platform():
             task = asyncio.create_task(work(self.stopping), name=f"{self.name}-{name}")
         task.add_done_callback(self._consumer_ended)
         self._consumers.append(task)
@@ -145,7 +145,7 @@ class ServiceRuntime:
 
     async def subscribe(self, subject: str, callback: Callable[[Msg], Awaitable[None]]) -> None:
         """A plain NATS subscription whose ``callback`` acts for the platform."""
-        with row_security.as_platform():  # nats-py starts the subscription's task in this context
+        with acting.as_platform():  # nats-py starts the subscription's task in this context
             await self.nc.subscribe(subject, cb=callback)
 
     async def serve(

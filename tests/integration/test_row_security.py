@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 from services.billing_svc.server import start as start_billing
-from services.common import db_roles, row_security
+from services.common import acting, db_roles, row_security
 from services.common.db import Database
 from services.common.grpc import as_user, channel
 from services.common.runtime import ServiceRuntime
@@ -76,7 +76,7 @@ async def databases(infra):
             await admin.execute(db_roles.provision_sql(db_roles.role_of(service), fresh))
             opened[service] = Database(pg.service_dsn(service), fresh, pool_size=1)
             await opened[service].migrate(SERVICES / service / "migrations")
-        with row_security.as_platform():
+        with acting.as_platform():
             for service, rows in ROWS.items():
                 async with opened[service].transaction() as conn:
                     for user in (USER_A, USER_B):
@@ -127,15 +127,15 @@ async def test_a_query_without_its_user_filter_sees_only_the_acting_users_rows(d
     for table, _ in ROWS[service]:
         owner = f"(SELECT user_id FROM jobs j WHERE j.id = {table}.job_id)" if table == "metric_points" else "user_id"
         forgetful = f"SELECT CAST({owner} AS TEXT) FROM {table}"  # no WHERE user_id = ...
-        with row_security.as_user(USER_A):
+        with acting.as_user(USER_A):
             async with database.statement() as conn:
                 assert set((await conn.execute(text(forgetful))).scalars()) == {USER_A}, table
-        with row_security.as_user(USER_B):
+        with acting.as_user(USER_B):
             async with database.read() as conn:
                 assert set((await conn.execute(text(forgetful))).scalars()) == {USER_B}, table
         async with database.statement() as conn:  # nobody: a context that never said whom it acts for
             assert (await conn.execute(text(forgetful))).all() == [], table
-        with row_security.as_platform():
+        with acting.as_platform():
             async with database.statement() as conn:
                 assert set((await conn.execute(text(forgetful))).scalars()) == {USER_A, USER_B}, table
 
@@ -144,7 +144,7 @@ async def test_a_query_without_its_user_filter_sees_only_the_acting_users_rows(d
 async def test_writing_another_users_row_is_refused(databases, service):
     database = databases[service]
     table, sql = ROWS[service][0]
-    with row_security.as_user(USER_A):
+    with acting.as_user(USER_A):
         with pytest.raises(DBAPIError, match="row-level security"):
             async with database.transaction() as conn:
                 await conn.execute(text(sql), {"user_id": USER_B, "id": str(uuid.uuid4()), "tag": uuid.uuid4().hex})
@@ -153,7 +153,7 @@ async def test_writing_another_users_row_is_refused(databases, service):
             assert changed.rowcount == 0
             with pytest.raises(DBAPIError, match="row-level security"):
                 await conn.execute(text(f"UPDATE {table} SET user_id = :b WHERE user_id = :a"), {"a": USER_A, "b": USER_B})
-    with row_security.as_platform():
+    with acting.as_platform():
         async with database.statement() as conn:
             owners = (await conn.execute(text(f"SELECT CAST(user_id AS TEXT) FROM {table}"))).scalars().all()
     assert sorted(owners) == sorted([USER_A, USER_B])
@@ -161,16 +161,16 @@ async def test_writing_another_users_row_is_refused(databases, service):
 
 async def test_a_store_function_handed_another_users_id_finds_nothing(databases):
     database = databases["job_svc"]
-    with row_security.as_platform():
+    with acting.as_platform():
         async with database.statement() as conn:
             theirs = (await conn.execute(text("SELECT CAST(id AS TEXT) FROM jobs WHERE user_id = :b"),
                                          {"b": USER_B})).scalar_one()
-    with row_security.as_user(USER_A):
+    with acting.as_user(USER_A):
         async with database.statement() as conn:
             assert await job_store.get_job(conn, theirs, USER_B) is None
             assert await job_store.get_job(conn, theirs) is None
             assert await job_store.metric_points(conn, theirs, 0, 100) == []
-    with row_security.as_user(USER_B):
+    with acting.as_user(USER_B):
         async with database.statement() as conn:
             assert (await job_store.get_job(conn, theirs, USER_B)).user_id == uuid.UUID(USER_B)
 
@@ -195,7 +195,7 @@ async def test_a_pooled_connection_postgresql_dropped_is_replaced_when_it_change
     """Setting the acting user is the first thing a connection that changes hands sends: when PostgreSQL
     dropped it meanwhile (a restart, an idle timeout), the pool replaces it and the read goes through."""
     database = databases["dataset_svc"]  # a pool of one connection
-    with row_security.as_user(USER_A):
+    with acting.as_user(USER_A):
         async with database.statement() as conn:
             backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     admin = await asyncpg.connect(infra[0].asyncpg_dsn)
@@ -203,7 +203,7 @@ async def test_a_pooled_connection_postgresql_dropped_is_replaced_when_it_change
         assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", backend)  # waits until it is gone
     finally:
         await admin.close()
-    with row_security.as_user(USER_B):
+    with acting.as_user(USER_B):
         async with database.statement() as conn:
             assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != backend
             owners = (await conn.execute(text("SELECT CAST(user_id AS TEXT) FROM datasets"))).scalars().all()
