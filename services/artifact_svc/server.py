@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from brightrun.artifact.v1 import artifact_pb2, artifact_pb2_grpc
@@ -21,6 +22,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def start(settings: Settings, *, address: str | None = None, schema: str = "artifact") -> ServiceRuntime:
     """Start the service; ``address`` defaults to ``settings.artifact_addr`` (tests pass port 0)."""
+    storage = ObjectStorage.from_settings(settings)
+    # The models bucket (checkpoints, adapters, exports) is this service's: it makes it
+    # (see ObjectStorage.ensure_bucket); agents write into it only by job_svc's grants.
+    await asyncio.to_thread(storage.ensure_bucket, settings.models_bucket, "BRIGHTRUN_MODELS_BUCKET")
     runtime = await ServiceRuntime.open("artifact_svc", settings, schema=schema, migrations=MIGRATIONS)
     builder = ArtifactBuilder(runtime.db)
     runtime.consume(**ARTIFACT_BUILDER.wiring(), handler=builder.handle)
@@ -35,7 +40,7 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
         grants=grants,
     )
     handlers = ArtifactHandlers(
-        runtime.db, ObjectStorage.from_settings(settings), settings.download_url_seconds, generator, grants
+        runtime.db, storage, settings.download_url_seconds, generator, grants
     )
     await runtime.serve(
         address or settings.artifact_addr,

@@ -16,6 +16,7 @@ restarts a server that died on its own with ``revive()``; one stopped with
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -33,11 +34,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
-
-import boto3
-from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from services.common import db_roles, nats_access
 from services.common.lifeline import lifeline_command
@@ -112,7 +108,8 @@ def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as reply:
             return reply.status == 200
-    except OSError:  # refused, or an HTTP error status (not ready yet)
+    # Refused, an HTTP error status, or no HTTP/1 answer (seen from weed mini's S3 port while it starts).
+    except (OSError, http.client.HTTPException):
         return False
 
 
@@ -507,7 +504,10 @@ class Nats(_Server):
 
 class ObjectStore(_Server):
     """SeaweedFS (``weed mini``: master, volume, filer and S3 in one process)
-    with one admin identity and the given buckets.
+    with one admin identity and the given buckets (the tests'; the platform's
+    services make their own at their start, so the embedded launcher, which
+    supervises for hours, never loads botocore: its S3 model alone keeps
+    about 20 MB).
 
     ``weed mini`` is ready in about 1 s, fresh or on old data, and stops in
     about 1 s; ``weed server -s3`` took 3 s to start and over 20 s to stop.
@@ -518,7 +518,7 @@ class ObjectStore(_Server):
     def __init__(
         self, base_dir: Path, *, port: int | None = None,
         access_key: str = "brightrun", secret_key: str = "brightrun-secret", region: str = "us-east-1",
-        buckets: Sequence[str] = ("lora-datasets", "lora-models"),
+        buckets: Sequence[str] = (),
         start_timeout: float = 60.0, stop_timeout: float = 10.0,
     ) -> None:
         self.dir = Path(base_dir).resolve()
@@ -534,8 +534,11 @@ class ObjectStore(_Server):
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self) -> BaseClient:
-        """A boto3 S3 client for this store (path-style, SigV4)."""
+    def client(self):
+        """A boto3 S3 client for this store (path-style, SigV4), for tests and operators."""
+        import boto3
+        from botocore.config import Config
+
         return boto3.client(
             "s3", endpoint_url=self.endpoint_url, region_name=self.region,
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
@@ -544,7 +547,6 @@ class ObjectStore(_Server):
         )
 
     def _start(self) -> None:
-        # Ready once every bucket exists.
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         config = self.dir / "s3.json"
@@ -568,8 +570,19 @@ class ObjectStore(_Server):
             f"-admin.port={admin}", "-admin.ui=false", "-webdav=false",
             "-master.telemetry=false", "-volume.preStopSeconds=0",
         ])
-        client = self.client()
-        self._await_ready(lambda: _buckets_exist(client, self.buckets))
+        # Ready once its S3 API answers, which weed mini starts after master, volume and filer.
+        self._await_ready(lambda: _http_ok(f"{self.endpoint_url}/healthz"))
+        if self.buckets:
+            from services.common.storage import ObjectStorage
+
+            storage = ObjectStorage(self.endpoint_url, self.endpoint_url, self.access_key, self.secret_key, self.region)
+            try:
+                for bucket in self.buckets:
+                    storage.ensure_bucket(bucket, f"{self.name} buckets")
+            except Exception as error:
+                self._halt()
+                raise ComponentError(f"{self.name} made no bucket: {error}; tail of {self.log}:\n"
+                                     f"{self.log_tail()}") from error
 
     def _halt(self) -> None:
         super()._halt()
@@ -580,16 +593,3 @@ class ObjectStore(_Server):
             for sock in folder.glob("seaweedfs-*.sock"):
                 if sock.stem.rsplit("-", 1)[-1] in ours:
                     sock.unlink(missing_ok=True)
-
-
-def _buckets_exist(client: BaseClient, buckets: Sequence[str]) -> bool:
-    # Creating the buckets is the readiness probe: it needs master, volume,
-    # filer and S3 all up, and the credentials accepted.
-    try:
-        existing = {b["Name"] for b in client.list_buckets()["Buckets"]}
-        for bucket in buckets:
-            if bucket not in existing:
-                client.create_bucket(Bucket=bucket)
-    except (BotoCoreError, ClientError):
-        return False
-    return True

@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from services.common.config import Settings
+from services.common.startup import StartupError
 
 _CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5})
 
@@ -48,12 +49,22 @@ class ObjectStorage:
             settings.s3_region,
         )
 
-    def ensure_buckets(self, *buckets: str) -> None:
-        for bucket in buckets:
-            try:
-                self._s3.head_bucket(Bucket=bucket)
-            except ClientError:
-                self._s3.create_bucket(Bucket=bucket)
+    def ensure_bucket(self, bucket: str, setting: str) -> None:
+        """Create ``bucket`` (named by ``setting``) unless it exists: each service makes the bucket it owns
+        at its start, on the embedded default and on a cluster alike. Raises StartupError when the store
+        refuses (wrong keys, a bucket name taken by another account), naming the bucket and its setting."""
+        try:
+            self._s3.head_bucket(Bucket=bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise _refused(exc, f"cannot reach bucket {bucket} ({setting})") from exc
+        try:
+            self._s3.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            # Another replica of the service made it first.
+            if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise _refused(exc, f"cannot create bucket {bucket} ({setting})") from exc
 
     def presign_put(self, bucket: str, key: str, expires: int = 3600) -> str:
         return self._public.generate_presigned_url(
@@ -84,7 +95,7 @@ class ObjectStorage:
         try:
             return int(self._s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise ObjectMissing(f"s3://{bucket}/{key}") from exc
             raise
 
@@ -100,7 +111,7 @@ class ObjectStorage:
         try:
             self._s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source})
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise ObjectMissing(f"s3://{bucket}/{source}") from exc
             raise
 
@@ -125,6 +136,15 @@ class ObjectStorage:
 
     def delete(self, bucket: str, key: str) -> None:
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+def _error_code(exc: ClientError) -> str | None:
+    return exc.response.get("Error", {}).get("Code")
+
+
+def _refused(exc: ClientError, what: str) -> StartupError:
+    return StartupError(f"the object store at BRIGHTRUN_S3_ENDPOINT refused: {what}: {exc}; check "
+                        "BRIGHTRUN_S3_ACCESS_KEY/BRIGHTRUN_S3_SECRET_KEY, or create the bucket yourself")
 
 
 # The layout of the models bucket, owned here: everything of one job's model

@@ -19,8 +19,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def start(settings: Settings, *, address: str | None = None, schema: str = "dataset") -> ServiceRuntime:
     """Start the service; ``address`` defaults to ``settings.dataset_addr`` (tests pass port 0)."""
-    runtime = await ServiceRuntime.open("dataset_svc", settings, schema=schema, migrations=MIGRATIONS)
     storage = ObjectStorage.from_settings(settings)
+    # The datasets bucket is this service's: it makes it (see ObjectStorage.ensure_bucket).
+    await asyncio.to_thread(storage.ensure_bucket, settings.datasets_bucket, "BRIGHTRUN_DATASETS_BUCKET")
+    runtime = await ServiceRuntime.open("dataset_svc", settings, schema=schema, migrations=MIGRATIONS)
     process = ValidatorProcess(settings, max_line_bytes=settings.dataset_max_line_bytes, model_dirs=settings.model_dirs)
     runtime.run_task("validator-process", lambda stopping: _close_when(stopping, process))
     validator = DatasetValidator(runtime.db, process)

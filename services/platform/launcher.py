@@ -77,8 +77,6 @@ class Platform:
         self.env: dict[str, str] = {}
         # Child name -> the port it serves /metrics on.
         self.metrics_ports: dict[str, int] = {}
-        # Service name -> what its environment has of its own (its database role's URL, when PostgreSQL is ours).
-        self._service_env: dict[str, dict[str, str]] = {}
 
     @property
     def metrics_urls(self) -> dict[str, str]:
@@ -151,7 +149,7 @@ class Platform:
 
     def processes(self) -> dict[str, int]:
         """Name to pid of every process the platform started and still holds."""
-        pids = {type(c).__name__.lower(): c.pid for c in self._components if c.pid}
+        pids = {name: component.pid for name, component in self._started().items() if component.pid}
         pids.update({child.name: child.pid for child in self._children})
         return pids
 
@@ -159,10 +157,14 @@ class Platform:
         """The started component named ``postgres``, ``nats`` or ``objectstore``
         (to stop and start it again in fault tests); raises KeyError when it was
         configured from the environment instead."""
-        for component in self._components:
-            if type(component).__name__.lower() == name:
-                return component
-        raise KeyError(f"{name} was not started by this platform")
+        started = self._started()
+        if name not in started:
+            raise KeyError(f"{name} was not started by this platform")
+        return started[name]
+
+    def _started(self) -> dict:
+        """The components this platform started, by name (``postgres``, ``nats``, ``objectstore``)."""
+        return {type(component).__name__.lower(): component for component in self._components}
 
     def training_workers(self, job_id: str) -> list[int]:
         """Pids of the training worker processes of a job, whichever agent started them."""
@@ -184,19 +186,17 @@ class Platform:
             pg.start()
             self._components.append(pg)
             env["BRIGHTRUN_DATABASE_URL"] = pg.dsn
-            # Each service connects as its own role, under row-level security (services.common.db_roles).
-            self._service_env = {name: {"BRIGHTRUN_DATABASE_URL": pg.service_dsn(name)} for name in SERVICES}
         if "BRIGHTRUN_NATS_URL" not in env:
             nats = Nats(self.home / "nats", stop_timeout=COMPONENT_STOP_SECONDS)
             nats.start()
             self._components.append(nats)
             env["BRIGHTRUN_NATS_URL"] = nats.url
         if "BRIGHTRUN_S3_ENDPOINT" not in env:
+            # No bucket: dataset_svc and artifact_svc make theirs at their start.
             store = ObjectStore(
                 self.home / "s3",
                 access_key=env["BRIGHTRUN_S3_ACCESS_KEY"],
                 secret_key=env["BRIGHTRUN_S3_SECRET_KEY"],
-                buckets=(env.get("BRIGHTRUN_DATASETS_BUCKET", "lora-datasets"), env.get("BRIGHTRUN_MODELS_BUCKET", "lora-models")),
                 stop_timeout=COMPONENT_STOP_SECONDS,
             )
             store.start()
@@ -213,23 +213,26 @@ class Platform:
         operators: ``admin``); raises KeyError when NATS came from the environment."""
         return user, self.component("nats").passwords[user]
 
-    def _nats_login_env(self, child: str) -> dict[str, str]:
-        """The NATS identity ``child`` logs in as (an agent as ``trainer_agent``) when this platform
-        started NATS; with NATS from the environment, children use BRIGHTRUN_NATS_USER/_PASSWORD as set."""
-        user = "trainer_agent" if child.startswith("trainer_agent") else child
-        try:
-            nats = self.component("nats")
-        except KeyError:
-            return {}
-        return nats.login(user) if user in nats_access.IDENTITIES else {}
+    def _child_env(self, name: str, module: str) -> dict[str, str]:
+        """The environment of child ``name`` (the one place it is made): the platform's, with what is the
+        child's own: its metrics port, and where this platform started the component, a service's
+        PostgreSQL role (under row-level security, ``services.common.db_roles``) and the NATS identity it
+        logs in as (an agent as ``trainer_agent``). With a component from the environment, children use
+        its settings as given. An agent gets no credential of the control plane's."""
+        port = self.metrics_ports.setdefault(name, free_port())
+        env = {**self.env, "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
+        started = self._started()
+        if "postgres" in started and name in SERVICES:
+            env["BRIGHTRUN_DATABASE_URL"] = started["postgres"].service_dsn(name)
+        nats_user = "trainer_agent" if module == "services.trainer_agent" else name
+        if "nats" in started and nats_user in nats_access.IDENTITIES:
+            env.update(started["nats"].login(nats_user))
+        if module == "services.trainer_agent":
+            env = {key: value for key, value in env.items() if key not in SERVICE_SECRETS}
+        return env
 
     def _spawn(self, name: str, module: str) -> None:
-        port = self.metrics_ports.setdefault(name, free_port())
-        env = {**self.env, **self._service_env.get(name, {}), **self._nats_login_env(name),
-               "BRIGHTRUN_METRICS_PORT": str(port), "BRIGHTRUN_METRICS_HOST": "127.0.0.1"}
-        if module == "services.trainer_agent":  # it holds no credential of the control plane's
-            env = {key: value for key, value in env.items() if key not in SERVICE_SECRETS}
-        child = Child(name, module, env, self.home / "logs" / f"{name}.log")
+        child = Child(name, module, self._child_env(name, module), self.home / "logs" / f"{name}.log")
         child.start()
         self._children.append(child)
 
