@@ -573,13 +573,13 @@ class ObjectStore(_Server):
         # Ready once its S3 API answers, which weed mini starts after master, volume and filer.
         self._await_ready(lambda: _http_ok(f"{self.endpoint_url}/healthz"))
         if self.buckets:
-            from services.common.storage import ObjectStorage
+            from services.common.storage import ObjectStorage  # boto3, here only: see the class's docstring
 
             storage = ObjectStorage(self.endpoint_url, self.endpoint_url, self.access_key, self.secret_key, self.region)
             try:
                 for bucket in self.buckets:
                     storage.ensure_bucket(bucket, f"{self.name} buckets")
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - whatever failed, the server stops and the error says why
                 self._halt()
                 raise ComponentError(f"{self.name} made no bucket: {error}; tail of {self.log}:\n"
                                      f"{self.log_tail()}") from error

@@ -162,7 +162,7 @@ class Platform:
             raise KeyError(f"{name} was not started by this platform")
         return started[name]
 
-    def _started(self) -> dict:
+    def _started(self) -> dict[str, Postgres | Nats | ObjectStore]:
         """The components this platform started, by name (``postgres``, ``nats``, ``objectstore``)."""
         return {type(component).__name__.lower(): component for component in self._components}
 
