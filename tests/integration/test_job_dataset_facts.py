@@ -21,7 +21,7 @@ from sqlalchemy import text
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.events.v1 import events_pb2
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
-from services.common import events, row_security
+from services.common import acting, events
 from services.common.db import Database
 from services.common.grpc import as_user, channel
 from services.common.nats_access import DATASETS, JOB_DATASETS
@@ -65,7 +65,7 @@ def _get_datasets_answered() -> float:
 
 
 async def _facts(job_db, dataset_id: str):
-    with row_security.as_platform():
+    with acting.as_platform():
         async with job_db.statement() as conn:
             return (await conn.execute(text("SELECT * FROM dataset_facts WHERE dataset_id = :id"),
                                        {"id": dataset_id})).first()
@@ -115,7 +115,7 @@ async def test_a_validated_dataset_is_estimated_without_asking_dataset_svc(datas
     from_copy = (await jobs.EstimateJob(_estimate_request(dataset.id), metadata=as_user(uid))).estimate
     assert _get_datasets_answered() == before
     # Without the copy's row, the estimate asks dataset_svc, and both answers agree.
-    with row_security.as_platform():
+    with acting.as_platform():
         async with job_db.transaction() as conn:
             await conn.execute(text("DELETE FROM dataset_facts WHERE dataset_id = :id"), {"id": dataset.id})
     from_dataset_svc = (await jobs.EstimateJob(_estimate_request(dataset.id), metadata=as_user(uid))).estimate
