@@ -62,3 +62,29 @@ def test_with_a_provider_a_span_is_a_new_span_of_the_same_trace():
     finally:
         tracing.use(previous)
     assert logs.trace_id_from(carried) == "0af7651916cd43dd8448eb211c80319c" and carried != PARENT
+
+
+def test_without_an_exporter_a_span_is_only_ids_made_as_the_sdk_would():
+    previous = tracing.use(TracerProvider(), exported=False)
+    try:
+        with tracing.span("handling", carrier={"traceparent": PARENT, "tracestate": STATE}) as span:
+            assert not span.is_recording()
+            onward = tracing.headers()
+            assert logs.current("trace_id") == "0af7651916cd43dd8448eb211c80319c"
+            with tracing.span("inner") as inner:
+                assert inner.get_span_context().trace_id == span.get_span_context().trace_id
+                assert inner.get_span_context().span_id != span.get_span_context().span_id
+        unsampled = PARENT[:-2] + "00"
+        with tracing.span("handling", traceparent=unsampled):
+            kept_unsampled = tracing.current_traceparent()
+        with tracing.span("new trace", carrier={}):
+            started = tracing.current_traceparent()
+        assert tracing.headers() == {} and logs.current("trace_id") == ""  # nothing left active
+    finally:
+        tracing.use(previous)
+    # The caller's trace, state and sampled flag, with a span id of its own.
+    assert onward["tracestate"] == STATE
+    assert onward["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    assert onward["traceparent"].endswith("-01") and onward["traceparent"] != PARENT
+    assert kept_unsampled.endswith("-00") and kept_unsampled != unsampled
+    assert logs.trace_id_from(started) not in ("", "0af7651916cd43dd8448eb211c80319c") and started.endswith("-01")
