@@ -68,23 +68,25 @@ def resource(service: str, env: Mapping[str, str] | None = None) -> Resource:
 
 def configure(service: str, env: Mapping[str, str] | None = None) -> TracerProvider:
     """Install this process's tracer provider, naming its spans' ``service.name`` (:func:`resource`); returns it."""
+    env = os.environ if env is None else env
     provider = TracerProvider(resource=resource(service, env))
     if (chosen := exporter(env)) is not None:
         # Batched off the request path; flushed when the process exits (the provider's atexit shutdown).
         provider.add_span_processor(BatchSpanProcessor(chosen))
     trace.set_tracer_provider(provider)  # for any OpenTelemetry-instrumented library too
-    use(provider, exported=chosen is not None)
+    # Spans nothing reads are only ids, unless a sampler of the operator's choice is to set their flags.
+    use(provider, ids_only=chosen is None and not env.get("OTEL_TRACES_SAMPLER"))
     return provider
 
 
-def use(provider: trace.TracerProvider, *, exported: bool = True) -> trace.TracerProvider:
+def use(provider: trace.TracerProvider, *, ids_only: bool = False) -> trace.TracerProvider:
     """Start this process's spans with ``provider`` from now on; returns the one used before
-    (a test observing spans puts it back). With ``exported`` False (an SDK provider whose spans go
-    nowhere) a span is only its ids: a new span id in the parent's trace, with the parent's flags and
-    state, or a new sampled trace, as the SDK's default sampler would make them."""
+    (a test observing spans puts it back). With ``ids_only`` (an SDK provider whose spans go nowhere)
+    a span is only its ids: a new span id in the parent's trace, with the parent's flags and state, or a
+    new sampled trace, as the SDK's default sampler would make them."""
     global _provider, _tracer, _ids_only
     previous, _provider, _tracer = _provider, provider, provider.get_tracer("brightrun")
-    _ids_only = not exported and isinstance(provider, TracerProvider)
+    _ids_only = ids_only and isinstance(provider, TracerProvider)
     return previous
 
 
@@ -151,7 +153,7 @@ def _child_of(parent) -> SpanContext:
         return SpanContext(above.trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=above.trace_flags,
                            trace_state=above.trace_state)
     return SpanContext(_IDS.generate_trace_id(), _IDS.generate_span_id(), is_remote=False,
-                       trace_flags=TraceFlags(TraceFlags.SAMPLED))
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID))
 
 
 def link_to(traceparent: str | None) -> list[Link]:
