@@ -26,13 +26,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.errors import HttpError
 from gateway.jwks import ASYMMETRIC_ALGORITHMS, JwksKeys
 from services.common.config import ConfigError, Settings
+from services.common.verified import Verified
 
 _HS256 = "HS256"
 # A verified token is trusted again without verifying for this long, and never past its ``exp``: a client
 # sends one token with every call, and verifying it (signature, JSON, claims) again cost a tenth of the
 # gateway's CPU per call. Short, so a key the identity provider withdraws stops working within a minute.
 VERIFIED_TTL_S = 60.0
-# More distinct live tokens than this empties the cache (they are verified again as they come).
+# Distinct live tokens remembered; past this the least recently used is verified again when it comes back.
 VERIFIED_MAX = 10_000
 # The audience Supabase Auth puts in a signed-in user's token.
 SUPABASE_AUDIENCE = "authenticated"
@@ -55,8 +56,8 @@ class TokenVerifier:
         self.jwks = jwks
         self.audience = audience
         self.issuer = issuer
-        # token -> (user id, time until which it is trusted without verifying)
-        self._verified: dict[str, tuple[str, float]] = {}
+        # token -> its user id, trusted without verifying until min(exp, VERIFIED_TTL_S from its verification)
+        self._verified: Verified[str] = Verified(VERIFIED_MAX)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TokenVerifier":
@@ -79,13 +80,10 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("Authorization header must be 'Bearer <token>'")
         now = time.time()
-        verified = self._verified.get(token)
-        if verified is not None and now < verified[1]:
-            return verified[0]
-        user, expires = await self._verify(token)
-        if len(self._verified) >= VERIFIED_MAX:
-            self._verified.clear()
-        self._verified[token] = (user, min(expires, now + VERIFIED_TTL_S))
+        user = self._verified.get(token, now)
+        if user is None:
+            user, expires = await self._verify(token)
+            self._verified.put(token, user, min(expires, now + VERIFIED_TTL_S))
         return user
 
     async def _verify(self, token: str) -> tuple[str, float]:

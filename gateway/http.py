@@ -4,7 +4,6 @@ server's path to it), and query-parameter parsing."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import uuid
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import orjson
 from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import Response
@@ -72,9 +72,9 @@ class Caller:
         body = {"success": True, "data": data}
         if warnings is not None:
             body["warnings"] = warnings
-        # Rendered as JSONResponse renders, then the paths replaced in the text: one pass, not a walk of
-        # every value.
-        text = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        # Rendered compact in UTF-8 by orjson (a tenth of json.dumps's time on a page of datasets), then the
+        # paths replaced in the text: one pass, not a walk of every value. A number JSON cannot carry is null.
+        text = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode()
         return Response(shown_in_json(text, self.model_dirs), status_code=status, media_type="application/json")
 
     def shown(self, value: object) -> object:

@@ -29,8 +29,8 @@ from services.common import logs, metrics, tracing
 
 # The route label of a request no route matched.
 UNMATCHED = "unmatched"
-# Route templates whose ``{id}`` names a job or a dataset: the request's log lines carry it.
-_PATH_IDS = {"/api/jobs/{id}": "job_id", "/api/datasets/{id}": "dataset_id"}
+# Paths whose next segment is the id of a job or a dataset (``/api/jobs/{id}...``): the request's log lines carry it.
+_PATH_IDS = {"/api/jobs": "job_id", "/api/datasets": "dataset_id"}
 HTTP_REQUESTS = Counter(
     "brightrun_http_requests_total", "HTTP requests the gateway answered, by method, route template and status code",
     ["method", "route", "status"],
@@ -56,13 +56,12 @@ class ObserveRequests:
         headers = dict(scope["headers"])
         sent = headers.get(logs.REQUEST_ID_HEADER.encode())
         started, status = time.monotonic(), 500  # an exception that escapes becomes the server error's 500
-        route, params = self.route_of(scope)
         # OTel's propagator reads the client's trace context (traceparent, tracestate) from them.
         carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()}
         with logs.request_context(sent.decode("latin-1") if sent else None, carrier.get(logs.TRACEPARENT_HEADER)), \
-                logs.bind(**_subject_ids(route, params)), \
-                tracing.span(f"{scope['method']} {route}", kind=SpanKind.SERVER, carrier=carrier,
-                             attributes={"http.request.method": scope["method"], "http.route": route}) as span:
+                logs.bind(**_subject_ids(scope["path"])), \
+                tracing.span(scope["method"], kind=SpanKind.SERVER, carrier=carrier,
+                             attributes={"http.request.method": scope["method"]}) as span:
             request_id = logs.current("request_id").encode()
 
             async def send_with_id(message: Message) -> None:
@@ -75,30 +74,40 @@ class ObserveRequests:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
+                route = self.route_of(scope)
                 labels = (scope["method"], route, str(status))
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 HTTP_REQUESTS.labels(*labels).inc()
                 HTTP_DURATION.labels(*labels).observe(time.monotonic() - started)
 
-    def route_of(self, scope: Scope) -> tuple[str, dict]:
-        """The path template of the route that serves ``scope`` (one that matched the path but not the
-        method answers 405 and is named too), :data:`UNMATCHED` for none, and its path parameters."""
+    def route_of(self, scope: Scope) -> str:
+        """The path template of the route that served ``scope`` (one that matched the path but not the
+        method answers 405 and is named too), :data:`UNMATCHED` for none. Starlette's router leaves the route
+        it chose in the scope; a request answered before routing (a guard's refusal, a CORS preflight) is
+        matched here."""
+        chosen = scope.get("route")
+        if chosen is not None:
+            return getattr(chosen, "path", UNMATCHED)
         partial = None
         for route in self.routes:
-            match, child = route.matches(scope)
+            match, _ = route.matches(scope)
             if match == Match.FULL:
-                return getattr(route, "path", UNMATCHED), child.get("path_params", {})
+                return getattr(route, "path", UNMATCHED)
             if match == Match.PARTIAL and partial is None:
-                partial = getattr(route, "path", UNMATCHED), child.get("path_params", {})
-        return partial or (UNMATCHED, {})
+                partial = getattr(route, "path", UNMATCHED)
+        return partial or UNMATCHED
 
 
-def _subject_ids(route: str, params: dict) -> dict[str, str]:
-    """``job_id`` or ``dataset_id`` for a route about one job or dataset whose id is a UUID."""
-    field = next((f for prefix, f in _PATH_IDS.items() if route.startswith(prefix)), None)
+def _subject_ids(path: str) -> dict[str, str]:
+    """``job_id`` or ``dataset_id`` for a path about one job or dataset (``/api/jobs/{id}...``) whose id is
+    a UUID, read from the path itself: the request's log lines carry it from its start, before routing."""
+    parts = path.split("/", 4)
+    field = _PATH_IDS.get("/".join(parts[:3])) if len(parts) > 3 else None
     try:
-        return {field: str(uuid.UUID(params["id"]))} if field else {}
-    except (KeyError, ValueError):
+        return {field: str(uuid.UUID(parts[3]))} if field else {}
+    except ValueError:
         return {}
 
 

@@ -99,9 +99,9 @@ def _acting_for(credential: str | None) -> acting.Acting:
 
 
 def as_user(uid: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata that acts on behalf of ``uid`` (a fresh internal credential), with the request id and
+    """Call metadata that acts on behalf of ``uid`` (an internal credential, reused for a minute), with the request id and
     trace context (``traceparent``, ``tracestate``) of the request being handled."""
-    return ((identity.METADATA_KEY, identity.tokens().mint(uid)), *logs.outgoing_metadata(),
+    return ((identity.METADATA_KEY, identity.tokens().for_user(uid)), *logs.outgoing_metadata(),
             *tracing.headers().items())
 
 

@@ -17,6 +17,14 @@ for work done after the call that started it (consumers, a retry past the TTL)
 and needs no call context threaded down to the helpers that call out. What
 protects a user is that nobody without the secret can speak for them.
 
+Both ends remember: a process reuses the credential it minted for a user for
+:data:`REUSE_SECONDS` (so each has at least ``TTL_SECONDS - REUSE_SECONDS`` left
+when sent), and a service trusts a credential it verified until its ``exp``
+(``services.common.verified``), keyed by the exact token, so that a call costs a
+dictionary lookup rather than an HMAC and a JWT parse at each end. A forged or
+altered credential is a different string and is verified in full; an expired one
+is refused as before.
+
 No call is made today without a user (trainer agents and consumers talk over
 NATS), so there is no service credential; one would carry a ``role`` claim.
 
@@ -33,11 +41,16 @@ import jwt
 
 from services.common.config import MIN_SECRET_LENGTH
 from services.common.errors import Unauthenticated
+from services.common.verified import Verified
 
 AUDIENCE = "brightrun-internal"
 METADATA_KEY = "x-brightrun-identity"
 # Long enough for one request's chain of calls, short enough that a leaked credential soon expires.
 TTL_SECONDS = 300
+# A minted credential is sent again for this long: every one sent has at least 240 s left.
+REUSE_SECONDS = TTL_SECONDS // 5
+# Users (minted) and credentials (verified) a process remembers; the least recently used go first.
+REMEMBERED = 10_000
 _ALGORITHM = "HS256"
 
 
@@ -48,6 +61,18 @@ class InternalTokens:
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"the internal token secret must be at least {MIN_SECRET_LENGTH} characters")
         self._secret = secret
+        self._minted: Verified[str] = Verified(REMEMBERED)
+        self._verified: Verified[str] = Verified(REMEMBERED)
+
+    def for_user(self, user_id: str) -> str:
+        """A credential for ``user_id`` to send now: the one minted for them within :data:`REUSE_SECONDS`,
+        else a fresh one."""
+        now = time.time()
+        token = self._minted.get(user_id, now)
+        if token is None:
+            token = self.mint(user_id, now=now)
+            self._minted.put(user_id, token, now + REUSE_SECONDS)
+        return token
 
     def mint(self, user_id: str, ttl_seconds: int = TTL_SECONDS, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
@@ -55,7 +80,11 @@ class InternalTokens:
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> str:
-        """The user id ``token`` speaks for; Unauthenticated naming why when it speaks for nobody."""
+        """The user id ``token`` speaks for; Unauthenticated naming why when it speaks for nobody. A token
+        verified before is trusted until its ``exp`` without verifying it again."""
+        subject = self._verified.get(token, time.time())
+        if subject is not None:
+            return subject
         try:
             claims = jwt.decode(token, self._secret, algorithms=[_ALGORITHM], audience=AUDIENCE,
                                 options={"require": ["sub", "aud", "iat", "exp"]})
@@ -70,6 +99,7 @@ class InternalTokens:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("the internal credential names no user")
+        self._verified.put(token, subject, float(claims["exp"]))
         return subject
 
 

@@ -189,3 +189,13 @@ def test_whole_numbers_in_struct_fields_are_json_integers_not_floats():
     record.details.update({"epochs": 3, "line": 1, "rate": 2.5, "nested": [{"step": 12}]})
     details = message_to_json(record)["details"]
     assert json.dumps(details, sort_keys=True) == '{"epochs": 3, "line": 1, "nested": [{"step": 12}], "rate": 2.5}'
+
+
+def test_struct_values_of_every_kind_read_as_json_and_a_number_json_cannot_carry_is_null():
+    record = billing_pb2.CostRecord()
+    record.details.update({"text": "a", "flag": False, "none": None, "big": 2.0**60, "list": [1, [2.5, {"x": "y"}]],
+                           "loss": float("nan"), "grad": float("-inf")})
+    details = message_to_json(record)["details"]
+    assert details == {"text": "a", "flag": False, "none": None, "big": 2.0**60, "list": [1, [2.5, {"x": "y"}]],
+                       "loss": None, "grad": None}
+    json.dumps(details, allow_nan=False)

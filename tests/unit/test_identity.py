@@ -57,3 +57,43 @@ def test_verifying_is_cheap():
     for _ in range(1000):
         tokens.verify(token)
     assert (time.perf_counter() - started) / 1000 < 0.001  # under a millisecond per call, far below a request's
+
+
+def test_a_remembered_credential_is_refused_once_it_expires():
+    tokens = InternalTokens(SECRET)
+    token = tokens.mint("alice", ttl_seconds=1)
+    assert tokens.verify(token) == "alice" and tokens.verify(token) == "alice"  # the second from memory
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.verify(token)
+
+
+def test_a_credential_altered_beside_a_remembered_one_is_verified_and_refused():
+    tokens = InternalTokens(SECRET)
+    token = tokens.mint("alice")
+    assert tokens.verify(token) == "alice"
+    header, payload, signature = token.split(".")
+    forged_signature = f"{header}.{payload}.{'A' * len(signature) if signature[0] != 'A' else 'B' * len(signature)}"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    other_user = jwt.encode({**claims, "sub": "bob"}, "another-stacks-internal-token-secret-0123456789",
+                            algorithm="HS256")
+    for forged in (forged_signature, other_user):
+        with pytest.raises(Unauthenticated, match="signature"):
+            tokens.verify(forged)
+    # A different verifier (another secret) remembers nothing of this one's.
+    with pytest.raises(Unauthenticated, match="signature"):
+        InternalTokens("another-stacks-internal-token-secret-0123456789").verify(token)
+
+
+def test_a_users_credential_is_reused_for_a_while_then_minted_afresh(monkeypatch):
+    tokens = InternalTokens(SECRET)
+    first = tokens.for_user("alice")
+    assert tokens.for_user("alice") == first and tokens.verify(first) == "alice"
+    assert tokens.verify(tokens.for_user("bob")) == "bob"  # each user their own
+    later = time.time() + identity.REUSE_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    fresh = tokens.for_user("alice")
+    assert fresh != first
+    claims = jwt.decode(fresh, SECRET, algorithms=["HS256"], audience=AUDIENCE, options={"verify_iat": False})
+    assert claims["iat"] == int(later)  # minted at the new time, with its full lifetime ahead

@@ -62,3 +62,49 @@ def test_with_a_provider_a_span_is_a_new_span_of_the_same_trace():
     finally:
         tracing.use(previous)
     assert logs.trace_id_from(carried) == "0af7651916cd43dd8448eb211c80319c" and carried != PARENT
+
+
+def test_without_an_exporter_a_span_is_only_ids_made_as_the_sdk_would():
+    previous = tracing.use(TracerProvider(), ids_only=True)
+    try:
+        with tracing.span("handling", carrier={"traceparent": PARENT, "tracestate": STATE}) as span:
+            assert not span.is_recording()
+            onward = tracing.headers()
+            assert logs.current("trace_id") == "0af7651916cd43dd8448eb211c80319c"
+            with tracing.span("inner") as inner:
+                assert inner.get_span_context().trace_id == span.get_span_context().trace_id
+                assert inner.get_span_context().span_id != span.get_span_context().span_id
+        unsampled = PARENT[:-2] + "00"
+        with tracing.span("handling", traceparent=unsampled):
+            kept_unsampled = tracing.current_traceparent()
+        with tracing.span("new trace", carrier={}):
+            started = tracing.current_traceparent()
+        assert tracing.headers() == {} and logs.current("trace_id") == ""  # nothing left active
+    finally:
+        tracing.use(previous)
+    # The caller's trace, state and sampled flag, with a span id of its own.
+    assert onward["tracestate"] == STATE
+    assert onward["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    assert onward["traceparent"].endswith("-01") and onward["traceparent"] != PARENT
+    assert kept_unsampled.endswith("-00") and kept_unsampled != unsampled
+    assert logs.trace_id_from(started) not in ("", "0af7651916cd43dd8448eb211c80319c")
+    sdk_root = TracerProvider().get_tracer("test").start_span("root").get_span_context()
+    assert int(started[-2:], 16) == sdk_root.trace_flags  # sampled, its trace id random
+
+
+@pytest.mark.parametrize(("env", "ids_only"), [({}, True), ({"OTEL_TRACES_SAMPLER": "always_off"}, False)],
+                         ids=["no exporter", "an operator's sampler"])
+def test_spans_are_only_ids_when_nothing_exports_them_and_no_sampler_is_chosen(env, ids_only, monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the SDK reads its sampler from the environment itself
+    previous = tracing.use(TracerProvider())
+    try:
+        tracing.configure("job_svc", env)
+        with tracing.span("handling") as span:
+            carried = tracing.current_traceparent()
+    finally:
+        tracing.use(previous)
+    assert not span.is_recording()  # nothing to export either way
+    # Without a sampler of the operator's the span is only ids, sampled as the SDK's default would; with
+    # one, the SDK's sampler still decides the flags: always_off makes an unsampled trace.
+    assert int(carried[-2:], 16) & 1 == (1 if ids_only else 0)
