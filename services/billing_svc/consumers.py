@@ -69,9 +69,9 @@ class BillingEvents:
         charged = await charge(conn, event, ledgers)
         if charged:
             last = charged[-1]
-            await notify_thresholds(conn, str(last.user_id), last.recorded_at)
+            month = await notify_thresholds(conn, str(last.user_id), last.recorded_at)
             if event.HasField("job_progressed"):
-                await stop_if_spent(conn, str(last.user_id), str(last.job_id), last.recorded_at)
+                await stop_if_spent(conn, month, str(last.user_id), str(last.job_id))
         for row in charged:
             record = cost_record_message(row)
             await add_to_outbox(
