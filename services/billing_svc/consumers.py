@@ -31,8 +31,8 @@ from services.common.paging import canonical_uuid
 
 # Events applied in one transaction at most. The claims and ledger locks are paid once a batch, so 50
 # saves nearly all that more would (job_svc sends one job.progressed per job per batch of its own, a few
-# dozen at a time); and a batch of first charges (8 statements each) ends within a second or two even on a
-# loaded machine, so a stopping service finishes its batch inside the launcher's grace (200 did not, at load 17).
+# dozen at a time), and a batch of first charges (about 8 statements each) stays short, so a stopping
+# service is not left finishing a long one.
 BATCH = 50
 
 
