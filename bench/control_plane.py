@@ -596,6 +596,8 @@ async def ingestion_rows(info: dict, job_ids: list[str], steps: int) -> list[Row
         try:
             await publish_from_processes(info, backlog, steps, publishers)
         finally:
+            meters = Meters(info["processes"], info["database_url"])
+            cpu = meters.cpu()
             os.kill(job_svc, signal.SIGCONT)
         resumed = time.perf_counter()
         total = len(backlog) * steps
@@ -606,9 +608,31 @@ async def ingestion_rows(info: dict, job_ids: list[str], steps: int) -> list[Row
             f"{rate:.0f} points/s" + ("" if stored == total else f" ({stored} stored in {DRAIN_LIMIT_S:.0f} s)"),
             f">= {INGEST_GOAL_PPS} points/s", rate >= INGEST_GOAL_PPS,
         ))
+        spent = await _until_quiet(meters)
+        per_point = {name: (spent[name] - cpu[name]) * 1e6 / max(stored, 1) for name in cpu}
+        top = sorted(((us, name) for name, us in per_point.items() if us >= 1), reverse=True)
+        rows.append(Row("    CPU us/point of the drain, until quiet (all processes; top ones)",
+                        f"{sum(per_point.values()):.0f} ({' '.join(f'{name} {us:.0f}' for us, name in top[:5])})"))
     finally:
         await conn.close()
     return rows
+
+
+# The platform is quiet once all its processes together spend less than this share of a core.
+QUIET_SHARE = 0.15
+
+
+async def _until_quiet(meters: Meters, limit_s: float = 60.0) -> dict[str, float]:
+    """The meters' CPU seconds once the platform is quiet (every consumer behind the stored points, billing's
+    charges of their ``job.progressed`` too, has caught up), or after ``limit_s``."""
+    cpu, deadline = meters.cpu(), time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(1.0)
+        now = meters.cpu()
+        if sum(now.values()) - sum(cpu.values()) < QUIET_SHARE:
+            return now
+        cpu = now
+    return cpu
 
 
 async def _watch(info: dict, job_id: str, ready: asyncio.Event, arrived: dict[tuple[str, int], float],

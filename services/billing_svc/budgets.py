@@ -27,16 +27,18 @@ async def standing(conn: AsyncConnection, user_id: str, now: datetime) -> Standi
     )
 
 
-async def notify_thresholds(conn: AsyncConnection, user_id: str, now: datetime) -> None:
-    """Write the month's 80% and 100% notices the user has earned and not yet been given."""
-    for notice in threshold_notices(user_id, await standing(conn, user_id, now)):
-        await store.insert_notification(conn, notice)
-
-
-async def stop_if_spent(conn: AsyncConnection, user_id: str, job_id: str, now: datetime) -> None:
-    """Ask job_svc, once (the job's ledger remembers), to stop ``job_id`` when its user's month has spent the
-    whole budget; a second request would be harmless, job_svc stops a job once."""
+async def notify_thresholds(conn: AsyncConnection, user_id: str, now: datetime) -> Standing:
+    """Write the month's 80% and 100% notices the user has earned and not yet been given; returns the
+    standing they were read from."""
     month = await standing(conn, user_id, now)
+    for notice in threshold_notices(user_id, month):
+        await store.insert_notification(conn, notice)
+    return month
+
+
+async def stop_if_spent(conn: AsyncConnection, month: Standing, user_id: str, job_id: str) -> None:
+    """Ask job_svc, once (the job's ledger remembers), to stop ``job_id`` when its user's ``month`` (read
+    after the charge) has spent the whole budget; a second request would be harmless, job_svc stops a job once."""
     if not month.spent_all or not await store.request_stop(conn, job_id):
         return
     event = new_event(

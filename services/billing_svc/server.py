@@ -1,4 +1,4 @@
-"""Wiring of billing_svc: database, one event consumer per stream, the webhook sender, gRPC."""
+"""Wiring of billing_svc: database, one event consumer per stream (in batches), the webhook sender, gRPC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.billing_svc.consumers import BillingEvents
+from services.billing_svc.consumers import BATCH, BillingEvents
 from services.billing_svc.handlers import BillingHandlers
 from services.billing_svc.webhook_sender import WebhookSender
 from services.common.config import Settings
@@ -20,7 +20,8 @@ async def start(settings: Settings, *, address: str | None = None, schema: str =
     """Start the service; ``address`` defaults to ``settings.billing_addr`` (tests pass port 0)."""
     runtime = await ServiceRuntime.open("billing_svc", settings, schema=schema, migrations=MIGRATIONS)
     for consumer in BILLING_CONSUMERS:
-        runtime.consume(**consumer.wiring(), handler=BillingEvents(runtime.db, consumer.durable).handle)
+        runtime.consume_batches(**consumer.wiring(), handler=BillingEvents(runtime.db, consumer.durable).handle_batch,
+                                batch=BATCH)
     runtime.run_task("webhook-sender", WebhookSender(runtime.db, settings).run)
     handlers = BillingHandlers(runtime.db, allow_http_webhooks=settings.webhooks_allow_http)
     await runtime.serve(

@@ -39,16 +39,24 @@ async def insert_cost_record(conn: AsyncConnection, draft: CostDraft) -> Row | N
     return result.first()
 
 
-async def lock_ledger(conn: AsyncConnection, job_id: str, user_id: str) -> Ledger:
-    """The job's ledger, created empty on first use, locked until the transaction ends."""
+async def lock_ledgers(conn: AsyncConnection, users_by_job: dict[str, str]) -> dict[str, Ledger]:
+    """The ledgers of the jobs in ``users_by_job`` (job id -> its user id), each created empty on first use,
+    locked until the transaction ends: two statements whatever the number of jobs.
+
+    Locked in job id order, so two transactions locking overlapping sets wait rather than deadlock.
+    """
+    jobs = sorted(users_by_job)
     await conn.execute(
-        text("INSERT INTO job_charges (job_id, user_id) VALUES (:job_id, :user_id) ON CONFLICT (job_id) DO NOTHING"),
-        {"job_id": job_id, "user_id": user_id},
+        text("INSERT INTO job_charges (job_id, user_id) SELECT * FROM "
+             "unnest(CAST(:jobs AS UUID[]), CAST(:users AS UUID[])) ORDER BY 1 ON CONFLICT (job_id) DO NOTHING"),
+        {"jobs": jobs, "users": [users_by_job[job] for job in jobs]},
     )
-    row = (
-        await conn.execute(text("SELECT * FROM job_charges WHERE job_id = :job_id FOR UPDATE"), {"job_id": job_id})
-    ).one()
-    return Ledger(row.estimated_cents, row.charged_cents, row.last_accrued_at, row.ended)
+    rows = await conn.execute(
+        text("SELECT * FROM job_charges WHERE job_id = ANY(CAST(:jobs AS UUID[])) ORDER BY job_id FOR UPDATE"),
+        {"jobs": jobs},
+    )
+    return {str(row.job_id): Ledger(row.estimated_cents, row.charged_cents, row.last_accrued_at, row.ended)
+            for row in rows}
 
 
 async def save_ledger(conn: AsyncConnection, job_id: str, ledger: Ledger) -> None:

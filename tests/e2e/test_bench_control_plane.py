@@ -34,14 +34,16 @@ def test_the_control_plane_benchmark_prints_every_row_with_a_figure(monkeypatch)
     # then a dataset's confirm -> ready beside the validator alone; last, the flow of training data:
     # ingestion (published from several processes; a backlog drained by the consumer alone) and live
     # watchers (points published steadily; a burst).
-    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1) + 5
-    assert "while a job trains" in names[-8]
-    assert re.fullmatch(r"dataset \d+ MB confirm -> ready, beside validate_dataset alone", names[-5]), names[-5]
-    assert re.fullmatch(r"\d+\.\d\d vs \d+\.\d\d MB/s \(\d+%\)", rows[-5][1]), rows[-5]
-    assert names[-4] == "ingestion: trainer metric points persisted/s (200 points, 2 jobs, 2 publishers)"
-    assert re.match(r"\d+ points/s \(published \d+/s, drained \d+\.\d s after the last\)$", rows[-4][1]), rows[-4]
-    assert names[-3] == "ingestion: consumer drain of a 200-point backlog (2 jobs)"
-    assert re.match(r"\d+ points/s$", rows[-3][1]), rows[-3]  # every point stored
+    assert len(names) == 5 + 3 * (len(ENDPOINTS) + 1) + 6
+    assert "while a job trains" in names[-9]
+    assert re.fullmatch(r"dataset \d+ MB confirm -> ready, beside validate_dataset alone", names[-6]), names[-6]
+    assert re.fullmatch(r"\d+\.\d\d vs \d+\.\d\d MB/s \(\d+%\)", rows[-6][1]), rows[-6]
+    assert names[-5] == "ingestion: trainer metric points persisted/s (200 points, 2 jobs, 2 publishers)"
+    assert re.match(r"\d+ points/s \(published \d+/s, drained \d+\.\d s after the last\)$", rows[-5][1]), rows[-5]
+    assert names[-4] == "ingestion: consumer drain of a 200-point backlog (2 jobs)"
+    assert re.match(r"\d+ points/s$", rows[-4][1]), rows[-4]  # every point stored
+    assert names[-3] == "CPU us/point of the drain, until quiet (all processes; top ones)"
+    assert re.fullmatch(r"\d+ \(\w+ \d+( \w+ \d+)*\)", rows[-3][1]), rows[-3]  # the total, then by process
     assert names[-2] == "watchers: publish -> SSE metric p50 / p99, steady 3 points/s (3 watchers of as many jobs)"
     assert names[-1] == "watchers: publish -> SSE metric p50 / p99, a burst of 3 (3 watchers of as many jobs)"
     for _, figure in rows[-2:]:
