@@ -755,7 +755,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool = False) -> list[Row]:
+# The API rows by name, for --only.
+API_ROWS = ("detail", "datasets", "estimate")
+
+
+async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool = False,
+                only: tuple[str, ...] = ()) -> list[Row]:
+    """Every row; ``flow_only``: the ingestion and watcher rows alone; ``only`` (names of API_ROWS): those API
+    rows after the load generator's, startup and idle rows, without the rest."""
     if flow_only:
         api = Api(info)
         dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
@@ -798,10 +805,15 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
         ("GET /api/datasets", "GET", "/api/datasets", b""),
         ("POST /api/jobs/estimate", "POST", "/api/jobs/estimate", estimate),
     ]
-    for label, method, path, body in endpoints:
+    for name, (label, method, path, body) in zip(API_ROWS, endpoints):
+        if only and name not in only:
+            continue
         for rate in mode.rates:
             load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
             rows += [latency_row(label, load), *cost_rows(cost)]
+    if only:
+        api.client.close()
+        return rows
     # The control plane beside a job training on the CPU, at the lowest rate (one the idle platform keeps up
     # with, to compare with its row above): a job far longer than the row, cancelled after it.
     long = await asyncio.to_thread(api.ready_dataset, work / "bench-long.jsonl", conversations=2000, exchanges=3)
@@ -834,6 +846,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rates", type=int, nargs="+", help="request rates of the API rows")
     parser.add_argument("--seconds", type=float, help="seconds of load a row")
     parser.add_argument("--flow-only", action="store_true", help="only the ingestion and watcher rows")
+    parser.add_argument("--only", nargs="+", choices=API_ROWS, default=(),
+                        help="only these API rows (after the load generator, startup and idle rows), e.g. to "
+                        "compare one read's cost between two branches")
     parser.add_argument("--_serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_publish", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -851,7 +866,8 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="brightrun-bench-") as tmp:
         work = Path(tmp)
         with Served(work / "home") as info:
-            rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only))
+            rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only,
+                                     tuple(args.only)))
     report = "\n".join([
         f"control plane on {os.cpu_count()} cores{' (smoke: figures are not comparable)' if args.smoke else ''}",
         *table(rows),
