@@ -237,8 +237,8 @@ async def job_detail(
     sql = ("SELECT j.*, "
            "ARRAY(SELECT p FROM metric_points p WHERE p.job_id = j.id ORDER BY p.step DESC LIMIT :limit) "
            "AS latest_points, "
-           "ARRAY(SELECT c.record FROM job_cost_records c WHERE c.job_id = j.id ORDER BY c.recorded_at DESC, c.id DESC) "
-           "AS cost_records "
+           "ARRAY(SELECT c.record FROM job_cost_records c WHERE c.job_id = j.id "
+           "ORDER BY c.recorded_at DESC, c.id DESC) AS cost_records "
            "FROM jobs j WHERE j.id = :id AND j.user_id = :user_id")
     rows = await fetch(conn, sql, {"id": job_id, "user_id": user_id, "limit": limit + 1})
     if not rows:
