@@ -7,6 +7,8 @@ beside its goal in one table.
     python bench/control_plane.py --smoke    # low rates, a few seconds a row (CI)
     python bench/control_plane.py --rates 100 300 600 --seconds 20
     python bench/control_plane.py --flow-only   # only the ingestion and watcher rows
+    python bench/control_plane.py --estimate-only   # only the estimate rows (issue 11's two-hop call)
+    python bench/control_plane.py --detail-only     # only the job detail rows (a job run, no training beside)
 
 The platform runs in a child process of this script (``--_serve``) that
 imports only the launcher, as ``make up`` does, so the launcher's RSS is its
@@ -755,14 +757,32 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-# The API rows by name, for --only.
-API_ROWS = ("detail", "datasets", "estimate")
+def estimate_endpoint(dataset: dict) -> tuple[str, str, str, bytes]:
+    """The estimate row's request: the demo job on ``dataset``."""
+    from services.platform.demo import DEMO_JOB
+
+    return ("POST /api/jobs/estimate", "POST", "/api/jobs/estimate",
+            json.dumps({"dataset_id": dataset["id"], **DEMO_JOB}).encode())
+
+
+def detail_endpoint(api: Api, job_id: str) -> tuple[str, str, str, bytes]:
+    """The job detail rows' request: ``job_id``'s detail, labelled with how many metric points it has."""
+    return f"GET /api/jobs/{{id}} ({api.metric_points(job_id)} metric points)", "GET", f"/api/jobs/{job_id}", b""
+
+
+async def api_rows(meters: Meters, http: Http, idle: float, endpoints: list[tuple[str, str, str, bytes]],
+                   mode: Mode) -> list[Row]:
+    """A latency row and its cost rows for each endpoint at each of the mode's rates."""
+    rows = []
+    for label, method, path, body in endpoints:
+        for rate in mode.rates:
+            load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
+            rows += [latency_row(label, load), *cost_rows(cost)]
+    return rows
 
 
 async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool = False,
-                only: tuple[str, ...] = ()) -> list[Row]:
-    """Every row; ``flow_only``: the ingestion and watcher rows alone; ``only`` (names of API_ROWS): those API
-    rows after the load generator's, startup and idle rows, without the rest."""
+                estimate_only: bool = False, detail_only: bool = False) -> list[Row]:
     if flow_only:
         api = Api(info)
         dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
@@ -771,6 +791,24 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
         return rows
     meters = Meters(info["processes"], info["database_url"])
     http = Http(info["gateway"], info["token"])
+    if estimate_only:
+        api = Api(info)
+        dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
+        api.client.close()
+        idle = await idle_transactions_per_s(meters)
+        return [Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"),
+                *await api_rows(meters, http, idle, [estimate_endpoint(dataset)], mode)]
+    if detail_only:
+        api = Api(info)
+        dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
+        job_id, _ = await asyncio.to_thread(api.start_job, dataset, epochs=mode.epochs)
+        await asyncio.to_thread(api.wait_status, job_id, TERMINAL)
+        endpoint = await asyncio.to_thread(detail_endpoint, api, job_id)
+        api.client.close()
+        await asyncio.sleep(2)  # the job's worker gone: the platform is idle
+        idle = await idle_transactions_per_s(meters)
+        return [Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"),
+                *await api_rows(meters, http, idle, [endpoint], mode)]
     rows = []
     generator = await open_loop(http, "GET", "/healthz", b"", GENERATOR_RATE, mode.generator_seconds)
     rows.append(Row(
@@ -782,10 +820,7 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
 
     api = Api(info)
     dataset, job_id, startups = await asyncio.to_thread(prepare, api, work, mode)
-    points = await asyncio.to_thread(api.metric_points, job_id)
-    from services.platform.demo import DEMO_JOB
-
-    estimate = json.dumps({"dataset_id": dataset["id"], **DEMO_JOB}).encode()
+    detail = await asyncio.to_thread(detail_endpoint, api, job_id)
     await asyncio.sleep(2)  # the last job's worker gone: the platform is idle
     rows.append(Row("idle RSS: launcher", f"{meters.rss_mb('launcher'):.0f} MB",
                     f"<= {LAUNCHER_RSS_GOAL_MB:.0f} MB", meters.rss_mb("launcher") <= LAUNCHER_RSS_GOAL_MB))
@@ -801,19 +836,11 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
     idle = await idle_transactions_per_s(meters)
     rows.append(Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"))
     endpoints = [
-        (f"GET /api/jobs/{{id}} ({points} metric points)", "GET", f"/api/jobs/{job_id}", b""),
+        detail,
         ("GET /api/datasets", "GET", "/api/datasets", b""),
-        ("POST /api/jobs/estimate", "POST", "/api/jobs/estimate", estimate),
+        estimate_endpoint(dataset),
     ]
-    for name, (label, method, path, body) in zip(API_ROWS, endpoints):
-        if only and name not in only:
-            continue
-        for rate in mode.rates:
-            load, cost = await measured(meters, idle, lambda: open_loop(http, method, path, body, rate, mode.seconds))
-            rows += [latency_row(label, load), *cost_rows(cost)]
-    if only:
-        api.client.close()
-        return rows
+    rows += await api_rows(meters, http, idle, endpoints, mode)
     # The control plane beside a job training on the CPU, at the lowest rate (one the idle platform keeps up
     # with, to compare with its row above): a job far longer than the row, cancelled after it.
     long = await asyncio.to_thread(api.ready_dataset, work / "bench-long.jsonl", conversations=2000, exchanges=3)
@@ -846,9 +873,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rates", type=int, nargs="+", help="request rates of the API rows")
     parser.add_argument("--seconds", type=float, help="seconds of load a row")
     parser.add_argument("--flow-only", action="store_true", help="only the ingestion and watcher rows")
-    parser.add_argument("--only", nargs="+", choices=API_ROWS, default=(),
-                        help="only these API rows (after the load generator, startup and idle rows), e.g. to "
-                        "compare one read's cost between two branches")
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="only the POST /api/jobs/estimate rows (a validated dataset, no job run)")
+    parser.add_argument("--detail-only", action="store_true",
+                        help="only the GET /api/jobs/{id} rows at each rate (a job run first, none trains beside)")
     parser.add_argument("--_serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_publish", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -867,7 +895,7 @@ def main(argv: list[str] | None = None) -> str:
         work = Path(tmp)
         with Served(work / "home") as info:
             rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only,
-                                     tuple(args.only)))
+                                     args.estimate_only, args.detail_only))
     report = "\n".join([
         f"control plane on {os.cpu_count()} cores{' (smoke: figures are not comparable)' if args.smoke else ''}",
         *table(rows),

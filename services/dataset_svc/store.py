@@ -70,11 +70,17 @@ async def load_dataset(conn: AsyncConnection, user_id: str, dataset_id: str) -> 
     return None if row is None else Dataset.from_row(row)
 
 
+# Every save moves updated_at forward, even when a transaction that began earlier (its now() older) saves after
+# another: the events carry it, and job_svc's copy of a dataset (services/job_svc/dataset_facts.py) applies an
+# event only when its updated_at is newer than the last one it applied.
+_TOUCHED = "updated_at = GREATEST(now(), updated_at + interval '1 microsecond')"
+
+
 async def save_dataset(conn: AsyncConnection, dataset: Dataset) -> Row:
     """Write the fields ``dataset`` changed since it was loaded; returns the row as it is now."""
     fields = dict(dataset.changes)
     assignments = "".join(f", {name} = :{name}" for name in fields)
-    sql = f"UPDATE datasets SET updated_at = now(){assignments} WHERE id = :id RETURNING *"
+    sql = f"UPDATE datasets SET {_TOUCHED}{assignments} WHERE id = :id RETURNING *"
     row = (await conn.execute(text(sql), {"id": dataset.id, **fields})).one()
     dataset.changes.clear()
     return row
@@ -90,7 +96,7 @@ async def record_validation(conn: AsyncConnection, dataset_id: str, outcome: dic
             "avg_turns_per_conversation = :avg_turns, avg_tokens_per_turn = :avg_tokens, "
             "validation_errors = CAST(:errors AS JSONB), statistics = CAST(:statistics AS JSONB), "
             "sample_data = CAST(:samples AS JSONB), content_sha256 = :content_sha256, validated_at = now(), "
-            "updated_at = now() "
+            f"{_TOUCHED} "
             "WHERE id = :id RETURNING *"
         ),
         {

@@ -20,7 +20,7 @@ from services.common.paging import canonical_uuid, parse_page
 from services.common.grants import Granter
 from services.common.storage import model_prefix
 from services.common.grpc import as_user, downstream_timeout, rpc, stream_rpc, user_id
-from services.job_svc import launch_checks, lineage, live, preflight, store
+from services.job_svc import dataset_facts, launch_checks, lineage, live, preflight, store
 from services.job_svc.budget_gate import BudgetGate
 from services.job_svc.catalogue import DEFAULT_GPU_TYPE, GPU_TYPES, PRESETS
 from services.job_svc.estimate import Estimate, estimate
@@ -29,7 +29,7 @@ from services.job_svc.hyperparameters import JobConfig, resolve
 from services.job_svc.job import TERMINAL
 from services.job_svc.live_cost import with_cost_now
 from services.job_svc.messages import STATUS_NAMES, job_message, metric_point_message
-from services.job_svc.speed import speed_key, table_speedup
+from services.job_svc.speed import MeasuredSpeed, speed_key, table_speedup
 
 
 # A launch waits this long at most for dataset_svc (less when its own caller's deadline is nearer).
@@ -67,6 +67,18 @@ async def _owned_job(conn, uid: str, job_id: str):
     return row
 
 
+def _speed_key(config: JobConfig, launch: launch_checks.LaunchReport) -> str:
+    """The job's kind of run, whose measured speed its estimate uses (services.job_svc.speed)."""
+    return speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
+
+
+def _estimate(config: JobConfig, launch: launch_checks.LaunchReport, dataset: dataset_pb2.Dataset,
+              measured: MeasuredSpeed | None) -> Estimate:
+    """The job's estimate on ``dataset``, from ``measured`` (its kind's speed) when there is one."""
+    return estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens, config.batch_size,
+                    config.epochs, table_speedup(launch.model_parameters), measured)
+
+
 class JobHandlers(job_pb2_grpc.JobServiceServicer):
     def __init__(self, db: Database, settings: Settings, datasets: dataset_pb2_grpc.DatasetServiceStub, nc,
                  budget: BudgetGate, artifacts: artifact_pb2_grpc.ArtifactServiceStub):
@@ -87,7 +99,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound("Dataset not found or access denied") from None
+                raise NotFound(dataset_facts.NOT_FOUND) from None
             raise
         return reply.dataset
 
@@ -100,14 +112,13 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
             self._settings.model_dirs,
         )
 
-    async def _estimate(self, config: JobConfig, launch: launch_checks.LaunchReport,
-                        dataset: dataset_pb2.Dataset) -> tuple[str, Estimate]:
+    async def _plan(self, config: JobConfig, launch: launch_checks.LaunchReport,
+                    dataset: dataset_pb2.Dataset) -> tuple[str, Estimate]:
         """The job's kind of run (speed.speed_key) and its estimate, from that kind's measured speed if any."""
-        kind = speed_key(config.gpu.type, config.gpu_count, launch.model_parameters, config.max_seq_length)
+        kind = _speed_key(config, launch)
         async with self._db.statement() as conn:
             measured = await store.measured_speed(conn, kind)
-        return kind, estimate(config.gpu, config.gpu_count, dataset.statistics, dataset.total_tokens,
-                              config.batch_size, config.epochs, table_speedup(launch.model_parameters), measured)
+        return kind, _estimate(config, launch, dataset, measured)
 
     @rpc
     async def ListPresets(self, request, context):
@@ -136,12 +147,17 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def EstimateJob(self, request, context):
-        """Raises InvalidArgument for bad fields, NotFound for another user's dataset."""
+        """Raises InvalidArgument for bad fields, NotFound for another user's or a deleted dataset."""
         uid = user_id(context)
         config = self._config(request)
         launch = await preflight.launch_report(config, self._settings)
-        dataset = await self._dataset(uid, _uuid(request.dataset_id, "Dataset"))
-        _, result = await self._estimate(config, launch, dataset)
+        dataset_id = _uuid(request.dataset_id, "Dataset")
+        # The dataset from job_svc's own copy, read with the measured speed in one statement; dataset_svc is
+        # asked only for a dataset the copy does not hold yet (services.job_svc.dataset_facts).
+        async with self._db.statement() as conn:
+            facts, measured = await store.estimate_inputs(conn, uid, dataset_id, _speed_key(config, launch))
+        dataset = dataset_facts.dataset_of(facts) if facts is not None else await self._dataset(uid, dataset_id)
+        result = _estimate(config, launch, dataset, measured)
         return job_pb2.EstimateJobResponse(
             estimate=job_pb2.Estimate(
                 estimated_cost=result.estimated_cost,
@@ -162,6 +178,9 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
     async def CreateJob(self, request, context):
         """Raises InvalidArgument, NotFound, FailedPrecondition when the dataset is not ready or has no
         recorded content hash, or BudgetExceeded when the estimate does not fit the user's monthly budget.
+
+        The dataset is asked of dataset_svc, not read from job_svc's copy as EstimateJob reads it: the copy
+        lags by an event, and a job must not be queued on a dataset deleted or revalidated a moment before.
 
         A request id seen before answers with the job it created, before any
         other check (the dataset may have changed since); sent with a different
@@ -195,7 +214,7 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
                 "It was validated before the platform recorded what it validated: revalidate it, then create the job",
             )
         # One estimate for both: the job plans the very steps the user was shown, which the trainer runs.
-        kind, planned = await self._estimate(config, launch, dataset)
+        kind, planned = await self._plan(config, launch, dataset)
         steps, cost = planned.total_steps, request.estimated_cost or planned.estimated_cost
         # The platform's own estimate, not the client's, must fit the budget.
         await self._budget.check(uid, planned.estimated_cost)

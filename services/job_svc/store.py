@@ -307,3 +307,36 @@ async def save_measured_speed(conn: AsyncConnection, speed_key: str, speed: Meas
         ),
         {"key": speed_key, "tps": speed.tokens_per_second, "overhead": speed.overhead_seconds},
     )
+
+
+async def save_dataset_facts(conn: AsyncConnection, facts: dict) -> None:
+    """Write one dataset's facts (services.job_svc.dataset_facts) unless the row already holds a version as
+    new or newer: a redelivered or late event changes nothing."""
+    await conn.execute(
+        text(
+            "INSERT INTO dataset_facts (dataset_id, user_id, name, status, total_tokens, conversations, "
+            "validation_conversations, deleted_at, version) VALUES (:dataset_id, :user_id, :name, :status, "
+            ":total_tokens, :conversations, :validation_conversations, :deleted_at, :version) "
+            "ON CONFLICT (dataset_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status, "
+            "total_tokens = EXCLUDED.total_tokens, conversations = EXCLUDED.conversations, "
+            "validation_conversations = EXCLUDED.validation_conversations, deleted_at = EXCLUDED.deleted_at, "
+            "version = EXCLUDED.version WHERE dataset_facts.version < EXCLUDED.version"
+        ),
+        facts,
+    )
+
+
+async def estimate_inputs(conn: AsyncConnection, user_id: str, dataset_id: str,
+                          speed_key: str) -> tuple[Record | None, MeasuredSpeed | None]:
+    """What EstimateJob reads, in one statement: the caller's dataset facts (None: not here) and the speed
+    measured for ``speed_key`` (None: no run of its kind completed)."""
+    [row] = await fetch(
+        conn,
+        "SELECT f.dataset_id, f.name, f.status, f.total_tokens, f.conversations, f.validation_conversations, "
+        "f.deleted_at, m.tokens_per_second, m.overhead_seconds FROM (SELECT) AS one "
+        "LEFT JOIN dataset_facts f ON f.dataset_id = :dataset_id AND f.user_id = :user_id "
+        "LEFT JOIN measured_speeds m ON m.speed_key = :key",
+        {"dataset_id": dataset_id, "user_id": user_id, "key": speed_key},
+    )
+    measured = None if row.tokens_per_second is None else MeasuredSpeed(row.tokens_per_second, row.overhead_seconds)
+    return (None if row.dataset_id is None else row), measured

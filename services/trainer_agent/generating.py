@@ -31,8 +31,7 @@ from services.common import events
 from services.common.paging import canonical_uuid
 from services.trainer_agent.launch import worker_command
 from services.trainer_agent.granted import GrantedStore
-from services.trainer_agent.relay import retry_io
-from services.trainer_agent.uploads import download_manifest
+from services.trainer_agent.uploads import fetch_adapter
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "services.trainer_agent.generation_worker"
@@ -89,9 +88,10 @@ class GenerationRunner:
         adapter = workdir / "adapter"
         adapter.mkdir(parents=True, exist_ok=True)
         try:
-            await retry_io(lambda: download_manifest(GrantedStore(assignment.grant), assignment.adapter, adapter),
-                           f"generation {assignment.request_id}: downloading the adapter",
-                           deadline_s=self._io_retry_seconds)
+            failed = await fetch_adapter(GrantedStore(assignment.grant), assignment.adapter, adapter, "the adapter",
+                                         owner=f"generation {assignment.request_id}", deadline_s=self._io_retry_seconds)
+            if failed:
+                return failed
             spec = workdir / "assignment.json"
             spec.write_text(json_format.MessageToJson(assignment, preserving_proto_field_name=True))
             output = workdir / "outcome.json"

@@ -59,18 +59,22 @@ def launch_command(world_size: int, worker_args: list[str], agent_pid: int | Non
     dies. ``--standalone`` picks a free rendezvous port, so that jobs on one
     node do not collide; ``--max-restarts=0`` lets a failed rank end the
     attempt, and the agent's retry resumes it from the last checkpoint.
-    torchrun itself carries the home (``startup.python_command``); the ranks it
-    starts are its children and do not.
+    torchrun and each rank carry the home (``startup.python_command``): with
+    ``--no-python`` torchrun runs the interpreter command given, not a bare
+    ``python``.
     """
     lifeline = ["--agent-pid", str(agent_pid)] if agent_pid is not None else []
+    python = python_command(os.environ)
     return [
-        *python_command(os.environ),
+        *python,
         "-m",
         "services.trainer_agent.launch",
         *lifeline,
         "--standalone",
         f"--nproc-per-node={world_size}",
         "--max-restarts=0",
+        "--no-python",
+        *python,
         "-m",
         WORKER_MODULE,
         "--distributed",

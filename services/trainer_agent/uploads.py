@@ -23,7 +23,12 @@ def upload_directory(storage: GrantedStore, directory: Path, bucket: str, prefix
 
 
 def download_manifest(storage: GrantedStore, manifest: artifact_pb2.AdapterManifest, directory: Path) -> None:
-    """Every file of ``manifest`` into ``directory``, under its name."""
+    """Every file of ``manifest`` into ``directory``, under its name; a name that is not a plain file name
+    (a separator, ``..``) is refused before anything is downloaded, so no file lands outside ``directory``."""
+    unsafe = [f.name for f in manifest.files if f.name in ("", ".", "..") or Path(f.name).name != f.name]
+    if unsafe:
+        raise Permanent(f"the manifest names files outside their directory: {', '.join(map(repr, unsafe))}; "
+                        "each name must be a plain file name")
     for f in manifest.files:
         storage.download_file(manifest.bucket, f.key, directory / f.name)
 

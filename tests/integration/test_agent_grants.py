@@ -108,3 +108,16 @@ async def test_a_refused_grant_fails_the_download_at_once_and_for_good(settings,
     assert time.monotonic() - started < 10
     assert failed is not None and failed["retryable"] is False
     assert "could not download the adapter" in failed["reason"] and "Request has expired" in failed["reason"]
+
+
+async def test_a_manifest_naming_a_file_outside_its_directory_downloads_nothing(settings, tmp_path):
+    """A name is where the file lands: one with a separator or ``..`` would write outside the adapter's
+    directory, so the whole download is refused at once, even with a grant that covers the object."""
+    storage = ObjectStorage.from_settings(settings)
+    parent = _job(settings, storage, parent=True).parent_adapter
+    store = GrantedStore(Granter(storage, 60).generation(artifact_pb2.GenerationAssignment(adapter=parent)))
+    parent.files.add(name="../escaped.json", key=parent.files[0].key)
+    failed = await fetch_adapter(store, parent, tmp_path / "adapter", "the adapter", owner="test", deadline_s=60)
+    assert failed is not None and failed["retryable"] is False
+    assert "'../escaped.json'" in failed["reason"] and "plain file name" in failed["reason"]
+    assert not (tmp_path / "escaped.json").exists() and not (tmp_path / "adapter" / "adapter_config.json").exists()

@@ -34,7 +34,7 @@ USER_A, USER_B = str(uuid.uuid4()), str(uuid.uuid4())
 # Every table a session reaches only as its user (or the platform), by service.
 OWNED_TABLES = {
     "dataset_svc": {"datasets", "dataset_usage"},
-    "job_svc": {"jobs", "metric_points", "job_cost_records"},
+    "job_svc": {"jobs", "metric_points", "dataset_facts", "job_cost_records"},
     "artifact_svc": {"model_artifacts", "model_exports"},
     "billing_svc": {"cost_records", "notifications", "job_charges", "budgets", "webhooks", "webhook_deliveries",
                     "webhook_attempts"},
@@ -52,7 +52,10 @@ ROWS = {
                  "SELECT id, 1, 1, now(), 1, 0.1 FROM jobs WHERE user_id = :user_id"),
                 ("job_cost_records",
                  "INSERT INTO job_cost_records (id, job_id, user_id, recorded_at, record) "
-                 "SELECT :id, id, :user_id, now(), '' FROM jobs WHERE user_id = :user_id")],
+                 "SELECT :id, id, :user_id, now(), '' FROM jobs WHERE user_id = :user_id"),
+                ("dataset_facts",
+                 "INSERT INTO dataset_facts (dataset_id, user_id, name, status, version) "
+                 "VALUES (:id, :user_id, 'd', 'ready', now())")],
     "artifact_svc": [("model_artifacts",
                       "INSERT INTO model_artifacts (id, user_id, job_id, dataset_id, name, quality_metrics, "
                       "training_summary, configuration, artifacts, storage_bucket) "

@@ -83,8 +83,9 @@ def test_the_launch_runs_one_worker_rank_per_gpu_and_fails_with_any_rank(monkeyp
 
     assert command[:5] == [sys.executable, "-m", "services.trainer_agent.launch", "--agent-pid", "42"]
     assert {"--standalone", "--nproc-per-node=4", "--max-restarts=0"} <= set(command)
-    worker = command[command.index("-m", 3) :]
-    assert worker == ["-m", "services.trainer_agent.worker", "--distributed", "--dataset", "d.jsonl"]
+    worker = command[command.index("--no-python") :]
+    assert worker == ["--no-python", sys.executable, "-m", "services.trainer_agent.worker", "--distributed",
+                      "--dataset", "d.jsonl"]
 
 
 # 10 examples in batches of 4: each epoch's last batch (2) leaves rank 1 of 2

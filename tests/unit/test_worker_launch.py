@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.trainer_agent import __main__ as agent_main
-from services.trainer_agent.launch import WORKER_MODULE, cpu_worker_limits, worker_command
+from services.trainer_agent.launch import WORKER_MODULE, cpu_worker_limits, launch_command, worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,3 +95,21 @@ def test_every_worker_names_the_agents_home_on_its_command_line(tmp_path, monkey
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True,
                           env={**os.environ, "PYTHONPATH": path})
     assert f"brightrun_home={home}" in done.stdout.split("\0")
+
+
+def test_each_rank_of_a_multi_gpu_worker_names_the_agents_home(tmp_path, monkeypatch):
+    """torchrun's ranks are its children: they carry the home only because torchrun runs the interpreter
+    command it is given (``--no-python``), so `ps` finds every rank of a home's job."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("BRIGHTRUN_HOME", str(home))
+    (tmp_path / "cmdline_worker.py").write_text(
+        "import os\nprint(os.environ['RANK'], open('/proc/self/cmdline', 'rb').read().decode().split('\\0'))\n")
+    command = launch_command(2, [], agent_pid=os.getpid())
+    command[command.index(WORKER_MODULE)] = "cmdline_worker"
+    path = os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": path})
+    assert done.returncode == 0, done.stderr
+    ranks = [line.split(" ", 1) for line in done.stdout.splitlines() if line[:1].isdigit()]
+    assert sorted(rank for rank, _ in ranks) == ["0", "1"]
+    assert all(f"'brightrun_home={home}'" in cmdline for _, cmdline in ranks), ranks
