@@ -8,6 +8,7 @@ beside its goal in one table.
     python bench/control_plane.py --rates 100 300 600 --seconds 20
     python bench/control_plane.py --flow-only   # only the ingestion and watcher rows
     python bench/control_plane.py --estimate-only   # only the estimate rows (issue 11's two-hop call)
+    python bench/control_plane.py --detail-only     # only the job detail rows (a job run, no training beside)
 
 The platform runs in a child process of this script (``--_serve``) that
 imports only the launcher, as ``make up`` does, so the launcher's RSS is its
@@ -788,6 +789,11 @@ def estimate_endpoint(dataset: dict) -> tuple[str, str, str, bytes]:
             json.dumps({"dataset_id": dataset["id"], **DEMO_JOB}).encode())
 
 
+def detail_endpoint(api: Api, job_id: str) -> tuple[str, str, str, bytes]:
+    """The job detail rows' request: ``job_id``'s detail, labelled with how many metric points it has."""
+    return f"GET /api/jobs/{{id}} ({api.metric_points(job_id)} metric points)", "GET", f"/api/jobs/{job_id}", b""
+
+
 async def api_rows(meters: Meters, http: Http, idle: float, endpoints: list[tuple[str, str, str, bytes]],
                    mode: Mode) -> list[Row]:
     """A latency row and its cost rows for each endpoint at each of the mode's rates."""
@@ -800,7 +806,7 @@ async def api_rows(meters: Meters, http: Http, idle: float, endpoints: list[tupl
 
 
 async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool = False,
-                estimate_only: bool = False) -> list[Row]:
+                estimate_only: bool = False, detail_only: bool = False) -> list[Row]:
     if flow_only:
         api = Api(info)
         dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
@@ -816,6 +822,17 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
         idle = await idle_transactions_per_s(meters)
         return [Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"),
                 *await api_rows(meters, http, idle, [estimate_endpoint(dataset)], mode)]
+    if detail_only:
+        api = Api(info)
+        dataset = await asyncio.to_thread(api.ready_dataset, work / "bench.jsonl")
+        job_id, _ = await asyncio.to_thread(api.start_job, dataset, epochs=mode.epochs)
+        await asyncio.to_thread(api.wait_status, job_id, TERMINAL)
+        endpoint = await asyncio.to_thread(detail_endpoint, api, job_id)
+        api.client.close()
+        await asyncio.sleep(2)  # the job's worker gone: the platform is idle
+        idle = await idle_transactions_per_s(meters)
+        return [Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"),
+                *await api_rows(meters, http, idle, [endpoint], mode)]
     rows = []
     generator = await open_loop(http, "GET", "/healthz", b"", GENERATOR_RATE, mode.generator_seconds)
     rows.append(Row(
@@ -827,7 +844,7 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
 
     api = Api(info)
     dataset, job_id, startups = await asyncio.to_thread(prepare, api, work, mode)
-    points = await asyncio.to_thread(api.metric_points, job_id)
+    detail = await asyncio.to_thread(detail_endpoint, api, job_id)
     await asyncio.sleep(2)  # the last job's worker gone: the platform is idle
     rows.append(Row("idle RSS: launcher", f"{meters.rss_mb('launcher'):.0f} MB",
                     f"<= {LAUNCHER_RSS_GOAL_MB:.0f} MB", meters.rss_mb("launcher") <= LAUNCHER_RSS_GOAL_MB))
@@ -843,7 +860,7 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
     idle = await idle_transactions_per_s(meters)
     rows.append(Row("PostgreSQL transactions/s of the idle platform", f"{idle:.2f}"))
     endpoints = [
-        (f"GET /api/jobs/{{id}} ({points} metric points)", "GET", f"/api/jobs/{job_id}", b""),
+        detail,
         ("GET /api/datasets", "GET", "/api/datasets", b""),
         estimate_endpoint(dataset),
     ]
@@ -882,6 +899,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--flow-only", action="store_true", help="only the ingestion and watcher rows")
     parser.add_argument("--estimate-only", action="store_true",
                         help="only the POST /api/jobs/estimate rows (a validated dataset, no job run)")
+    parser.add_argument("--detail-only", action="store_true",
+                        help="only the GET /api/jobs/{id} rows at each rate (a job run first, none trains beside)")
     parser.add_argument("--_serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_publish", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -900,7 +919,7 @@ def main(argv: list[str] | None = None) -> str:
         work = Path(tmp)
         with Served(work / "home") as info:
             rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only,
-                                     args.estimate_only))
+                                     args.estimate_only, args.detail_only))
     report = "\n".join([
         f"control plane on {os.cpu_count()} cores{' (smoke: figures are not comparable)' if args.smoke else ''}",
         *table(rows),

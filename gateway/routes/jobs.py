@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 
 from brightrun.billing.v1 import billing_pb2
 from brightrun.job.v1 import job_pb2
 from gateway.convert import enum_from_json, message_to_json
 from gateway.declare import IDEMPOTENCY_KEY, PAGINATION, Body, Endpoint, Param, page_params
-from gateway.http import INT64_MAX, Caller, Page, caller, idempotency_key, int_param, path_id
+from gateway.http import INT64_MAX, Page, caller, idempotency_key, int_param, path_id
 from gateway.schema import array, message_schema, nullable, obj
 from services.common.training_choices import HYPERPARAMETER_RANGES
 
@@ -18,7 +16,6 @@ from services.common.training_choices import HYPERPARAMETER_RANGES
 # detail carries unless ?metrics_limit= asks otherwise.
 _MAX_METRIC_POINTS = 10000
 _DETAIL_METRIC_POINTS = 500
-_COST_RECORDS_PAGE = 100
 
 # What a request sets; the rest of GpuConfig is the catalogue's, in answers only.
 _HIDDEN = ("gpu_config.gpu_memory_gb", "gpu_config.cost_per_gpu_hour")
@@ -108,37 +105,23 @@ async def list_jobs(request: Request):
 
 
 async def get_job(request: Request):
-    """``{job, metrics, older_metrics_before_step, cost_records}``: the job and its latest metric points from
-    job_svc in one call (one statement there), its cost records from billing_svc, the two calls
-    concurrently. Older points: GET /api/jobs/{id}/metrics?before_step=older_metrics_before_step."""
+    """``{job, metrics, older_metrics_before_step, cost_records}`` from ONE job_svc call (one statement there):
+    the job, its latest metric points and its cost records, newest first. The records are job_svc's copy of
+    billing_svc's (services.job_svc.cost_records), so one billing wrote a moment ago shows once its event has
+    been delivered; GET /api/costs reads billing's own. Older points:
+    GET /api/jobs/{id}/metrics?before_step=older_metrics_before_step."""
     api = caller(request)
-    job_id = path_id(request)
     window = int_param(request, "metrics_limit", _DETAIL_METRIC_POINTS, maximum=_MAX_METRIC_POINTS)
-    detail, records = await asyncio.gather(
-        api(api.stubs.jobs.GetJobDetail, job_pb2.GetJobDetailRequest(job_id=job_id, metric_page_size=window)),
-        _all_cost_records(api, job_id),
-    )
+    message = job_pb2.GetJobDetailRequest(job_id=path_id(request), metric_page_size=window)
+    detail = await api(api.stubs.jobs.GetJobDetail, message)
     return api.ok(
         {
             "job": job_json(detail.job),
             "metrics": [message_to_json(m) for m in detail.metric_points],
             "older_metrics_before_step": detail.older_before_step or None,
-            "cost_records": records,
+            "cost_records": [message_to_json(r) for r in detail.cost_records],
         }
     )
-
-
-async def _all_cost_records(api: Caller, job_id: str) -> list[dict]:
-    """Every cost record of the job, newest first: one call for a job of up to a page of them."""
-    records: list[dict] = []
-    token = ""
-    while True:
-        message = billing_pb2.ListCostRecordsRequest(job_id=job_id, page_size=_COST_RECORDS_PAGE, page_token=token)
-        reply = await api(api.stubs.billing.ListCostRecords, message)
-        records.extend(message_to_json(r) for r in reply.cost_records)
-        token = reply.next_page_token
-        if not token:
-            return records
 
 
 async def cancel_job(request: Request):

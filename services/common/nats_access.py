@@ -64,6 +64,8 @@ JOB_ARTIFACTS = Consumer(ARTIFACTS, "job-artifacts", ("artifact.created",))
 JOB_BUDGET = Consumer(BILLING, "job-budget", ("billing.budget_exceeded",))
 # job_svc's copy of the dataset facts its estimate reads (services.job_svc.dataset_facts): every dataset event.
 JOB_DATASETS = Consumer(DATASETS, "job-datasets", ("dataset.>",))
+# Its own durable (a consumer's subjects are fixed when it is first created): job_svc's copy of cost records.
+JOB_COSTS = Consumer(BILLING, "job-costs", ("billing.cost_recorded",))
 ARTIFACT_BUILDER = Consumer(JOBS, "artifact-builder", ("job.completed",))
 ARTIFACT_EXPORTS = Consumer(TRAINER, "artifact-exports", ("trainer.export.>",))
 BILLING_CONSUMERS = (
@@ -116,7 +118,7 @@ IDENTITIES: dict[str, Identity] = {i.name: i for i in (
         "job_svc",
         # Its events, the assignments it creates, and the live copy its watchers read.
         publishes=("job.>", "assign.*.*", f"{LIVE_JOBS}.*.*"),
-        consumes=(JOB_TRAINER, JOB_ARTIFACTS, JOB_BUDGET, JOB_DATASETS),
+        consumes=(JOB_TRAINER, JOB_ARTIFACTS, JOB_BUDGET, JOB_DATASETS, JOB_COSTS),
         listens=(f"{LIVE_JOBS}.*.*", MAX_DELIVERIES_ADVISORY),
         # Which agents are about (their ASSIGN consumers), and an abandoned assignment read and removed.
         requests=("CONSUMER.LIST.ASSIGN", "CONSUMER.INFO.ASSIGN.*", "STREAM.MSG.GET.ASSIGN",

@@ -263,17 +263,19 @@ class JobHandlers(job_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetJobDetail(self, request, context):
-        """The job and its latest metric points, read by one statement; raises NotFound."""
+        """The job, its latest metric points and its cost records (job_svc's copy, services.job_svc.cost_records),
+        read by one statement; raises NotFound."""
         limit = _metric_limit(request.metric_page_size, DETAIL_METRIC_POINTS, "metric_page_size")
         job_id = _uuid(request.job_id, "Job")
         async with self._db.statement() as conn:
-            row, points, older = await store.job_with_latest_points(conn, job_id, user_id(context), limit)
+            row, points, older, records = await store.job_detail(conn, job_id, user_id(context), limit)
         if row is None:
             raise NotFound("Job not found")
         return job_pb2.GetJobDetailResponse(
             job=with_cost_now(job_message(row), row, datetime.now(timezone.utc)),
             metric_points=[metric_point_message(p) for p in points],
             older_before_step=points[0].step if older else 0,
+            cost_records=records,
         )
 
     @rpc

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from brightrun.billing.v1 import billing_pb2
 from brightrun.job.v1 import job_pb2
 from services.common.db import Record, fetch, page_and_total
 from services.common.paging import Keyset, Page
@@ -227,20 +228,44 @@ async def metric_points(conn: AsyncConnection, job_id: str, after_step: int, lim
     return list(rows)
 
 
-async def job_with_latest_points(
+async def job_detail(
     conn: AsyncConnection, job_id: str, user_id: str, limit: int
-) -> tuple[Record | None, list, bool]:
-    """The user's job (None when it is not theirs), its latest ``limit`` points in step order, and whether
-    older ones exist: ONE statement (one snapshot, one round trip), the points an array of rows beside the
-    job's, read by a backward scan of the primary key."""
-    sql = ("SELECT j.*, ARRAY(SELECT p FROM metric_points p WHERE p.job_id = j.id ORDER BY p.step DESC "
-           "LIMIT :limit) AS latest_points FROM jobs j WHERE j.id = :id AND j.user_id = :user_id")
+) -> tuple[Record | None, list, bool, list[billing_pb2.CostRecord]]:
+    """The user's job (None when it is not theirs), its latest ``limit`` points in step order, whether older
+    ones exist, and its cost records newest first: ONE statement (one snapshot, one round trip), the points
+    and the records arrays beside the job's row, read by a backward scan of each table's index."""
+    sql = ("SELECT j.*, "
+           "ARRAY(SELECT p FROM metric_points p WHERE p.job_id = j.id ORDER BY p.step DESC LIMIT :limit) "
+           "AS latest_points, "
+           "ARRAY(SELECT c.record FROM job_cost_records c WHERE c.job_id = j.id "
+           "ORDER BY c.recorded_at DESC, c.id DESC) AS cost_records "
+           "FROM jobs j WHERE j.id = :id AND j.user_id = :user_id")
     rows = await fetch(conn, sql, {"id": job_id, "user_id": user_id, "limit": limit + 1})
     if not rows:
-        return None, [], False
+        return None, [], False, []
     row = rows[0]
     points = [SimpleNamespace(**dict(point.items())) for point in row.latest_points[limit::-1]]
-    return row, points[-limit:], len(row.latest_points) > limit
+    records = [billing_pb2.CostRecord.FromString(record) for record in row.cost_records]
+    return row, points[-limit:], len(row.latest_points) > limit, records
+
+
+_INSERT_COST_RECORDS = (
+    "INSERT INTO job_cost_records (id, job_id, user_id, recorded_at, record) "
+    "SELECT given.* FROM unnest(CAST(:ids AS UUID[]), CAST(:jobs AS UUID[]), CAST(:users AS UUID[]), "
+    "CAST(:at AS TIMESTAMPTZ[]), CAST(:records AS BYTEA[])) AS given (id, job_id, user_id, recorded_at, record) "
+    # A record of a job this service does not hold as its user's is not kept.
+    "JOIN jobs j ON j.id = given.job_id AND j.user_id = given.user_id "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
+
+async def insert_cost_records(conn: AsyncConnection, records: list[billing_pb2.CostRecord]) -> None:
+    """Keep ``records`` (canonical ids, each of a job) in one statement; one already kept is left as it is."""
+    await conn.execute(text(_INSERT_COST_RECORDS), {
+        "ids": [r.id for r in records], "jobs": [r.job_id for r in records], "users": [r.user_id for r in records],
+        "at": [r.recorded_at.ToDatetime(tzinfo=timezone.utc) for r in records],
+        "records": [r.SerializeToString() for r in records],
+    })
 
 
 async def latest_metric_points(

@@ -362,7 +362,18 @@ def _assert_notifications_and_costs(alice, bob, job) -> None:
     assert first["id"] not in {x["id"] for x in unread["notifications"]}
     assert unread["unread_count"] == notes["unread_count"] - 1
 
-    records = call(alice, "GET", f"/api/jobs/{job['id']}")["cost_records"]
-    assert {r["cost_type"] for r in records} >= {"compute", "storage"}
     costs = call(alice, "GET", "/api/costs")
+    billed = sorted((r for r in costs["records"] if r["job_id"] == job["id"]), key=lambda r: r["id"])
+    # The detail's records are job_svc's copy of billing's, fed by its events: the same once delivered.
+    records = wait_for(
+        lambda: call(alice, "GET", f"/api/jobs/{job['id']}")["cost_records"],
+        lambda r: {x["id"] for x in r} == {x["id"] for x in billed},
+        30,
+        "the job's cost records in its detail",
+    )
+    assert sorted(records, key=lambda r: r["id"]) == billed
+    newest_first = [(datetime.fromisoformat(r["recorded_at"]), r["id"]) for r in records]
+    assert newest_first == sorted(newest_first, reverse=True)
+    assert {r["cost_type"] for r in records} >= {"compute", "storage"}
     assert costs["total"] == pytest.approx(sum(r["amount"] for r in records))
+    assert bob.get(f"/api/jobs/{job['id']}").status_code == 404

@@ -744,6 +744,63 @@ async def test_a_running_job_without_steps_is_charged_by_the_clock_and_its_recor
     assert sum(round(r.amount * 100) for r in records) == final > 0
 
 
+async def _publish_cost_record(js, record: billing_pb2.CostRecord) -> None:
+    event = events.new_event("billing.cost_recorded", producer="test", user_id=record.user_id, subject_id=record.id,
+                             cost_recorded=events_pb2.CostRecorded(cost_record=record))
+    await events.publish(js, "billing.cost_recorded", event.SerializeToString(), str(uuid.uuid4()))
+
+
+async def _detail_records(jobs, job_id: str, done) -> list[billing_pb2.CostRecord]:
+    for _ in range(100):
+        detail = await jobs.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job_id), metadata=as_user(OWNER))
+        if done(list(detail.cost_records)):
+            return list(detail.cost_records)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the detail's cost records never got there: {list(detail.cost_records)}")
+
+
+async def test_a_jobs_detail_carries_the_cost_records_billing_published(clocked, js):
+    """billing_svc writes the records and publishes them; job_svc keeps each from billing.cost_recorded (real
+    NATS), so its detail answers billing's own records, newest first, once their events were delivered."""
+    jobs, billing = clocked
+    request = job_pb2.CreateJobRequest(**{**REQUEST, "gpu_config": job_pb2.GpuConfig(type="H100", count=8)})
+    job = (await jobs.CreateJob(request, metadata=as_user(OWNER))).job
+    await _trainer_event(js, job, "trainer.attempt.started",
+                         trainer_attempt_started=events_pb2.TrainerAttemptStarted(job_id=job.id, attempt=1))
+    metrics = events_pb2.TrainerMetrics(job_id=job.id, attempt=1, metric_point=_point(job.id, 1, 2.0))
+    await _trainer_event(js, job, "trainer.metrics", trainer_metrics=metrics)
+    await _wait(jobs, job.id, lambda j: j.status == job_pb2.JOB_STATUS_RUNNING)
+    await asyncio.sleep(2 * TICK_SECONDS)  # the clock charges the job meanwhile
+    final = round((await jobs.CancelJob(job_pb2.CancelJobRequest(job_id=job.id),
+                                        metadata=as_user(OWNER))).job.final_cost * 100)
+    for _ in range(100):
+        reply = await billing.ListCostRecords(billing_pb2.ListCostRecordsRequest(job_id=job.id),
+                                              metadata=as_user(OWNER))
+        billed = list(reply.cost_records)
+        if sum(round(r.amount * 100) for r in billed) == final:
+            break
+        await asyncio.sleep(0.1)
+    assert billed and sum(round(r.amount * 100) for r in billed) == final > 0
+
+    records = await _detail_records(jobs, job.id, lambda records: len(records) >= len(billed))
+    assert records == billed  # the same messages in the same order, newest first
+    # A redelivered record is kept once, one naming another owner than the job's is not kept; events are
+    # applied in order, so once the last one shows the two before it were handled.
+    stranger, late = billing_pb2.CostRecord(), billing_pb2.CostRecord()
+    stranger.CopyFrom(billed[0])
+    stranger.id, stranger.user_id = str(uuid.uuid4()), str(uuid.uuid4())
+    late.CopyFrom(billed[0])
+    late.id = str(uuid.uuid4())
+    late.recorded_at.GetCurrentTime()
+    for record in (billed[0], stranger, late):
+        await _publish_cost_record(js, record)
+    records = await _detail_records(jobs, job.id, lambda records: late.id in {r.id for r in records})
+    assert records == [late, *billed]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await jobs.GetJobDetail(job_pb2.GetJobDetailRequest(job_id=job.id), metadata=as_user(str(uuid.uuid4())))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def _waiting_notices(billing, job_id: str) -> list[billing_pb2.Notification]:
     reply = await billing.ListNotifications(billing_pb2.ListNotificationsRequest(page_size=100),
                                             metadata=as_user(OWNER))
@@ -785,9 +842,14 @@ async def test_each_read_is_one_statement_or_one_read_only_transaction_and_no_wr
     await stub.CancelJob(job_pb2.CancelJobRequest(job_id=job.id), metadata=as_user(OWNER))
     db = counting_database(settings.database_url, "job")
     nc, _ = await events.connect(settings.nats_url, "job-reads-test")
+    records = [billing_pb2.CostRecord(id=str(uuid.uuid4()), user_id=OWNER, job_id=job.id, cost_type="compute",
+                                      amount=0.01 * i) for i in (1, 2, 3)]
+    for i, record in enumerate(records):
+        record.recorded_at.FromSeconds(1_800_000_000 + i)
     async with db.transaction() as conn:
         for step in (1, 2, 3):
             await job_store.insert_metric_points(conn, [_point(job.id, step, 1.0 / step)])
+        await job_store.insert_cost_records(conn, records)
     handlers = JobHandlers(db, settings, dataset_pb2_grpc.DatasetServiceStub(channel(fakes)), nc, budget=None,
                            artifacts=artifact_pb2_grpc.ArtifactServiceStub(channel(fakes)))
     server, port, _ = create_server("127.0.0.1:0", [lambda s: job_pb2_grpc.add_JobServiceServicer_to_server(
@@ -820,6 +882,7 @@ async def test_each_read_is_one_statement_or_one_read_only_transaction_and_no_wr
                 if name == "GetJobDetail":
                     assert answer.job.status == job_pb2.JOB_STATUS_CANCELLED
                     assert [p.step for p in answer.metric_points] == [1, 2, 3]
+                    assert list(answer.cost_records) == records[::-1]  # newest first, from the same statement
                 if name == "WatchJob":  # the cancelled job, then its points, from the one read
                     assert answer[0].job.id == job.id and [u.metric_point.step for u in answer[1:]] == [1, 2, 3]
             # A job that is not the caller's is NOT_FOUND after its one read, as GetJob says.

@@ -34,7 +34,7 @@ USER_A, USER_B = str(uuid.uuid4()), str(uuid.uuid4())
 # Every table a session reaches only as its user (or the platform), by service.
 OWNED_TABLES = {
     "dataset_svc": {"datasets", "dataset_usage"},
-    "job_svc": {"jobs", "metric_points", "dataset_facts"},
+    "job_svc": {"jobs", "metric_points", "dataset_facts", "job_cost_records"},
     "artifact_svc": {"model_artifacts", "model_exports"},
     "billing_svc": {"cost_records", "notifications", "job_charges", "budgets", "webhooks", "webhook_deliveries",
                     "webhook_attempts"},
@@ -50,6 +50,9 @@ ROWS = {
                 ("metric_points",
                  "INSERT INTO metric_points (job_id, step, epoch, timestamp, training_loss, learning_rate) "
                  "SELECT id, 1, 1, now(), 1, 0.1 FROM jobs WHERE user_id = :user_id"),
+                ("job_cost_records",
+                 "INSERT INTO job_cost_records (id, job_id, user_id, recorded_at, record) "
+                 "SELECT :id, id, :user_id, now(), '' FROM jobs WHERE user_id = :user_id"),
                 ("dataset_facts",
                  "INSERT INTO dataset_facts (dataset_id, user_id, name, status, version) "
                  "VALUES (:id, :user_id, 'd', 'ready', now())")],

@@ -15,7 +15,7 @@ import sqlalchemy.exc
 import uvicorn
 
 from gateway_kit import gateway_settings
-from brightrun.billing.v1 import billing_pb2, billing_pb2_grpc
+from brightrun.billing.v1 import billing_pb2
 from brightrun.dataset.v1 import dataset_pb2, dataset_pb2_grpc
 from brightrun.job.v1 import job_pb2, job_pb2_grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -584,33 +584,18 @@ class DetailJobs(job_pb2_grpc.JobServiceServicer):
         job = job_pb2.Job(id=request.job_id, dataset_id=KNOWN_DATASET, dataset_name="chats",
                           status=job_pb2.JOB_STATUS_RUNNING)
         points = [job_pb2.MetricPoint(job_id=request.job_id, step=step, training_loss=1.0 / step) for step in (2, 3, 4)]
-        return job_pb2.GetJobDetailResponse(job=job, metric_points=points, older_before_step=1)
+        records = [billing_pb2.CostRecord(id=str(i), user_id=user_id(context), job_id=request.job_id,
+                                          cost_type="compute", amount=0.01 * i, billing_period="2026-12-01")
+                   for i in (2, 1)]
+        records[0].details.update({"gpu_type": "A100", "hours": 0.5})
+        records[0].recorded_at.FromSeconds(1_800_000_000)
+        return job_pb2.GetJobDetailResponse(job=job, metric_points=points, older_before_step=1, cost_records=records)
 
 
-class CostRecords(billing_pb2_grpc.BillingServiceServicer):
-    """``count`` records of any job, paged as billing_svc pages them."""
-
-    def __init__(self, count: int):
-        self.count = count
-        self.seen: list[object] = []
-
-    @rpc
-    async def ListCostRecords(self, request, context):
-        self.seen.append(request)
-        start = int(request.page_token or 0)
-        end = min(start + request.page_size, self.count)
-        records = [billing_pb2.CostRecord(id=str(i), job_id=request.job_id, cost_type="compute", amount=0.01)
-                   for i in range(start, end)]
-        return billing_pb2.ListCostRecordsResponse(cost_records=records,
-                                                   next_page_token=str(end) if end < self.count else "")
-
-
-@pytest.mark.parametrize("records", [3, 130])
-async def test_a_jobs_detail_is_one_job_svc_call_beside_its_cost_records(records):
-    jobs, billing = DetailJobs(), CostRecords(records)
+async def test_a_jobs_detail_is_one_job_svc_call_with_its_cost_records():
+    jobs = DetailJobs()
     server = grpc.aio.server()
-    job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(billing, server)
+    job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)  # no billing_svc: a call to it would fail
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     address = f"127.0.0.1:{port}"
@@ -628,7 +613,13 @@ async def test_a_jobs_detail_is_one_job_svc_call_beside_its_cost_records(records
     assert data["job"]["id"] == job_id and data["job"]["status"] == "running"
     assert data["job"]["dataset"] == {"id": KNOWN_DATASET, "name": "chats"}
     assert [m["step"] for m in data["metrics"]] == [2, 3, 4] and data["older_metrics_before_step"] == 1
-    assert [r["id"] for r in data["cost_records"]] == [str(i) for i in range(records)]
-    # One job_svc call, asking for the detail's window of latest points; one billing call a page.
+    # The records as job_svc answered them, in its order, with billing's JSON fields.
+    assert data["cost_records"] == [
+        {"id": "2", "user_id": user, "job_id": job_id, "cost_type": "compute", "amount": 0.02,
+         "details": {"gpu_type": "A100", "hours": 0.5}, "billing_period": "2026-12-01",
+         "recorded_at": "2027-01-15T08:00:00Z"},
+        {"id": "1", "user_id": user, "job_id": job_id, "cost_type": "compute", "amount": 0.01, "details": None,
+         "billing_period": "2026-12-01", "recorded_at": None},
+    ]
+    # One job_svc call, asking for the detail's window of latest points.
     assert [(u, r.job_id, r.metric_page_size) for u, r in jobs.seen] == [(user, job_id, 500)]
-    assert len(billing.seen) == (records + 99) // 100
