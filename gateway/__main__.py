@@ -14,7 +14,7 @@ import socket
 import uvicorn
 
 from gateway.app import create_app
-from services.common.process import start_process, startup_errors
+from services.common.process import settled, start_process, startup_errors
 from services.common.startup import StartupError
 
 # Open event streams are cut after this long on SIGTERM so that shutdown stays bounded.
@@ -51,6 +51,7 @@ def main() -> None:
         log_level="info",
         log_config=None,  # uvicorn's loggers go through services.common.logs like every other
     ))
+    settled("gateway")
     server.run(sockets=[sock])
 
 

@@ -11,11 +11,15 @@ which serves no gRPC, does not load gRPC to start.
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from services.common import logs, metrics, tracing
 from services.common.config import ConfigError, Settings, read_settings
 from services.common.startup import StartupError, exit_with, require_reachable
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -59,3 +63,12 @@ def _serve_metrics(settings: Settings) -> None:
             f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} (BRIGHTRUN_METRICS_PORT): "
             f"{error.strerror}; free that port or set BRIGHTRUN_METRICS_PORT to another"
         ) from None
+
+
+def settled(service: str) -> None:
+    """Start-up is over: what it built (modules, protobuf descriptors, the app) lives as long as the process,
+    so it is moved out of the collector's reach. A full collection otherwise walks those ~100,000 objects,
+    20-30 ms in which no request is answered: the tail of a busy service's latency."""
+    gc.collect()
+    gc.freeze()
+    log.info("%s: %d start-up objects frozen, out of the garbage collector's walks", service, gc.get_freeze_count())

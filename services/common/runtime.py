@@ -31,7 +31,7 @@ from services.common import acting, backlog, events, identity, logs, row_securit
 from services.common.config import ConfigError, Settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
-from services.common.process import start_process
+from services.common.process import settled, start_process
 from services.common.startup import exit_with
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,7 @@ def run_main(service: str, start: Callable[[Settings], Awaitable[ServiceRuntime]
             runtime = await start(settings)
         except Exception as error:  # noqa: BLE001 - a failed start is one line after its traceback
             exit_with(error)
+        settled(runtime.name)
         log.info("%s serving gRPC on port %d", runtime.name, runtime.port)
         await _until_signalled()
         await runtime.stop()

@@ -4,6 +4,7 @@ bucket, and leaves no process behind when stopped."""
 from __future__ import annotations
 
 import os
+import re
 import urllib.request
 
 import pytest
@@ -50,6 +51,10 @@ def test_stop_leaves_no_process_behind(tmp_path):
         assert not set(agent) & set(SERVICE_SECRETS)
         assert len({_environ(pid)["BRIGHTRUN_METRICS_PORT"] for name, pid in pids.items() if name not in
                     ("postgres", "nats", "objectstore")}) == len(SERVICES) + 2
+        # Each service and the gateway froze what its start-up built (services.common.process.settled).
+        for name in (*SERVICES, "gateway"):
+            frozen = re.search(r"(\d+) start-up objects frozen", (platform.home / "logs" / f"{name}.log").read_text())
+            assert frozen and int(frozen[1]) > 10_000, name
         # The launcher makes no bucket: dataset_svc and artifact_svc made theirs.
         listed = platform.component("objectstore").client().list_buckets()["Buckets"]
         assert {bucket["Name"] for bucket in listed} == {"lora-datasets", "lora-models"}
