@@ -29,7 +29,8 @@ second on 2 cores, less than the consumer takes) from the first publish to the
 last point stored; and the consumer alone, draining a backlog published while
 job_svc was paused (SIGSTOP). Live watchers: one SSE stream each of 1,000 jobs,
 one point of each job published at an even pace over ``steady_s`` (what
-trainers do), then one more of each in one burst (the worst case: every job
+trainers do; after the jobs' attempt starts, sent first, have all been taken),
+then one more of each in one burst (the worst case: every job
 moves at once, each move a job save, its outbox events and billing's charge).
 
 CPU ms/req is the CPU time (user + system) each platform process, with its
@@ -718,6 +719,11 @@ async def watcher_rows(info: dict, job_ids: list[str], steady_s: float) -> list[
         async with Trainer(info["nats_url"], info["nats_login"]) as relay:
             for job_id in job_ids:  # each job taken by its attempt first, or job_svc drops its points
                 relay.send(trainer_started(job_id))
+            # 1,000 jobs starting at once is a burst of its own (a job save, its status events and charges
+            # each): the steady points go out once the platform has taken it, as a trainer's points follow
+            # its own start, not every other job's.
+            await relay.wait_published(relay.mark)
+            await _until_quiet(Meters(info["processes"], info["database_url"]))
             loop = asyncio.get_running_loop()
             start = loop.time()
             for i, job_id in enumerate(job_ids):  # open loop: point i due at start + i x the interval
