@@ -19,7 +19,7 @@ from brightrun.job.v1 import job_pb2
 from services.billing_svc import store
 from services.billing_svc.consumers import BillingEvents
 from services.billing_svc.server import start
-from services.common import events, row_security
+from services.common import acting, events
 
 PROGRESS = "billing-progress"
 
@@ -97,7 +97,7 @@ async def _with_budget(db, user: str) -> None:
 async def test_a_batch_charges_what_its_events_charge_one_at_a_time(db):
     batched, one_by_one = str(uuid.uuid4()), str(uuid.uuid4())
     consumer = BillingEvents(db, PROGRESS)
-    with row_security.as_platform():
+    with acting.as_platform():
         for user in (batched, one_by_one):
             await _with_budget(db, user)
         for event in _scenario(one_by_one):
@@ -146,7 +146,7 @@ async def test_an_event_no_redelivery_applies_is_parked_and_the_rest_of_its_batc
         await js.publish(event.type, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id})
     deadline = time.monotonic() + 30
     while True:
-        with row_security.as_platform():
+        with acting.as_platform():
             async with db.read() as conn:
                 charged = (await conn.execute(text("SELECT charged_cents FROM job_charges WHERE job_id = :j"),
                                               {"j": job_id})).scalar_one_or_none()
