@@ -366,6 +366,7 @@ async def consume_batches(
 
 
 _V1_ACK_TOKENS = 9  # an ack subject without a domain
+_FETCH_BOUND_S = 10.0  # a fetch asks for at most 1 s of waiting
 
 
 async def _pull(
@@ -388,7 +389,8 @@ async def _pull(
     try:
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch=batch, timeout=1.0)
+                # Bounded here too: a pull whose answer never comes must not stall the consumer for good.
+                msgs = await asyncio.wait_for(sub.fetch(batch=batch, timeout=1.0), _FETCH_BOUND_S)
             except TimeoutError:  # nats-py raises its own subclass or plain asyncio.TimeoutError
                 continue
             except Exception:  # NATS reconnecting: the messages wait in the stream

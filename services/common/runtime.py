@@ -177,6 +177,13 @@ class ServiceRuntime:
         if self._server is not None:
             await self._server.stop(grace)
         self.stopping.set()
+        # Each consumer ends within a fetch's wait once told; one that does not (a handler stuck on a call that
+        # never answers) is cancelled, so a stop is bounded: its unacked messages are redelivered.
+        if self._consumers:
+            _, stuck = await asyncio.wait(self._consumers, timeout=2 * grace)
+            for task in stuck:
+                log.warning("%s: %s did not stop within %.0f s; cancelled", self.name, task.get_name(), 2 * grace)
+                task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
         await self._relay.stop()
         await self.nc.close()
