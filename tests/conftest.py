@@ -5,10 +5,12 @@ and the tiny base model built offline.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import hang_report
 import pytest
 import pytest_asyncio
 from asyncpg import introspection
@@ -31,8 +33,19 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
+def pytest_configure(config):
+    config.pluginmanager.register(hang_report.HangReporter(), "hang-report")
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session", autouse=True)
+async def _hang_report_loop(request):
+    """Lets a hang report list the tasks of the session's event loop (tests/hang_report.py)."""
+    request.config.pluginmanager.get_plugin("hang-report").watch_loop(asyncio.get_running_loop())
+    yield
+
+
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory):
+def infra(tmp_path_factory, request):
     """PostgreSQL, NATS and SeaweedFS, really started; stopped at the end of the session."""
     base = tmp_path_factory.mktemp("infra")
     pg = Postgres(base / "postgres", fast=True)
@@ -45,6 +58,7 @@ def infra(tmp_path_factory):
         for component in (pg, nats, store):
             component.start()
             started.append(component)
+        request.config.pluginmanager.get_plugin("hang-report").watch_postgres(pg.psql())
         yield pg, nats, store
     finally:
         for component in reversed(started):

@@ -312,6 +312,11 @@ class Postgres(_Server):
         """SQLAlchemy URL (asyncpg driver)."""
         return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
+    def psql(self, database: str | None = None) -> list[str]:
+        """The psql command that connects to ``database`` (the platform's by default) as the superuser."""
+        return [str(self._bin / "psql"), "-X", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                "-d", database or self.database]
+
     def service_dsn(self, service: str) -> str:
         """SQLAlchemy URL of ``service``'s own role (``services.common.db_roles``; trust authentication)."""
         return f"postgresql+asyncpg://{db_roles.role_of(service)}@127.0.0.1:{self.port}/{self.database}"
@@ -371,12 +376,10 @@ class Postgres(_Server):
             f"SELECT 'CREATE DATABASE {self.database} OWNER {self.user}' WHERE NOT EXISTS"
             f" (SELECT FROM pg_database WHERE datname = '{self.database}')\\gexec\n"
         )
-        psql = [self._bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
-                "-U", "postgres", "-d"]
         try:
-            self._run(*psql, "postgres", stdin=script)
+            self._run(*self.psql("postgres"), "-q", "-v", "ON_ERROR_STOP=1", stdin=script)
             # Each service's role and schema, in the platform's database (row-level security applies to them).
-            self._run(*psql, self.database, stdin=db_roles.all_services_sql())
+            self._run(*self.psql(self.database), "-q", "-v", "ON_ERROR_STOP=1", stdin=db_roles.all_services_sql())
         except ComponentError:
             self._halt()
             raise
