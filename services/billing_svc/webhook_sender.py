@@ -21,6 +21,7 @@ from sqlalchemy.engine import Row
 
 from services.billing_svc import webhook_store
 from services.billing_svc.webhooks import RetryPolicy, signed_headers
+from services.common.cancelling import cancel_and_wait
 from services.common.config import Settings
 from services.common.db import Database
 
@@ -67,9 +68,7 @@ class WebhookSender:
                     for wait in waits:
                         wait.cancel()
             finally:
-                for task in list(in_flight):
-                    task.cancel()
-                await asyncio.gather(*in_flight, return_exceptions=True)
+                await cancel_and_wait(*in_flight)
 
     async def _claim(self, limit: int, busy: list) -> list[Row]:
         now = datetime.now(timezone.utc)

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from brightrun.events.v1 import events_pb2
 from services.common import tracing
+from services.common.cancelling import cancel_and_wait
 from services.common.db import Database, refused_value
 from services.common.metrics import CONSUMER_REDELIVERIES, PARKED_MESSAGES
 from services.common.nats_access import inbox_prefix
@@ -153,8 +154,7 @@ async def connect(
         error_cb=on_error, **login))
     await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
     if not connecting.done():
-        connecting.cancel()
-        await asyncio.gather(connecting, return_exceptions=True)
+        await cancel_and_wait(connecting)
         who = f"user {user!r} (BRIGHTRUN_NATS_USER) with its BRIGHTRUN_NATS_PASSWORD" if user else \
             "a connection without BRIGHTRUN_NATS_USER"
         raise StartupError(f"NATS at {shown} refused {who}: set the user and password of this process's identity "
@@ -230,8 +230,7 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Publish what is left, then stop."""
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         await self.flush()
 
     async def flush(self) -> int:

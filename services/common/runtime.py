@@ -28,6 +28,7 @@ import grpc
 from nats.aio.msg import Msg
 
 from services.common import acting, backlog, events, identity, logs, row_security
+from services.common.cancelling import cancel_and_wait
 from services.common.config import ConfigError, Settings
 from services.common.db import Database
 from services.common.grpc import create_server, set_serving
@@ -183,8 +184,7 @@ class ServiceRuntime:
             _, stuck = await asyncio.wait(self._consumers, timeout=2 * grace)
             for task in stuck:
                 log.warning("%s: %s did not stop within %.0f s; cancelled", self.name, task.get_name(), 2 * grace)
-                task.cancel()
-        await asyncio.gather(*self._consumers, return_exceptions=True)
+            await cancel_and_wait(*self._consumers)
         await self._relay.stop()
         await self.nc.close()
         await self.db.close()

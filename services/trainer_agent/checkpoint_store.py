@@ -17,6 +17,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from services.common.cancelling import cancel_and_wait
 from services.common.storage import ObjectMissing
 from services.trainer_agent.checkpoint_format import STEP_DIR
 from services.trainer_agent.granted import GrantedStore
@@ -99,8 +100,7 @@ class CheckpointUploader:
 
     async def abandon(self) -> None:
         """Stop now, uploading nothing more."""
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         tries = 0

@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from brightrun.events.v1 import events_pb2
 from services.common import tracing
+from services.common.cancelling import cancel_and_wait
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,8 +71,7 @@ class EventRelay:
         """Publish what waits for at most ``timeout`` seconds, then stop; True when nothing was left."""
         drained = await self.wait_published(self._sent, timeout)
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         if not drained:
             log.error("%d events could not be published before the agent stopped", self._sent - self._published)
         return drained

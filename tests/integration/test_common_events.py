@@ -75,6 +75,21 @@ async def test_an_event_committed_with_its_state_change_is_published_once(settin
         assert (await conn.execute(text("SELECT count(*) FROM things"))).scalar() == 1
 
 
+async def test_the_relay_stops_when_a_commit_wakes_it_in_the_turn_of_its_stop(settings, db):
+    """A commit's wake-up and the stop's cancel in one turn of the loop: Python 3.11's asyncio.wait_for
+    hands the relay the wake-up and drops the cancel; the stop still ends (CI runs hung here)."""
+    nc, js = await events.connect(settings.nats_url, "test")
+    relay = events.OutboxRelay(db, js)
+    relay.start()
+    try:
+        await asyncio.sleep(0.2)  # its first round done: it waits for a commit
+        db.committed.set()
+        await asyncio.sleep(0)
+        await asyncio.wait_for(relay.stop(), 10.0)
+    finally:
+        await nc.close()
+
+
 async def test_a_failed_transaction_writes_neither_state_nor_event(db):
     event = events.new_event("dataset.deleted", producer="test", user_id=str(uuid.uuid4()), subject_id="x")
     with pytest.raises(RuntimeError):
