@@ -10,8 +10,8 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import traceback
+from time import monotonic, sleep  # bound now: a test may monkeypatch the time module's
 
 import pytest
 
@@ -43,7 +43,7 @@ class HangReporter:
         return (yield from self._timed(f"{item.nodeid} (teardown)"))
 
     def _timed(self, what: str):
-        self.phase = (what, time.monotonic())
+        self.phase = (what, monotonic())
         try:
             return (yield)
         finally:
@@ -60,9 +60,9 @@ class HangReporter:
     def _watch(self) -> None:
         reported = None
         while True:
-            time.sleep(5)
+            sleep(5)
             phase = self.phase
-            if phase and phase is not reported and time.monotonic() - phase[1] > self.after_s:
+            if phase and phase is not reported and monotonic() - phase[1] > self.after_s:
                 reported = phase
                 self.report(phase[0])
 

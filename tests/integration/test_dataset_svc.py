@@ -65,8 +65,8 @@ async def _upload(stub, uid: str, body: bytes, name: str = "data", **extra) -> d
     return confirmed.dataset
 
 
-async def _settled(stub, uid: str, dataset_id: str) -> dataset_pb2.Dataset:
-    for _ in range(150):
+async def _settled(stub, uid: str, dataset_id: str, timeout: float = 30.0) -> dataset_pb2.Dataset:
+    for _ in range(int(timeout / 0.2)):
         reply = await stub.GetDataset(dataset_pb2.GetDatasetRequest(dataset_id=dataset_id), metadata=as_user(uid))
         if reply.dataset.status in (dataset_pb2.DATASET_STATUS_READY, dataset_pb2.DATASET_STATUS_ERROR):
             return reply.dataset
@@ -483,7 +483,7 @@ async def test_a_validator_process_killed_mid_file_is_replaced_and_the_upload_va
             break
     [child] = children
     child.kill()
-    validated = await _settled(stub, uid, dataset.id)
+    validated = await _settled(stub, uid, dataset.id, timeout=120.0)  # a new child, then the whole 20 MB again
     assert validated.status == dataset_pb2.DATASET_STATUS_READY, validated.validation_errors
     assert validated.total_training_pairs == 20_000  # one result, of the whole file
     [replacement] = _validator_children()
