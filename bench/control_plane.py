@@ -915,6 +915,17 @@ async def bench(info: dict, work: Path, mode: Mode, flow: Flow, flow_only: bool 
     return rows
 
 
+def _print_logged_errors(logs: Path) -> None:
+    """Each ERROR line of the platform's logs, with the traceback lines after it, on stderr."""
+    for log_file in sorted(logs.glob("*.log")):
+        lines, shown = log_file.read_text(errors="replace").splitlines(), []
+        for i, line in enumerate(lines):
+            if " ERROR " in line or line.startswith("Traceback"):
+                shown.extend(lines[i:i + 40] if line.startswith("Traceback") else [line])
+        if shown:
+            print(f"--- errors in {log_file.name}:", *shown[-200:], sep="\n", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="low rates, a few seconds a row: proves the bench runs")
@@ -942,8 +953,12 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="brightrun-bench-") as tmp:
         work = Path(tmp)
         with Served(work / "home") as info:
-            rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only,
-                                     args.estimate_only, args.detail_only))
+            try:
+                rows = asyncio.run(bench(info, work, mode, SMOKE_FLOW if args.smoke else FULL_FLOW, args.flow_only,
+                                         args.estimate_only, args.detail_only))
+            except Exception:
+                _print_logged_errors(work / "home" / "logs")  # the platform's logs go with the temporary directory
+                raise
     report = "\n".join([
         f"control plane on {os.cpu_count()} cores{' (smoke: figures are not comparable)' if args.smoke else ''}",
         *table(rows),
