@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Callable, Iterable
 
 import grpc
+# A failed write of a server stream whose caller is gone; grpc.aio exports no name for it (grpcio is pinned).
+from grpc._cython.cygrpc import ExecuteBatchError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
@@ -240,12 +242,21 @@ def _observed(service: str, method: str, metadata: dict, behavior: Callable) -> 
                 yield
 
     if inspect.isasyncgenfunction(behavior):
+        # A coroutine that writes each item, not a generator that yields it: a caller who goes away while
+        # an item waits for their window ends this task where it waits, so the call's context (log fields,
+        # acting user, span) ends in the task it began in and the handler's cleanup runs now. A generator
+        # left at its yield was closed later by the loop, in a task of its own, where ending that context
+        # failed: two errors logged for every watcher that left during a burst.
         async def streamed(request, context):
             started, failed = time.monotonic(), None
             with context_of():
                 try:
-                    async for item in behavior(request, context):
-                        yield item
+                    async with contextlib.aclosing(behavior(request, context)) as items:
+                        async for item in items:
+                            try:
+                                await context.write(item)
+                            except ExecuteBatchError:  # the stream is gone: the caller left (or ran out of time)
+                                raise asyncio.CancelledError() from None
                 except BaseException as exc:
                     failed = exc
                     raise
