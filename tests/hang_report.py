@@ -6,6 +6,7 @@ a hang explains itself in CI's output instead of only stalling the run until its
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -84,13 +85,11 @@ class HangReporter:
             self.loop.call_soon_threadsafe(self._report_tasks)
 
     def _report_tasks(self) -> None:
-        out = ["---- asyncio tasks"]
+        out = io.StringIO("---- asyncio tasks\n")
+        out.seek(0, io.SEEK_END)
         for task in asyncio.all_tasks(self.loop):
-            out.append(repr(task))
-            out.extend("    " + line for line in "".join(traceback.format_list(
-                [(f.f_code.co_filename, f.f_lineno, f.f_code.co_name, "") for f in task.get_stack(limit=40)]
-            )).splitlines())
-        self._write("\n".join(out) + "\n======== END OF HANG REPORT ========\n")
+            task.print_stack(limit=40, file=out)
+        self._write(out.getvalue() + "======== END OF HANG REPORT ========\n")
 
     def _write(self, text: str) -> None:
         self.out.write(text + "\n")
